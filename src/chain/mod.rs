@@ -1,0 +1,155 @@
+//! The plugin chain: every server block runs its handlers in CoreDNS's fixed order.
+//!
+//! A [`Handler`] is given the request and the rest of the chain ([`Next`]). It may
+//! - answer: return a [`Reply`] (an answer, NODATA, NXDOMAIN, any rcode: DNS outcomes are data);
+//! - pass the query on: return `next.serve(req)`;
+//! - wrap the rest of the chain: call `next.serve(req)` and look at or change what comes back.
+//!
+//! `Err` is for real failures only (a backend not ready, an upstream that timed out); the server
+//! answers those with SERVFAIL. When the last handler passes the query on, there is no one left
+//! to answer it: that is [`HandlerError::NoNextPlugin`], also SERVFAIL, as in CoreDNS.
+
+pub mod order;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hickory_proto::op::{LowerQuery, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+
+/// An immutable, shareable run of records, built when data changes and cloned per query.
+pub type RecordSet = Arc<[Record]>;
+
+/// The transport a query came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One question on its way through a chain.
+pub struct Request<'a> {
+    /// The question; `query.name()` is lower-cased, `query.original()` is as the client wrote it.
+    pub query: &'a LowerQuery,
+    pub src: SocketAddr,
+    pub transport: Transport,
+    pub dnssec_ok: bool,
+    /// How many lookups deep this is (CNAME targets resolved through [`Upstream`]).
+    pub depth: u8,
+    /// The server's own routing, for following names out of a handler's zone.
+    pub upstream: &'a dyn Upstream,
+}
+
+/// How many times a name may be followed through [`Upstream`] before we stop.
+pub const MAX_DEPTH: u8 = 8;
+
+/// What a handler answers: sections as shared record runs.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<RecordSet>,
+    pub authority: Vec<RecordSet>,
+    pub additionals: Vec<RecordSet>,
+    /// The handler that wrote the reply (the `plugin` label of CoreDNS's metrics).
+    pub plugin: &'static str,
+}
+
+impl Reply {
+    pub fn new(rcode: ResponseCode, plugin: &'static str) -> Self {
+        Self {
+            rcode,
+            authoritative: false,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+            plugin,
+        }
+    }
+
+    pub fn answer_records(&self) -> impl Iterator<Item = &Record> {
+        self.answers.iter().flat_map(|s| s.iter())
+    }
+}
+
+/// A real failure inside the chain: the client gets SERVFAIL and `errors` logs it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    #[error("no next plugin found")]
+    NoNextPlugin,
+    #[error("plugin/{plugin}: {msg}")]
+    Failed { plugin: &'static str, msg: String },
+}
+
+pub type HandlerFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;
+
+/// A plugin at run time. See the module documentation for the protocol.
+pub trait Handler: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a>;
+}
+
+/// The handlers after the current one.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    rest: &'a [Box<dyn Handler>],
+}
+
+impl<'a> Next<'a> {
+    pub fn serve(self, req: &'a Request<'a>) -> HandlerFuture<'a> {
+        match self.rest.split_first() {
+            Some((h, rest)) => h.serve(req, Next { rest }),
+            None => Box::pin(std::future::ready(Err(HandlerError::NoNextPlugin))),
+        }
+    }
+}
+
+/// The handlers of one server block, in execution order.
+pub struct Chain {
+    handlers: Vec<Box<dyn Handler>>,
+}
+
+impl Chain {
+    pub fn new(handlers: Vec<Box<dyn Handler>>) -> Self {
+        Self { handlers }
+    }
+
+    pub fn serve<'a>(&'a self, req: &'a Request<'a>) -> HandlerFuture<'a> {
+        Next {
+            rest: &self.handlers,
+        }
+        .serve(req)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.handlers.iter().map(|h| h.name()).collect()
+    }
+}
+
+pub type UpstreamFuture<'a> = Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>>;
+
+/// Looks a name up through the server's own routing and chains (CoreDNS's "upstream").
+pub trait Upstream: Send + Sync {
+    fn lookup<'a>(&'a self, name: Name, qtype: RecordType, depth: u8) -> UpstreamFuture<'a>;
+}
+
+/// An [`Upstream`] that knows nothing, for lookups made outside a server.
+pub struct NoUpstream;
+
+impl Upstream for NoUpstream {
+    fn lookup<'a>(&'a self, _: Name, _: RecordType, _: u8) -> UpstreamFuture<'a> {
+        Box::pin(std::future::ready(None))
+    }
+}

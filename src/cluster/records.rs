@@ -1,0 +1,490 @@
+//! Which names a Service, Pod or Namespace puts in DNS, and with what data: the Kubernetes DNS
+//! specification 1.1.0, and CoreDNS's `kubernetes` plugin where the specification is silent.
+//! Everything here runs when the cluster changes, never per query.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use hickory_proto::rr::{LowerName, Name};
+
+use crate::config::kubernetes::PodMode;
+use crate::names;
+
+use super::slim::{Key, ServiceKind, SlimPod, SlimPort, SlimService, SlimSlice};
+
+/// What one owner says about one name. Merged across owners into the answers for that name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Part {
+    pub addrs: Vec<IpAddr>,
+    pub srv: Vec<Srv>,
+    /// Addresses of SRV targets, for the additional section.
+    pub srv_extra: Vec<(Name, IpAddr)>,
+    pub ptr: Vec<Name>,
+    /// The PTR names a Service's cluster IP: it wins over endpoint names, as in CoreDNS.
+    pub ptr_is_cluster_ip: bool,
+    pub cname: Option<Name>,
+    pub txt: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Srv {
+    pub weight: u16,
+    pub port: u16,
+    pub target: Name,
+}
+
+impl Part {
+    pub fn merge_from(&mut self, other: Part) {
+        for a in other.addrs {
+            push_unique(&mut self.addrs, a);
+        }
+        for s in other.srv {
+            if !self.srv.iter().any(|x| x.target == s.target && x.port == s.port) {
+                self.srv.push(s);
+            }
+        }
+        for e in other.srv_extra {
+            push_unique(&mut self.srv_extra, e);
+        }
+        for p in other.ptr {
+            push_unique(&mut self.ptr, p);
+        }
+        self.ptr_is_cluster_ip |= other.ptr_is_cluster_ip;
+        self.cname = self.cname.take().or(other.cname);
+        self.txt = self.txt.take().or(other.txt);
+    }
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+/// The zones one `kubernetes` handler serves, split by kind.
+#[derive(Clone, Debug)]
+pub struct Zones {
+    /// Forward zones (`cluster.local.`); the first is the primary, which PTR records point into.
+    pub forward: Vec<Name>,
+    /// Reverse zones (`in-addr.arpa.`, `10.in-addr.arpa.`, `ip6.arpa.`).
+    pub reverse: Vec<Name>,
+}
+
+impl Zones {
+    pub fn new(all: &[Name]) -> Self {
+        let arpa = names::fqdn("arpa.").unwrap_or_else(Name::root);
+        let (reverse, forward): (Vec<Name>, Vec<Name>) =
+            all.iter().cloned().partition(|z| arpa.zone_of(z) && z != &arpa);
+        Self { forward, reverse }
+    }
+
+    /// The most specific reverse zone holding `name`.
+    fn reverse_zone_of(&self, name: &Name) -> Option<&Name> {
+        self.reverse
+            .iter()
+            .filter(|z| z.zone_of(name))
+            .max_by_key(|z| z.num_labels())
+    }
+}
+
+/// Options that shape the records.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub pods: PodMode,
+    pub endpoint_pod_names: bool,
+    pub ignore_empty_service: bool,
+}
+
+/// Parts keyed by name, with every empty non-terminal between a name and its zone filled in.
+#[derive(Default)]
+pub struct Parts {
+    map: HashMap<LowerName, Part>,
+}
+
+impl Parts {
+    fn add(&mut self, name: Name, part: Part) {
+        match self.map.entry(LowerName::new(&name)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge_from(part),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(part);
+            }
+        }
+    }
+
+    /// Adds `name` and marks its ancestors below `zone` as existing (empty non-terminals).
+    fn add_in(&mut self, zone: &Name, name: Name, part: Part) {
+        let mut parent = name.base_name();
+        while parent.num_labels() > zone.num_labels() {
+            self.map.entry(LowerName::new(&parent)).or_default();
+            parent = parent.base_name();
+        }
+        self.add(name, part);
+    }
+
+    pub fn into_vec(self) -> Vec<(LowerName, Part)> {
+        self.map.into_iter().collect()
+    }
+}
+
+fn addr_part(ips: impl IntoIterator<Item = IpAddr>) -> Part {
+    let mut p = Part::default();
+    for ip in ips {
+        push_unique(&mut p.addrs, ip);
+    }
+    p
+}
+
+/// Names that exist whatever the cluster holds: each zone's apex, `svc`, `pod`,
+/// `dns-version` (TXT "1.1.0") and `ns.dns`.
+pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
+    let mut parts = Parts::default();
+    for z in &zones.forward {
+        parts.add(z.clone(), Part::default());
+        for label in ["svc", "pod"] {
+            if let Some(n) = names::child(z, label) {
+                parts.add_in(z, n, Part::default());
+            }
+        }
+        if let Some(n) = names::child(z, "dns-version") {
+            parts.add_in(
+                z,
+                n,
+                Part {
+                    txt: Some(SCHEMA_VERSION.to_string()),
+                    ..Part::default()
+                },
+            );
+        }
+        if let Some(n) = names::join(&["ns", "dns"], z) {
+            parts.add_in(z, n, Part::default());
+        }
+    }
+    for z in &zones.reverse {
+        parts.add(z.clone(), Part::default());
+    }
+    parts.into_vec()
+}
+
+/// The version of the Kubernetes DNS specification we follow.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+
+/// `NS.svc.ZONE` and `NS.pod.ZONE` exist for every namespace.
+pub fn namespace_parts(ns: &str, zones: &Zones, opts: &RecordOptions) -> Vec<(LowerName, Part)> {
+    let mut parts = Parts::default();
+    for z in &zones.forward {
+        if let Some(n) = names::join(&[ns, "svc"], z) {
+            parts.add_in(z, n, Part::default());
+        }
+        if opts.pods != PodMode::Disabled {
+            if let Some(n) = names::join(&[ns, "pod"], z) {
+                parts.add_in(z, n, Part::default());
+            }
+        }
+    }
+    parts.into_vec()
+}
+
+/// `A-B-C-D.NS.pod.ZONE` for each IP of a pod, under `pods verified`.
+pub fn pod_parts(pod: &SlimPod, zones: &Zones, opts: &RecordOptions) -> Vec<(LowerName, Part)> {
+    let mut parts = Parts::default();
+    if opts.pods != PodMode::Verified {
+        return Vec::new();
+    }
+    for z in &zones.forward {
+        for ip in &pod.ips {
+            if let Some(n) = names::join(&[&names::dashed(*ip), &pod.key.namespace, "pod"], z) {
+                parts.add_in(z, n, addr_part([*ip]));
+            }
+        }
+    }
+    parts.into_vec()
+}
+
+/// One ready endpoint address as DNS sees it.
+struct EpAddr<'a> {
+    host: String,
+    ip: IpAddr,
+    ports: Option<&'a [SlimPort]>,
+}
+
+/// The label an endpoint is known by: its `hostname`, else (with `endpoint_pod_names`) its pod's
+/// name, else its IP with dashes.
+fn endpoint_host(hostname: Option<&str>, pod: Option<&str>, ip: IpAddr, pod_names: bool) -> String {
+    let usable = |s: &&str| super::slim::is_label(s);
+    hostname
+        .filter(usable)
+        .or(pod.filter(|_| pod_names).filter(usable))
+        .map(str::to_string)
+        .unwrap_or_else(|| names::dashed(ip))
+}
+
+/// CoreDNS spreads weight evenly over the entries an SRV query matched, before duplicates are
+/// removed: each record gets ⌊100 / entries⌋ (computed as CoreDNS does, in floating point).
+fn srv_weight(entries: usize) -> u16 {
+    if entries == 0 {
+        return 0;
+    }
+    let w = 100.0 / (100.0 * entries as f64) * 100.0;
+    w.floor() as u16
+}
+
+/// Every name a Service puts in DNS, in every zone.
+pub fn service_parts(
+    svc: &SlimService,
+    slices: Option<&std::collections::BTreeMap<std::sync::Arc<str>, SlimSlice>>,
+    zones: &Zones,
+    opts: &RecordOptions,
+) -> Vec<(LowerName, Part)> {
+    let mut parts = Parts::default();
+    let eps: Vec<EpAddr> = slices
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|slice| {
+            slice
+                .endpoints
+                .iter()
+                .filter(|e| e.ready || svc.publish_not_ready)
+                .flat_map(move |e| {
+                    e.addresses.iter().map(move |ip| EpAddr {
+                        host: endpoint_host(
+                            e.hostname.as_deref(),
+                            e.pod_name.as_deref(),
+                            *ip,
+                            opts.endpoint_pod_names,
+                        ),
+                        ip: *ip,
+                        ports: slice.ports.as_deref(),
+                    })
+                })
+        })
+        .collect();
+
+    if let ServiceKind::ClusterIp(_) = svc.kind {
+        if opts.ignore_empty_service && eps.is_empty() {
+            return Vec::new();
+        }
+    }
+
+    for (zi, z) in zones.forward.iter().enumerate() {
+        let primary = zi == 0;
+        let Some(base) = names::join(&[&svc.key.name, &svc.key.namespace, "svc"], z) else {
+            continue;
+        };
+        match &svc.kind {
+            ServiceKind::ExternalName(target) => {
+                let Some(target) = names::fqdn(target) else {
+                    continue;
+                };
+                if target != base {
+                    parts.add_in(
+                        z,
+                        base,
+                        Part {
+                            cname: Some(target),
+                            ..Part::default()
+                        },
+                    );
+                }
+                continue;
+            }
+            ServiceKind::ClusterIp(ips) => {
+                cluster_ip_names(&mut parts, svc, ips, z, &base, primary, zones);
+            }
+            ServiceKind::Headless => {
+                headless_names(&mut parts, &eps, z, &base);
+            }
+        }
+        endpoint_names(&mut parts, &eps, z, &base, primary, zones);
+    }
+    parts.into_vec()
+}
+
+fn cluster_ip_names(
+    parts: &mut Parts,
+    svc: &SlimService,
+    ips: &[IpAddr],
+    z: &Name,
+    base: &Name,
+    primary: bool,
+    zones: &Zones,
+) {
+    let extra: Vec<(Name, IpAddr)> = ips.iter().map(|ip| (base.clone(), *ip)).collect();
+    // The Service name: its cluster IPs, and SRV for every port.
+    let mut part = addr_part(ips.iter().copied());
+    let weight = srv_weight(svc.ports.len() * ips.len());
+    for p in &svc.ports {
+        if !part.srv.iter().any(|s| s.port == p.port) {
+            part.srv.push(Srv {
+                weight,
+                port: p.port,
+                target: base.clone(),
+            });
+        }
+    }
+    if !part.srv.is_empty() {
+        part.srv_extra = extra.clone();
+    }
+    parts.add_in(z, base.clone(), part);
+    // _port._proto.SERVICE for each named port.
+    for p in svc.ports.iter().filter(|p| !p.name.is_empty()) {
+        let Some(name) = srv_name(p, base) else { continue };
+        parts.add_in(
+            z,
+            name,
+            Part {
+                srv: vec![Srv {
+                    weight: srv_weight(ips.len()),
+                    port: p.port,
+                    target: base.clone(),
+                }],
+                srv_extra: extra.clone(),
+                ..Part::default()
+            },
+        );
+    }
+    if primary {
+        for ip in ips {
+            add_ptr(parts, zones, *ip, base.clone(), true);
+        }
+        // The stock kube-dns Service is what `ns.dns.ZONE` resolves to.
+        if &*svc.key.namespace == "kube-system" && &*svc.key.name == "kube-dns" {
+            for z in &zones.forward {
+                if let Some(ns) = names::join(&["ns", "dns"], z) {
+                    parts.add_in(z, ns, addr_part(ips.iter().copied()));
+                }
+            }
+        }
+    }
+}
+
+fn headless_names(parts: &mut Parts, eps: &[EpAddr], z: &Name, base: &Name) {
+    if eps.is_empty() {
+        return; // NXDOMAIN: a headless Service with no ready endpoints has no records.
+    }
+    let mut part = addr_part(eps.iter().map(|e| e.ip));
+    let (srv, extra) = endpoint_srv(eps.iter(), base, |_| true);
+    part.srv = srv;
+    part.srv_extra = extra;
+    parts.add_in(z, base.clone(), part);
+    // _port._proto.SERVICE for each named port any endpoint has.
+    let mut named: Vec<&SlimPort> = Vec::new();
+    for p in eps.iter().flat_map(|e| e.ports.into_iter().flatten()) {
+        if !p.name.is_empty() && !named.iter().any(|q| q.name == p.name && q.protocol == p.protocol) {
+            named.push(p);
+        }
+    }
+    for p in named {
+        let Some(name) = srv_name(p, base) else { continue };
+        let (srv, extra) =
+            endpoint_srv(eps.iter(), base, |q| q.name == p.name && q.protocol == p.protocol);
+        parts.add_in(
+            z,
+            name,
+            Part {
+                srv,
+                srv_extra: extra,
+                ..Part::default()
+            },
+        );
+    }
+}
+
+/// `HOST.SERVICE` names for every ready endpoint (headless or not, as in CoreDNS), and PTRs.
+fn endpoint_names(
+    parts: &mut Parts,
+    eps: &[EpAddr],
+    z: &Name,
+    base: &Name,
+    primary: bool,
+    zones: &Zones,
+) {
+    let mut hosts: Vec<&str> = Vec::new();
+    for e in eps {
+        if !hosts.contains(&e.host.as_str()) {
+            hosts.push(&e.host);
+        }
+    }
+    for host in hosts {
+        let Some(name) = names::child(base, host) else {
+            continue;
+        };
+        let mine = eps.iter().filter(|e| e.host == host);
+        let mut part = addr_part(mine.clone().map(|e| e.ip));
+        let (srv, extra) = endpoint_srv(mine.clone(), base, |_| true);
+        part.srv = srv;
+        part.srv_extra = extra;
+        if primary {
+            for e in mine {
+                add_ptr(parts, zones, e.ip, name.clone(), false);
+            }
+        }
+        parts.add_in(z, name, part);
+    }
+}
+
+/// SRV records (and their targets' addresses) for the endpoint × port entries that `keep` lets
+/// through, targeting `HOST.SERVICE`.
+fn endpoint_srv<'a>(
+    eps: impl Iterator<Item = &'a EpAddr<'a>> + Clone,
+    base: &Name,
+    keep: impl Fn(&SlimPort) -> bool,
+) -> (Vec<Srv>, Vec<(Name, IpAddr)>) {
+    // Count entries as CoreDNS does: a slice without ports counts once per address ("port -1").
+    let entries: usize = eps
+        .clone()
+        .map(|e| match e.ports {
+            Some(ports) => ports.iter().filter(|p| keep(p)).count(),
+            None => 1,
+        })
+        .sum();
+    let weight = srv_weight(entries);
+    let mut srv: Vec<Srv> = Vec::new();
+    let mut extra = Vec::new();
+    for e in eps {
+        let Some(target) = names::child(base, &e.host) else {
+            continue;
+        };
+        for p in e.ports.into_iter().flatten().filter(|p| keep(p)) {
+            if !srv.iter().any(|s| s.target == target && s.port == p.port) {
+                srv.push(Srv {
+                    weight,
+                    port: p.port,
+                    target: target.clone(),
+                });
+            }
+            push_unique(&mut extra, (target.clone(), e.ip));
+        }
+    }
+    (srv, extra)
+}
+
+fn srv_name(p: &SlimPort, base: &Name) -> Option<Name> {
+    let port = format!("_{}", p.name);
+    let proto = format!("_{}", p.protocol);
+    names::join(&[&port, &proto], base)
+}
+
+fn add_ptr(parts: &mut Parts, zones: &Zones, ip: IpAddr, target: Name, cluster_ip: bool) {
+    let name = names::reverse_name(ip);
+    if let Some(zone) = zones.reverse_zone_of(&name) {
+        let zone = zone.clone();
+        parts.add_in(
+            &zone,
+            name,
+            Part {
+                ptr: vec![target],
+                ptr_is_cluster_ip: cluster_ip,
+                ..Part::default()
+            },
+        );
+    }
+}
+
+/// Who contributed a name: the index recomputes one owner at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    Static,
+    Namespace(std::sync::Arc<str>),
+    Service(Key),
+    Pod(Key),
+}

@@ -1,0 +1,302 @@
+//! Slim objects: only the fields DNS needs, copied out of the Kubernetes API types at the boundary
+//! (CoreDNS learned from OOMs to drop the rest). Names are lower-cased here, once. The same
+//! conversions serve the objects file and, later, the API watchers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl Key {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: Arc::from(namespace),
+            name: Arc::from(name),
+        }
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// ClusterIP, NodePort and LoadBalancer Services: their cluster IPs, every family.
+    ClusterIp(Vec<IpAddr>),
+    /// `clusterIP: None`: answered from the ready endpoints.
+    Headless,
+    /// `type: ExternalName`: a CNAME to this (lower-cased, absolute) name.
+    ExternalName(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlimPort {
+    /// Lower-cased; empty for an unnamed port.
+    pub name: String,
+    /// Lower-cased: `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlimService {
+    pub key: Key,
+    pub kind: ServiceKind,
+    pub ports: Vec<SlimPort>,
+    pub publish_not_ready: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlimEndpoint {
+    pub addresses: Vec<IpAddr>,
+    pub hostname: Option<String>,
+    /// The name in `targetRef` when it points at a Pod.
+    pub pod_name: Option<String>,
+    /// `conditions.ready`, where an absent value means ready (as the API defines it).
+    pub ready: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlimSlice {
+    pub key: Key,
+    /// The Service this slice belongs to (label `kubernetes.io/service-name`).
+    pub service: Arc<str>,
+    pub endpoints: Vec<SlimEndpoint>,
+    /// Ports of this slice; `None` when the slice declares none (CoreDNS's "port -1").
+    pub ports: Option<Vec<SlimPort>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlimPod {
+    pub key: Key,
+    pub ips: Vec<IpAddr>,
+}
+
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Why an object could not be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {msg}")]
+pub struct SlimError {
+    pub what: String,
+    pub msg: String,
+}
+
+fn meta_key(
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<Key, SlimError> {
+    let name = meta.name.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let namespace = meta
+        .namespace
+        .as_deref()
+        .unwrap_or("default")
+        .to_ascii_lowercase();
+    let what = format!("{kind} {namespace}/{name}");
+    if !is_label(&name) {
+        return Err(SlimError {
+            what,
+            msg: "metadata.name must be a DNS label (lower-case letters, digits and '-', at most 63)".into(),
+        });
+    }
+    if !is_label(&namespace) {
+        return Err(SlimError {
+            what,
+            msg: "metadata.namespace must be a DNS label".into(),
+        });
+    }
+    Ok(Key::new(&namespace, &name))
+}
+
+/// Whether `s` is usable as one DNS label of a cluster name.
+pub fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn parse_ip(what: &str, field: &str, text: &str) -> Result<IpAddr, SlimError> {
+    text.trim().parse().map_err(|_| SlimError {
+        what: what.to_string(),
+        msg: format!("{field}: '{text}' is not an IP address"),
+    })
+}
+
+fn port_name(name: Option<&str>) -> String {
+    name.unwrap_or_default().to_ascii_lowercase()
+}
+
+fn protocol(p: Option<&str>) -> String {
+    p.unwrap_or("TCP").to_ascii_lowercase()
+}
+
+pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
+    let key = meta_key("Service", &svc.metadata)?;
+    let what = format!("Service {key}");
+    let spec = svc.spec.clone().unwrap_or_default();
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        let target = spec.external_name.unwrap_or_default();
+        let target = target.trim_end_matches('.').to_ascii_lowercase();
+        if target.is_empty() {
+            return Err(SlimError {
+                what,
+                msg: "spec.externalName is empty for a Service of type ExternalName".into(),
+            });
+        }
+        ServiceKind::ExternalName(format!("{target}."))
+    } else {
+        let mut ips = Vec::new();
+        let listed = spec
+            .cluster_ips
+            .clone()
+            .filter(|l| !l.is_empty())
+            .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
+            .unwrap_or_default();
+        let headless = listed.is_empty() || listed.iter().any(|ip| ip == "None" || ip.is_empty());
+        if headless {
+            ServiceKind::Headless
+        } else {
+            for ip in &listed {
+                let ip = parse_ip(&what, "spec.clusterIPs", ip)?;
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+            ServiceKind::ClusterIp(ips)
+        }
+    };
+    let mut ports = Vec::new();
+    for p in spec.ports.iter().flatten() {
+        let port = u16::try_from(p.port).map_err(|_| SlimError {
+            what: what.clone(),
+            msg: format!("spec.ports: {} is not a port number", p.port),
+        })?;
+        ports.push(SlimPort {
+            name: port_name(p.name.as_deref()),
+            protocol: protocol(p.protocol.as_deref()),
+            port,
+        });
+    }
+    Ok(SlimService {
+        key,
+        kind,
+        ports,
+        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+    })
+}
+
+/// `Ok(None)` for slices DNS does not use (FQDN address type, no owning Service).
+pub fn endpoint_slice(slice: &EndpointSlice) -> Result<Option<SlimSlice>, SlimError> {
+    let key = meta_key("EndpointSlice", &slice.metadata)?;
+    let what = format!("EndpointSlice {key}");
+    if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
+        return Ok(None);
+    }
+    let Some(service) = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(|s| s.to_ascii_lowercase())
+    else {
+        return Ok(None);
+    };
+    let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+    for e in &slice.endpoints {
+        let mut addresses = Vec::with_capacity(e.addresses.len());
+        for a in &e.addresses {
+            addresses.push(parse_ip(&what, "endpoints.addresses", a)?);
+        }
+        let pod_name = e
+            .target_ref
+            .as_ref()
+            .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
+            .and_then(|r| r.name.as_deref())
+            .map(str::to_ascii_lowercase);
+        endpoints.push(SlimEndpoint {
+            addresses,
+            hostname: e.hostname.as_deref().map(str::to_ascii_lowercase),
+            pod_name,
+            ready: e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
+        });
+    }
+    let ports = match &slice.ports {
+        Some(ports) if !ports.is_empty() => {
+            let mut out = Vec::with_capacity(ports.len());
+            for p in ports {
+                let Some(number) = p.port else { continue };
+                let port = u16::try_from(number).map_err(|_| SlimError {
+                    what: what.clone(),
+                    msg: format!("ports: {number} is not a port number"),
+                })?;
+                out.push(SlimPort {
+                    name: port_name(p.name.as_deref()),
+                    protocol: protocol(p.protocol.as_deref()),
+                    port,
+                });
+            }
+            Some(out)
+        }
+        _ => None,
+    };
+    Ok(Some(SlimSlice {
+        key,
+        service: Arc::from(service),
+        endpoints,
+        ports,
+    }))
+}
+
+/// `Ok(None)` for pods that have finished or have no IP yet.
+pub fn pod(pod: &Pod) -> Result<Option<SlimPod>, SlimError> {
+    let key = meta_key("Pod", &pod.metadata)?;
+    let what = format!("Pod {key}");
+    let Some(status) = &pod.status else {
+        return Ok(None);
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed")) {
+        return Ok(None);
+    }
+    let mut ips = Vec::new();
+    let listed = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|p| p.ip.as_str())
+        .chain(status.pod_ip.as_deref());
+    for text in listed {
+        let ip = parse_ip(&what, "status.podIPs", text)?;
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if ips.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(SlimPod { key, ips }))
+}
+
+/// A namespace's name and labels (labels only matter to `namespace_labels`).
+pub fn namespace(ns: &Namespace) -> Result<(Arc<str>, BTreeMap<String, String>), SlimError> {
+    let name = ns.metadata.name.as_deref().unwrap_or_default().to_ascii_lowercase();
+    if !is_label(&name) {
+        return Err(SlimError {
+            what: format!("Namespace {name}"),
+            msg: "metadata.name must be a DNS label".into(),
+        });
+    }
+    Ok((Arc::from(name), ns.metadata.labels.clone().unwrap_or_default()))
+}

@@ -1,0 +1,129 @@
+//! Helpers for reading a directive's arguments and properties with good error messages.
+
+use std::time::Duration;
+
+use crate::corefile::{Directive, Token};
+
+use super::ConfigError;
+
+/// The arguments of one directive or property line, read left to right.
+pub struct Args<'a> {
+    /// `kubernetes` or `kubernetes: ttl`, the prefix of every message.
+    pub what: String,
+    pub head: &'a Token,
+    pub rest: &'a [Token],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(what: impl Into<String>, d: &'a Directive) -> Self {
+        Self {
+            what: what.into(),
+            head: &d.name,
+            rest: &d.args,
+        }
+    }
+
+    pub fn err(&self, t: &Token, msg: impl AsRef<str>) -> ConfigError {
+        ConfigError::new(&t.pos, format!("{}: {}", self.what, msg.as_ref()))
+    }
+
+    /// An error at the directive name itself.
+    pub fn err_here(&self, msg: impl AsRef<str>) -> ConfigError {
+        self.err(self.head, msg)
+    }
+
+    /// Exactly one argument.
+    pub fn one(&self, expected: &str) -> Result<&'a Token, ConfigError> {
+        match self.rest {
+            [t] => Ok(t),
+            [] => Err(self.err_here(format!("expected {expected}"))),
+            [_, extra, ..] => Err(self.err(
+                extra,
+                format!("unexpected argument '{}'; expected only {expected}", extra.text),
+            )),
+        }
+    }
+
+    /// No arguments.
+    pub fn none(&self) -> Result<(), ConfigError> {
+        match self.rest.first() {
+            None => Ok(()),
+            Some(t) => Err(self.err(t, format!("unexpected argument '{}'; this takes none", t.text))),
+        }
+    }
+
+    /// At least one argument.
+    pub fn some(&self, expected: &str) -> Result<&'a [Token], ConfigError> {
+        if self.rest.is_empty() {
+            Err(self.err_here(format!("expected {expected}")))
+        } else {
+            Ok(self.rest)
+        }
+    }
+}
+
+/// Rejects a block where a directive takes none.
+pub fn no_block(what: &str, d: &Directive) -> Result<(), ConfigError> {
+    match d.block.as_ref().and_then(|b| b.first()) {
+        Some(p) => Err(ConfigError::new(
+            &p.name.pos,
+            format!("{what}: unexpected property '{}'; this takes no block", p.name.text),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Parses a Go-style duration as CoreDNS writes them: `5s`, `1m30s`, `250ms`, `1.5h`, `0`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

@@ -1,0 +1,378 @@
+//! Corefile syntax tree → typed configuration. One parse function per directive, each in its own
+//! module; no I/O beyond resolving paths, no sockets. Every error carries the `file:line:col` of
+//! the token it is about and says what was expected.
+
+pub mod args;
+pub mod errors;
+pub mod kubernetes;
+pub mod selector;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
+
+use crate::chain::order;
+use crate::corefile::{self, Directive, Pos, ServerBlock, SyntaxError, Token};
+use crate::names;
+
+pub use args::Args;
+
+/// The default DNS port when a server block key names none and `-dns.port` is not given.
+pub const DEFAULT_PORT: u16 = 53;
+
+/// A configuration error at a position in a Corefile.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{pos}: {msg}")]
+pub struct ConfigError {
+    pub pos: Pos,
+    pub msg: String,
+}
+
+impl ConfigError {
+    pub fn new(pos: &Pos, msg: impl Into<String>) -> Self {
+        Self {
+            pos: pos.clone(),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl From<SyntaxError> for ConfigError {
+    fn from(e: SyntaxError) -> Self {
+        Self {
+            pos: e.pos,
+            msg: e.msg,
+        }
+    }
+}
+
+/// All the errors of one Corefile, one per line as `file:line:col: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Options from the command line that shape how a Corefile is read.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Port for keys that name none (`-dns.port`).
+    pub default_port: u16,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            default_port: DEFAULT_PORT,
+        }
+    }
+}
+
+/// A whole Corefile, typed.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub servers: Vec<ServerConfig>,
+}
+
+/// One server block.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub keys: Vec<ZoneKey>,
+    /// In execution order (CoreDNS's `plugin.cfg`), not Corefile order.
+    pub plugins: Vec<PluginConfig>,
+    pub pos: Pos,
+}
+
+impl ServerConfig {
+    pub fn zones(&self) -> Vec<Name> {
+        self.keys.iter().map(|k| k.zone.clone()).collect()
+    }
+}
+
+/// A server block key: the zone it serves and the port it listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneKey {
+    pub zone: Name,
+    pub port: u16,
+    pub pos: Pos,
+}
+
+/// The typed configuration of one directive.
+#[derive(Clone, Debug)]
+pub enum PluginConfig {
+    Errors(errors::ErrorsConfig),
+    Kubernetes(Box<kubernetes::KubernetesConfig>),
+}
+
+impl PluginConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PluginConfig::Errors(_) => "errors",
+            PluginConfig::Kubernetes(_) => "kubernetes",
+        }
+    }
+}
+
+/// The directives clusterdns implements, as `-plugins` lists them.
+pub const SUPPORTED: &[&str] = &["errors", "kubernetes"];
+
+/// Reads, parses and types the Corefile at `path`.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
+    let blocks = corefile::parse_file(path).map_err(|e| ConfigErrors(vec![e.into()]))?;
+    from_blocks(&blocks, opts)
+}
+
+/// Parses Corefile text (named `file` in errors; imports are relative to its folder).
+pub fn from_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
+    let name = std::sync::Arc::from(file);
+    let blocks = corefile::parse_str(&name, text, &|k| std::env::var(k).ok())
+        .map_err(|e| ConfigErrors(vec![e.into()]))?;
+    from_blocks(&blocks, opts)
+}
+
+/// Types the server blocks of a parsed Corefile, collecting every error.
+pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut servers = Vec::new();
+    let mut seen: HashMap<(Name, u16), Pos> = HashMap::new();
+    for block in blocks {
+        let mut keys = Vec::new();
+        for key in &block.keys {
+            match parse_key(key, opts.default_port) {
+                Ok(parsed) => {
+                    for k in parsed {
+                        if let Some(first) = seen.get(&(k.zone.clone(), k.port)) {
+                            errors.push(ConfigError::new(
+                                &key.pos,
+                                format!(
+                                    "zone '{}' on port {} is already served by the block at {first}",
+                                    k.zone, k.port
+                                ),
+                            ));
+                        } else {
+                            seen.insert((k.zone.clone(), k.port), key.pos.clone());
+                        }
+                        keys.push(k);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let ctx = BlockContext {
+            zones: keys.iter().map(|k| k.zone.clone()).collect(),
+        };
+        let mut plugins: Vec<(usize, PluginConfig)> = Vec::new();
+        for d in &block.directives {
+            match parse_directive(d, &ctx) {
+                Ok(p) => {
+                    if plugins.iter().any(|(_, q)| q.name() == p.name()) {
+                        errors.push(ConfigError::new(
+                            &d.name.pos,
+                            format!(
+                                "{}: only one '{}' directive is allowed per server block",
+                                p.name(),
+                                p.name()
+                            ),
+                        ));
+                        continue;
+                    }
+                    plugins.push((order::rank(p.name()).unwrap_or(usize::MAX), p));
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        plugins.sort_by_key(|(rank, _)| *rank);
+        let pos = block
+            .keys
+            .first()
+            .map(|t| t.pos.clone())
+            .unwrap_or_else(|| Pos {
+                file: "".into(),
+                line: 0,
+                col: 0,
+            });
+        servers.push(ServerConfig {
+            keys,
+            plugins: plugins.into_iter().map(|(_, p)| p).collect(),
+            pos,
+        });
+    }
+    if errors.is_empty() {
+        Ok(Config { servers })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// What a directive's parser may know about the block it is in.
+pub struct BlockContext {
+    pub zones: Vec<Name>,
+}
+
+fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Vec<ConfigError>> {
+    let name = d.name.text.as_str();
+    match name {
+        "errors" => errors::parse(d).map(PluginConfig::Errors),
+        "kubernetes" => kubernetes::parse(d, ctx).map(|k| PluginConfig::Kubernetes(Box::new(k))),
+        "proxy" => Err(vec![ConfigError::new(
+            &d.name.pos,
+            "proxy: this directive was removed from CoreDNS in 1.7; use 'forward' instead",
+        )]),
+        _ if order::rank(name).is_some() => Err(vec![ConfigError::new(
+            &d.name.pos,
+            format!(
+                "{name}: this CoreDNS directive is not supported by clusterdns yet; supported: {}",
+                SUPPORTED.join(", ")
+            ),
+        )]),
+        _ => Err(vec![ConfigError::new(
+            &d.name.pos,
+            format!(
+                "unknown directive '{name}'; expected one of: {}",
+                SUPPORTED.join(", ")
+            ),
+        )]),
+    }
+}
+
+/// Parses a server block key: `[dns://]ZONE[:PORT]`, where ZONE may be a CIDR (`10.0.0.0/24`),
+/// which stands for the reverse zones it covers.
+pub fn parse_key(key: &Token, default_port: u16) -> Result<Vec<ZoneKey>, ConfigError> {
+    let text = key.text.as_str();
+    let rest = match text.split_once("://") {
+        Some(("dns", rest)) => rest,
+        Some((scheme @ ("tls" | "https" | "grpc" | "quic" | "https3"), _)) => {
+            return Err(ConfigError::new(
+                &key.pos,
+                format!(
+                    "server block key '{text}': the {scheme}:// transport is not supported; use dns:// (or no scheme)"
+                ),
+            ));
+        }
+        Some((scheme, _)) => {
+            return Err(ConfigError::new(
+                &key.pos,
+                format!("server block key '{text}': unknown scheme '{scheme}://'; expected dns://"),
+            ));
+        }
+        None => text,
+    };
+    let bad_port = |p: &str| {
+        ConfigError::new(
+            &key.pos,
+            format!("server block key '{text}': bad port '{p}'; expected a number from 0 to 65535"),
+        )
+    };
+    // A CIDR keeps its colons (IPv6), so the port can only follow the prefix length.
+    let (zone, port) = if let Some((net, tail)) = rest.split_once('/') {
+        match tail.split_once(':') {
+            Some((bits, port)) => (
+                format!("{net}/{bits}"),
+                port.parse::<u16>().map_err(|_| bad_port(port))?,
+            ),
+            None => (rest.to_string(), default_port),
+        }
+    } else if let Some(inner) = rest.strip_prefix('[') {
+        // [zone]:port is accepted for symmetry with addresses.
+        match inner.split_once(']') {
+            Some((zone, tail)) => {
+                let port = match tail.strip_prefix(':') {
+                    Some(p) => p.parse::<u16>().map_err(|_| bad_port(p))?,
+                    None => default_port,
+                };
+                (zone.to_string(), port)
+            }
+            None => (rest.to_string(), default_port),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((zone, port)) => (
+                zone.to_string(),
+                port.parse::<u16>().map_err(|_| bad_port(port))?,
+            ),
+            None => (rest.to_string(), default_port),
+        }
+    };
+    let zones = parse_zone(&zone).map_err(|msg| {
+        ConfigError::new(&key.pos, format!("server block key '{text}': {msg}"))
+    })?;
+    Ok(zones
+        .into_iter()
+        .map(|zone| ZoneKey {
+            zone,
+            port,
+            pos: key.pos.clone(),
+        })
+        .collect())
+}
+
+/// A zone as written in a key or a directive: a domain name (`cluster.local`, `.`) or a CIDR
+/// standing for reverse zones.
+pub fn parse_zone(text: &str) -> Result<Vec<Name>, String> {
+    if text.is_empty() || text == "." {
+        return Ok(vec![Name::root()]);
+    }
+    if let Some((net, bits)) = text.split_once('/') {
+        let ip: IpAddr = net
+            .parse()
+            .map_err(|_| format!("'{net}' is not an IP address (in CIDR '{text}')"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let bits: u8 = bits
+            .parse()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("bad prefix length '/{bits}'; expected 0 to {max}"))?;
+        return Ok(names::reverse_zones(ip, bits));
+    }
+    names::fqdn(text)
+        .map(|n| vec![n])
+        .ok_or_else(|| format!("'{text}' is not a valid domain name"))
+}
+
+/// The plugin's zones: its own arguments if any, else the server block's.
+pub fn zones_or_block(args: &[Token], ctx: &BlockContext) -> Result<Vec<Name>, Vec<ConfigError>> {
+    if args.is_empty() {
+        return Ok(ctx.zones.clone());
+    }
+    let mut zones = Vec::new();
+    let mut errors = Vec::new();
+    for a in args {
+        match parse_zone(&a.text) {
+            Ok(mut z) => zones.append(&mut z),
+            Err(msg) => errors.push(ConfigError::new(&a.pos, msg)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(zones)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Resolves `path` relative to the folder of the Corefile named in `pos`.
+pub fn relative_path(pos: &Pos, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    Path::new(&*pos.file)
+        .parent()
+        .map(|dir| dir.join(p))
+        .unwrap_or_else(|| p.to_path_buf())
+}

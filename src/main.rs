@@ -1,0 +1,177 @@
+//! The `clusterdns` command: CoreDNS's flags, so that the stock kube-system Deployment's
+//! `-conf /etc/coredns/Corefile` works unchanged, plus `clusterdns check FILE`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use clusterdns::config::{self, LoadOptions, PluginConfig};
+use clusterdns::{app, cluster, observe};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clusterdns",
+    disable_version_flag = true,
+    about = "Cluster DNS for Kubernetes: reads a CoreDNS Corefile and answers as CoreDNS does",
+    long_about = "Cluster DNS for Kubernetes: reads a CoreDNS Corefile and answers as CoreDNS does.\n\n\
+CoreDNS's single-dash flags are accepted too: -conf FILE, -dns.port N, -version, -plugins, -quiet.\n\n\
+Examples:\n  clusterdns -conf /etc/coredns/Corefile\n  clusterdns --conf deploy/local/Corefile\n  clusterdns check Corefile"
+)]
+struct Cli {
+    /// The Corefile to serve (default: ./Corefile).
+    #[arg(long = "conf", value_name = "FILE")]
+    conf: Option<PathBuf>,
+
+    /// The port for server block keys that name none (default 53).
+    #[arg(long = "dns.port", value_name = "PORT")]
+    dns_port: Option<u16>,
+
+    /// Print the version and exit.
+    #[arg(long)]
+    version: bool,
+
+    /// List the directives this build supports and exit.
+    #[arg(long)]
+    plugins: bool,
+
+    /// Do not print the startup banner.
+    #[arg(long)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a Corefile (and the objects files it names); print every error as
+    /// FILE:LINE:COL: message and exit non-zero if there is any.
+    Check {
+        /// The Corefile to check.
+        file: PathBuf,
+        /// The port for keys that name none, as with -dns.port.
+        #[arg(long = "dns.port", value_name = "PORT")]
+        dns_port: Option<u16>,
+    },
+}
+
+/// Go's flag package takes `-conf` and `--conf` alike; clap wants two dashes.
+fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    const LONG: &[&str] = &["conf", "dns.port", "version", "plugins", "quiet"];
+    args.map(|a| {
+        let body = a.strip_prefix('-').filter(|b| !b.starts_with('-'));
+        match body {
+            Some(b) if LONG.contains(&b.split('=').next().unwrap_or_default()) => format!("-{a}"),
+            _ => a,
+        }
+    })
+    .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    if cli.version {
+        println!("{}", clusterdns::version_line());
+        println!("{}/{}, rust", std::env::consts::OS, std::env::consts::ARCH);
+        return ExitCode::SUCCESS;
+    }
+    if cli.plugins {
+        println!("Server types:\n  dns\n\nPlugins:");
+        for p in config::SUPPORTED {
+            println!("  dns.{p}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Check { file, dns_port }) = &cli.command {
+        return check(file, dns_port.or(cli.dns_port));
+    }
+    observe::init_logging();
+    let conf = cli.conf.clone().unwrap_or_else(|| PathBuf::from("Corefile"));
+    let opts = LoadOptions {
+        default_port: cli.dns_port.unwrap_or(config::DEFAULT_PORT),
+    };
+    let config = match config::load(&conf, &opts) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match app::start(&config, &app::StartOptions::default()).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if !cli.quiet {
+            for l in &running.listeners {
+                for z in &l.zones {
+                    println!("{}:{}", z, l.udp.port());
+                }
+            }
+            println!("{}", clusterdns::version_line());
+            println!("{}/{}", std::env::consts::OS, std::env::consts::ARCH);
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// `clusterdns check FILE`.
+fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
+    let opts = LoadOptions {
+        default_port: dns_port.unwrap_or(config::DEFAULT_PORT),
+    };
+    let config = match config::load(file, &opts) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for server in &config.servers {
+        for plugin in &server.plugins {
+            if let PluginConfig::Kubernetes(k) = plugin {
+                let config::kubernetes::Source::Objects(path) = &k.source;
+                let filters = cluster::file::Filters::from_config(k);
+                if let Err(e) = cluster::file::load(path, &filters) {
+                    eprintln!("{e}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    if failed {
+        return ExitCode::FAILURE;
+    }
+    println!("{}: OK ({} server blocks)", file.display(), config.servers.len());
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,175 @@
+//! Small helpers about DNS names shared by the config, the cluster index and the handlers.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::rr::{LowerName, Name};
+
+/// Parses `text` as an absolute, lower-cased domain name.
+pub fn fqdn(text: &str) -> Option<Name> {
+    let mut name = Name::from_ascii(text).ok()?;
+    name.set_fqdn(true);
+    Some(name.to_lowercase())
+}
+
+/// `label.parent`, or `None` if the label is not a valid DNS label or the name gets too long.
+pub fn child(parent: &Name, label: &str) -> Option<Name> {
+    parent.prepend_label(label).ok()
+}
+
+/// `labels[0].labels[1]….parent` built from the most specific label first.
+pub fn join(labels: &[&str], parent: &Name) -> Option<Name> {
+    labels
+        .iter()
+        .rev()
+        .try_fold(parent.clone(), |name, label| child(&name, label))
+}
+
+/// The reverse-lookup name of an IP address: `4.3.2.1.in-addr.arpa.` or the 32-nibble
+/// `ip6.arpa.` form.
+pub fn reverse_name(ip: IpAddr) -> Name {
+    let text = match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+        }
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                s.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+                s.push('.');
+                s.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+                s.push('.');
+            }
+            s.push_str("ip6.arpa.");
+            s
+        }
+    };
+    Name::from_ascii(text).unwrap_or_else(|_| Name::root())
+}
+
+/// The reverse zones that together cover `ip/prefix`: one zone when the prefix falls on a label
+/// boundary (8 bits for IPv4, 4 for IPv6), otherwise every zone one label longer that the
+/// network spans, as CoreDNS expands them.
+pub fn reverse_zones(ip: IpAddr, prefix: u8) -> Vec<Name> {
+    let (step, max) = match ip {
+        IpAddr::V4(_) => (8u8, 32u8),
+        IpAddr::V6(_) => (4u8, 128u8),
+    };
+    let prefix = prefix.min(max);
+    let labels = prefix.div_ceil(step);
+    let extra_bits = labels * step - prefix;
+    let base = mask(ip, prefix);
+    (0u32..(1u32 << extra_bits))
+        .map(|i| {
+            let ip = add_at(base, i, max - labels * step);
+            let full = reverse_name(ip);
+            let keep = usize::from(labels) + 2; // + in-addr/ip6 + arpa
+            full.trim_to(keep)
+        })
+        .collect()
+}
+
+fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            IpAddr::V4(Ipv4Addr::from(bits & m))
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            IpAddr::V6(Ipv6Addr::from(bits & m))
+        }
+    }
+}
+
+/// `ip + (i << shift)`.
+fn add_at(ip: IpAddr, i: u32, shift: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(v4).wrapping_add(i.checked_shl(u32::from(shift)).unwrap_or(0)),
+        )),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6).wrapping_add(u128::from(i).checked_shl(u32::from(shift)).unwrap_or(0)),
+        )),
+    }
+}
+
+/// An IP address written with dashes, as in pod and endpoint names: `10-0-0-1`, `fd00--1`.
+pub fn dashed(ip: IpAddr) -> String {
+    ip.to_string().replace(['.', ':'], "-")
+}
+
+/// The inverse of [`dashed`]: `10-0-0-1` → 10.0.0.1, `fd00--1` → fd00::1.
+pub fn undash(label: &str) -> Option<IpAddr> {
+    if label.matches('-').count() == 3 && !label.contains("--") {
+        if let Ok(v4) = label.replace('-', ".").parse::<Ipv4Addr>() {
+            return Some(IpAddr::V4(v4));
+        }
+    }
+    label.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+/// Whether `zone` is `name` or one of its ancestors.
+pub fn in_zone(zone: &LowerName, name: &LowerName) -> bool {
+    zone.zone_of(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            reverse_name("10.96.0.1".parse().unwrap()).to_ascii(),
+            "1.0.96.10.in-addr.arpa."
+        );
+        assert_eq!(
+            reverse_name("fd00::1".parse().unwrap()).to_ascii(),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa."
+        );
+    }
+
+    #[test]
+    fn reverse_zones_split_on_label_boundaries() {
+        let z = |s: &str, p| {
+            reverse_zones(s.parse().unwrap(), p)
+                .iter()
+                .map(|n| n.to_ascii())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(z("10.0.0.0", 24), ["0.0.10.in-addr.arpa."]);
+        assert_eq!(z("10.96.0.0", 12).len(), 16);
+        assert_eq!(z("10.96.0.0", 12)[0], "96.10.in-addr.arpa.");
+        assert_eq!(z("10.96.0.0", 12)[15], "111.10.in-addr.arpa.");
+        assert_eq!(z("10.0.0.0", 22), [
+            "0.0.10.in-addr.arpa.",
+            "1.0.10.in-addr.arpa.",
+            "2.0.10.in-addr.arpa.",
+            "3.0.10.in-addr.arpa."
+        ]);
+        assert_eq!(z("0.0.0.0", 0), ["in-addr.arpa."]);
+        assert_eq!(z("fd00::", 8), ["d.f.ip6.arpa."]);
+        assert_eq!(z("fd00::", 7).len(), 2);
+    }
+
+    #[test]
+    fn dashes_round_trip() {
+        for ip in ["10.0.0.1", "fd00::1", "2001:db8::a:b"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(undash(&dashed(ip)), Some(ip));
+        }
+        assert_eq!(undash("not-an-ip"), None);
+        assert_eq!(undash("1-2-3"), None);
+    }
+}
