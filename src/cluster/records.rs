@@ -272,6 +272,10 @@ pub fn service_parts(
         };
         match &svc.kind {
             ServiceKind::ExternalName(target) => {
+                // An IP address is not a name to alias: no records, as in CoreDNS.
+                if target.trim_end_matches('.').parse::<IpAddr>().is_ok() {
+                    continue;
+                }
                 let Some(target) = names::fqdn(target) else {
                     continue;
                 };

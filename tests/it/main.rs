@@ -1,0 +1,9 @@
+//! The one integration test binary: DNS cases as data, real clients, the command line,
+//! objects-file reloads and malformed packets.
+
+mod cases;
+mod cli;
+mod clients;
+mod files;
+mod packets;
+mod support;

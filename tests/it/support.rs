@@ -1,0 +1,124 @@
+//! Starting servers and asking them questions over every transport.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use clusterdns::app::{self, Running, StartOptions};
+use clusterdns::chain::Transport;
+use clusterdns::config::{self, LoadOptions};
+
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts a server from Corefile text (named `file` for errors and imports) on 127.0.0.1.
+pub async fn start(file: &Path, corefile: &str) -> Running {
+    let cfg = config::from_str(&file.display().to_string(), corefile, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("Corefile does not load:\n{e}\n{corefile}"));
+    app::start(&cfg, &StartOptions { bind: Some(LOCALHOST) })
+        .await
+        .expect("server starts")
+}
+
+/// A query as dig sends it by default: RD set, EDNS with a 1232-byte buffer when `edns`.
+pub fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("valid name"), qtype));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.edns = Some(e);
+    }
+    m
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(4242);
+    NEXT.fetch_add(7, Ordering::Relaxed)
+}
+
+pub async fn ask(running: &Running, port: u16, bytes: &[u8], how: Transport) -> Option<Vec<u8>> {
+    let l = running.listener(port).expect("listener");
+    match how {
+        Transport::Udp => udp(l.udp, bytes).await,
+        Transport::Tcp => tcp(l.tcp, bytes).await,
+    }
+}
+
+pub async fn in_process(running: &Running, port: u16, bytes: &[u8]) -> Option<Vec<u8>> {
+    let router = running.router(port).expect("router");
+    let src = SocketAddr::new(LOCALHOST, 40000);
+    router.handle_bytes(bytes, src, Transport::Udp).await
+}
+
+/// Sends one datagram and waits up to 2 s for the answer (`None`: silence).
+pub async fn udp(to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = tokio::net::UdpSocket::bind((LOCALHOST, 0)).await.ok()?;
+    sock.send_to(bytes, to).await.ok()?;
+    let mut buf = vec![0u8; 65535];
+    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// One length-prefixed message over a new TCP connection.
+pub async fn tcp(to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut s = tokio::net::TcpStream::connect(to).await.ok()?;
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    s.write_all(&framed).await.ok()?;
+    let read = async {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.ok()?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(Duration::from_secs(2), read).await.ok()?
+}
+
+pub fn rcode_name(r: ResponseCode) -> String {
+    match r {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::BADVERS => "BADVERS".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A record in zone-file form, `name ttl IN TYPE rdata`, with SOA serials written `SERIAL`
+/// (they change with the data).
+pub fn fmt_record(r: &Record) -> String {
+    if let RData::SOA(soa) = &r.data {
+        return format!(
+            "{} {} {} SOA {} {} SERIAL {} {} {} {}",
+            r.name,
+            r.ttl,
+            r.dns_class,
+            soa.mname,
+            soa.rname,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum
+        );
+    }
+    r.to_string()
+}
