@@ -165,7 +165,13 @@ async fn kubernetes(
         path.display(),
         index.len()
     );
-    let task = cluster::watch_file(path.clone(), filters, index.clone(), cluster::FILE_POLL, seen);
+    let task = cluster::watch_file(
+        path.clone(),
+        filters,
+        index.clone(),
+        cluster::FILE_POLL,
+        seen,
+    );
     let handler = plugins::kubernetes::Kubernetes::new(index, cfg.fallthrough.clone(), cfg.pods);
     Ok((handler, task))
 }

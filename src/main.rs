@@ -87,7 +87,10 @@ fn main() -> ExitCode {
         return check(file, dns_port.or(cli.dns_port));
     }
     observe::init_logging();
-    let conf = cli.conf.clone().unwrap_or_else(|| PathBuf::from("Corefile"));
+    let conf = cli
+        .conf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("Corefile"));
     let opts = LoadOptions {
         default_port: cli.dns_port.unwrap_or(config::DEFAULT_PORT),
     };
@@ -98,7 +101,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -172,6 +178,10 @@ fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
     if failed {
         return ExitCode::FAILURE;
     }
-    println!("{}: OK ({} server blocks)", file.display(), config.servers.len());
+    println!(
+        "{}: OK ({} server blocks)",
+        file.display(),
+        config.servers.len()
+    );
     ExitCode::SUCCESS
 }

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::Name;
 
 /// Parses `text` as an absolute, lower-cased domain name.
 pub fn fqdn(text: &str) -> Option<Name> {
@@ -111,17 +111,17 @@ pub fn dashed(ip: IpAddr) -> String {
 
 /// The inverse of [`dashed`]: `10-0-0-1` → 10.0.0.1, `fd00--1` → fd00::1.
 pub fn undash(label: &str) -> Option<IpAddr> {
-    if label.matches('-').count() == 3 && !label.contains("--") {
-        if let Ok(v4) = label.replace('-', ".").parse::<Ipv4Addr>() {
-            return Some(IpAddr::V4(v4));
-        }
+    if label.matches('-').count() == 3
+        && !label.contains("--")
+        && let Ok(v4) = label.replace('-', ".").parse::<Ipv4Addr>()
+    {
+        return Some(IpAddr::V4(v4));
     }
-    label.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
-}
-
-/// Whether `zone` is `name` or one of its ancestors.
-pub fn in_zone(zone: &LowerName, name: &LowerName) -> bool {
-    zone.zone_of(name)
+    label
+        .replace('-', ":")
+        .parse::<Ipv6Addr>()
+        .ok()
+        .map(IpAddr::V6)
 }
 
 #[cfg(test)]
@@ -152,12 +152,15 @@ mod tests {
         assert_eq!(z("10.96.0.0", 12).len(), 16);
         assert_eq!(z("10.96.0.0", 12)[0], "96.10.in-addr.arpa.");
         assert_eq!(z("10.96.0.0", 12)[15], "111.10.in-addr.arpa.");
-        assert_eq!(z("10.0.0.0", 22), [
-            "0.0.10.in-addr.arpa.",
-            "1.0.10.in-addr.arpa.",
-            "2.0.10.in-addr.arpa.",
-            "3.0.10.in-addr.arpa."
-        ]);
+        assert_eq!(
+            z("10.0.0.0", 22),
+            [
+                "0.0.10.in-addr.arpa.",
+                "1.0.10.in-addr.arpa.",
+                "2.0.10.in-addr.arpa.",
+                "3.0.10.in-addr.arpa."
+            ]
+        );
         assert_eq!(z("0.0.0.0", 0), ["in-addr.arpa."]);
         assert_eq!(z("fd00::", 8), ["d.f.ip6.arpa."]);
         assert_eq!(z("fd00::", 7).len(), 2);

@@ -92,8 +92,7 @@ pub enum HandlerError {
     Failed { plugin: &'static str, msg: String },
 }
 
-pub type HandlerFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;
 
 /// A plugin at run time. See the module documentation for the protocol.
 pub trait Handler: Send + Sync {

@@ -73,9 +73,24 @@ mod tests {
     #[test]
     fn order_matches_coredns_for_the_directives_stock_corefiles_use() {
         let stock = [
-            "reload", "bind", "ready", "health", "prometheus", "errors", "log", "any",
-            "loadbalance", "cache", "rewrite", "autopath", "template", "hosts", "k8s_external",
-            "kubernetes", "loop", "forward",
+            "reload",
+            "bind",
+            "ready",
+            "health",
+            "prometheus",
+            "errors",
+            "log",
+            "any",
+            "loadbalance",
+            "cache",
+            "rewrite",
+            "autopath",
+            "template",
+            "hosts",
+            "k8s_external",
+            "kubernetes",
+            "loop",
+            "forward",
         ];
         let ranks: Vec<usize> = stock.iter().map(|n| rank(n).unwrap()).collect();
         assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");

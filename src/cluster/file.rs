@@ -159,7 +159,12 @@ fn decode_text(file: &Path, text: &str, out: &mut Objects) -> Result<(), LoadErr
         || text.trim_start().starts_with('{');
     if is_json {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            LoadError::at(file, Some(e.line()), Some(e.column()), format!("invalid JSON: {e}"))
+            LoadError::at(
+                file,
+                Some(e.line()),
+                Some(e.column()),
+                format!("invalid JSON: {e}"),
+            )
         })?;
         return add_object(file, None, "", value, out);
     }
@@ -248,21 +253,40 @@ fn add_object(
             }
             Ok(())
         }
-        "Service" => typed(&kind, &name, value).map(|o| out.services.push(o)).map_err(here),
-        "EndpointSlice" => typed(&kind, &name, value).map(|o| out.slices.push(o)).map_err(here),
-        "Pod" => typed(&kind, &name, value).map(|o| out.pods.push(o)).map_err(here),
-        "Namespace" => typed(&kind, &name, value).map(|o| out.namespaces.push(o)).map_err(here),
+        "Service" => typed(&kind, &name, value)
+            .map(|o| out.services.push(o))
+            .map_err(here),
+        "EndpointSlice" => typed(&kind, &name, value)
+            .map(|o| out.slices.push(o))
+            .map_err(here),
+        "Pod" => typed(&kind, &name, value)
+            .map(|o| out.pods.push(o))
+            .map_err(here),
+        "Namespace" => typed(&kind, &name, value)
+            .map(|o| out.namespaces.push(o))
+            .map_err(here),
         // kubectl dumps carry other kinds too (Endpoints next to EndpointSlices, say): DNS
         // does not read them.
-        "" => Err(here("an object without 'kind'; expected Service, EndpointSlice, Pod, Namespace or List".into())),
+        "" => Err(here(
+            "an object without 'kind'; expected Service, EndpointSlice, Pod, Namespace or List"
+                .into(),
+        )),
         _ => Ok(()),
     }
 }
 
-fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: serde_json::Value) -> Result<T, String> {
+fn typed<T: DeserializeOwned>(
+    kind: &str,
+    name: &str,
+    value: serde_json::Value,
+) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { format!("{field}: ") };
+        let field = if field == "." {
+            String::new()
+        } else {
+            format!("{field}: ")
+        };
         format!("{kind} '{name}': {field}{}", e.inner())
     })
 }
@@ -286,28 +310,29 @@ impl Objects {
         for svc in &self.services {
             let s = slim::service(svc).map_err(err)?;
             mentioned.insert(s.key.namespace.clone());
-            if filters.namespace_ok(&s.key.namespace) && filters.labels_ok(svc.metadata.labels.as_ref()) {
+            if filters.namespace_ok(&s.key.namespace)
+                && filters.labels_ok(svc.metadata.labels.as_ref())
+            {
                 snap.services.insert(s.key.clone(), s);
             }
         }
         if !filters.noendpoints {
             for es in &self.slices {
-                if let Some(s) = slim::endpoint_slice(es).map_err(err)? {
-                    if filters.namespace_ok(&s.key.namespace)
-                        && filters.labels_ok(es.metadata.labels.as_ref())
-                    {
-                        snap.slices.insert(s.key.clone(), s);
-                    }
+                if let Some(s) = slim::endpoint_slice(es).map_err(err)?
+                    && filters.namespace_ok(&s.key.namespace)
+                    && filters.labels_ok(es.metadata.labels.as_ref())
+                {
+                    snap.slices.insert(s.key.clone(), s);
                 }
             }
         }
         if filters.pods {
             for p in &self.pods {
-                if let Some(p) = slim::pod(p).map_err(err)? {
-                    if filters.namespace_ok(&p.key.namespace) {
-                        mentioned.insert(p.key.namespace.clone());
-                        snap.pods.insert(p.key.clone(), p);
-                    }
+                if let Some(p) = slim::pod(p).map_err(err)?
+                    && filters.namespace_ok(&p.key.namespace)
+                {
+                    mentioned.insert(p.key.namespace.clone());
+                    snap.pods.insert(p.key.clone(), p);
                 }
             }
         }

@@ -78,6 +78,17 @@ pub enum Change {
     Pod(Key, Option<SlimPod>),
 }
 
+/// What one [`Index::apply`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Owners (Services, Pods, Namespaces) recomputed.
+    pub owners: usize,
+    /// Names whose answers were rebuilt.
+    pub names: usize,
+    /// Whether any answer changed.
+    pub changed: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct IndexOptions {
     pub zones: Vec<Name>,
@@ -181,19 +192,25 @@ impl Index {
         self.names.is_empty()
     }
 
-    /// Applies changes; returns whether anything in DNS changed.
-    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) -> bool {
+    /// Applies changes, recomputing only the owners they concern.
+    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) -> Applied {
         let mut w = self.lock_writer();
         let dirty = w.record_changes(changes);
+        let mut applied = Applied {
+            owners: dirty.len(),
+            ..Applied::default()
+        };
         if dirty.is_empty() {
-            return false;
+            return applied;
         }
         let mut touched = HashSet::new();
         for owner in dirty {
             let parts = w.owner_parts(&owner);
             touched.extend(w.replace_owner(owner, parts));
         }
+        applied.names = touched.len();
         let changed = w.publish(&self.names, touched);
+        applied.changed = changed;
         if changed {
             w.serial = next_serial(w.serial);
             for z in &self.zones {
@@ -201,11 +218,11 @@ impl Index {
                     .store(Arc::new(soa_record(&Name::from(&z.name), w.ttl, w.serial)));
             }
         }
-        changed
+        applied
     }
 
     /// Replaces everything with `snap`, applying only the differences.
-    pub fn replace_all(&self, snap: Snapshot) -> bool {
+    pub fn replace_all(&self, snap: Snapshot) -> Applied {
         let changes = {
             let w = self.lock_writer();
             diff(&w.state, &snap)
@@ -294,10 +311,22 @@ impl Writer {
                         name: Arc::from(""),
                     };
                     let in_ns = |k: &&Key| k.namespace == ns;
-                    for k in self.state.services.range(first.clone()..).map(|e| e.0).take_while(in_ns) {
+                    for k in self
+                        .state
+                        .services
+                        .range(first.clone()..)
+                        .map(|e| e.0)
+                        .take_while(in_ns)
+                    {
                         dirty.insert(Owner::Service(k.clone()));
                     }
-                    for k in self.state.pods.range(first..).map(|e| e.0).take_while(in_ns) {
+                    for k in self
+                        .state
+                        .pods
+                        .range(first..)
+                        .map(|e| e.0)
+                        .take_while(in_ns)
+                    {
                         dirty.insert(Owner::Pod(k.clone()));
                     }
                 }
@@ -355,15 +384,17 @@ impl Writer {
             Owner::Namespace(ns) if ns_exists(ns) => {
                 records::namespace_parts(ns, &self.zones, &self.opts)
             }
-            Owner::Service(key) if ns_exists(&key.namespace) => match self.state.services.get(key) {
-                Some(svc) => records::service_parts(
-                    svc,
-                    self.slices_by_service.get(key),
-                    &self.zones,
-                    &self.opts,
-                ),
-                None => Vec::new(),
-            },
+            Owner::Service(key) if ns_exists(&key.namespace) => {
+                match self.state.services.get(key) {
+                    Some(svc) => records::service_parts(
+                        svc,
+                        self.slices_by_service.get(key),
+                        &self.zones,
+                        &self.opts,
+                    ),
+                    None => Vec::new(),
+                }
+            }
             Owner::Pod(key) if ns_exists(&key.namespace) => match self.state.pods.get(key) {
                 Some(pod) => records::pod_parts(pod, &self.zones, &self.opts),
                 None => Vec::new(),
@@ -424,6 +455,10 @@ impl Writer {
         changed
     }
 }
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;
 
 /// Merges the parts of one name (in owner order) into its record sets.
 fn build_node(name: &LowerName, parts: &[(Owner, Part)], ttl: u32) -> Node {

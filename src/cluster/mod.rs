@@ -39,8 +39,8 @@ pub fn watch_file(
             let loaded = tokio::task::spawn_blocking(move || file::load(&p, &f)).await;
             match loaded {
                 Ok(Ok(snap)) => {
-                    let changed = index.replace_all(snap);
-                    if broken || changed {
+                    let applied = index.replace_all(snap);
+                    if broken || applied.changed {
                         tracing::info!(
                             "plugin/kubernetes: reloaded {} ({} names)",
                             path.display(),

@@ -39,7 +39,11 @@ impl Part {
             push_unique(&mut self.addrs, a);
         }
         for s in other.srv {
-            if !self.srv.iter().any(|x| x.target == s.target && x.port == s.port) {
+            if !self
+                .srv
+                .iter()
+                .any(|x| x.target == s.target && x.port == s.port)
+            {
                 self.srv.push(s);
             }
         }
@@ -73,8 +77,10 @@ pub struct Zones {
 impl Zones {
     pub fn new(all: &[Name]) -> Self {
         let arpa = names::fqdn("arpa.").unwrap_or_else(Name::root);
-        let (reverse, forward): (Vec<Name>, Vec<Name>) =
-            all.iter().cloned().partition(|z| arpa.zone_of(z) && z != &arpa);
+        let (reverse, forward): (Vec<Name>, Vec<Name>) = all
+            .iter()
+            .cloned()
+            .partition(|z| arpa.zone_of(z) && z != &arpa);
         Self { forward, reverse }
     }
 
@@ -175,10 +181,10 @@ pub fn namespace_parts(ns: &str, zones: &Zones, opts: &RecordOptions) -> Vec<(Lo
         if let Some(n) = names::join(&[ns, "svc"], z) {
             parts.add_in(z, n, Part::default());
         }
-        if opts.pods != PodMode::Disabled {
-            if let Some(n) = names::join(&[ns, "pod"], z) {
-                parts.add_in(z, n, Part::default());
-            }
+        if opts.pods != PodMode::Disabled
+            && let Some(n) = names::join(&[ns, "pod"], z)
+        {
+            parts.add_in(z, n, Part::default());
         }
     }
     parts.into_vec()
@@ -259,10 +265,11 @@ pub fn service_parts(
         })
         .collect();
 
-    if let ServiceKind::ClusterIp(_) = svc.kind {
-        if opts.ignore_empty_service && eps.is_empty() {
-            return Vec::new();
-        }
+    if let ServiceKind::ClusterIp(_) = svc.kind
+        && opts.ignore_empty_service
+        && eps.is_empty()
+    {
+        return Vec::new();
     }
 
     for (zi, z) in zones.forward.iter().enumerate() {
@@ -331,7 +338,9 @@ fn cluster_ip_names(
     parts.add_in(z, base.clone(), part);
     // _port._proto.SERVICE for each named port.
     for p in svc.ports.iter().filter(|p| !p.name.is_empty()) {
-        let Some(name) = srv_name(p, base) else { continue };
+        let Some(name) = srv_name(p, base) else {
+            continue;
+        };
         parts.add_in(
             z,
             name,
@@ -373,14 +382,21 @@ fn headless_names(parts: &mut Parts, eps: &[EpAddr], z: &Name, base: &Name) {
     // _port._proto.SERVICE for each named port any endpoint has.
     let mut named: Vec<&SlimPort> = Vec::new();
     for p in eps.iter().flat_map(|e| e.ports.into_iter().flatten()) {
-        if !p.name.is_empty() && !named.iter().any(|q| q.name == p.name && q.protocol == p.protocol) {
+        if !p.name.is_empty()
+            && !named
+                .iter()
+                .any(|q| q.name == p.name && q.protocol == p.protocol)
+        {
             named.push(p);
         }
     }
     for p in named {
-        let Some(name) = srv_name(p, base) else { continue };
-        let (srv, extra) =
-            endpoint_srv(eps.iter(), base, |q| q.name == p.name && q.protocol == p.protocol);
+        let Some(name) = srv_name(p, base) else {
+            continue;
+        };
+        let (srv, extra) = endpoint_srv(eps.iter(), base, |q| {
+            q.name == p.name && q.protocol == p.protocol
+        });
         parts.add_in(
             z,
             name,

@@ -98,7 +98,11 @@ fn meta_key(
     kind: &str,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Result<Key, SlimError> {
-    let name = meta.name.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let name = meta
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let namespace = meta
         .namespace
         .as_deref()
@@ -108,7 +112,9 @@ fn meta_key(
     if !is_label(&name) {
         return Err(SlimError {
             what,
-            msg: "metadata.name must be a DNS label (lower-case letters, digits and '-', at most 63)".into(),
+            msg:
+                "metadata.name must be a DNS label (lower-case letters, digits and '-', at most 63)"
+                    .into(),
         });
     }
     if !is_label(&namespace) {
@@ -291,12 +297,20 @@ pub fn pod(pod: &Pod) -> Result<Option<SlimPod>, SlimError> {
 
 /// A namespace's name and labels (labels only matter to `namespace_labels`).
 pub fn namespace(ns: &Namespace) -> Result<(Arc<str>, BTreeMap<String, String>), SlimError> {
-    let name = ns.metadata.name.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let name = ns
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if !is_label(&name) {
         return Err(SlimError {
             what: format!("Namespace {name}"),
             msg: "metadata.name must be a DNS label".into(),
         });
     }
-    Ok((Arc::from(name), ns.metadata.labels.clone().unwrap_or_default()))
+    Ok((
+        Arc::from(name),
+        ns.metadata.labels.clone().unwrap_or_default(),
+    ))
 }

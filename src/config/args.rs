@@ -39,7 +39,10 @@ impl<'a> Args<'a> {
             [] => Err(self.err_here(format!("expected {expected}"))),
             [_, extra, ..] => Err(self.err(
                 extra,
-                format!("unexpected argument '{}'; expected only {expected}", extra.text),
+                format!(
+                    "unexpected argument '{}'; expected only {expected}",
+                    extra.text
+                ),
             )),
         }
     }
@@ -48,7 +51,10 @@ impl<'a> Args<'a> {
     pub fn none(&self) -> Result<(), ConfigError> {
         match self.rest.first() {
             None => Ok(()),
-            Some(t) => Err(self.err(t, format!("unexpected argument '{}'; this takes none", t.text))),
+            Some(t) => Err(self.err(
+                t,
+                format!("unexpected argument '{}'; this takes none", t.text),
+            )),
         }
     }
 
@@ -67,7 +73,10 @@ pub fn no_block(what: &str, d: &Directive) -> Result<(), ConfigError> {
     match d.block.as_ref().and_then(|b| b.first()) {
         Some(p) => Err(ConfigError::new(
             &p.name.pos,
-            format!("{what}: unexpected property '{}'; this takes no block", p.name.text),
+            format!(
+                "{what}: unexpected property '{}'; this takes no block",
+                p.name.text
+            ),
         )),
         None => Ok(()),
     }

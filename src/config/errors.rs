@@ -18,11 +18,15 @@ pub fn parse(d: &Directive) -> Result<ErrorsConfig, Vec<ConfigError>> {
     for p in d.block.iter().flatten() {
         let msg = match p.name.text.as_str() {
             "consolidate" => "property 'consolidate' is not supported by clusterdns yet",
-            "stacktrace" => "property 'stacktrace' is not supported (clusterdns has no Go stack traces to print)",
+            "stacktrace" => {
+                "property 'stacktrace' is not supported (clusterdns has no Go stack traces to print)"
+            }
             other => {
                 errors.push(ConfigError::new(
                     &p.name.pos,
-                    format!("errors: unknown property '{other}'; expected consolidate or stacktrace"),
+                    format!(
+                        "errors: unknown property '{other}'; expected consolidate or stacktrace"
+                    ),
                 ));
                 continue;
             }

@@ -111,7 +111,8 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
     for p in d.block.iter().flatten() {
         let name = p.name.text.as_str();
         let args = Args::new(format!("kubernetes: {name}"), p);
-        let result = no_block(&args.what, p).and_then(|()| property(&mut cfg, &mut source, name, &args));
+        let result =
+            no_block(&args.what, p).and_then(|()| property(&mut cfg, &mut source, name, &args));
         if let Err(e) = result {
             errors.push(e);
         }
@@ -177,7 +178,10 @@ fn property(
                 .ok()
                 .filter(|v| *v <= super::kubernetes::MAX_TTL)
                 .ok_or_else(|| {
-                    args.err(t, format!("'{}' is not a TTL: expected 0 to {MAX_TTL}", t.text))
+                    args.err(
+                        t,
+                        format!("'{}' is not a TTL: expected 0 to {MAX_TTL}", t.text),
+                    )
                 })?;
         }
         "endpoint_pod_names" => {
@@ -193,7 +197,11 @@ fn property(
         }
         "labels" | "namespace_labels" => {
             let words = args.some("a label selector such as 'app=web'")?;
-            let text = words.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
+            let text = words
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
             let sel = Selector::parse(&text).map_err(|m| args.err(&words[0], m))?;
             if name == "labels" {
                 cfg.labels = Some(sel);
@@ -218,7 +226,10 @@ fn property(
         "startup_timeout" => {
             let t = args.one("a duration such as 5s")?;
             cfg.startup_timeout = parse_duration(&t.text).ok_or_else(|| {
-                args.err(t, format!("'{}' is not a duration; expected e.g. 5s or 1m", t.text))
+                args.err(
+                    t,
+                    format!("'{}' is not a duration; expected e.g. 5s or 1m", t.text),
+                )
             })?;
         }
         "upstream" => {
@@ -232,17 +243,23 @@ fn property(
                 "connecting to the Kubernetes API ('{name}') is not implemented yet; use 'objects PATH'"
             )));
         }
-        "resyncperiod" | "multicluster" | "apiserver_qps" | "apiserver_burst"
-        | "apiserver_max_inflight" | "zonal" | "transfer" => {
+        "resyncperiod"
+        | "multicluster"
+        | "apiserver_qps"
+        | "apiserver_burst"
+        | "apiserver_max_inflight"
+        | "zonal"
+        | "transfer" => {
             return Err(args.err_here(format!(
                 "property '{name}' is not supported by clusterdns yet"
             )));
         }
         other => {
-            return Err(args.err_here(format!(
-                "unknown property '{other}'; expected one of: {PROPERTIES}"
-            ))
-            .with_msg(|m| m.replacen(&format!("kubernetes: {other}: "), "kubernetes: ", 1)));
+            return Err(args
+                .err_here(format!(
+                    "unknown property '{other}'; expected one of: {PROPERTIES}"
+                ))
+                .with_msg(|m| m.replacen(&format!("kubernetes: {other}: "), "kubernetes: ", 1)));
         }
     }
     Ok(())

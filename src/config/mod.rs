@@ -309,9 +309,8 @@ pub fn parse_key(key: &Token, default_port: u16) -> Result<Vec<ZoneKey>, ConfigE
             None => (rest.to_string(), default_port),
         }
     };
-    let zones = parse_zone(&zone).map_err(|msg| {
-        ConfigError::new(&key.pos, format!("server block key '{text}': {msg}"))
-    })?;
+    let zones = parse_zone(&zone)
+        .map_err(|msg| ConfigError::new(&key.pos, format!("server block key '{text}': {msg}")))?;
     Ok(zones
         .into_iter()
         .map(|zone| ZoneKey {

@@ -93,7 +93,10 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
         return Ok(Requirement::NotExists(check_key(k.trim())?));
     }
     for (op, ctor) in [
-        ("!=", Requirement::NotEquals as fn(String, String) -> Requirement),
+        (
+            "!=",
+            Requirement::NotEquals as fn(String, String) -> Requirement,
+        ),
         ("==", Requirement::Equals),
         ("=", Requirement::Equals),
     ] {
@@ -164,7 +167,15 @@ mod tests {
     #[test]
     fn bad_selectors_say_why() {
         assert!(Selector::parse("app=web,").unwrap_err().contains("empty"));
-        assert!(Selector::parse("env in prod").unwrap_err().contains("parenthesised"));
-        assert!(Selector::parse("a b c").unwrap_err().contains("cannot read"));
+        assert!(
+            Selector::parse("env in prod")
+                .unwrap_err()
+                .contains("parenthesised")
+        );
+        assert!(
+            Selector::parse("a b c")
+                .unwrap_err()
+                .contains("cannot read")
+        );
     }
 }

@@ -1,0 +1,219 @@
+use std::time::Duration;
+
+use super::kubernetes::{Fallthrough, PodMode, Source};
+use super::*;
+
+fn load_text(text: &str) -> Result<Config, ConfigErrors> {
+    from_str("/etc/coredns/Corefile", text, &LoadOptions::default())
+}
+
+fn kube(text: &str) -> kubernetes::KubernetesConfig {
+    let cfg = load_text(text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+    match &cfg.servers[0].plugins[..] {
+        [.., PluginConfig::Kubernetes(k)] => (**k).clone(),
+        other => panic!("no kubernetes plugin: {other:?}"),
+    }
+}
+
+fn zones(names: &[Name]) -> Vec<String> {
+    names.iter().map(|n| n.to_ascii()).collect()
+}
+
+#[test]
+fn server_keys() {
+    let table: &[(&str, &[(&str, u16)])] = &[
+        (".:53", &[(".", 53)]),
+        (".", &[(".", 53)]),
+        ("dns://.:1053", &[(".", 1053)]),
+        ("Cluster.Local:53", &[("cluster.local.", 53)]),
+        ("cluster.local", &[("cluster.local.", 53)]),
+        ("10.0.0.0/24", &[("0.0.10.in-addr.arpa.", 53)]),
+        ("10.0.0.0/24:1053", &[("0.0.10.in-addr.arpa.", 1053)]),
+        ("fd00::/8", &[("d.f.ip6.arpa.", 53)]),
+        (
+            "10.0.0.0/23",
+            &[("0.0.10.in-addr.arpa.", 53), ("1.0.10.in-addr.arpa.", 53)],
+        ),
+    ];
+    for (key, want) in table {
+        let cfg = load_text(&format!("{key} {{\n}}")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let got: Vec<(String, u16)> = cfg.servers[0]
+            .keys
+            .iter()
+            .map(|k| (k.zone.to_ascii(), k.port))
+            .collect();
+        let want: Vec<(String, u16)> = want.iter().map(|(z, p)| (z.to_string(), *p)).collect();
+        assert_eq!(got, want, "{key}");
+    }
+    // -dns.port changes the default.
+    let cfg = from_str(
+        "Corefile",
+        "cluster.local {\n}",
+        &LoadOptions { default_port: 1053 },
+    )
+    .unwrap();
+    assert_eq!(cfg.servers[0].keys[0].port, 1053);
+}
+
+#[test]
+fn kubernetes_properties() {
+    let k = kube(".:53 {\n kubernetes {\n  objects c.yaml\n }\n}");
+    assert_eq!(zones(&k.zones), ["."]);
+    assert_eq!(k.source, Source::Objects("/etc/coredns/c.yaml".into()));
+    assert_eq!(k.pods, PodMode::Disabled);
+    assert_eq!(k.ttl, 5);
+    assert_eq!(k.fallthrough, Fallthrough::Never);
+    assert_eq!(k.startup_timeout, Duration::from_secs(5));
+
+    let k = kube(
+        ".:53 {\n kubernetes cluster.local in-addr.arpa ip6.arpa 10.96.0.0/16 {\n  objects /data/objs\n  pods verified\n  fallthrough in-addr.arpa ip6.arpa\n  ttl 30\n  endpoint_pod_names\n  namespaces a b\n  labels app in (web, api), tier!=db\n  namespace_labels team=x\n  noendpoints\n  ignore empty_service\n  startup_timeout 1m\n  upstream\n }\n}",
+    );
+    assert_eq!(
+        zones(&k.zones),
+        [
+            "cluster.local.",
+            "in-addr.arpa.",
+            "ip6.arpa.",
+            "96.10.in-addr.arpa."
+        ]
+    );
+    assert_eq!(k.source, Source::Objects("/data/objs".into()));
+    assert_eq!(k.pods, PodMode::Verified);
+    assert_eq!(k.ttl, 30);
+    assert!(
+        matches!(&k.fallthrough, Fallthrough::Zones(z) if zones(z) == ["in-addr.arpa.", "ip6.arpa."])
+    );
+    assert!(k.endpoint_pod_names && k.noendpoints && k.ignore_empty_service);
+    assert_eq!(k.namespaces, ["a", "b"]);
+    assert_eq!(
+        k.labels.as_ref().map(|l| l.to_string()).as_deref(),
+        Some("app in (web, api), tier!=db")
+    );
+    assert!(k.namespace_labels.is_some());
+    assert_eq!(k.startup_timeout, Duration::from_secs(60));
+
+    let k = kube(".:53 {\n kubernetes {\n  objects c.yaml\n  fallthrough\n  pods insecure\n }\n}");
+    assert_eq!(k.fallthrough, Fallthrough::All);
+    assert_eq!(k.pods, PodMode::Insecure);
+}
+
+#[test]
+fn handlers_run_in_plugin_cfg_order_not_corefile_order() {
+    let cfg = load_text(".:53 {\n kubernetes {\n  objects x\n }\n errors\n}").unwrap();
+    let names: Vec<&str> = cfg.servers[0].plugins.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["errors", "kubernetes"]);
+}
+
+#[test]
+fn errors_name_the_position_and_what_is_accepted() {
+    let table: &[(&str, &str)] = &[
+        (
+            ".:53 {\n bogus\n}",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: errors, kubernetes",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1\n}",
+            "/etc/coredns/Corefile:2:2: forward: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n proxy . /etc/resolv.conf\n}",
+            "2:2: proxy: this directive was removed from CoreDNS in 1.7; use 'forward' instead",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  podz insecure\n  objects x\n }\n}",
+            "3:3: kubernetes: unknown property 'podz'; expected one of: objects, pods",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  pods maybe\n  objects x\n }\n}",
+            "3:8: kubernetes: pods: unknown mode 'maybe'; expected insecure, verified or disabled",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  ttl 3601\n  objects x\n }\n}",
+            "3:7: kubernetes: ttl: '3601' is not a TTL: expected 0 to 3600",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  ttl\n  objects x\n }\n}",
+            "3:3: kubernetes: ttl: expected a TTL in seconds",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects a b\n }\n}",
+            "3:13: kubernetes: objects: unexpected argument 'b'",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n  endpoint_pod_names yes\n }\n}",
+            "4:22: kubernetes: endpoint_pod_names: unexpected argument 'yes'; this takes none",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n  ignore everything\n }\n}",
+            "4:10: kubernetes: ignore: unknown value 'everything'; expected empty_service",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n  labels app in web\n }\n}",
+            "4:10: kubernetes: labels: expected a parenthesised list",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n  startup_timeout soon\n }\n}",
+            "4:19: kubernetes: startup_timeout: 'soon' is not a duration",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  pods insecure\n }\n}",
+            "2:2: kubernetes: no source of cluster objects: add 'objects PATH'",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n  kubeconfig /k\n }\n}",
+            "4:3: kubernetes: kubeconfig: connecting to the Kubernetes API ('kubeconfig') is not implemented yet",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n  fallthrough 10.0.0.0/99\n }\n}",
+            "4:15: kubernetes: fallthrough: bad prefix length '/99'",
+        ),
+        (
+            ".:53 {\n kubernetes {\n objects x\n }\n kubernetes {\n objects y\n }\n}",
+            "5:2: kubernetes: only one 'kubernetes' directive is allowed per server block",
+        ),
+        (
+            ".:53 {\n errors now\n}",
+            "2:9: errors: unexpected argument 'now'; this takes none",
+        ),
+        (
+            ".:53 {\n errors {\n  consolidate 5m \".*\"\n }\n}",
+            "3:3: errors: property 'consolidate' is not supported by clusterdns yet",
+        ),
+        (
+            "tls://.:853 {\n}",
+            "1:1: server block key 'tls://.:853': the tls:// transport is not supported",
+        ),
+        (
+            ".:99999 {\n}",
+            "1:1: server block key '.:99999': bad port '99999'",
+        ),
+        (
+            "bad..name {\n}",
+            "1:1: server block key 'bad..name': 'bad..name' is not a valid domain name",
+        ),
+        (
+            ".:53 {\n}\n.:53 {\n}",
+            "3:1: zone '.' on port 53 is already served by the block at /etc/coredns/Corefile:1:1",
+        ),
+    ];
+    for (text, want) in table {
+        match load_text(text) {
+            Ok(_) => panic!("{text}: loaded"),
+            Err(e) => assert!(
+                e.to_string().contains(want),
+                "{text}\n got: {e}\nwant: {want}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let err = load_text(".:53 {\n bogus\n kubernetes {\n  podz\n  objects x\n }\n}\nx..y {\n}")
+        .unwrap_err();
+    let lines: Vec<String> = err.to_string().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].contains(":2:2:"));
+    assert!(lines[1].contains(":4:3:"));
+    assert!(lines[2].contains(":8:1:"));
+}

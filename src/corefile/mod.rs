@@ -177,7 +177,10 @@ impl Expander<'_> {
                 if depth >= MAX_IMPORT_DEPTH {
                     return Err(SyntaxError::new(
                         t.pos.clone(),
-                        format!("import {}: imports nest deeper than {MAX_IMPORT_DEPTH} levels (an import cycle?)", arg.text),
+                        format!(
+                            "import {}: imports nest deeper than {MAX_IMPORT_DEPTH} levels (an import cycle?)",
+                            arg.text
+                        ),
                     ));
                 }
                 let imported = self.import(arg)?;
@@ -389,7 +392,10 @@ fn split_keys(raw: Vec<Token>) -> Vec<Token> {
             if !part.is_empty() {
                 keys.push(Token {
                     text: part.to_string(),
-                    pos: Pos { col, ..t.pos.clone() },
+                    pos: Pos {
+                        col,
+                        ..t.pos.clone()
+                    },
                     end_line: t.end_line,
                     quoted: t.quoted,
                 });

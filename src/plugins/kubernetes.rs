@@ -184,10 +184,10 @@ impl Handler for Kubernetes {
             Outcome::Chase(mut reply, target) => Box::pin(async move {
                 // As CoreDNS does: the alias, plus whatever the target answers through the
                 // server's own chain (the forwarder, once there is one).
-                if let Some(up) = req.upstream.lookup(target, qtype, req.depth + 1).await {
-                    if up.rcode == ResponseCode::NoError {
-                        reply.answers.extend(up.answers);
-                    }
+                if let Some(up) = req.upstream.lookup(target, qtype, req.depth + 1).await
+                    && up.rcode == ResponseCode::NoError
+                {
+                    reply.answers.extend(up.answers);
                 }
                 Ok(reply)
             }),

@@ -5,15 +5,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode};
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode,
+};
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request as HickoryRequest, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::{
+    Request as HickoryRequest, RequestHandler, ResponseHandler, ResponseInfo,
+};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
-use crate::chain::{Chain, MAX_DEPTH, RecordSet, Reply, Request, Transport, Upstream, UpstreamFuture};
+use crate::chain::{
+    Chain, MAX_DEPTH, RecordSet, Reply, Request, Transport, Upstream, UpstreamFuture,
+};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
@@ -276,7 +282,10 @@ pub async fn bind(
 ) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
     let candidates: Vec<IpAddr> = match addr {
         Some(a) => vec![a],
-        None => vec![IpAddr::V6(Ipv6Addr::UNSPECIFIED), IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+        None => vec![
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ],
     };
     let mut last_err = None;
     for ip in candidates {

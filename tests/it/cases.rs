@@ -84,7 +84,12 @@ fn section(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     sorted(
         records
             .iter()
-            .map(|r| fmt_record(r).split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(|r| {
+                fmt_record(r)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect(),
     )
 }
@@ -103,10 +108,13 @@ fn check(case: &Case, how: &str, bytes: Option<Vec<u8>>) -> Vec<String> {
     if rcode != case.rcode {
         diffs.push(format!("{how}: rcode {rcode}, expected {}", case.rcode));
     }
-    if let Some(aa) = case.aa {
-        if msg.metadata.authoritative != aa {
-            diffs.push(format!("{how}: aa {}, expected {aa}", msg.metadata.authoritative));
-        }
+    if let Some(aa) = case.aa
+        && msg.metadata.authoritative != aa
+    {
+        diffs.push(format!(
+            "{how}: aa {}, expected {aa}",
+            msg.metadata.authoritative
+        ));
     }
     for (name, got, want) in [
         ("answer", section(&msg.answers), normalise(&case.answer)),
@@ -114,7 +122,9 @@ fn check(case: &Case, how: &str, bytes: Option<Vec<u8>>) -> Vec<String> {
         ("extra", section(&msg.additionals), normalise(&case.extra)),
     ] {
         if got != want {
-            diffs.push(format!("{how}: {name}\n    got:  {got:#?}\n    want: {want:#?}"));
+            diffs.push(format!(
+                "{how}: {name}\n    got:  {got:#?}\n    want: {want:#?}"
+            ));
         }
     }
     diffs
@@ -122,22 +132,44 @@ fn check(case: &Case, how: &str, bytes: Option<Vec<u8>>) -> Vec<String> {
 
 async fn run_file(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("case file reads");
-    let file: CaseFile = yaml_serde::from_str(&text)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file: CaseFile =
+        yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let dir = path.parent().expect("case dir");
     let fixture = dir.join(&file.fixture);
-    assert!(fixture.exists(), "{}: fixture {} is missing", path.display(), fixture.display());
-    let corefile = file.corefile.replace("FIXTURE", &fixture.display().to_string());
+    assert!(
+        fixture.exists(),
+        "{}: fixture {} is missing",
+        path.display(),
+        fixture.display()
+    );
+    let corefile = file
+        .corefile
+        .replace("FIXTURE", &fixture.display().to_string());
     let running = support::start(&path.with_extension("Corefile"), &corefile).await;
     let port = running.listeners[0].port;
     let mut failures = Vec::new();
     for case in &file.cases {
-        let qtype: RecordType = case.qtype.parse().unwrap_or_else(|_| panic!("qtype {}", case.qtype));
+        let qtype: RecordType = case
+            .qtype
+            .parse()
+            .unwrap_or_else(|_| panic!("qtype {}", case.qtype));
         let q = support::query(&case.qname, qtype, case.edns);
         let bytes = q.to_vec().expect("query encodes");
-        let mut diffs = check(case, "in-process", support::in_process(&running, port, &bytes).await);
-        diffs.extend(check(case, "udp", support::ask(&running, port, &bytes, Transport::Udp).await));
-        diffs.extend(check(case, "tcp", support::ask(&running, port, &bytes, Transport::Tcp).await));
+        let mut diffs = check(
+            case,
+            "in-process",
+            support::in_process(&running, port, &bytes).await,
+        );
+        diffs.extend(check(
+            case,
+            "udp",
+            support::ask(&running, port, &bytes, Transport::Udp).await,
+        ));
+        diffs.extend(check(
+            case,
+            "tcp",
+            support::ask(&running, port, &bytes, Transport::Tcp).await,
+        ));
         if !diffs.is_empty() {
             failures.push(format!(
                 "{} {} {}:\n  {}",
@@ -162,5 +194,10 @@ async fn every_case_in_process_udp_and_tcp() {
         failures.extend(run_file(&f).await);
     }
     assert!(count > 0);
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

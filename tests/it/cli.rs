@@ -1,1 +1,169 @@
-//! (filled below)
+//! The `clusterdns` binary: CoreDNS's flags, `check`, and serving the demo.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().expect("binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn coredns_single_dash_flags() {
+    let (ok, out, _) = run(&["-version"]);
+    assert!(ok && out.starts_with("clusterdns-"), "{out}");
+    let (ok, out, _) = run(&["--version"]);
+    assert!(ok && out.starts_with("clusterdns-"), "{out}");
+    let (ok, out, _) = run(&["-plugins"]);
+    assert!(
+        ok && out.contains("dns.kubernetes") && out.contains("dns.errors"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["--help"]);
+    assert!(
+        ok && out.contains("-conf") && out.contains("check"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_accepts_the_demo() {
+    let demo = support::root().join("deploy/local/Corefile");
+    let (ok, out, err) = run(&["check", demo.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("OK"), "{out}");
+}
+
+#[test]
+fn check_prints_every_error_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Corefile");
+    std::fs::write(
+        &path,
+        ".:53 {\n    errors\n    kubernetes cluster.local {\n        podz insecure\n        objects c.yaml\n        ttl forever\n    }\n    cache 30\n}\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(&["check", path.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    let p = path.display();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with(&format!("{p}:4:9: kubernetes: unknown property 'podz'")),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{p}:6:13: kubernetes: ttl: 'forever' is not a TTL"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{p}:8:5: cache: this CoreDNS directive is not supported by clusterdns yet"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_a_broken_objects_file_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Corefile"),
+        ".:53 {\n kubernetes {\n  objects objs.yaml\n }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("objs.yaml"),
+        "kind: List\nitems:\n  - kind: Service\n    metadata: {name: x\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["check", dir.path().join("Corefile").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("objs.yaml:") && err.contains("invalid YAML"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_corefile_is_a_clear_error() {
+    let (ok, _, err) = run(&["-conf", "/nonexistent/Corefile"]);
+    assert!(!ok);
+    assert!(
+        err.contains("/nonexistent/Corefile") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+/// The README's first command, on a free port: the demo answers `dig`.
+#[test]
+fn the_binary_serves_the_demo_with_dns_port() {
+    if !crate::clients::have("dig") {
+        panic!("dig is missing: install bind9-dnsutils (.ci/run does)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let demo = support::root().join("deploy/local");
+    // The demo Corefile with its port left to -dns.port.
+    let text = std::fs::read_to_string(demo.join("Corefile"))
+        .unwrap()
+        .replace(".:1053", ".");
+    std::fs::write(dir.path().join("Corefile"), text).unwrap();
+    std::fs::copy(demo.join("cluster.yaml"), dir.path().join("cluster.yaml")).unwrap();
+    let port = free_port();
+    let child = bin()
+        .args([
+            "-conf",
+            dir.path().join("Corefile").to_str().unwrap(),
+            "-dns.port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answer = String::new();
+    while Instant::now() < deadline {
+        answer = crate::clients::dig(port, &["kubernetes.default.svc.cluster.local", "+short"]);
+        if answer.trim() == "10.96.0.1" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        answer.trim(),
+        "10.96.0.1",
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(".:{port}")) && stdout.contains("clusterdns-"),
+        "{stdout}"
+    );
+    assert!(out.status.success(), "exit on SIGTERM: {:?}", out.status);
+}
+
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

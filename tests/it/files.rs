@@ -1,1 +1,218 @@
-//! (filled below)
+//! The objects file changes under a running server: new data is served, broken data is not.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{RData, RecordType};
+
+use clusterdns::chain::Transport;
+use clusterdns::cluster::file::{Filters, decode};
+
+use crate::support;
+
+fn objects(services: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: app}\n",
+    );
+    for (name, ip) in services {
+        s.push_str(&format!(
+            "- apiVersion: v1\n  kind: Service\n  metadata: {{name: {name}, namespace: app}}\n  spec: {{clusterIP: \"{ip}\", ports: [{{name: http, port: 80}}]}}\n"
+        ));
+    }
+    s
+}
+
+async fn a_record(running: &clusterdns::app::Running, name: &str) -> Option<String> {
+    let q = support::query(name, RecordType::A, None).to_vec().unwrap();
+    let port = running.listeners[0].port;
+    let bytes = support::ask(running, port, &q, Transport::Udp).await?;
+    let msg = Message::from_vec(&bytes).ok()?;
+    msg.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(a.0.to_string()),
+        _ => None,
+    })
+}
+
+/// Waits up to 10 s for `name` to answer `want` (`None`: no address).
+async fn eventually(running: &clusterdns::app::Running, name: &str, want: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = a_record(running, name).await;
+        if got.as_deref() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: still {got:?}, waiting for {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Holds for 2.5 s (more than two polls) that `name` keeps answering `want`.
+async fn steadily(running: &clusterdns::app::Running, name: &str, want: &str) {
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        assert_eq!(
+            a_record(running, name).await.as_deref(),
+            Some(want),
+            "{name}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    // Write beside and rename, as kubelet swaps ConfigMap files: never a half-written file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_served_and_broken_files_keep_the_last_good_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let objs = dir.path().join("objects.yaml");
+    write(&objs, &objects(&[("web", "10.96.0.5")]));
+    let corefile = format!(
+        ".:0 {{\n kubernetes cluster.local {{\n  objects {}\n }}\n}}\n",
+        objs.display()
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    eventually(&running, "web.app.svc.cluster.local.", Some("10.96.0.5")).await;
+
+    // A change and an addition.
+    write(
+        &objs,
+        &objects(&[("web", "10.96.0.6"), ("api", "10.96.0.7")]),
+    );
+    eventually(&running, "web.app.svc.cluster.local.", Some("10.96.0.6")).await;
+    eventually(&running, "api.app.svc.cluster.local.", Some("10.96.0.7")).await;
+
+    // Broken YAML: the last good data keeps serving.
+    write(
+        &objs,
+        "apiVersion: v1\nkind: List\nitems:\n- kind: Service\n  metadata: {name: web\n",
+    );
+    steadily(&running, "web.app.svc.cluster.local.", "10.96.0.6").await;
+
+    // Well-formed YAML with a bad value: the same.
+    write(&objs, &objects(&[("web", "not-an-ip")]));
+    steadily(&running, "web.app.svc.cluster.local.", "10.96.0.6").await;
+
+    // Fixed again, with a deletion.
+    write(&objs, &objects(&[("web", "10.96.0.8")]));
+    eventually(&running, "web.app.svc.cluster.local.", Some("10.96.0.8")).await;
+    eventually(&running, "api.app.svc.cluster.local.", None).await;
+    running.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_style_symlink_swap_is_noticed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("..v1")).unwrap();
+    std::fs::write(
+        d.join("..v1/objects.yaml"),
+        objects(&[("web", "10.96.1.1")]),
+    )
+    .unwrap();
+    symlink("..v1", d.join("..data")).unwrap();
+    symlink("..data/objects.yaml", d.join("objects.yaml")).unwrap();
+    let corefile = format!(
+        ".:0 {{\n kubernetes cluster.local {{\n  objects {}\n }}\n}}\n",
+        d.join("objects.yaml").display()
+    );
+    let running = support::start(&d.join("Corefile"), &corefile).await;
+    eventually(&running, "web.app.svc.cluster.local.", Some("10.96.1.1")).await;
+    std::fs::create_dir(d.join("..v2")).unwrap();
+    std::fs::write(
+        d.join("..v2/objects.yaml"),
+        objects(&[("web", "10.96.2.2")]),
+    )
+    .unwrap();
+    symlink("..v2", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    eventually(&running, "web.app.svc.cluster.local.", Some("10.96.2.2")).await;
+    running.shutdown().await;
+}
+
+#[test]
+fn decode_errors_say_where() {
+    let f = Filters::default();
+    let p = Path::new("objs.yaml");
+    // YAML syntax: line and column.
+    let e = decode(
+        p,
+        "kind: List\nitems:\n  - kind: Service\n    metadata: {name: x\n",
+        &f,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("objs.yaml:") && e.line.is_some(),
+        "{e}"
+    );
+    // A field of the wrong type: the document's line and the field's path.
+    let text = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec:\n  ports: [{port: eighty}]\n";
+    let e = decode(p, text, &f).unwrap_err();
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Service 'web': spec.ports[0].port: invalid type"),
+        "{e}"
+    );
+    // Inside a List: the item's path.
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: {clusterIP: 10.0.0.1, ports: [{port: -1}]}\n";
+    let e = decode(p, text, &f).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Service default/web: spec.ports: -1 is not a port number"),
+        "{e}"
+    );
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: {ports: bad}\n";
+    let e = decode(p, text, &f).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("items[0]: Service 'web': spec.ports: invalid type"),
+        "{e}"
+    );
+    // JSON: line and column.
+    let e = decode(
+        Path::new("objs.json"),
+        "{\"kind\": \"List\",\n \"items\": [}",
+        &f,
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (Some(2), Some(12)), "{e}");
+    // No kind at all.
+    let e = decode(p, "metadata: {name: x}\n", &f).unwrap_err();
+    assert!(e.to_string().contains("an object without 'kind'"), "{e}");
+    // Other kinds in a kubectl dump are skipped.
+    let snap = decode(
+        p,
+        "apiVersion: v1\nkind: Endpoints\nmetadata: {name: x}\n",
+        &f,
+    )
+    .unwrap();
+    assert!(snap.services.is_empty());
+}
+
+#[test]
+fn the_demo_and_a_json_dump_decode_alike() {
+    let demo = support::root().join("deploy/local/cluster.yaml");
+    let text = std::fs::read_to_string(&demo).unwrap();
+    let yaml = decode(&demo, &text, &Filters::default()).unwrap();
+    assert_eq!(yaml.services.len(), 9);
+    assert_eq!(yaml.namespaces.len(), 4);
+    let value: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+    let json = decode(
+        Path::new("demo.json"),
+        &serde_json::to_string_pretty(&value).unwrap(),
+        &Filters::default(),
+    )
+    .unwrap();
+    assert_eq!(yaml, json);
+}

@@ -1,1 +1,255 @@
-//! (filled below)
+//! Malformed and unusual packets over real sockets: each gets the right answer or silence,
+//! and the server keeps answering afterwards.
+
+use hickory_proto::op::{Edns, Message, OpCode};
+use hickory_proto::rr::RecordType;
+
+use clusterdns::app::Running;
+use clusterdns::chain::Transport;
+
+use crate::support::{self, rcode_name};
+
+async fn demo() -> Running {
+    let dir = support::root().join("deploy/local");
+    let text = std::fs::read_to_string(dir.join("Corefile"))
+        .unwrap()
+        .replace(".:1053", ".:0");
+    support::start(&dir.join("Corefile"), &text).await
+}
+
+fn good_query() -> Vec<u8> {
+    support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap()
+}
+
+async fn still_answers(running: &Running, how: Transport) {
+    let port = running.listeners[0].port;
+    let bytes = support::ask(running, port, &good_query(), how)
+        .await
+        .expect("answer");
+    let msg = Message::from_vec(&bytes).unwrap();
+    assert_eq!(msg.answers.len(), 1);
+}
+
+/// The id and flags of a query, then a question section as given.
+fn raw(id: u16, flags: u16, qdcount: u16, arcount: u16, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [id, flags, qdcount, 0, 0, arcount] {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    v.extend_from_slice(body);
+    v
+}
+
+/// `kubernetes.default.svc.cluster.local. IN A` as wire bytes.
+fn question() -> Vec<u8> {
+    let mut v = Vec::new();
+    for label in ["kubernetes", "default", "svc", "cluster", "local"] {
+        v.push(label.len() as u8);
+        v.extend_from_slice(label.as_bytes());
+    }
+    v.extend_from_slice(&[0, 0, 1, 0, 1]);
+    v
+}
+
+fn opt(version: u8) -> Vec<u8> {
+    // root name, type OPT, class = 1232, ttl = extended rcode 0 | version | flags 0, rdlen 0
+    vec![0, 0, 41, 0x04, 0xd0, 0, version, 0, 0, 0, 0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_packets_get_formerr_or_silence() {
+    let running = demo().await;
+    let port = running.listeners[0].port;
+    let two = [question(), question()].concat();
+    let mut long_label = vec![64u8];
+    long_label.extend(std::iter::repeat_n(b'a', 64));
+    long_label.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let pointer_loop = vec![0xc0, 12, 0, 1, 0, 1];
+    let forward_pointer = vec![0xc0, 20, 0, 1, 0, 1, 1, b'a', 0];
+    let mut too_long = Vec::new();
+    for _ in 0..130 {
+        too_long.extend_from_slice(&[1, b'a']);
+    }
+    too_long.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let table: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("a truncated header", vec![0x12, 0x34, 0x01], None),
+        ("QDCOUNT 0", raw(1, 0x0100, 0, 0, &[]), Some("FORMERR")),
+        ("QDCOUNT 2", raw(2, 0x0100, 2, 0, &two), Some("FORMERR")),
+        (
+            "QDCOUNT 65535",
+            raw(3, 0x0100, 65535, 0, &question()),
+            Some("FORMERR"),
+        ),
+        (
+            "a label over 63 octets",
+            raw(4, 0x0100, 1, 0, &long_label),
+            Some("FORMERR"),
+        ),
+        (
+            "a name over 255 octets",
+            raw(5, 0x0100, 1, 0, &too_long),
+            Some("FORMERR"),
+        ),
+        (
+            "a compression pointer loop",
+            raw(6, 0x0100, 1, 0, &pointer_loop),
+            Some("FORMERR"),
+        ),
+        (
+            "a forward compression pointer",
+            raw(7, 0x0100, 1, 0, &forward_pointer),
+            Some("FORMERR"),
+        ),
+        (
+            "a question cut short",
+            raw(8, 0x0100, 1, 0, &question()[..10]),
+            Some("FORMERR"),
+        ),
+        (
+            "QR set (a response)",
+            raw(9, 0x8100, 1, 0, &question()),
+            None,
+        ),
+        (
+            "opcode STATUS",
+            raw(10, 0x1100, 1, 0, &question()),
+            Some("NOTIMP"),
+        ),
+        (
+            "EDNS version 1",
+            raw(11, 0x0100, 1, 1, &[question(), opt(1)].concat()),
+            Some("BADVERS"),
+        ),
+    ];
+    for how in [Transport::Udp, Transport::Tcp] {
+        for (what, bytes, want) in &table {
+            let got = support::ask(&running, port, bytes, how).await;
+            match (want, got) {
+                (None, None) => {}
+                (None, Some(b)) => panic!("{what} over {how:?}: expected silence, got {b:?}"),
+                (Some(_), None) => panic!("{what} over {how:?}: no answer"),
+                (Some(want), Some(b)) => {
+                    let msg = Message::from_vec(&b).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(
+                        rcode_name(msg.metadata.response_code),
+                        *want,
+                        "{what} over {how:?}"
+                    );
+                    assert_eq!(
+                        msg.metadata.id,
+                        u16::from_be_bytes([bytes[0], bytes[1]]),
+                        "{what}"
+                    );
+                }
+            }
+            still_answers(&running, how).await;
+        }
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusual_queries() {
+    let running = demo().await;
+    let port = running.listeners[0].port;
+    let ask = |name: &str, t: RecordType| support::query(name, t, Some(1232));
+    // Zone transfers are refused: none is configured.
+    for t in [RecordType::AXFR, RecordType::IXFR] {
+        let q = ask("cluster.local.", t).to_vec().unwrap();
+        let b = support::ask(&running, port, &q, Transport::Tcp)
+            .await
+            .unwrap();
+        assert_eq!(
+            rcode_name(Message::from_vec(&b).unwrap().metadata.response_code),
+            "REFUSED"
+        );
+    }
+    // Unknown opcodes.
+    let mut q = ask("cluster.local.", RecordType::SOA);
+    q.metadata.op_code = OpCode::Update;
+    let b = support::ask(&running, port, &q.to_vec().unwrap(), Transport::Udp)
+        .await
+        .unwrap();
+    assert_eq!(
+        rcode_name(Message::from_vec(&b).unwrap().metadata.response_code),
+        "NOTIMP"
+    );
+    // A payload size under 512 is read as 512; the answer carries OPT and DO is echoed.
+    let mut q = ask("kubernetes.default.svc.cluster.local.", RecordType::A);
+    let mut e = Edns::new();
+    e.set_max_payload(100);
+    e.set_dnssec_ok(true);
+    q.edns = Some(e);
+    let b = support::ask(&running, port, &q.to_vec().unwrap(), Transport::Udp)
+        .await
+        .unwrap();
+    let m = Message::from_vec(&b).unwrap();
+    let edns = m.edns.expect("OPT in the answer");
+    assert_eq!(edns.max_payload(), 512);
+    assert!(edns.flags().dnssec_ok);
+    assert_eq!(m.answers.len(), 1);
+    // An unknown type and an unknown class.
+    let q = ask(
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::Unknown(65280),
+    );
+    let b = support::ask(&running, port, &q.to_vec().unwrap(), Transport::Udp)
+        .await
+        .unwrap();
+    let m = Message::from_vec(&b).unwrap();
+    assert_eq!(
+        (
+            rcode_name(m.metadata.response_code).as_str(),
+            m.answers.len()
+        ),
+        ("NOERROR", 0)
+    );
+    let mut q = ask("kubernetes.default.svc.cluster.local.", RecordType::A);
+    q.queries[0].query_class = hickory_proto::rr::DNSClass::CH;
+    let b = support::ask(&running, port, &q.to_vec().unwrap(), Transport::Udp)
+        .await
+        .unwrap();
+    assert_eq!(
+        rcode_name(Message::from_vec(&b).unwrap().metadata.response_code),
+        "SERVFAIL"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_answers_set_tc_over_udp_and_arrive_whole_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut objs = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: big}}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: many, namespace: big}\n  spec: {clusterIP: None}\n- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata: {name: many-1, namespace: big, labels: {kubernetes.io/service-name: many}}\n  addressType: IPv4\n  endpoints:\n",
+    );
+    for i in 0..100 {
+        objs.push_str(&format!("  - addresses: [10.50.0.{i}]\n"));
+    }
+    std::fs::write(dir.path().join("objs.yaml"), objs).unwrap();
+    let corefile = ".:0 {\n kubernetes cluster.local {\n  objects objs.yaml\n }\n}\n";
+    let running = support::start(&dir.path().join("Corefile"), corefile).await;
+    let port = running.listeners[0].port;
+    let name = "many.big.svc.cluster.local.";
+    for (edns, how, tc, max) in [
+        (None, Transport::Udp, true, 512),
+        (Some(1232), Transport::Udp, true, 1232),
+        (Some(4096), Transport::Udp, false, 4096),
+        (None, Transport::Tcp, false, 65535),
+    ] {
+        let q = support::query(name, RecordType::A, edns).to_vec().unwrap();
+        let b = support::ask(&running, port, &q, how).await.unwrap();
+        assert!(
+            b.len() <= max,
+            "{} bytes over {how:?} with {edns:?}",
+            b.len()
+        );
+        let m = Message::from_vec(&b).unwrap();
+        assert_eq!(m.metadata.truncation, tc, "{how:?} {edns:?}");
+        if !tc {
+            assert_eq!(m.answers.len(), 100, "{how:?} {edns:?}");
+        }
+    }
+    running.shutdown().await;
+}

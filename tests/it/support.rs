@@ -21,18 +21,30 @@ pub fn root() -> PathBuf {
 
 /// Starts a server from Corefile text (named `file` for errors and imports) on 127.0.0.1.
 pub async fn start(file: &Path, corefile: &str) -> Running {
-    let cfg = config::from_str(&file.display().to_string(), corefile, &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("Corefile does not load:\n{e}\n{corefile}"));
-    app::start(&cfg, &StartOptions { bind: Some(LOCALHOST) })
-        .await
-        .expect("server starts")
+    let cfg = config::from_str(
+        &file.display().to_string(),
+        corefile,
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("Corefile does not load:\n{e}\n{corefile}"));
+    app::start(
+        &cfg,
+        &StartOptions {
+            bind: Some(LOCALHOST),
+        },
+    )
+    .await
+    .expect("server starts")
 }
 
 /// A query as dig sends it by default: RD set, EDNS with a 1232-byte buffer when `edns`.
 pub fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
     let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
-    m.add_query(Query::query(Name::from_ascii(name).expect("valid name"), qtype));
+    m.add_query(Query::query(
+        Name::from_ascii(name).expect("valid name"),
+        qtype,
+    ));
     if let Some(size) = edns {
         let mut e = Edns::new();
         e.set_max_payload(size);
@@ -87,7 +99,9 @@ pub async fn tcp(to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
         s.read_exact(&mut buf).await.ok()?;
         Some(buf)
     };
-    tokio::time::timeout(Duration::from_secs(2), read).await.ok()?
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()?
 }
 
 pub fn rcode_name(r: ResponseCode) -> String {
@@ -98,7 +112,8 @@ pub fn rcode_name(r: ResponseCode) -> String {
         ResponseCode::NXDomain => "NXDOMAIN".into(),
         ResponseCode::NotImp => "NOTIMP".into(),
         ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::BADVERS => "BADVERS".into(),
+        // 16 is BADVERS with an OPT record and BADSIG with TSIG; hickory decodes it as BADSIG.
+        ResponseCode::BADVERS | ResponseCode::BADSIG => "BADVERS".into(),
         other => format!("{other:?}"),
     }
 }

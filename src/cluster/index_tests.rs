@@ -1,0 +1,160 @@
+use std::net::IpAddr;
+
+use hickory_proto::rr::{LowerName, RecordType};
+
+use super::*;
+use crate::cluster::records::RecordOptions;
+use crate::cluster::slim::{ServiceKind, SlimEndpoint, SlimPort, SlimService, SlimSlice};
+use crate::config::kubernetes::PodMode;
+
+fn index() -> Index {
+    Index::new(IndexOptions {
+        zones: vec![
+            names::fqdn("cluster.local").unwrap(),
+            names::fqdn("in-addr.arpa").unwrap(),
+        ],
+        ttl: 5,
+        records: RecordOptions {
+            pods: PodMode::Insecure,
+            endpoint_pod_names: false,
+            ignore_empty_service: false,
+        },
+    })
+}
+
+fn svc(ns: &str, name: &str, ip: &str) -> SlimService {
+    SlimService {
+        key: Key::new(ns, name),
+        kind: ServiceKind::ClusterIp(vec![ip.parse().unwrap()]),
+        ports: vec![SlimPort {
+            name: "http".into(),
+            protocol: "tcp".into(),
+            port: 80,
+        }],
+        publish_not_ready: false,
+    }
+}
+
+fn slice(ns: &str, svc: &str, ips: &[&str]) -> SlimSlice {
+    SlimSlice {
+        key: Key::new(ns, &format!("{svc}-1")),
+        service: Arc::from(svc),
+        endpoints: ips
+            .iter()
+            .map(|ip| SlimEndpoint {
+                addresses: vec![ip.parse::<IpAddr>().unwrap()],
+                hostname: None,
+                pod_name: None,
+                ready: true,
+            })
+            .collect(),
+        ports: Some(vec![SlimPort {
+            name: "http".into(),
+            protocol: "tcp".into(),
+            port: 8080,
+        }]),
+    }
+}
+
+fn has(ix: &Index, name: &str, rtype: RecordType) -> bool {
+    let name = LowerName::new(&names::fqdn(name).unwrap());
+    ix.get(&name).is_some_and(|n| n.get(rtype).is_some())
+}
+
+/// A cluster of 2,000 Services, each with a ready endpoint.
+fn big_cluster() -> Snapshot {
+    let mut snap = Snapshot::default();
+    snap.namespaces.insert(Arc::from("ns"));
+    for i in 0..2000u32 {
+        let name = format!("svc-{i}");
+        let ip = format!("10.96.{}.{}", i / 250, i % 250 + 1);
+        let ep = format!("10.244.{}.{}", i / 250, i % 250 + 1);
+        let s = slice("ns", &name, &[&ep]);
+        snap.services
+            .insert(Key::new("ns", &name), svc("ns", &name, &ip));
+        snap.slices.insert(s.key.clone(), s);
+    }
+    snap
+}
+
+#[test]
+fn one_endpoint_change_rebuilds_only_that_services_names() {
+    let ix = index();
+    let full = ix.replace_all(big_cluster());
+    assert!(full.changed);
+    assert!(full.names > 2000 * 5, "{full:?}");
+
+    // One endpoint of one Service moves.
+    let mut snap = big_cluster();
+    let key = Key::new("ns", "svc-7-1");
+    snap.slices
+        .insert(key, slice("ns", "svc-7", &["10.244.9.9"]));
+    let one = ix.replace_all(snap);
+    assert_eq!(one.owners, 1, "{one:?}");
+    assert!(one.changed);
+    // The Service's names (service, SRV, endpoint, their parents) and the two PTRs' trees.
+    assert!(
+        one.names < 20,
+        "an endpoint change rebuilt {} names",
+        one.names
+    );
+    assert!(has(
+        &ix,
+        "10-244-9-9.svc-7.ns.svc.cluster.local",
+        RecordType::A
+    ));
+    assert!(!has(
+        &ix,
+        "10-244-0-8.svc-7.ns.svc.cluster.local",
+        RecordType::A
+    ));
+    assert!(has(&ix, "9.9.244.10.in-addr.arpa", RecordType::PTR));
+    assert!(!has(&ix, "8.0.244.10.in-addr.arpa", RecordType::PTR));
+
+    // Nothing changed: nothing is recomputed.
+    let mut snap = big_cluster();
+    snap.slices.insert(
+        Key::new("ns", "svc-7-1"),
+        slice("ns", "svc-7", &["10.244.9.9"]),
+    );
+    let none = ix.replace_all(snap);
+    assert_eq!(none, Applied::default());
+}
+
+#[test]
+fn namespaces_gate_their_services_and_deletions_remove_every_name() {
+    let ix = index();
+    let before = ix.len();
+    let mut snap = Snapshot::default();
+    snap.services
+        .insert(Key::new("a", "web"), svc("a", "web", "10.96.0.5"));
+    ix.replace_all(snap.clone());
+    // No namespace yet: nothing is served.
+    assert!(!has(&ix, "web.a.svc.cluster.local", RecordType::A));
+    snap.namespaces.insert(Arc::from("a"));
+    ix.replace_all(snap.clone());
+    assert!(has(&ix, "web.a.svc.cluster.local", RecordType::A));
+    assert!(has(&ix, "5.0.96.10.in-addr.arpa", RecordType::PTR));
+    // Deleting everything leaves only the static names, and the SOA serial moved on.
+    let serial = |ix: &Index| match &ix.zones()[0].soa()[0].data {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        _ => unreachable!(),
+    };
+    let s1 = serial(&ix);
+    ix.replace_all(Snapshot::default());
+    assert_eq!(ix.len(), before);
+    assert!(serial(&ix) > s1);
+}
+
+#[test]
+fn a_relist_swaps_in_whole() {
+    // A source that relists hands over a complete snapshot; readers see either the old or the
+    // new answer for each name, never a missing Service that exists in both.
+    let ix = index();
+    ix.replace_all(big_cluster());
+    let mut snap = big_cluster();
+    snap.services.remove(&Key::new("ns", "svc-1"));
+    ix.replace_all(snap);
+    assert!(!has(&ix, "svc-1.ns.svc.cluster.local", RecordType::A));
+    assert!(has(&ix, "svc-2.ns.svc.cluster.local", RecordType::A));
+}
