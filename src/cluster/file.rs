@@ -166,7 +166,7 @@ fn decode_text(file: &Path, text: &str, out: &mut Objects) -> Result<(), LoadErr
                 format!("invalid JSON: {e}"),
             )
         })?;
-        return add_object(file, None, "", value, out);
+        return add_object(file, None, &[], "", value, out);
     }
     let starts = document_lines(text);
     for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
@@ -183,7 +183,8 @@ fn decode_text(file: &Path, text: &str, out: &mut Objects) -> Result<(), LoadErr
             continue;
         }
         let line = starts.get(i).copied();
-        add_object(file, line, "", value, out)?;
+        let items = line.map(|l| item_lines(text, l)).unwrap_or_default();
+        add_object(file, line, &items, "", value, out)?;
     }
     Ok(())
 }
@@ -198,16 +199,48 @@ fn document_lines(text: &str) -> Vec<usize> {
             starts.push(i + 2);
             seen_content = true;
         } else if !seen_content && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            starts.push(1);
+            starts.push(i + 1);
             seen_content = true;
         }
     }
     starts
 }
 
+/// The first line (1-based) of each entry of the top-level `items:` list of the YAML document
+/// starting at `doc_line`, as `kubectl -o yaml` lays it out; empty when the layout is another.
+fn item_lines(text: &str, doc_line: usize) -> Vec<usize> {
+    let mut lines = text.lines().enumerate().skip(doc_line.saturating_sub(1));
+    if !lines.any(|(_, l)| l.starts_with("items:")) {
+        return Vec::new();
+    }
+    let mut indent = None;
+    let mut out = Vec::new();
+    for (i, l) in lines {
+        let trimmed = l.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let depth = l.len() - trimmed.len();
+        if l.starts_with("---") || (depth == 0 && !trimmed.starts_with('-')) {
+            break;
+        }
+        match indent {
+            None if trimmed.starts_with("- ") => {
+                indent = Some(depth);
+                out.push(i + 1);
+            }
+            Some(d) if depth == d && trimmed.starts_with("- ") => out.push(i + 1),
+            Some(d) if depth < d => break,
+            _ => {}
+        }
+    }
+    out
+}
+
 fn add_object(
     file: &Path,
     line: Option<usize>,
+    item_lines: &[usize],
     path: &str,
     value: serde_json::Value,
     out: &mut Objects,
@@ -238,6 +271,12 @@ fn add_object(
                 Some(_) => return Err(here(format!("{kind}: 'items' must be a list"))),
             };
             let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+            // Item lines are known for the top-level list of a YAML document only.
+            let lines = if path.is_empty() && item_lines.len() == items.len() {
+                item_lines
+            } else {
+                &[]
+            };
             for (j, mut item) in items.into_iter().enumerate() {
                 if let (Some(k), Some(obj)) = (item_kind, item.as_object_mut()) {
                     // Typed lists may leave kind and apiVersion off their items.
@@ -249,7 +288,8 @@ fn add_object(
                     };
                     obj.entry("apiVersion").or_insert_with(|| api.into());
                 }
-                add_object(file, line, &format!("{path}items[{j}]"), item, out)?;
+                let at = lines.get(j).copied().or(line);
+                add_object(file, at, &[], &format!("{path}items[{j}]"), item, out)?;
             }
             Ok(())
         }

@@ -179,6 +179,10 @@ fn decode_errors_say_where() {
             .contains("items[0]: Service 'web': spec.ports: invalid type"),
         "{e}"
     );
+    assert_eq!(e.line, Some(4), "the item's own line: {e}");
+    // After a leading comment, the document starts on its first line of content.
+    let e = decode(p, &format!("# dump\n{text}"), &f).unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
     // JSON: line and column.
     let e = decode(
         Path::new("objs.json"),

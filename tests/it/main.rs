@@ -6,4 +6,5 @@ mod cli;
 mod clients;
 mod files;
 mod packets;
+mod readme;
 mod support;
