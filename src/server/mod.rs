@@ -15,7 +15,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{
     Request as HickoryRequest, RequestHandler, ResponseHandler, ResponseInfo,
 };
-use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
 use crate::chain::{
     Chain, MAX_DEPTH, RecordSet, Reply, Request, Transport, Upstream, UpstreamFuture,
@@ -158,15 +158,31 @@ impl Router {
     }
 }
 
+/// `response` as hickory's message type, the question echoed from `request`.
+fn message<'a>(
+    request: &'a HickoryRequest,
+    response: &'a Response,
+) -> MessageResponse<
+    'a,
+    'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+    impl Iterator<Item = &'a Record> + Send + 'a,
+> {
+    let records = |sets: &'a [RecordSet]| sets.iter().flat_map(|s| s.iter());
+    MessageResponseBuilder::new(&request.queries, response.edns.as_ref()).build(
+        response.metadata,
+        records(&response.answers),
+        records(&response.authority),
+        std::iter::empty(),
+        records(&response.additionals),
+    )
+}
+
 /// Encodes `response` to at most `max` bytes, truncating (TC) as hickory's socket path does.
 pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8> {
-    let msg = MessageResponseBuilder::new(&request.queries, response.edns.as_ref()).build(
-        response.metadata,
-        response.answers.iter().flat_map(|s| s.iter()),
-        response.authority.iter().flat_map(|s| s.iter()),
-        std::iter::empty(),
-        response.additionals.iter().flat_map(|s| s.iter()),
-    );
+    let msg = message(request, response);
     let mut buf = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buf);
     encoder.set_max_size(max);
@@ -252,14 +268,10 @@ impl RequestHandler for DnsHandler {
             _ => Transport::Udp,
         };
         let response = self.router.respond(request, transport).await;
-        let msg = MessageResponseBuilder::new(&request.queries, response.edns.as_ref()).build(
-            response.metadata,
-            response.answers.iter().flat_map(|s| s.iter()),
-            response.authority.iter().flat_map(|s| s.iter()),
-            std::iter::empty(),
-            response.additionals.iter().flat_map(|s| s.iter()),
-        );
-        match response_handle.send_response(msg).await {
+        match response_handle
+            .send_response(message(request, &response))
+            .await
+        {
             Ok(info) => info,
             Err(e) => {
                 tracing::debug!("sending a response to {}: {e}", request.src());

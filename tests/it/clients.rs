@@ -113,61 +113,46 @@ async fn dig_answers_every_kind_of_name_over_udp_and_tcp() {
     running.shutdown().await;
 }
 
+/// `nslookup -port=PORT ARGS… 127.0.0.1`, off the server's runtime; returns standard output.
+async fn nslookup(port: u16, args: &[&str]) -> String {
+    let args: Vec<String> = [
+        format!("-port={port}"),
+        "-timeout=2".into(),
+        "-retry=1".into(),
+    ]
+    .into_iter()
+    .chain(args.iter().map(|a| a.to_string()))
+    .chain(["127.0.0.1".to_string()])
+    .collect();
+    blocking(move || {
+        let o = Command::new("nslookup")
+            .args(&args)
+            .output()
+            .expect("nslookup runs");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nslookup_from_a_debugging_pod() {
     require("nslookup");
     let (running, port) = demo().await;
-    let out = blocking(move || {
-        let o = Command::new("nslookup")
-            .args([
-                &format!("-port={port}"),
-                "-timeout=2",
-                "-retry=1",
-                "kubernetes.default.svc.cluster.local",
-                "127.0.0.1",
-            ])
-            .output()
-            .expect("nslookup runs");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    })
-    .await;
+    let out = nslookup(port, &["kubernetes.default.svc.cluster.local"]).await;
     assert!(
         out.contains("Name:\tkubernetes.default.svc.cluster.local\nAddress: 10.96.0.1"),
         "{out}"
     );
-    let out = blocking(move || {
-        let o = Command::new("nslookup")
-            .args([
-                &format!("-port={port}"),
-                "-timeout=2",
-                "-retry=1",
-                "-type=srv",
-                "_tcp-postgres._tcp.postgres.db.svc.cluster.local",
-                "127.0.0.1",
-            ])
-            .output()
-            .expect("nslookup runs");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    })
-    .await;
+    let srv = [
+        "-type=srv",
+        "_tcp-postgres._tcp.postgres.db.svc.cluster.local",
+    ];
+    let out = nslookup(port, &srv).await;
     assert!(
         out.contains("service = 0 50 5432 postgres-0.postgres.db.svc.cluster.local."),
         "{out}"
     );
-    let out = blocking(move || {
-        let o = Command::new("nslookup")
-            .args([
-                &format!("-port={port}"),
-                "-timeout=2",
-                "-retry=1",
-                "missing.default.svc.cluster.local",
-                "127.0.0.1",
-            ])
-            .output()
-            .expect("nslookup runs");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    })
-    .await;
+    let out = nslookup(port, &["missing.default.svc.cluster.local"]).await;
     assert!(out.contains("NXDOMAIN"), "{out}");
     running.shutdown().await;
 }
