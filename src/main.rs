@@ -83,10 +83,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    observe::init_logging();
     if let Some(Command::Check { file, dns_port }) = &cli.command {
         return check(file, dns_port.or(cli.dns_port));
     }
-    observe::init_logging();
     let conf = cli
         .conf
         .clone()

@@ -98,11 +98,29 @@ fn check_reports_a_broken_objects_file_with_its_position() {
 }
 
 #[test]
+fn check_shows_warnings_about_deprecated_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Corefile");
+    let demo = support::root().join("deploy/local/cluster.yaml");
+    let text = format!(
+        ".:53 {{\n kubernetes {{\n  objects {}\n  upstream\n }}\n}}\n",
+        demo.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    let (ok, out, err) = run(&["check", path.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(":4:3: kubernetes: 'upstream' is deprecated and ignored"),
+        "{out}"
+    );
+}
+
+#[test]
 fn missing_corefile_is_a_clear_error() {
     let (ok, _, err) = run(&["-conf", "/nonexistent/Corefile"]);
     assert!(!ok);
     assert!(
-        err.contains("/nonexistent/Corefile") && err.contains("cannot read"),
+        err.starts_with("/nonexistent/Corefile: cannot read the Corefile"),
         "{err}"
     );
 }
