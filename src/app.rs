@@ -1,27 +1,44 @@
-//! Wiring: typed config → indexes, chains and listeners, and the running server.
+//! Wiring: typed config → indexes, chains, listeners and HTTP endpoints; reloading the Corefile
+//! in place; shutting down through the lameduck time.
+//!
+//! A reload builds the new chains first (reusing a `kubernetes` index whose settings did not
+//! change), binds any new address, and only then swaps the new routers in under the running
+//! sockets. Nothing closes that stays; nothing goes unready; a Corefile that does not load
+//! leaves the running configuration alone.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
-use hickory_server::Server;
 
-use crate::chain::{Chain, Handler};
+use crate::chain::{Chain, Handler, Observer};
 use crate::cluster::index::{Index, IndexOptions};
 use crate::cluster::records::RecordOptions;
 use crate::cluster::{self, file};
+use crate::config::args::ListenAddr;
 use crate::config::kubernetes::{KubernetesConfig, Source};
-use crate::config::{Config, PluginConfig};
+use crate::config::reload::ReloadConfig;
+use crate::config::{self, Config, ConfigErrors, LoadOptions, PluginConfig};
+use crate::observe::http::{HttpListener, Readiness, Routes, Shared};
+use crate::observe::metrics::Metrics;
 use crate::plugins;
-use crate::server::{DnsHandler, Router, TCP_IDLE, bind};
+use crate::server::Router;
+use crate::server::listen::DnsListener;
 
 /// How a configuration is started.
 #[derive(Clone, Debug, Default)]
 pub struct StartOptions {
     /// Listen on this address only (tests use 127.0.0.1); every address when `None`.
     pub bind: Option<IpAddr>,
+    /// The Corefile, for reloads; `None` for a configuration given as text.
+    pub path: Option<PathBuf>,
+    pub load: LoadOptions,
 }
 
 /// One port's listeners.
@@ -35,114 +52,520 @@ pub struct Listener {
     pub zones: Vec<Name>,
 }
 
-/// A started server: its listeners and what keeps them going.
-pub struct Running {
-    pub listeners: Vec<Listener>,
-    servers: Vec<Server<DnsHandler>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    routers: Vec<Arc<Router>>,
+/// A running server.
+pub struct App {
+    opts: StartOptions,
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+    /// Reloads run one at a time.
+    reloading: tokio::sync::Mutex<()>,
 }
 
-impl Running {
-    /// The listener for the port the Corefile named.
-    pub fn listener(&self, port: u16) -> Option<&Listener> {
-        self.listeners.iter().find(|l| l.port == port)
+/// Kept for the tests' and callers' convenience: a started [`App`].
+pub type Running = App;
+
+struct State {
+    digest: String,
+    dns: BTreeMap<u16, DnsListener>,
+    http: BTreeMap<ListenAddr, HttpListener>,
+    kube: Vec<Kube>,
+    lameduck: Option<Duration>,
+    reload: Option<ReloadConfig>,
+}
+
+/// A `kubernetes` index and the task that feeds it, reusable across reloads.
+struct Kube {
+    key: IndexKey,
+    /// Built by the configuration being applied (not taken over from the running one).
+    fresh: bool,
+    index: Arc<Index>,
+    ready: Arc<SourceReady>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The settings an index depends on (not `fallthrough`, which only the handler reads).
+#[derive(Clone, Debug, PartialEq)]
+struct IndexKey(KubernetesConfig);
+
+impl IndexKey {
+    fn of(cfg: &KubernetesConfig) -> Self {
+        let mut k = cfg.clone();
+        k.fallthrough = Default::default();
+        Self(k)
+    }
+}
+
+/// Readiness of a `kubernetes` source: ready once its first data is in.
+struct SourceReady(AtomicBool);
+
+impl Readiness for SourceReady {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+    fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// What [`App::bind_new`] opened, ready to be swapped in.
+struct New {
+    routers: BTreeMap<u16, Arc<Router>>,
+    dns: BTreeMap<u16, DnsListener>,
+    http: BTreeMap<ListenAddr, HttpListener>,
+}
+
+/// Everything a configuration needs, built before anything running is touched.
+struct Built {
+    ports: BTreeMap<u16, Vec<(Name, Arc<Chain>)>>,
+    http: BTreeMap<ListenAddr, Routes>,
+    kube: Vec<Kube>,
+    readiness: Vec<Arc<dyn Readiness>>,
+    /// (server label, zone, plugin) for `coredns_plugin_enabled`.
+    enabled: Vec<(String, String, &'static str)>,
+    lameduck: Option<Duration>,
+    reload: Option<ReloadConfig>,
+}
+
+impl App {
+    /// Builds every chain, loads the cluster data, and binds every port.
+    pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Arc<App>> {
+        Self::start_with_digest(config, String::new(), opts).await
+    }
+
+    /// Reads the Corefile at `opts.path` and starts it.
+    pub async fn start_file(opts: StartOptions) -> anyhow::Result<Arc<App>> {
+        let path = opts.path.clone().context("no Corefile path")?;
+        let loaded = config::read(&path, &opts.load);
+        let config = loaded.config.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Self::start_with_digest(&config, loaded.digest, opts).await
+    }
+
+    async fn start_with_digest(
+        config: &Config,
+        digest: String,
+        opts: StartOptions,
+    ) -> anyhow::Result<Arc<App>> {
+        let shared = Arc::new(Shared {
+            metrics: Arc::new(Metrics::new()),
+            readiness: ArcSwap::from_pointee(Vec::new()),
+        });
+        let app = Arc::new(App {
+            opts,
+            shared,
+            state: Mutex::new(State {
+                digest: String::new(),
+                dns: BTreeMap::new(),
+                http: BTreeMap::new(),
+                kube: Vec::new(),
+                lameduck: None,
+                reload: None,
+            }),
+            reloading: tokio::sync::Mutex::new(()),
+        });
+        let (built, _) = build(config, Vec::new(), &app.opts)
+            .await
+            .map_err(|(e, _)| e)?;
+        app.apply(built, Vec::new(), digest).await?;
+        Ok(app)
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// The DNS listeners, by the port the Corefile named.
+    pub fn listeners(&self) -> Vec<Listener> {
+        let state = self.lock();
+        state
+            .dns
+            .iter()
+            .map(|(port, l)| Listener {
+                port: *port,
+                udp: l.udp,
+                tcp: l.tcp,
+                zones: l
+                    .router()
+                    .blocks()
+                    .iter()
+                    .map(|b| Name::from(&b.zone))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    pub fn listener(&self, port: u16) -> Option<Listener> {
+        self.listeners().into_iter().find(|l| l.port == port)
     }
 
     /// The router behind a port, for answering raw bytes in-process.
-    pub fn router(&self, port: u16) -> Option<&Arc<Router>> {
-        let i = self.listeners.iter().position(|l| l.port == port)?;
-        self.routers.get(i)
+    pub fn router(&self, port: u16) -> Option<Arc<Router>> {
+        self.lock().dns.get(&port).map(|l| l.router())
     }
 
-    /// Runs until every listener stops.
-    pub async fn wait(&mut self) {
-        for s in &mut self.servers {
-            if let Err(e) = s.block_until_done().await {
-                tracing::error!("listener stopped: {e}");
+    /// Where an HTTP address the Corefile named is listening.
+    pub fn http_addr(&self, configured: &str) -> Option<SocketAddr> {
+        let want = config::args::parse_listen_addr(configured).ok()?;
+        self.lock().http.get(&want).map(|l| l.addr)
+    }
+
+    /// The `reload` directive's settings, if the Corefile has one.
+    pub fn reload_config(&self) -> Option<ReloadConfig> {
+        self.lock().reload
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-reads the Corefile. Unless `force`, nothing happens when its content is unchanged.
+    /// Returns whether a new configuration is now serving.
+    pub async fn reload(&self, force: bool) -> Result<bool, ConfigErrors> {
+        let Some(path) = self.opts.path.clone() else {
+            return Ok(false);
+        };
+        let _one = self.reloading.lock().await;
+        let load = self.opts.load.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::read(&path, &load))
+            .await
+            .map_err(|e| internal(format!("reading the Corefile: {e}")))?;
+        let old_digest = self.lock().digest.clone();
+        if !force && loaded.digest == old_digest {
+            return Ok(false);
+        }
+        tracing::info!("Reloading");
+        // Do not retry the same broken file every interval: remember its digest either way.
+        self.lock().digest = loaded.digest.clone();
+        let config = match loaded.config {
+            Ok(c) => c,
+            Err(errors) => {
+                self.shared.metrics.reload_failed.inc();
+                for e in &errors.0 {
+                    tracing::error!("Restart failed: {e}");
+                }
+                return Err(errors);
+            }
+        };
+        let reuse = std::mem::take(&mut self.lock().kube);
+        let (built, leftover) = match build(&config, reuse, &self.opts).await {
+            Ok(b) => b,
+            Err((e, kept)) => {
+                self.lock().kube = kept;
+                self.shared.metrics.reload_failed.inc();
+                tracing::error!("Restart failed: {e:#}");
+                return Err(internal(format!("{e:#}")));
+            }
+        };
+        if let Err(e) = self.apply(built, leftover, loaded.digest).await {
+            self.shared.metrics.reload_failed.inc();
+            tracing::error!("Restart failed: {e:#}");
+            return Err(internal(format!("{e:#}")));
+        }
+        tracing::info!("Reloading complete");
+        Ok(true)
+    }
+
+    /// Puts `built` in service: binds what is new, then swaps routers and routes in, then
+    /// closes what is gone (`leftover`: running indexes the new configuration does not use).
+    /// On a bind error nothing running is touched.
+    async fn apply(
+        &self,
+        mut built: Built,
+        leftover: Vec<Kube>,
+        digest: String,
+    ) -> anyhow::Result<()> {
+        match self.bind_new(&built).await {
+            Ok(new) => {
+                self.swap_in(&mut built, new, digest).await;
+                for k in leftover {
+                    k.task.abort();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Keep the running indexes; drop the ones built for nothing.
+                let mut s = self.lock();
+                for k in built.kube {
+                    if k.fresh {
+                        k.task.abort();
+                    } else {
+                        s.kube.push(k);
+                    }
+                }
+                s.kube.extend(leftover);
+                Err(e)
             }
         }
     }
 
-    /// Stops accepting queries, finishes those in flight, and stops the background tasks.
-    pub async fn shutdown(mut self) {
-        for s in &mut self.servers {
-            let _ = s.shutdown_gracefully().await;
+    /// Binds the ports and HTTP addresses `built` needs that are not open yet.
+    async fn bind_new(&self, built: &Built) -> anyhow::Result<New> {
+        let server_label = |port: u16| match self.opts.bind {
+            Some(ip) => format!("dns://{}", SocketAddr::new(ip, port)),
+            None => format!("dns://:{port}"),
+        };
+        let routers: BTreeMap<u16, Arc<Router>> = built
+            .ports
+            .iter()
+            .map(|(port, blocks)| (*port, blocks.clone()))
+            .map(|(port, blocks)| {
+                let router = Router::new(blocks, server_label(port), self.shared.metrics.clone());
+                (port, Arc::new(router))
+            })
+            .collect();
+        // Bind what is new first: if that fails, the running configuration stays as it was.
+        let (have_dns, have_http): (Vec<u16>, Vec<ListenAddr>) = {
+            let s = self.lock();
+            (
+                s.dns.keys().copied().collect(),
+                s.http.keys().cloned().collect(),
+            )
+        };
+        let mut new_dns = BTreeMap::new();
+        for (port, router) in routers.iter().filter(|(p, _)| !have_dns.contains(p)) {
+            let l = DnsListener::bind(self.opts.bind, *port, router.clone())
+                .await
+                .with_context(|| format!("cannot listen on port {port}"))?;
+            new_dns.insert(*port, l);
         }
-        for t in &self.tasks {
-            t.abort();
+        let mut new_http = BTreeMap::new();
+        for (addr, routes) in built.http.iter().filter(|(a, _)| !have_http.contains(a)) {
+            let bind_at = match (self.opts.bind, addr.ip) {
+                (Some(ip), None) => ListenAddr {
+                    ip: Some(ip),
+                    port: addr.port,
+                },
+                _ => addr.clone(),
+            };
+            let l = HttpListener::bind(&bind_at, *routes, self.shared.clone())
+                .await
+                .with_context(|| format!("cannot listen on {addr} for health, ready or metrics"))?;
+            new_http.insert(addr.clone(), l);
         }
+        Ok(New {
+            routers,
+            dns: new_dns,
+            http: new_http,
+        })
     }
-}
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+    /// Swaps everything in; cannot fail.
+    async fn swap_in(&self, built: &mut Built, new: New, digest: String) {
+        let New {
+            routers,
+            dns: new_dns,
+            http: new_http,
+        } = new;
+        self.shared
+            .readiness
+            .store(Arc::new(std::mem::take(&mut built.readiness)));
+        let metrics = &self.shared.metrics;
+        metrics.plugin_enabled.reset();
+        for (server, zone, name) in &built.enabled {
+            metrics
+                .plugin_enabled
+                .with_label_values(&[server.as_str(), zone.as_str(), "", name])
+                .set(1);
         }
-        for s in &self.servers {
-            s.shutdown_token().cancel();
+        if !digest.is_empty() {
+            metrics.reload_version.reset();
+            metrics
+                .reload_version
+                .with_label_values(&["sha512", &digest])
+                .set(1);
+            tracing::info!("plugin/reload: Running configuration SHA512 = {digest}");
         }
-    }
-}
-
-/// Builds every chain, loads the cluster data, and binds every port.
-pub async fn start(config: &Config, opts: &StartOptions) -> anyhow::Result<Running> {
-    let mut tasks = Vec::new();
-    let mut by_port: BTreeMap<u16, Vec<(Name, Arc<Chain>)>> = BTreeMap::new();
-    for block in &config.servers {
-        let mut handlers: Vec<Box<dyn Handler>> = Vec::new();
-        for plugin in &block.plugins {
-            match plugin {
-                PluginConfig::Errors(_) => handlers.push(Box::new(plugins::errors::Errors)),
-                PluginConfig::Kubernetes(cfg) => {
-                    let (handler, task) = kubernetes(cfg).await?;
-                    handlers.push(Box::new(handler));
-                    tasks.push(task);
+        let gone_dns = {
+            let mut s = self.lock();
+            for (port, router) in &routers {
+                if let Some(l) = s.dns.get(port) {
+                    l.swap(router.clone());
                 }
             }
+            s.dns.extend(new_dns);
+            let gone: Vec<u16> = s
+                .dns
+                .keys()
+                .filter(|p| !routers.contains_key(p))
+                .copied()
+                .collect();
+            let gone_dns: Vec<DnsListener> = gone.iter().filter_map(|p| s.dns.remove(p)).collect();
+            for (addr, routes) in &built.http {
+                if let Some(l) = s.http.get(addr) {
+                    l.set_routes(*routes);
+                }
+            }
+            s.http.extend(new_http);
+            s.http.retain(|addr, _| built.http.contains_key(addr));
+            s.kube = std::mem::take(&mut built.kube);
+            for k in &mut s.kube {
+                k.fresh = false;
+            }
+            s.lameduck = built.lameduck;
+            s.reload = built.reload;
+            s.digest = digest;
+            gone_dns
+        };
+        for l in gone_dns {
+            l.stop().await;
         }
-        let chain = Arc::new(Chain::new(handlers));
+    }
+
+    /// Stops: after the lameduck time, if `health` set one, during which queries and `/health`
+    /// keep being answered.
+    pub async fn shutdown(&self) {
+        let lameduck = self.lock().lameduck;
+        if let Some(d) = lameduck.filter(|d| !d.is_zero()) {
+            tracing::info!(
+                "Going into lameduck mode for {}",
+                config::args::format_duration(d)
+            );
+            tokio::time::sleep(d).await;
+        }
+        let (dns, http, kube) = {
+            let mut s = self.lock();
+            (
+                std::mem::take(&mut s.dns),
+                std::mem::take(&mut s.http),
+                std::mem::take(&mut s.kube),
+            )
+        };
+        for l in http.values() {
+            l.stop();
+        }
+        for (_, l) in dns {
+            l.stop().await;
+        }
+        for k in kube {
+            k.task.abort();
+        }
+    }
+
+    /// Polls the Corefile as the `reload` directive says, while it says so. Runs until the task
+    /// is dropped.
+    pub async fn reload_loop(self: Arc<Self>) {
+        loop {
+            let Some(cfg) = self.reload_config() else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            let jitter = cfg.jitter.as_secs_f64();
+            let offset = if jitter > 0.0 {
+                rand::random_range(-jitter..jitter)
+            } else {
+                0.0
+            };
+            let wait = (cfg.interval.as_secs_f64() + offset).max(1.0);
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            let _ = self.reload(false).await;
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let s = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for k in &s.kube {
+            k.task.abort();
+        }
+    }
+}
+
+fn internal(msg: String) -> ConfigErrors {
+    ConfigErrors(vec![config::ConfigError::new(
+        &crate::corefile::Pos {
+            file: "".into(),
+            line: 0,
+            col: 0,
+        },
+        msg,
+    )])
+}
+
+/// Builds every chain of `config`. `reuse` holds the running indexes; those whose settings are
+/// unchanged are taken over, the others are handed back with the result (the running
+/// configuration still uses them until the swap). On error every running index is handed back.
+async fn build(
+    config: &Config,
+    mut reuse: Vec<Kube>,
+    opts: &StartOptions,
+) -> Result<(Built, Vec<Kube>), (anyhow::Error, Vec<Kube>)> {
+    let mut built = Built {
+        ports: BTreeMap::new(),
+        http: BTreeMap::new(),
+        kube: Vec::new(),
+        readiness: Vec::new(),
+        enabled: Vec::new(),
+        lameduck: None,
+        reload: None,
+    };
+    for block in &config.servers {
+        let mut handlers: Vec<Box<dyn Handler>> = Vec::new();
+        let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
+        for plugin in &block.plugins {
+            match plugin {
+                PluginConfig::Errors(c) => handlers.push(Box::new(plugins::errors::Errors::new(c))),
+                PluginConfig::Log(c) => observers.push(Arc::new(plugins::log::Log::new(c.clone()))),
+                PluginConfig::Kubernetes(cfg) => {
+                    let key = IndexKey::of(cfg);
+                    let kube = match reuse.iter().position(|k| k.key == key) {
+                        Some(i) => reuse.swap_remove(i),
+                        None => match kubernetes(cfg, key).await {
+                            Ok(k) => k,
+                            Err(e) => {
+                                for k in built.kube {
+                                    if k.fresh {
+                                        k.task.abort();
+                                    } else {
+                                        reuse.push(k);
+                                    }
+                                }
+                                return Err((e, reuse));
+                            }
+                        },
+                    };
+                    handlers.push(Box::new(plugins::kubernetes::Kubernetes::new(
+                        kube.index.clone(),
+                        cfg.fallthrough.clone(),
+                        cfg.pods,
+                    )));
+                    built.readiness.push(kube.ready.clone());
+                    built.kube.push(kube);
+                }
+                PluginConfig::Health(c) => {
+                    built.http.entry(c.addr.clone()).or_default().health = true;
+                    built.lameduck = built.lameduck.max(c.lameduck);
+                }
+                PluginConfig::Ready(c) => {
+                    built.http.entry(c.addr.clone()).or_default().ready = true
+                }
+                PluginConfig::Prometheus(c) => {
+                    built.http.entry(c.addr.clone()).or_default().metrics = true
+                }
+                PluginConfig::Reload(c) => built.reload = Some(*c),
+            }
+        }
+        let chain = Arc::new(Chain::new(handlers, observers));
         for key in &block.keys {
-            by_port
+            built
+                .ports
                 .entry(key.port)
                 .or_default()
                 .push((key.zone.clone(), chain.clone()));
+            let server = match opts.bind {
+                Some(ip) => format!("dns://{}", SocketAddr::new(ip, key.port)),
+                None => format!("dns://:{}", key.port),
+            };
+            for p in &block.plugins {
+                built
+                    .enabled
+                    .push((server.clone(), key.zone.to_string(), p.name()));
+            }
         }
     }
-    let mut running = Running {
-        listeners: Vec::new(),
-        servers: Vec::new(),
-        tasks,
-        routers: Vec::new(),
-    };
-    for (port, blocks) in by_port {
-        let zones = blocks.iter().map(|(z, _)| z.clone()).collect();
-        let router = Arc::new(Router::new(blocks));
-        let (udp, tcp) = bind(opts.bind, port)
-            .await
-            .with_context(|| format!("cannot listen on port {port}"))?;
-        let listener = Listener {
-            port,
-            udp: udp.local_addr()?,
-            tcp: tcp.local_addr()?,
-            zones,
-        };
-        let mut server = Server::new(DnsHandler {
-            router: router.clone(),
-        });
-        server.register_socket(udp);
-        server.register_listener(tcp, TCP_IDLE, 64);
-        running.listeners.push(listener);
-        running.servers.push(server);
-        running.routers.push(router);
-    }
-    Ok(running)
+    Ok((built, reuse))
 }
 
-async fn kubernetes(
-    cfg: &KubernetesConfig,
-) -> anyhow::Result<(plugins::kubernetes::Kubernetes, tokio::task::JoinHandle<()>)> {
+async fn kubernetes(cfg: &KubernetesConfig, key: IndexKey) -> anyhow::Result<Kube> {
     let index = Arc::new(Index::new(IndexOptions {
         zones: cfg.zones.clone(),
         ttl: cfg.ttl,
@@ -172,6 +595,11 @@ async fn kubernetes(
         cluster::FILE_POLL,
         seen,
     );
-    let handler = plugins::kubernetes::Kubernetes::new(index, cfg.fallthrough.clone(), cfg.pods);
-    Ok((handler, task))
+    Ok(Kube {
+        key,
+        index,
+        ready: Arc::new(SourceReady(AtomicBool::new(true))),
+        task,
+        fresh: true,
+    })
 }

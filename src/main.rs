@@ -16,6 +16,8 @@ use clusterdns::{app, cluster, observe};
     about = "Cluster DNS for Kubernetes: reads a CoreDNS Corefile and answers as CoreDNS does",
     long_about = "Cluster DNS for Kubernetes: reads a CoreDNS Corefile and answers as CoreDNS does.\n\n\
 CoreDNS's single-dash flags are accepted too: -conf FILE, -dns.port N, -version, -plugins, -quiet.\n\n\
+Signals: SIGTERM and SIGINT stop the server (after the health plugin's lameduck time, answering \
+all the while); SIGUSR1 reloads the Corefile.\n\n\
 Examples:\n  clusterdns -conf /etc/coredns/Corefile\n  clusterdns --conf deploy/local/Corefile\n  clusterdns check Corefile"
 )]
 struct Cli {
@@ -39,8 +41,18 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
 
+    /// How log lines are written: `text` as CoreDNS writes them, or `json` (one object a line).
+    #[arg(long = "log-format", value_enum, default_value = "text")]
+    log_format: LogFormatArg,
+
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,7 +95,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    observe::init_logging();
+    observe::init_logging(match cli.log_format {
+        LogFormatArg::Text => observe::LogFormat::Text,
+        LogFormatArg::Json => observe::LogFormat::Json,
+    });
     if let Some(Command::Check { file, dns_port }) = &cli.command {
         return check(file, dns_port.or(cli.dns_port));
     }
@@ -91,15 +106,12 @@ fn main() -> ExitCode {
         .conf
         .clone()
         .unwrap_or_else(|| PathBuf::from("Corefile"));
-    let opts = LoadOptions {
-        default_port: cli.dns_port.unwrap_or(config::DEFAULT_PORT),
-    };
-    let config = match config::load(&conf, &opts) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
+    let opts = app::StartOptions {
+        bind: None,
+        path: Some(conf),
+        load: LoadOptions {
+            default_port: cli.dns_port.unwrap_or(config::DEFAULT_PORT),
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,15 +124,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let running = match app::start(&config, &app::StartOptions::default()).await {
-            Ok(r) => r,
+        let app = match app::App::start_file(opts).await {
+            Ok(a) => a,
             Err(e) => {
                 eprintln!("{e:#}");
                 return ExitCode::FAILURE;
             }
         };
         if !cli.quiet {
-            for l in &running.listeners {
+            for l in app.listeners() {
                 for z in &l.zones {
                     println!("{}:{}", z, l.udp.port());
                 }
@@ -128,25 +140,32 @@ fn main() -> ExitCode {
             println!("{}", clusterdns::version_line());
             println!("{}/{}", std::env::consts::OS, std::env::consts::ARCH);
         }
-        wait_for_signal().await;
+        let poller = tokio::spawn(app.clone().reload_loop());
+        if let Err(e) = serve_signals(&app).await {
+            eprintln!("cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+        poller.abort();
         tracing::info!("shutting down");
-        running.shutdown().await;
+        app.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Reloads on SIGUSR1; returns on SIGTERM or SIGINT.
+async fn serve_signals(app: &app::App) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = usr1.recv() => {
+                let _ = app.reload(true).await;
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

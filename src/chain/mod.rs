@@ -15,8 +15,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hickory_proto::op::{LowerQuery, ResponseCode};
+use hickory_proto::op::{LowerQuery, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 
 /// An immutable, shareable run of records, built when data changes and cloned per query.
@@ -115,14 +116,45 @@ impl<'a> Next<'a> {
     }
 }
 
-/// The handlers of one server block, in execution order.
+/// A query after its answer was written: what `log` prints.
+pub struct Served<'a> {
+    pub query: &'a LowerQuery,
+    pub src: SocketAddr,
+    pub transport: Transport,
+    pub id: u16,
+    pub opcode: OpCode,
+    pub request_size: usize,
+    pub dnssec_ok: bool,
+    /// The client's EDNS UDP size, 512 without EDNS.
+    pub bufsize: u16,
+    /// The response header as sent (flags, rcode).
+    pub response: Metadata,
+    pub answers: usize,
+    pub response_size: usize,
+    pub duration: Duration,
+}
+
+/// Told about every query a server block answered, once its answer is written.
+pub trait Observer: Send + Sync {
+    fn served(&self, served: &Served);
+}
+
+/// The handlers of one server block, in execution order, and its observers.
 pub struct Chain {
     handlers: Vec<Box<dyn Handler>>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Chain {
-    pub fn new(handlers: Vec<Box<dyn Handler>>) -> Self {
-        Self { handlers }
+    pub fn new(handlers: Vec<Box<dyn Handler>>, observers: Vec<Arc<dyn Observer>>) -> Self {
+        Self {
+            handlers,
+            observers,
+        }
+    }
+
+    pub fn observers(&self) -> &[Arc<dyn Observer>] {
+        &self.observers
     }
 
     pub fn serve<'a>(&'a self, req: &'a Request<'a>) -> HandlerFuture<'a> {

@@ -110,8 +110,9 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(out)
 }
 
-/// One file's name, size and modification time.
-pub type Fingerprint = (PathBuf, u64, Option<SystemTime>);
+/// One file's name, size, modification time and inode: a kubelet-style symlink swap always
+/// changes the inode, even when size and time come out the same.
+pub type Fingerprint = (PathBuf, u64, Option<SystemTime>, u64);
 
 /// A cheap fingerprint of the files behind `path` (names, sizes, modification times), to notice
 /// changes without reading them; kubelet's symlink swaps change it too.
@@ -122,10 +123,21 @@ pub fn fingerprint(path: &Path) -> Vec<Fingerprint> {
         .map(|p| {
             let m = std::fs::metadata(&p).ok();
             let len = m.as_ref().map(|m| m.len()).unwrap_or(0);
+            let inode = m.as_ref().map(inode).unwrap_or(0);
             let modified = m.and_then(|m| m.modified().ok());
-            (p, len, modified)
+            (p, len, modified, inode)
         })
         .collect()
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(m)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
 }
 
 /// Reads every object behind `path` into a snapshot, keeping what `filters` let through.

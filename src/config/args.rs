@@ -136,3 +136,66 @@ mod tests {
         assert_eq!(parse_duration(""), None);
     }
 }
+
+/// An address an HTTP endpoint listens on: `:8080`, `0.0.0.0:9153`, `localhost:9153`,
+/// `[::1]:8181`. No host means every address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenAddr {
+    pub ip: Option<std::net::IpAddr>,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            None => write!(f, ":{}", self.port),
+            Some(ip @ std::net::IpAddr::V6(_)) => write!(f, "[{ip}]:{}", self.port),
+            Some(ip) => write!(f, "{ip}:{}", self.port),
+        }
+    }
+}
+
+/// Parses `[HOST]:PORT`; HOST may be empty, an IP, `[IPv6]` or `localhost`.
+pub fn parse_listen_addr(text: &str) -> Result<ListenAddr, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{text}' is not an address: expected [HOST]:PORT such as :8080"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' in '{text}' is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "" => None,
+        "localhost" => Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        h => Some(
+            h.parse()
+                .map_err(|_| format!("'{h}' in '{text}' is not an IP address (or localhost)"))?,
+        ),
+    };
+    Ok(ListenAddr { ip, port })
+}
+
+/// A duration as Go prints it, as CoreDNS's messages show them: `5m0s`, `2s`, `1h0m0s`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let total = d.as_secs_f64();
+    if total < 1.0 {
+        let ms = d.as_millis();
+        if ms > 0 && d.as_nanos().is_multiple_of(1_000_000) {
+            return format!("{ms}ms");
+        }
+        return format!("{total}s");
+    }
+    let secs = d.as_secs();
+    let frac = d.subsec_nanos();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let sec = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{}s", s as f64 + f64::from(frac) / 1e9)
+    };
+    match (h, m) {
+        (0, 0) => sec,
+        (0, m) => format!("{m}m{sec}"),
+        (h, m) => format!("{h}h{m}m{sec}"),
+    }
+}

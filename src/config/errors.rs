@@ -1,41 +1,103 @@
-//! `errors`: log every query the chain failed to answer.
-//!
-//! ```text
-//! errors
-//! ```
+//! `errors [{ consolidate DURATION REGEXP [LEVEL] }]`: log every query the chain failed on;
+//! errors matching a `consolidate` pattern are counted and reported once per DURATION instead.
+
+use std::time::Duration;
 
 use crate::corefile::Directive;
 
+use super::args::parse_duration;
 use super::{Args, ConfigError};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ErrorsConfig {}
+pub struct ErrorsConfig {
+    pub consolidate: Vec<Consolidate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consolidate {
+    pub every: Duration,
+    /// A regular expression (checked to compile when parsed).
+    pub pattern: String,
+    pub level: Level,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
 
 pub fn parse(d: &Directive) -> Result<ErrorsConfig, Vec<ConfigError>> {
     let args = Args::new("errors", d);
     args.none().map_err(|e| vec![e])?;
+    let mut cfg = ErrorsConfig::default();
     let mut errors = Vec::new();
     for p in d.block.iter().flatten() {
-        let msg = match p.name.text.as_str() {
-            "consolidate" => "property 'consolidate' is not supported by clusterdns yet",
-            "stacktrace" => {
-                "property 'stacktrace' is not supported (clusterdns has no Go stack traces to print)"
-            }
-            other => {
-                errors.push(ConfigError::new(
-                    &p.name.pos,
-                    format!(
-                        "errors: unknown property '{other}'; expected consolidate or stacktrace"
-                    ),
-                ));
-                continue;
-            }
-        };
-        errors.push(ConfigError::new(&p.name.pos, format!("errors: {msg}")));
+        let a = Args::new(format!("errors: {}", p.name.text), p);
+        match p.name.text.as_str() {
+            "consolidate" => match consolidate(&a) {
+                Ok(c) => cfg.consolidate.push(c),
+                Err(e) => errors.push(e),
+            },
+            "stacktrace" => errors.push(a.err_here(
+                "not supported (clusterdns has no Go stack traces; a panic is logged and counted in coredns_panics_total)",
+            )),
+            other => errors.push(ConfigError::new(
+                &p.name.pos,
+                format!("errors: unknown property '{other}'; expected consolidate or stacktrace"),
+            )),
+        }
     }
     if errors.is_empty() {
-        Ok(ErrorsConfig {})
+        Ok(cfg)
     } else {
         Err(errors)
     }
+}
+
+fn consolidate(a: &Args) -> Result<Consolidate, ConfigError> {
+    let (every, pattern, level) = match a.rest {
+        [d, p] => (d, p, None),
+        [d, p, l] => (d, p, Some(l)),
+        _ => return Err(a.err_here("expected DURATION REGEXP [LEVEL]")),
+    };
+    let every = parse_duration(&every.text).ok_or_else(|| {
+        a.err(
+            every,
+            format!("'{}' is not a duration; expected e.g. 5m", every.text),
+        )
+    })?;
+    regex::Regex::new(&pattern.text).map_err(|e| {
+        // The regex crate explains over several lines; its last line says what is wrong.
+        let why = e.to_string();
+        let why = why
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        a.err(
+            pattern,
+            format!("'{}' is not a regular expression: {why}", pattern.text),
+        )
+    })?;
+    let level = match level.map(|l| l.text.as_str()) {
+        None | Some("error") => Level::Error,
+        Some("warning") => Level::Warning,
+        Some("info") => Level::Info,
+        Some("debug") => Level::Debug,
+        Some(other) => {
+            return Err(a.err(
+                level.unwrap_or(a.head),
+                format!("unknown level '{other}'; expected warning, error, info or debug"),
+            ));
+        }
+    };
+    Ok(Consolidate {
+        every,
+        pattern: pattern.text.clone(),
+        level,
+    })
 }

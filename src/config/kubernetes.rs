@@ -68,7 +68,7 @@ pub enum Source {
     Objects(PathBuf),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct KubernetesConfig {
     pub zones: Vec<Name>,
     pub source: Source,

@@ -4,7 +4,12 @@
 
 pub mod args;
 pub mod errors;
+pub mod health;
 pub mod kubernetes;
+pub mod log;
+pub mod prometheus;
+pub mod ready;
+pub mod reload;
 pub mod selector;
 #[cfg(test)]
 mod tests;
@@ -116,26 +121,77 @@ pub struct ZoneKey {
 /// The typed configuration of one directive.
 #[derive(Clone, Debug)]
 pub enum PluginConfig {
+    Reload(reload::ReloadConfig),
+    Ready(ready::ReadyConfig),
+    Health(health::HealthConfig),
+    Prometheus(prometheus::PrometheusConfig),
     Errors(errors::ErrorsConfig),
+    Log(log::LogConfig),
     Kubernetes(Box<kubernetes::KubernetesConfig>),
 }
 
 impl PluginConfig {
     pub fn name(&self) -> &'static str {
         match self {
+            PluginConfig::Reload(_) => "reload",
+            PluginConfig::Ready(_) => "ready",
+            PluginConfig::Health(_) => "health",
+            PluginConfig::Prometheus(_) => "prometheus",
             PluginConfig::Errors(_) => "errors",
+            PluginConfig::Log(_) => "log",
             PluginConfig::Kubernetes(_) => "kubernetes",
         }
     }
 }
 
 /// The directives clusterdns implements, as `-plugins` lists them.
-pub const SUPPORTED: &[&str] = &["errors", "kubernetes"];
+pub const SUPPORTED: &[&str] = &[
+    "errors",
+    "health",
+    "kubernetes",
+    "log",
+    "prometheus",
+    "ready",
+    "reload",
+];
+
+/// Directives that may appear more than once in a block.
+const REPEATABLE: &[&str] = &["log"];
 
 /// Reads, parses and types the Corefile at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
-    let blocks = corefile::parse_file(path).map_err(|e| ConfigErrors(vec![e.into()]))?;
-    from_blocks(&blocks, opts)
+    read(path, opts).config
+}
+
+/// A Corefile read from disk, with a digest of everything that went into it.
+pub struct Loaded {
+    pub config: Result<Config, ConfigErrors>,
+    /// SHA-512 (hex) of the Corefile and every file it imports; empty if nothing could be read.
+    pub digest: String,
+}
+
+/// Reads the Corefile at `path` and what it imports; the digest changes when any of them does.
+pub fn read(path: &Path, opts: &LoadOptions) -> Loaded {
+    use sha2::{Digest, Sha512};
+    let parsed = corefile::read_file(path);
+    let digest = if parsed.sources.is_empty() {
+        String::new()
+    } else {
+        let mut h = Sha512::new();
+        for (name, text) in &parsed.sources {
+            if parsed.sources.len() > 1 {
+                h.update(name.as_bytes());
+                h.update([0]);
+            }
+            h.update(text.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let config = parsed
+        .blocks
+        .map_err(|e| ConfigErrors(vec![e.into()]))
+        .and_then(|blocks| from_blocks(&blocks, opts));
+    Loaded { config, digest }
 }
 
 /// Parses Corefile text (named `file` in errors; imports are relative to its folder).
@@ -181,7 +237,9 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
         for d in &block.directives {
             match parse_directive(d, &ctx) {
                 Ok(p) => {
-                    if plugins.iter().any(|(_, q)| q.name() == p.name()) {
+                    if !REPEATABLE.contains(&p.name())
+                        && plugins.iter().any(|(_, q)| q.name() == p.name())
+                    {
                         errors.push(ConfigError::new(
                             &d.name.pos,
                             format!(
@@ -229,6 +287,11 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
     let name = d.name.text.as_str();
     match name {
         "errors" => errors::parse(d).map(PluginConfig::Errors),
+        "health" => health::parse(d).map(PluginConfig::Health),
+        "ready" => ready::parse(d).map(PluginConfig::Ready),
+        "prometheus" => prometheus::parse(d).map(PluginConfig::Prometheus),
+        "reload" => reload::parse(d).map(PluginConfig::Reload),
+        "log" => log::parse(d).map(PluginConfig::Log),
         "kubernetes" => kubernetes::parse(d, ctx).map(|k| PluginConfig::Kubernetes(Box::new(k))),
         "proxy" => Err(vec![ConfigError::new(
             &d.name.pos,

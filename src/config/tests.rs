@@ -98,6 +98,77 @@ fn kubernetes_properties() {
 }
 
 #[test]
+fn operability_directives() {
+    use super::args::ListenAddr;
+    let cfg = load_text(
+        ".:53 {\n reload 10s 2s\n prometheus 0.0.0.0:9153\n log example.org. {combined} {\n  class denial error\n }\n log\n ready\n health [::1]:8080 {\n  lameduck 5s\n }\n errors {\n  consolidate 5m \"^read udp\" warning\n }\n}",
+    )
+    .unwrap();
+    let names: Vec<&str> = cfg.servers[0].plugins.iter().map(|p| p.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "reload",
+            "ready",
+            "health",
+            "prometheus",
+            "errors",
+            "log",
+            "log"
+        ]
+    );
+    for p in &cfg.servers[0].plugins {
+        match p {
+            PluginConfig::Reload(r) => {
+                assert_eq!(
+                    (r.interval, r.jitter),
+                    (Duration::from_secs(10), Duration::from_secs(2))
+                )
+            }
+            PluginConfig::Ready(r) => assert_eq!(
+                r.addr,
+                ListenAddr {
+                    ip: None,
+                    port: 8181
+                }
+            ),
+            PluginConfig::Health(h) => {
+                assert_eq!(h.addr.to_string(), "[::1]:8080");
+                assert_eq!(h.lameduck, Some(Duration::from_secs(5)));
+            }
+            PluginConfig::Prometheus(m) => assert_eq!(m.addr.to_string(), "0.0.0.0:9153"),
+            PluginConfig::Errors(e) => {
+                assert_eq!(e.consolidate.len(), 1);
+                assert_eq!(e.consolidate[0].every, Duration::from_secs(300));
+                assert_eq!(e.consolidate[0].level, errors::Level::Warning);
+            }
+            PluginConfig::Log(l) => {
+                if l.names[0].is_root() {
+                    assert_eq!(l.classes, log::Classes::ALL);
+                } else {
+                    assert_eq!(l.names[0].to_ascii(), "example.org.");
+                    assert!(!l.classes.success && l.classes.denial && l.classes.error);
+                    assert!(l.format.contains(&log::Piece::Field(">opcode".into())));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Defaults.
+    let cfg = load_text(".:53 {\n prometheus\n health\n reload\n}").unwrap();
+    for p in &cfg.servers[0].plugins {
+        match p {
+            PluginConfig::Prometheus(m) => assert_eq!(m.addr.to_string(), "127.0.0.1:9153"),
+            PluginConfig::Health(h) => {
+                assert_eq!((h.addr.to_string().as_str(), h.lameduck), (":8080", None))
+            }
+            PluginConfig::Reload(r) => assert_eq!(r.interval, Duration::from_secs(30)),
+            _ => {}
+        }
+    }
+}
+
+#[test]
 fn handlers_run_in_plugin_cfg_order_not_corefile_order() {
     let cfg = load_text(".:53 {\n kubernetes {\n  objects x\n }\n errors\n}").unwrap();
     let names: Vec<&str> = cfg.servers[0].plugins.iter().map(|p| p.name()).collect();
@@ -109,7 +180,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: errors, kubernetes",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: errors, health, kubernetes, log, prometheus, ready, reload",
         ),
         (
             ".:53 {\n forward . 1.1.1.1\n}",
@@ -176,8 +247,72 @@ fn errors_name_the_position_and_what_is_accepted() {
             "2:9: errors: unexpected argument 'now'; this takes none",
         ),
         (
-            ".:53 {\n errors {\n  consolidate 5m \".*\"\n }\n}",
-            "3:3: errors: property 'consolidate' is not supported by clusterdns yet",
+            ".:53 {\n errors {\n  consolidate 5m \"(\"\n }\n}",
+            "3:18: errors: consolidate: '(' is not a regular expression: unclosed group",
+        ),
+        (
+            ".:53 {\n errors {\n  consolidate 5m x loud\n }\n}",
+            "3:20: errors: consolidate: unknown level 'loud'",
+        ),
+        (
+            ".:53 {\n errors {\n  stacktrace\n }\n}",
+            "3:3: errors: stacktrace: not supported",
+        ),
+        (
+            ".:53 {\n health :8080 :8081\n}",
+            "2:15: health: unexpected argument ':8081'",
+        ),
+        (
+            ".:53 {\n health localhost\n}",
+            "2:9: health: 'localhost' is not an address",
+        ),
+        (
+            ".:53 {\n health :http\n}",
+            "2:9: health: 'http' in ':http' is not a port number",
+        ),
+        (
+            ".:53 {\n health {\n  lameduck forever\n }\n}",
+            "3:12: health: lameduck: 'forever' is not a duration",
+        ),
+        (
+            ".:53 {\n health {\n  lame 5s\n }\n}",
+            "3:3: health: unknown property 'lame'; expected lameduck",
+        ),
+        (
+            ".:53 {\n ready example.com:8181\n}",
+            "2:8: ready: 'example.com' in 'example.com:8181' is not an IP address",
+        ),
+        (
+            ".:53 {\n prometheus :9153 {\n  x\n }\n}",
+            "3:3: prometheus: unexpected property 'x'; this takes no block",
+        ),
+        (
+            ".:53 {\n reload 1s\n}",
+            "2:9: reload: the interval must be at least 2s",
+        ),
+        (
+            ".:53 {\n reload 10s 6s\n}",
+            "2:13: reload: the jitter must be at most half the interval",
+        ),
+        (
+            ".:53 {\n reload 10s 500ms\n}",
+            "2:13: reload: the jitter must be at least 1s",
+        ),
+        (
+            ".:53 {\n reload soon\n}",
+            "2:9: reload: 'soon' is not a duration",
+        ),
+        (
+            ".:53 {\n log {\n  class loud\n }\n}",
+            "3:9: log: class: unknown class 'loud'",
+        ),
+        (
+            ".:53 {\n log {\n  format x\n }\n}",
+            "3:3: log: unknown property 'format'; expected class",
+        ),
+        (
+            ".:53 {\n health\n health\n}",
+            "3:2: health: only one 'health' directive is allowed per server block",
         ),
         (
             "tls://.:853 {\n}",

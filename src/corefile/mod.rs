@@ -97,20 +97,35 @@ pub struct Directive {
 /// How deep imports and snippets may nest before we call it a cycle.
 const MAX_IMPORT_DEPTH: usize = 16;
 
+/// A Corefile as read: its blocks, and the text of every file that went into it (the Corefile
+/// and what it imports), so that a change to any of them can be noticed.
+pub struct Parsed {
+    pub blocks: Result<Vec<ServerBlock>, SyntaxError>,
+    pub sources: Vec<(Arc<str>, String)>,
+}
+
 /// Reads and parses the Corefile at `path`, following imports.
 pub fn parse_file(path: &Path) -> Result<Vec<ServerBlock>, SyntaxError> {
+    read_file(path).blocks
+}
+
+/// Like [`parse_file`], keeping the text of every file read.
+pub fn read_file(path: &Path) -> Parsed {
     let name: Arc<str> = Arc::from(path.display().to_string());
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        SyntaxError::new(
-            Pos {
-                file: name.clone(),
-                line: 0,
-                col: 0,
-            },
-            format!("cannot read the Corefile: {e}"),
-        )
-    })?;
-    parse_str(&name, &text, &|k| std::env::var(k).ok())
+    match std::fs::read_to_string(path) {
+        Ok(text) => read_str(&name, &text, &|k| std::env::var(k).ok()),
+        Err(e) => Parsed {
+            blocks: Err(SyntaxError::new(
+                Pos {
+                    file: name,
+                    line: 0,
+                    col: 0,
+                },
+                format!("cannot read the Corefile: {e}"),
+            )),
+            sources: Vec::new(),
+        },
+    }
 }
 
 /// Parses Corefile `text` that was read from `file`; imports are resolved relative to the folder
@@ -120,18 +135,28 @@ pub fn parse_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<ServerBlock>, SyntaxError> {
-    let tokens = lexer::lex(file, text, env)?;
+    read_str(file, text, env).blocks
+}
+
+fn read_str(file: &Arc<str>, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
     let mut expander = Expander {
         snippets: HashMap::new(),
         env,
+        sources: vec![(file.clone(), text.to_string())],
     };
-    let tokens = expander.expand(tokens, 0)?;
-    Parser { tokens, i: 0 }.server_blocks()
+    let blocks = lexer::lex(file, text, env)
+        .and_then(|tokens| expander.expand(tokens, 0))
+        .and_then(|tokens| Parser { tokens, i: 0 }.server_blocks());
+    Parsed {
+        blocks,
+        sources: expander.sources,
+    }
 }
 
 struct Expander<'e> {
     snippets: HashMap<String, Vec<Token>>,
     env: &'e dyn Fn(&str) -> Option<String>,
+    sources: Vec<(Arc<str>, String)>,
 }
 
 impl Expander<'_> {
@@ -204,7 +229,7 @@ impl Expander<'_> {
     }
 
     /// The tokens an `import ARG` line stands for: a snippet, or the files matching a glob.
-    fn import(&self, arg: &Token) -> Result<Vec<Token>, SyntaxError> {
+    fn import(&mut self, arg: &Token) -> Result<Vec<Token>, SyntaxError> {
         if let Some(snippet) = self.snippets.get(&arg.text) {
             return Ok(snippet.clone());
         }
@@ -245,6 +270,7 @@ impl Expander<'_> {
                 )
             })?;
             tokens.extend(lexer::lex(&name, &text, self.env)?);
+            self.sources.push((name, text));
         }
         Ok(tokens)
     }

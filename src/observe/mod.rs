@@ -1,4 +1,8 @@
-//! Logging as CoreDNS writes it: `[LEVEL] message`, to standard output.
+//! Logging as CoreDNS writes it (`[LEVEL] message` on standard output, or JSON lines), the
+//! metrics, and the HTTP endpoints that serve health, readiness and metrics.
+
+pub mod http;
+pub mod metrics;
 
 use std::fmt;
 
@@ -34,14 +38,26 @@ where
     }
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `[INFO] message`, as CoreDNS writes.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, message), for log pipelines.
+    Json,
+}
+
 /// Installs the logger; `RUST_LOG` (e.g. `clusterdns=debug`) overrides the default of `info`.
-pub fn init_logging() {
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .event_format(CorednsFormat)
-        .try_init();
+        .with_writer(std::io::stdout);
+    let _ = match format {
+        LogFormat::Text => builder.event_format(CorednsFormat).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }

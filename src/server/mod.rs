@@ -1,35 +1,46 @@
-//! hickory glue: listeners, a request → the right chain, and the response as the client may
-//! take it (EDNS, size, case).
+//! Queries in, answers out: routing to the right chain, EDNS, size limits, case, and counting
+//! every answer. [`listen`] owns the sockets; [`Router::handle_bytes`] is the whole path from
+//! the bytes a client sent to the bytes it gets back, used by the sockets, the tests and the
+//! fuzzers alike.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+pub mod listen;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
+use futures_util::FutureExt;
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::runtime::Time;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{
-    Request as HickoryRequest, RequestHandler, ResponseHandler, ResponseInfo,
-};
+use hickory_server::server::Request as HickoryRequest;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
 use crate::chain::{
-    Chain, MAX_DEPTH, RecordSet, Reply, Request, Transport, Upstream, UpstreamFuture,
+    Chain, MAX_DEPTH, RecordSet, Reply, Request, Served, Transport, Upstream, UpstreamFuture,
 };
+use crate::observe::metrics::{DROPPED, Metrics, Observation};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
 
-/// How long an idle TCP connection is kept.
-pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// One server block as a port sees it.
+pub struct Block {
+    pub zone: LowerName,
+    /// The zone as the `zone` metric label writes it (`.`, `cluster.local.`).
+    pub label: String,
+    pub chain: Arc<Chain>,
+}
 
 /// The server blocks listening on one port, most specific zone first.
 pub struct Router {
-    blocks: Vec<(LowerName, Arc<Chain>)>,
+    blocks: Vec<Block>,
+    /// The `server` metric label: `dns://:53`.
+    server: String,
+    metrics: Arc<Metrics>,
 }
 
 /// A response, before encoding.
@@ -39,35 +50,49 @@ pub struct Response {
     pub authority: Vec<RecordSet>,
     pub additionals: Vec<RecordSet>,
     pub edns: Option<Edns>,
+    /// The block that took the query, if one did.
+    pub block: Option<usize>,
+    /// The plugin that wrote the answer (empty when the server did).
+    pub plugin: &'static str,
 }
 
 impl Router {
-    pub fn new(blocks: Vec<(Name, Arc<Chain>)>) -> Self {
-        let mut blocks: Vec<(LowerName, Arc<Chain>)> = blocks
+    pub fn new(blocks: Vec<(Name, Arc<Chain>)>, server: String, metrics: Arc<Metrics>) -> Self {
+        let mut blocks: Vec<Block> = blocks
             .into_iter()
-            .map(|(z, c)| (LowerName::new(&z), c))
+            .map(|(z, chain)| Block {
+                zone: LowerName::new(&z),
+                label: z.to_string(),
+                chain,
+            })
             .collect();
-        blocks.sort_by_key(|(z, _)| std::cmp::Reverse(z.num_labels()));
-        Self { blocks }
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.zone.num_labels()));
+        Self {
+            blocks,
+            server,
+            metrics,
+        }
     }
 
-    /// The chain of the block with the most specific zone holding `name`.
-    pub fn route(&self, name: &LowerName) -> Option<&Arc<Chain>> {
-        self.blocks
-            .iter()
-            .find(|(zone, _)| zone.zone_of(name))
-            .map(|(_, chain)| chain)
+    /// The block with the most specific zone holding `name`.
+    fn route(&self, name: &LowerName) -> Option<usize> {
+        self.blocks.iter().position(|b| b.zone.zone_of(name))
+    }
+
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
     }
 
     /// Answers one parsed request.
     pub async fn respond(&self, request: &HickoryRequest, transport: Transport) -> Response {
-        let mut metadata = Metadata::response_from_request(&request.metadata);
         let mut response = Response {
-            metadata,
+            metadata: Metadata::response_from_request(&request.metadata),
             answers: Vec::new(),
             authority: Vec::new(),
             additionals: Vec::new(),
             edns: None,
+            block: None,
+            plugin: "",
         };
         let mut dnssec_ok = false;
         if let Some(req_edns) = &request.edns {
@@ -94,10 +119,11 @@ impl Router {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         }
-        let Some(chain) = self.route(query.name()) else {
+        let Some(block) = self.route(query.name()) else {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         };
+        response.block = Some(block);
         let req = Request {
             query,
             src: request.src(),
@@ -106,27 +132,40 @@ impl Router {
             depth: 0,
             upstream: self,
         };
-        let reply = match chain.serve(&req).await {
-            Ok(reply) => reply,
-            Err(_) => Reply::new(ResponseCode::ServFail, ""),
+        // A handler that panics costs its query (SERVFAIL), never the server.
+        let served = std::panic::AssertUnwindSafe(self.blocks[block].chain.serve(&req))
+            .catch_unwind()
+            .await;
+        let reply = match served {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Reply::new(ResponseCode::ServFail, ""),
+            Err(_) => {
+                self.metrics.panics.inc();
+                tracing::error!(
+                    "recovered from a panic answering {} {}",
+                    query.original().name(),
+                    query.query_type()
+                );
+                Reply::new(ResponseCode::ServFail, "")
+            }
         };
-        metadata = response.metadata;
-        metadata.response_code = reply.rcode;
-        metadata.authoritative = reply.authoritative;
-        response.metadata = metadata;
+        response.metadata.response_code = reply.rcode;
+        response.metadata.authoritative = reply.authoritative;
+        response.plugin = reply.plugin;
         response.answers = preserve_case(query, reply.answers);
         response.authority = reply.authority;
         response.additionals = reply.additionals;
         response
     }
 
-    /// Answers raw bytes as the socket path does: `None` where the server stays silent.
+    /// Answers raw bytes: `None` where the server stays silent (no header, or not a query).
     pub async fn handle_bytes(
         &self,
         bytes: &[u8],
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        let start = Instant::now();
         let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
         let protocol = match transport {
             Transport::Udp => Protocol::Udp,
@@ -135,14 +174,24 @@ impl Router {
         let request = match HickoryRequest::from_bytes(bytes.to_vec(), src, protocol) {
             Ok(r) => r,
             Err(_) => {
-                let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
-                let msg = MessageResponseBuilder::new(&queries, None)
-                    .error_msg(&header.metadata, ResponseCode::FormErr);
-                let mut buf = Vec::with_capacity(512);
-                let mut encoder = BinEncoder::new(&mut buf);
-                encoder.set_max_size(512);
-                msg.destructive_emit(&mut encoder).ok()?;
-                return Some(buf);
+                if header.metadata.message_type == MessageType::Response {
+                    return None;
+                }
+                let out = formerr(&header)?;
+                self.metrics.observe(&Observation {
+                    server: &self.server,
+                    zone: DROPPED,
+                    transport,
+                    src,
+                    qtype: None,
+                    dnssec_ok: false,
+                    rcode: ResponseCode::FormErr,
+                    plugin: "",
+                    request_size: bytes.len(),
+                    response_size: out.len(),
+                    duration: start.elapsed(),
+                });
+                return Some(out);
             }
         };
         if request.metadata.message_type == MessageType::Response {
@@ -154,8 +203,77 @@ impl Router {
             (Transport::Udp, Some(edns)) => edns.max_payload(),
             (Transport::Udp, None) => 512,
         };
-        Some(encode(&request, &response, max))
+        let out = encode(&request, &response, max);
+        self.observe(&request, &response, transport, bytes.len(), &out, start);
+        Some(out)
     }
+
+    /// Counts the answer and tells the chain's observers (`log`) about it.
+    fn observe(
+        &self,
+        request: &HickoryRequest,
+        response: &Response,
+        transport: Transport,
+        request_size: usize,
+        out: &[u8],
+        start: Instant,
+    ) {
+        let duration = start.elapsed();
+        let block = response.block.map(|i| &self.blocks[i]);
+        let query = request.queries.queries().first();
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        // The header as sent: the encoder may have set TC.
+        let sent = Header::read(&mut BinDecoder::new(out))
+            .map(|h| h.metadata)
+            .unwrap_or(response.metadata);
+        self.metrics.observe(&Observation {
+            server: &self.server,
+            zone: block.map_or(DROPPED, |b| b.label.as_str()),
+            transport,
+            src: request.src(),
+            qtype: query.map(|q| q.query_type()),
+            dnssec_ok,
+            rcode: response.metadata.response_code,
+            plugin: response.plugin,
+            request_size,
+            response_size: out.len(),
+            duration,
+        });
+        if let (Some(block), Some(query)) = (block, query) {
+            if block.chain.observers().is_empty() {
+                return;
+            }
+            let served = Served {
+                query,
+                src: request.src(),
+                transport,
+                id: request.metadata.id,
+                opcode: request.metadata.op_code,
+                request_size,
+                dnssec_ok,
+                bufsize: request.edns.as_ref().map_or(512, |e| e.max_payload()),
+                response: sent,
+                answers: response.answers.iter().map(|s| s.len()).sum(),
+                response_size: out.len(),
+                duration,
+            };
+            for o in block.chain.observers() {
+                o.served(&served);
+            }
+        }
+    }
+}
+
+/// FORMERR for a request whose header could be read but not the rest.
+fn formerr(header: &Header) -> Option<Vec<u8>> {
+    let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
+    let msg = MessageResponseBuilder::new(&queries, None)
+        .error_msg(&header.metadata, ResponseCode::FormErr);
+    let mut buf = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_max_size(512);
+    msg.destructive_emit(&mut encoder).ok()?;
+    Some(buf)
 }
 
 /// `response` as hickory's message type, the question echoed from `request`.
@@ -180,7 +298,7 @@ fn message<'a>(
     )
 }
 
-/// Encodes `response` to at most `max` bytes, truncating (TC) as hickory's socket path does.
+/// Encodes `response` to at most `max` bytes; what does not fit is left out and TC is set.
 pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8> {
     let msg = message(request, response);
     let mut buf = Vec::with_capacity(512);
@@ -198,7 +316,7 @@ pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8
         counts: HeaderCounts::default(),
     };
     let mut encoder = BinEncoder::new(&mut buf);
-    let _ = hickory_proto::serialize::binary::BinEncodable::emit(&header, &mut encoder);
+    let _ = header.emit(&mut encoder);
     buf
 }
 
@@ -237,7 +355,7 @@ impl Upstream for Router {
                 return None;
             }
             let query = LowerQuery::query(Query::query(name, qtype));
-            let chain = self.route(query.name())?;
+            let block = self.route(query.name())?;
             let req = Request {
                 query: &query,
                 src: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -246,77 +364,7 @@ impl Upstream for Router {
                 depth,
                 upstream: self,
             };
-            chain.serve(&req).await.ok()
+            self.blocks[block].chain.serve(&req).await.ok()
         })
     }
-}
-
-/// hickory's request handler: every socket's queries come through here.
-pub struct DnsHandler {
-    pub router: Arc<Router>,
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for DnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &HickoryRequest,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let transport = match request.protocol() {
-            Protocol::Tcp => Transport::Tcp,
-            _ => Transport::Udp,
-        };
-        let response = self.router.respond(request, transport).await;
-        match response_handle
-            .send_response(message(request, &response))
-            .await
-        {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!("sending a response to {}: {e}", request.src());
-                let mut metadata = Metadata::response_from_request(&request.metadata);
-                metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
-    }
-}
-
-/// Binds UDP and TCP on the same port: on `addr` if given, else on every address (IPv6 and
-/// IPv4 where the host has IPv6, IPv4 alone otherwise). Port 0 picks a free port for both.
-pub async fn bind(
-    addr: Option<IpAddr>,
-    port: u16,
-) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
-    let candidates: Vec<IpAddr> = match addr {
-        Some(a) => vec![a],
-        None => vec![
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        ],
-    };
-    let mut last_err = None;
-    for ip in candidates {
-        // With port 0 the kernel picks the UDP port; TCP must then get the same one, which
-        // another process may hold: try a few times.
-        for _ in 0..if port == 0 { 20 } else { 1 } {
-            let udp = match tokio::net::UdpSocket::bind(SocketAddr::new(ip, port)).await {
-                Ok(u) => u,
-                Err(e) => {
-                    last_err = Some(e);
-                    break;
-                }
-            };
-            let bound = udp.local_addr()?;
-            match tokio::net::TcpListener::bind(bound).await {
-                Ok(tcp) => return Ok((udp, tcp)),
-                Err(e) => last_err = Some(e),
-            }
-        }
-    }
-    Err(last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")))
 }

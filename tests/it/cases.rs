@@ -146,7 +146,7 @@ async fn run_file(path: &Path) -> Vec<String> {
         .corefile
         .replace("FIXTURE", &fixture.display().to_string());
     let running = support::start(&path.with_extension("Corefile"), &corefile).await;
-    let port = running.listeners[0].port;
+    let port = running.listeners()[0].port;
     let mut failures = Vec::new();
     for case in &file.cases {
         let qtype: RecordType = case

@@ -25,7 +25,7 @@ fn objects(services: &[(&str, &str)]) -> String {
 
 async fn a_record(running: &clusterdns::app::Running, name: &str) -> Option<String> {
     let q = support::query(name, RecordType::A, None).to_vec().unwrap();
-    let port = running.listeners[0].port;
+    let port = running.listeners()[0].port;
     let bytes = support::ask(running, port, &q, Transport::Udp).await?;
     let msg = Message::from_vec(&bytes).ok()?;
     msg.answers.iter().find_map(|r| match &r.data {

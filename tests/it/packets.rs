@@ -9,7 +9,7 @@ use clusterdns::chain::Transport;
 
 use crate::support::{self, rcode_name};
 
-async fn demo() -> Running {
+async fn demo() -> std::sync::Arc<Running> {
     let dir = support::root().join("deploy/local");
     let text = std::fs::read_to_string(dir.join("Corefile"))
         .unwrap()
@@ -24,7 +24,7 @@ fn good_query() -> Vec<u8> {
 }
 
 async fn still_answers(running: &Running, how: Transport) {
-    let port = running.listeners[0].port;
+    let port = running.listeners()[0].port;
     let bytes = support::ask(running, port, &good_query(), how)
         .await
         .expect("answer");
@@ -61,7 +61,7 @@ fn opt(version: u8) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_packets_get_formerr_or_silence() {
     let running = demo().await;
-    let port = running.listeners[0].port;
+    let port = running.listeners()[0].port;
     let two = [question(), question()].concat();
     let mut long_label = vec![64u8];
     long_label.extend(std::iter::repeat_n(b'a', 64));
@@ -153,7 +153,7 @@ async fn malformed_packets_get_formerr_or_silence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusual_queries() {
     let running = demo().await;
-    let port = running.listeners[0].port;
+    let port = running.listeners()[0].port;
     let ask = |name: &str, t: RecordType| support::query(name, t, Some(1232));
     // Zone transfers are refused: none is configured.
     for t in [RecordType::AXFR, RecordType::IXFR] {
@@ -230,7 +230,7 @@ async fn large_answers_set_tc_over_udp_and_arrive_whole_over_tcp() {
     std::fs::write(dir.path().join("objs.yaml"), objs).unwrap();
     let corefile = ".:0 {\n kubernetes cluster.local {\n  objects objs.yaml\n }\n}\n";
     let running = support::start(&dir.path().join("Corefile"), corefile).await;
-    let port = running.listeners[0].port;
+    let port = running.listeners()[0].port;
     let name = "many.big.svc.cluster.local.";
     for (edns, how, tc, max) in [
         (None, Transport::Udp, true, 512),

@@ -8,7 +8,9 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use clusterdns::app::{self, Running, StartOptions};
+use std::sync::Arc;
+
+use clusterdns::app::{App, Running, StartOptions};
 use clusterdns::chain::Transport;
 use clusterdns::config::{self, LoadOptions};
 
@@ -20,21 +22,18 @@ pub fn root() -> PathBuf {
 }
 
 /// Starts a server from Corefile text (named `file` for errors and imports) on 127.0.0.1.
-pub async fn start(file: &Path, corefile: &str) -> Running {
+pub async fn start(file: &Path, corefile: &str) -> Arc<Running> {
     let cfg = config::from_str(
         &file.display().to_string(),
         corefile,
         &LoadOptions::default(),
     )
     .unwrap_or_else(|e| panic!("Corefile does not load:\n{e}\n{corefile}"));
-    app::start(
-        &cfg,
-        &StartOptions {
-            bind: Some(LOCALHOST),
-        },
-    )
-    .await
-    .expect("server starts")
+    let opts = StartOptions {
+        bind: Some(LOCALHOST),
+        ..StartOptions::default()
+    };
+    App::start(&cfg, opts).await.expect("server starts")
 }
 
 /// A query as dig sends it by default: RD set, EDNS with a 1232-byte buffer when `edns`.

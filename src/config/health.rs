@@ -1,0 +1,66 @@
+//! `health [ADDRESS] { lameduck DURATION }`: `GET /health` answers 200 while the server runs.
+//! On SIGTERM the server keeps answering (queries and `/health`) for the lameduck time.
+
+use std::time::Duration;
+
+use crate::corefile::Directive;
+
+use super::args::{ListenAddr, parse_duration, parse_listen_addr};
+use super::{Args, ConfigError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub addr: ListenAddr,
+    pub lameduck: Option<Duration>,
+}
+
+pub const DEFAULT_ADDR: ListenAddr = ListenAddr {
+    ip: None,
+    port: 8080,
+};
+
+pub fn parse(d: &Directive) -> Result<HealthConfig, Vec<ConfigError>> {
+    let args = Args::new("health", d);
+    let addr = listen_addr(&args, DEFAULT_ADDR).map_err(|e| vec![e])?;
+    let mut lameduck = None;
+    let mut errors = Vec::new();
+    for p in d.block.iter().flatten() {
+        let a = Args::new(format!("health: {}", p.name.text), p);
+        match p.name.text.as_str() {
+            "lameduck" => match a.one("a duration such as 5s") {
+                Ok(t) => match parse_duration(&t.text) {
+                    Some(dur) => lameduck = Some(dur),
+                    None => errors.push(a.err(
+                        t,
+                        format!("'{}' is not a duration; expected e.g. 5s", t.text),
+                    )),
+                },
+                Err(e) => errors.push(e),
+            },
+            other => errors.push(ConfigError::new(
+                &p.name.pos,
+                format!("health: unknown property '{other}'; expected lameduck"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(HealthConfig { addr, lameduck })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The optional single address argument of `health`, `ready` and `prometheus`.
+pub fn listen_addr(args: &Args, default: ListenAddr) -> Result<ListenAddr, ConfigError> {
+    match args.rest {
+        [] => Ok(default),
+        [t] => parse_listen_addr(&t.text).map_err(|m| args.err(t, m)),
+        [_, extra, ..] => Err(args.err(
+            extra,
+            format!(
+                "unexpected argument '{}'; expected at most an address",
+                extra.text
+            ),
+        )),
+    }
+}

@@ -1,0 +1,314 @@
+//! CoreDNS's metrics: the same names, label sets, label values and histogram buckets, so the
+//! dashboards and alerts operators run against CoreDNS read clusterdns unchanged.
+//! (Names and buckets from CoreDNS's `plugin/metrics/vars`.)
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::chain::Transport;
+
+/// `ExponentialBuckets(0.00025, 2, 16)`: 0.25 ms to about 8 s.
+pub fn time_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.00025, 2.0, 16).unwrap_or_default()
+}
+
+/// `ExponentialBuckets(0.00025, 10, 5)`.
+pub fn slim_time_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.00025, 10.0, 5).unwrap_or_default()
+}
+
+/// CoreDNS's size buckets, in bytes.
+pub const SIZE_BUCKETS: &[f64] = &[
+    0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3,
+];
+
+/// The zone label of queries no server block took.
+pub const DROPPED: &str = "dropped";
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    request_size: HistogramVec,
+    response_size: HistogramVec,
+    do_requests: IntCounterVec,
+    responses: IntCounterVec,
+    pub plugin_enabled: IntGaugeVec,
+    pub panics: IntCounter,
+    pub reload_failed: IntCounter,
+    pub reload_version: IntGaugeVec,
+    pub health_duration: Histogram,
+    pub health_failures: IntCounter,
+}
+
+/// One answered query, as the metrics see it.
+pub struct Observation<'a> {
+    pub server: &'a str,
+    pub zone: &'a str,
+    pub transport: Transport,
+    pub src: SocketAddr,
+    pub qtype: Option<RecordType>,
+    pub dnssec_ok: bool,
+    pub rcode: ResponseCode,
+    pub plugin: &'a str,
+    pub request_size: usize,
+    pub response_size: usize,
+    pub duration: Duration,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let requests = counter_vec(
+            &r,
+            "coredns_dns_requests_total",
+            "Counter of DNS requests made per zone, protocol and family.",
+            &["server", "zone", "view", "proto", "family", "type"],
+        );
+        let duration = histogram_vec(
+            &r,
+            "coredns_dns_request_duration_seconds",
+            "Histogram of the time (in seconds) each request took per zone.",
+            time_buckets(),
+            &["server", "zone", "view"],
+        );
+        let request_size = histogram_vec(
+            &r,
+            "coredns_dns_request_size_bytes",
+            "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+            SIZE_BUCKETS.to_vec(),
+            &["server", "zone", "view", "proto"],
+        );
+        let response_size = histogram_vec(
+            &r,
+            "coredns_dns_response_size_bytes",
+            "Size of the returned response in bytes.",
+            SIZE_BUCKETS.to_vec(),
+            &["server", "zone", "view", "proto"],
+        );
+        let do_requests = counter_vec(
+            &r,
+            "coredns_dns_do_requests_total",
+            "Counter of DNS requests with DO bit set per zone.",
+            &["server", "zone", "view"],
+        );
+        let responses = counter_vec(
+            &r,
+            "coredns_dns_responses_total",
+            "Counter of response status codes.",
+            &["server", "zone", "view", "rcode", "plugin"],
+        );
+        let plugin_enabled = IntGaugeVec::new(
+            Opts::new(
+                "coredns_plugin_enabled",
+                "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+            ),
+            &["server", "zone", "view", "name"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(plugin_enabled.clone()))
+            .expect("registered once");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "coredns_build_info",
+                "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+            ),
+            &["version", "revision", "goversion"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(build_info.clone()))
+            .expect("registered once");
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CLUSTERDNS_REVISION").unwrap_or("unknown"),
+                "rust",
+            ])
+            .set(1);
+        let panics = IntCounter::new(
+            "coredns_panics_total",
+            "A metrics that counts the number of panics.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(panics.clone()))
+            .expect("registered once");
+        let reload_failed = IntCounter::new(
+            "coredns_reload_failed_total",
+            "Counter of the number of failed reload attempts.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(reload_failed.clone()))
+            .expect("registered once");
+        let reload_version = IntGaugeVec::new(
+            Opts::new(
+                "coredns_reload_version_info",
+                "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
+            ),
+            &["hash", "value"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(reload_version.clone()))
+            .expect("registered once");
+        let health_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "coredns_health_request_duration_seconds",
+                "Histogram of the time (in seconds) each request took.",
+            )
+            .buckets(slim_time_buckets()),
+        )
+        .expect("valid metric");
+        r.register(Box::new(health_duration.clone()))
+            .expect("registered once");
+        let health_failures = IntCounter::new(
+            "coredns_health_request_failures_total",
+            "The number of times the health check failed.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(health_failures.clone()))
+            .expect("registered once");
+        // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
+        let _ = r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        Self {
+            registry: r,
+            requests,
+            duration,
+            request_size,
+            response_size,
+            do_requests,
+            responses,
+            plugin_enabled,
+            panics,
+            reload_failed,
+            reload_version,
+            health_duration,
+            health_failures,
+        }
+    }
+
+    /// Counts one query and its response.
+    pub fn observe(&self, o: &Observation) {
+        let proto = o.transport.as_str();
+        let family = if o.src.is_ipv6() && !is_mapped_v4(o.src) {
+            "2"
+        } else {
+            "1"
+        };
+        let qtype = o.qtype.map(type_label).unwrap_or("other");
+        self.requests
+            .with_label_values(&[o.server, o.zone, "", proto, family, qtype])
+            .inc();
+        if o.dnssec_ok {
+            self.do_requests
+                .with_label_values(&[o.server, o.zone, ""])
+                .inc();
+        }
+        self.duration
+            .with_label_values(&[o.server, o.zone, ""])
+            .observe(o.duration.as_secs_f64());
+        self.request_size
+            .with_label_values(&[o.server, o.zone, "", proto])
+            .observe(o.request_size as f64);
+        self.response_size
+            .with_label_values(&[o.server, o.zone, "", proto])
+            .observe(o.response_size as f64);
+        self.responses
+            .with_label_values(&[o.server, o.zone, "", &rcode_label(o.rcode), o.plugin])
+            .inc();
+    }
+
+    /// The text exposition format Prometheus scrapes.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn is_mapped_v4(addr: SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped().is_some(),
+        SocketAddr::V4(_) => false,
+    }
+}
+
+/// CoreDNS labels these types by name and every other type `other`.
+pub fn type_label(t: RecordType) -> &'static str {
+    match t {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::MX => "MX",
+        RecordType::SOA => "SOA",
+        RecordType::CNAME => "CNAME",
+        RecordType::PTR => "PTR",
+        RecordType::TXT => "TXT",
+        RecordType::NS => "NS",
+        RecordType::SRV => "SRV",
+        RecordType::DS => "DS",
+        RecordType::DNSKEY => "DNSKEY",
+        RecordType::RRSIG => "RRSIG",
+        RecordType::NSEC => "NSEC",
+        RecordType::NSEC3 => "NSEC3",
+        RecordType::HTTPS => "HTTPS",
+        RecordType::IXFR => "IXFR",
+        RecordType::AXFR => "AXFR",
+        RecordType::ANY => "ANY",
+        _ => "other",
+    }
+}
+
+/// Rcode names as CoreDNS (miekg/dns) writes them.
+pub fn rcode_label(r: ResponseCode) -> String {
+    match r {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
+        ResponseCode::YXRRSet => "YXRRSET".into(),
+        ResponseCode::NXRRSet => "NXRRSET".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        ResponseCode::BADVERS | ResponseCode::BADSIG => "BADSIG".into(),
+        other => u16::from(other).to_string(),
+    }
+}
