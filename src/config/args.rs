@@ -135,6 +135,34 @@ mod tests {
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration(""), None);
     }
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        for (d, want) in [
+            (Duration::from_secs(2), "2s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1.5s"),
+        ] {
+            assert_eq!(format_duration(d), want);
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        for (text, want) in [
+            (":8080", ":8080"),
+            ("0.0.0.0:9153", "0.0.0.0:9153"),
+            ("localhost:9153", "127.0.0.1:9153"),
+            ("[::1]:8181", "[::1]:8181"),
+        ] {
+            assert_eq!(parse_listen_addr(text).unwrap().to_string(), want);
+        }
+        assert!(parse_listen_addr("8080").is_err());
+        assert!(parse_listen_addr("host:8080").is_err());
+    }
 }
 
 /// An address an HTTP endpoint listens on: `:8080`, `0.0.0.0:9153`, `localhost:9153`,

@@ -235,3 +235,80 @@ async fn get_ok(addr: SocketAddr, path: &str) -> bool {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).await.is_ok() && head.ends_with(b" 200")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, bool);
+
+    impl Readiness for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn is_ready(&self) -> bool {
+            self.1
+        }
+    }
+
+    fn shared(plugins: Vec<Arc<dyn Readiness>>) -> Shared {
+        Shared {
+            metrics: Arc::new(Metrics::new()),
+            readiness: ArcSwap::from_pointee(plugins),
+        }
+    }
+
+    async fn body(r: Response<Full<Bytes>>) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let status = r.status().as_u16();
+        let bytes = r
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn ready_names_the_plugins_still_waiting() {
+        let all = Routes {
+            health: true,
+            ready: true,
+            metrics: true,
+        };
+        let s = shared(vec![
+            Arc::new(Fixed("kubernetes", false)),
+            Arc::new(Fixed("kubernetes", false)),
+            Arc::new(Fixed("erratic", false)),
+            Arc::new(Fixed("other", true)),
+        ]);
+        let r = body(respond(&Method::GET, "/ready", &all, &s)).await;
+        assert_eq!(r, (503, "erratic,kubernetes".into()));
+        // Health does not depend on readiness.
+        assert_eq!(
+            body(respond(&Method::GET, "/health", &all, &s)).await,
+            (200, "OK".into())
+        );
+        let s = shared(vec![Arc::new(Fixed("kubernetes", true))]);
+        assert_eq!(
+            body(respond(&Method::GET, "/ready", &all, &s)).await,
+            (200, "OK".into())
+        );
+        // Only what this address was given.
+        let only_health = Routes {
+            health: true,
+            ..Routes::default()
+        };
+        assert_eq!(
+            body(respond(&Method::GET, "/ready", &only_health, &s))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            body(respond(&Method::POST, "/health", &all, &s)).await.0,
+            405
+        );
+    }
+}

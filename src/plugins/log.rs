@@ -120,3 +120,96 @@ pub fn flags(m: &Metadata) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hickory_proto::op::{LowerQuery, MessageType, OpCode, Query};
+    use hickory_proto::rr::RecordType;
+
+    use super::*;
+    use crate::chain::Transport;
+    use crate::config::log::{COMBINED_FORMAT, COMMON_FORMAT, compile};
+
+    fn served<'a>(q: &'a LowerQuery, rcode: ResponseCode, answers: usize) -> Served<'a> {
+        let mut response = Metadata::new(4242, MessageType::Response, OpCode::Query);
+        response.authoritative = true;
+        response.recursion_desired = true;
+        response.response_code = rcode;
+        Served {
+            query: q,
+            src: "[::ffff:10.244.0.7]:41229".parse().unwrap(),
+            transport: Transport::Udp,
+            id: 4242,
+            opcode: OpCode::Query,
+            request_size: 45,
+            dnssec_ok: false,
+            bufsize: 1232,
+            response,
+            answers,
+            response_size: 106,
+            duration: Duration::from_micros(133),
+        }
+    }
+
+    fn rule(format: &str, classes: Classes, names: &[&str]) -> Log {
+        Log::new(LogConfig {
+            names: names
+                .iter()
+                .map(|n| crate::names::fqdn(n).unwrap())
+                .collect(),
+            format: compile(format),
+            classes,
+        })
+    }
+
+    #[test]
+    fn coredns_default_line() {
+        let q = LowerQuery::query(Query::query(
+            Name::from_ascii("Example.org.").unwrap(),
+            RecordType::A,
+        ));
+        let log = rule(COMMON_FORMAT, Classes::ALL, &["."]);
+        assert_eq!(
+            log.line(&served(&q, ResponseCode::NoError, 1)).unwrap(),
+            "10.244.0.7:41229 - 4242 \"A IN Example.org. udp 45 false 1232\" NOERROR qr,aa,rd 106 0.000133s"
+        );
+        let log = rule(COMBINED_FORMAT, Classes::ALL, &["."]);
+        assert!(
+            log.line(&served(&q, ResponseCode::NoError, 1))
+                .unwrap()
+                .ends_with("0.000133s \"QUERY\"")
+        );
+        let log = rule("{name} {nonsense} {>do}", Classes::ALL, &["."]);
+        assert_eq!(
+            log.line(&served(&q, ResponseCode::NoError, 1)).unwrap(),
+            "Example.org. - false"
+        );
+    }
+
+    #[test]
+    fn classes_and_names_filter() {
+        let q = LowerQuery::query(Query::query(
+            Name::from_ascii("a.example.org.").unwrap(),
+            RecordType::A,
+        ));
+        let denial = Classes {
+            success: false,
+            denial: true,
+            error: false,
+        };
+        let log = rule(COMMON_FORMAT, denial, &["."]);
+        assert!(log.line(&served(&q, ResponseCode::NoError, 1)).is_none());
+        assert!(
+            log.line(&served(&q, ResponseCode::NoError, 0)).is_some(),
+            "NODATA is a denial"
+        );
+        assert!(log.line(&served(&q, ResponseCode::NXDomain, 0)).is_some());
+        assert!(log.line(&served(&q, ResponseCode::ServFail, 0)).is_none());
+        let log = rule(COMMON_FORMAT, Classes::ALL, &["example.com"]);
+        assert!(log.line(&served(&q, ResponseCode::NoError, 1)).is_none());
+        let log = rule(COMMON_FORMAT, Classes::ALL, &["example.org"]);
+        assert!(log.line(&served(&q, ResponseCode::NoError, 1)).is_some());
+    }
+}

@@ -176,7 +176,7 @@ fn the_binary_serves_the_demo_with_dns_port() {
     assert!(out.status.success(), "exit on SIGTERM: {:?}", out.status);
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();

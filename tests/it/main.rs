@@ -5,6 +5,8 @@ mod cases;
 mod cli;
 mod clients;
 mod files;
+mod operability;
 mod packets;
+mod process;
 mod readme;
 mod support;

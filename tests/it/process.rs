@@ -1,0 +1,428 @@
+//! The binary under a steady query load: SIGTERM through lameduck, reloads (SIGUSR1 and the
+//! `reload` directive) that lose no query and never make `/ready` fail, and what it logs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+
+use crate::cli::free_port;
+use crate::support;
+
+/// A running `clusterdns` and everything it printed.
+struct Proc {
+    child: Child,
+    out: Arc<Mutex<Vec<String>>>,
+    dns: u16,
+}
+
+impl Proc {
+    fn start(dir: &Path, args: &[&str], dns: u16) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+            .arg("-conf")
+            .arg(dir.join("Corefile"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+        let p = Proc { child, out, dns };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.ttl("kubernetes.default.svc.cluster.local.").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the server never answered:\n{}",
+                p.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig}");
+    }
+
+    fn ttl(&self, name: &str) -> Option<u32> {
+        let m = query(self.dns, name, Duration::from_millis(500))?;
+        m.answers.first().map(|r| r.ttl)
+    }
+
+    /// Waits until the process prints a line containing `what`.
+    fn wait_for_line(&self, what: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.out.lock().unwrap().iter().find(|l| l.contains(what)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {what:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn query(port: u16, name: &str, timeout: Duration) -> Option<Message> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    sock.set_read_timeout(Some(timeout)).ok()?;
+    let q = support::query(name, RecordType::A, None);
+    sock.send_to(&q.to_vec().ok()?, ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).ok()?;
+        let m = Message::from_vec(&buf[..n]).ok()?;
+        if m.metadata.id == q.metadata.id {
+            return Some(m);
+        }
+    }
+}
+
+/// Sends queries one after another until stopped; counts those that got no answer in 1 s.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
+    thread: JoinHandle<()>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicU64::new(0));
+        let (s, n, l) = (stop.clone(), sent.clone(), lost.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                n.fetch_add(1, Ordering::Relaxed);
+                let ok = query(
+                    port,
+                    "kubernetes.default.svc.cluster.local.",
+                    Duration::from_secs(1),
+                )
+                .is_some_and(|m| m.answers.len() == 1);
+                if !ok {
+                    l.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Load {
+            stop,
+            sent,
+            lost,
+            thread,
+        }
+    }
+
+    /// Stops and returns (sent, lost).
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.lost.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Polls `GET path` until stopped; counts answers that were not 200.
+struct Poll {
+    stop: Arc<AtomicBool>,
+    bad: Arc<Mutex<Vec<String>>>,
+    polls: Arc<AtomicU64>,
+    thread: JoinHandle<()>,
+}
+
+impl Poll {
+    fn start(addr: SocketAddr, path: &'static str) -> Poll {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bad = Arc::new(Mutex::new(Vec::new()));
+        let polls = Arc::new(AtomicU64::new(0));
+        let (s, b, n) = (stop.clone(), bad.clone(), polls.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                n.fetch_add(1, Ordering::Relaxed);
+                match http_status(addr, path) {
+                    Some(200) => {}
+                    other => b.lock().unwrap().push(format!("{other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Poll {
+            stop,
+            bad,
+            polls,
+            thread,
+        }
+    }
+
+    /// Stops and returns (polls, the answers that were not 200).
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        (
+            self.polls.load(Ordering::Relaxed),
+            self.bad.lock().unwrap().clone(),
+        )
+    }
+}
+
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn http_body(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// A folder with the demo cluster and a Corefile serving it on `dns`, with `extra` lines in
+/// the server block and `ttl`.
+fn setup(dns: u16, extra: &str, ttl: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        support::root().join("deploy/local/cluster.yaml"),
+        dir.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    let core = dir.path().join("Corefile");
+    std::fs::write(&core, corefile(dns, extra, ttl)).unwrap();
+    (dir, core)
+}
+
+fn corefile(dns: u16, extra: &str, ttl: u32) -> String {
+    format!(
+        ".:{dns} {{\n{extra}\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects cluster.yaml\n        pods insecure\n        ttl {ttl}\n    }}\n}}\n"
+    )
+}
+
+#[test]
+fn sigterm_with_lameduck_loses_no_query() {
+    let (dns, health) = (free_port(), free_port());
+    let extra = format!("    health 127.0.0.1:{health} {{\n        lameduck 2s\n    }}");
+    let (dir, _) = setup(dns, &extra, 5);
+    let mut p = Proc::start(dir.path(), &[], dns);
+    let health_addr: SocketAddr = ([127, 0, 0, 1], health).into();
+    let load = Load::start(dns);
+    std::thread::sleep(Duration::from_millis(300));
+    p.signal("TERM");
+    let term = Instant::now();
+    // Through the lameduck time, queries and /health are answered.
+    let poll = Poll::start(health_addr, "/health");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (polls, bad) = poll.finish();
+    let (sent, lost) = load.finish();
+    assert!(sent > 50, "only {sent} queries sent");
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {sent} queries lost during lameduck:\n{}",
+        p.output()
+    );
+    assert!(
+        polls > 10 && bad.is_empty(),
+        "/health during lameduck: {bad:?}"
+    );
+    p.wait_for_line("Going into lameduck mode for 2s", Duration::from_secs(1));
+    // Then it stops, cleanly, no sooner than the lameduck time.
+    let status = p.child.wait().unwrap();
+    let waited = term.elapsed();
+    assert!(status.success(), "{status:?}\n{}", p.output());
+    assert!(waited >= Duration::from_secs(2), "stopped after {waited:?}");
+    assert!(
+        query(
+            dns,
+            "kubernetes.default.svc.cluster.local.",
+            Duration::from_millis(300)
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn reloads_lose_no_query_and_never_make_ready_fail() {
+    let (dns, ready, metrics) = (free_port(), free_port(), free_port());
+    let extra = format!(
+        "    ready 127.0.0.1:{ready}\n    prometheus 127.0.0.1:{metrics}\n    reload 2s 1s"
+    );
+    let (dir, core) = setup(dns, &extra, 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    let name = "kubernetes.default.svc.cluster.local.";
+    let ready_addr: SocketAddr = ([127, 0, 0, 1], ready).into();
+    let metrics_addr: SocketAddr = ([127, 0, 0, 1], metrics).into();
+    let load = Load::start(dns);
+    let poll = Poll::start(ready_addr, "/ready");
+
+    // A changed Corefile, picked up at once on SIGUSR1.
+    std::fs::write(&core, corefile(dns, &extra, 7)).unwrap();
+    p.signal("USR1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.ttl(name) != Some(7) {
+        assert!(
+            Instant::now() < deadline,
+            "SIGUSR1 did not reload:\n{}",
+            p.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A broken one: logged with its position, counted, and the old configuration serves on.
+    std::fs::write(
+        &core,
+        corefile(dns, &extra, 7).replace("pods insecure", "pods maybe"),
+    )
+    .unwrap();
+    p.signal("USR1");
+    let line = p.wait_for_line("Restart failed", Duration::from_secs(5));
+    assert!(
+        line.contains("Corefile:8:14: kubernetes: pods: unknown mode 'maybe'"),
+        "{line}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !http_body(metrics_addr, "/metrics").contains("coredns_reload_failed_total 1") {
+        assert!(Instant::now() < deadline, "reload failure not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(p.ttl(name), Some(7));
+    // The reload directive notices a change by itself (every 2s ± 1s).
+    std::fs::write(&core, corefile(dns, &extra, 9)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while p.ttl(name) != Some(9) {
+        assert!(
+            Instant::now() < deadline,
+            "the reload directive did not reload:\n{}",
+            p.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (polls, bad) = poll.finish();
+    let (sent, lost) = load.finish();
+    assert!(sent > 100 && polls > 20, "sent {sent}, polled {polls}");
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {sent} queries lost across reloads:\n{}",
+        p.output()
+    );
+    assert!(bad.is_empty(), "/ready answered {bad:?} during reloads");
+    let metrics = http_body(metrics_addr, "/metrics");
+    assert!(
+        metrics.contains("coredns_reload_version_info{hash=\"sha512\",value=\""),
+        "{metrics}"
+    );
+    assert!(p.output().contains("Reloading complete"));
+}
+
+#[test]
+fn log_lines_json_output_and_consolidated_errors() {
+    let dns = free_port();
+    let extra = "    log\n    errors {\n        consolidate 2s \".*no next plugin found\"\n    }";
+    let (dir, _) = setup(
+        dns,
+        &extra.replace("    errors {", "    errors_placeholder {"),
+        5,
+    );
+    // The errors directive with consolidate replaces the plain one.
+    let text = std::fs::read_to_string(dir.path().join("Corefile"))
+        .unwrap()
+        .replace("    errors\n", "")
+        .replace("errors_placeholder", "errors");
+    std::fs::write(dir.path().join("Corefile"), text).unwrap();
+    let p = Proc::start(dir.path(), &[], dns);
+    // A query log line in CoreDNS's format.
+    let line = p.wait_for_line(
+        "\"A IN kubernetes.default.svc.cluster.local. udp ",
+        Duration::from_secs(2),
+    );
+    assert!(line.starts_with("[INFO] 127.0.0.1:"), "{line}");
+    assert!(line.contains(" NOERROR qr,aa,rd "), "{line}");
+    // Three failing queries: one consolidated report instead of three lines.
+    for _ in 0..3 {
+        let m = query(dns, "example.com.", Duration::from_secs(1)).unwrap();
+        assert_eq!(support::rcode_name(m.metadata.response_code), "SERVFAIL");
+    }
+    let report = p.wait_for_line("errors like", Duration::from_secs(4));
+    assert!(
+        report.starts_with(
+            "[ERROR] plugin/errors: 3 errors like '.*no next plugin found' occurred in last 2s"
+        ),
+        "{report}"
+    );
+    assert!(
+        !p.output()
+            .contains("2 example.com. A: no next plugin found"),
+        "{}",
+        p.output()
+    );
+    drop(p);
+
+    // --log-format json: one JSON object a line.
+    let p = Proc::start(dir.path(), &["--log-format", "json"], dns);
+    let line = p.wait_for_line(
+        "kubernetes.default.svc.cluster.local. udp",
+        Duration::from_secs(2),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "INFO");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NOERROR"),
+        "{v}"
+    );
+}
