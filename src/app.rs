@@ -59,6 +59,8 @@ pub struct App {
     state: Mutex<State>,
     /// Reloads run one at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// How many `kubernetes` indexes were built (a reload that keeps one builds none).
+    indexes_built: std::sync::atomic::AtomicU64,
 }
 
 /// Kept for the tests' and callers' convenience: a started [`App`].
@@ -161,16 +163,20 @@ impl App {
                 reload: None,
             }),
             reloading: tokio::sync::Mutex::new(()),
+            indexes_built: Default::default(),
         });
-        let (built, _) = build(config, Vec::new(), &app.opts)
-            .await
-            .map_err(|(e, _)| e)?;
+        let (built, _) = build(config, Vec::new(), &app).await.map_err(|(e, _)| e)?;
         app.apply(built, Vec::new(), digest).await?;
         Ok(app)
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.shared.metrics
+    }
+
+    /// How many `kubernetes` indexes have been built since start.
+    pub fn indexes_built(&self) -> u64 {
+        self.indexes_built.load(Ordering::Relaxed)
     }
 
     /// The DNS listeners, by the port the Corefile named.
@@ -246,7 +252,7 @@ impl App {
             }
         };
         let reuse = std::mem::take(&mut self.lock().kube);
-        let (built, leftover) = match build(&config, reuse, &self.opts).await {
+        let (built, leftover) = match build(&config, reuse, self).await {
             Ok(b) => b,
             Err((e, kept)) => {
                 self.lock().kube = kept;
@@ -448,9 +454,10 @@ impl App {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
-            let jitter = cfg.jitter.as_secs_f64();
-            let offset = if jitter > 0.0 {
-                rand::random_range(-jitter..jitter)
+            // Spread over ±jitter/2, as CoreDNS draws it.
+            let half = cfg.jitter.as_secs_f64() / 2.0;
+            let offset = if half > 0.0 {
+                rand::random_range(-half..half)
             } else {
                 0.0
             };
@@ -487,8 +494,9 @@ fn internal(msg: String) -> ConfigErrors {
 async fn build(
     config: &Config,
     mut reuse: Vec<Kube>,
-    opts: &StartOptions,
+    app: &App,
 ) -> Result<(Built, Vec<Kube>), (anyhow::Error, Vec<Kube>)> {
+    let opts = &app.opts;
     let mut built = Built {
         ports: BTreeMap::new(),
         http: BTreeMap::new(),
@@ -510,7 +518,10 @@ async fn build(
                     let kube = match reuse.iter().position(|k| k.key == key) {
                         Some(i) => reuse.swap_remove(i),
                         None => match kubernetes(cfg, key).await {
-                            Ok(k) => k,
+                            Ok(k) => {
+                                app.indexes_built.fetch_add(1, Ordering::Relaxed);
+                                k
+                            }
                             Err(e) => {
                                 for k in built.kube {
                                     if k.fresh {

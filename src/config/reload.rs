@@ -58,19 +58,12 @@ pub fn parse(d: &Directive) -> Result<ReloadConfig, Vec<ConfigError>> {
             args.err(&args.rest[0], "the interval must be at least 2s"),
         ]);
     }
-    if durations.len() == 1 && cfg.jitter > cfg.interval / 2 {
-        cfg.jitter = cfg.interval / 2; // only the interval was given
-    }
     if cfg.jitter < MIN_JITTER {
         return Err(vec![
             args.err(&args.rest[1], "the jitter must be at least 1s"),
         ]);
     }
-    if cfg.jitter > cfg.interval / 2 {
-        return Err(vec![args.err(
-            &args.rest[1],
-            "the jitter must be at most half the interval",
-        )]);
-    }
+    // As CoreDNS: a jitter over half the interval is cut to half of it.
+    cfg.jitter = cfg.jitter.min(cfg.interval / 2);
     Ok(cfg)
 }

@@ -249,6 +249,27 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
     let app = App::start_file(opts).await.unwrap();
     let name = "kubernetes.default.svc.cluster.local.";
     assert_eq!(a_ttl(&app, name).await, Some(11));
+    assert_eq!(app.indexes_built(), 1);
+    // Changing what only the handler reads (fallthrough) or other directives keeps the index.
+    std::fs::write(
+        &core,
+        with_ttl(11).replace("fallthrough in-addr.arpa ip6.arpa", "fallthrough"),
+    )
+    .unwrap();
+    assert_eq!(app.reload(false).await, Ok(true));
+    std::fs::write(
+        &core,
+        with_ttl(11).replace("    errors\n", "    errors\n    log\n"),
+    )
+    .unwrap();
+    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(
+        app.indexes_built(),
+        1,
+        "an unchanged kubernetes block was rebuilt"
+    );
+    std::fs::write(&core, with_ttl(11)).unwrap();
+    assert_eq!(app.reload(false).await, Ok(true));
     let before = app.listeners()[0].clone();
     // Unchanged content: nothing happens, unless forced.
     assert_eq!(app.reload(false).await, Ok(false));
@@ -257,6 +278,7 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
     std::fs::write(&core, with_ttl(22)).unwrap();
     assert_eq!(app.reload(false).await, Ok(true));
     assert_eq!(a_ttl(&app, name).await, Some(22));
+    assert_eq!(app.indexes_built(), 2, "a changed ttl needs a new index");
     let after = app.listeners()[0].clone();
     assert_eq!((before.udp, before.tcp), (after.udp, after.tcp));
     // A broken Corefile: errors with positions, the failure counted, the old one serving.
