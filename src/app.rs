@@ -29,7 +29,7 @@ use crate::observe::http::{HttpListener, Readiness, Routes, Shared};
 use crate::observe::metrics::Metrics;
 use crate::plugins;
 use crate::server::Router;
-use crate::server::listen::DnsListener;
+use crate::server::listen::{DnsListener, Limits};
 
 /// How a configuration is started.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +39,8 @@ pub struct StartOptions {
     /// The Corefile, for reloads; `None` for a configuration given as text.
     pub path: Option<PathBuf>,
     pub load: LoadOptions,
+    /// What one client may cost (timeouts, connection and in-flight caps).
+    pub limits: Limits,
 }
 
 /// One port's listeners.
@@ -328,7 +330,7 @@ impl App {
         };
         let mut new_dns = BTreeMap::new();
         for (port, router) in routers.iter().filter(|(p, _)| !have_dns.contains(p)) {
-            let l = DnsListener::bind(self.opts.bind, *port, router.clone())
+            let l = DnsListener::bind(self.opts.bind, *port, router.clone(), self.opts.limits)
                 .await
                 .with_context(|| format!("cannot listen on port {port}"))?;
             new_dns.insert(*port, l);

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
         load: LoadOptions {
             default_port: cli.dns_port.unwrap_or(config::DEFAULT_PORT),
         },
+        limits: Default::default(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

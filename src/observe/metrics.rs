@@ -46,6 +46,8 @@ pub struct Metrics {
     pub reload_version: IntGaugeVec,
     pub health_duration: Histogram,
     pub health_failures: IntCounter,
+    /// UDP queries dropped by the per-source limit (ours; CoreDNS has no such limit).
+    pub rate_limited: IntCounter,
 }
 
 /// One answered query, as the metrics see it.
@@ -192,6 +194,13 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(health_failures.clone()))
             .expect("registered once");
+        let rate_limited = IntCounter::new(
+            "clusterdns_udp_rate_limited_total",
+            "UDP queries dropped because their source sent more than the per-source limit in one second.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(rate_limited.clone()))
+            .expect("registered once");
         // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
         let _ = r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -210,6 +219,7 @@ impl Metrics {
             reload_version,
             health_duration,
             health_failures,
+            rate_limited,
         }
     }
 

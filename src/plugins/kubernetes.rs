@@ -77,6 +77,12 @@ impl Kubernetes {
         if let Some(set) = node.get(qtype) {
             return Outcome::Answer(answer(set));
         }
+        // ANY is answered minimally (RFC 8482 section 4.1): one of the name's RRsets, not all.
+        if qtype == RecordType::ANY
+            && let Some(set) = node.rrsets.first()
+        {
+            return Outcome::Answer(answer(set));
+        }
         if let (Some(target), Some(cname)) = (&node.cname, node.get(RecordType::CNAME)) {
             return self.follow(answer(cname), target, qtype, depth);
         }

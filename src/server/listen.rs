@@ -17,14 +17,87 @@ use crate::chain::Transport;
 
 use super::Router;
 
-/// How long a TCP connection may sit idle between queries.
-pub const TCP_IDLE: Duration = Duration::from_secs(10);
-/// How long reading one TCP message, once its length arrived, or writing an answer may take.
-pub const TCP_IO: Duration = Duration::from_secs(3);
-/// TCP connections open at once; beyond this, new ones are closed at once.
-pub const MAX_TCP_CONNECTIONS: usize = 1024;
 /// How long a stopping listener waits for queries in flight.
 pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// The default of [`Limits::udp_per_source_qps`]: far above what a pod asks, below what one
+/// core answers.
+pub const DEFAULT_UDP_PER_SOURCE_QPS: u32 = 20_000;
+
+/// Sources tracked at once by the per-source limit; beyond this, new sources go unchecked until
+/// the next second (so a spoofed flood cannot grow the table).
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+/// Counts queries per source address in one-second windows.
+struct PerSource {
+    limit: u32,
+    window: std::time::Instant,
+    counts: std::collections::HashMap<IpAddr, u32>,
+}
+
+impl PerSource {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            window: std::time::Instant::now(),
+            counts: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether a query from `ip` may be answered now.
+    fn allow(&mut self, ip: IpAddr) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.counts.clear();
+            self.window = now;
+        }
+        match self.counts.get_mut(&ip) {
+            Some(n) if *n >= self.limit => false,
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None => {
+                if self.counts.len() < MAX_TRACKED_SOURCES {
+                    self.counts.insert(ip, 1);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// What one client may cost the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a TCP connection may sit idle between queries.
+    pub tcp_idle: Duration,
+    /// How long reading one TCP message (once its length arrived) or writing an answer may take.
+    pub tcp_io: Duration,
+    /// TCP connections open at once; beyond this, new ones are closed at once.
+    pub max_tcp_connections: usize,
+    /// UDP queries being answered at once; beyond this, new ones are dropped (the client retries),
+    /// so a flood costs bounded memory.
+    pub max_udp_inflight: usize,
+    /// UDP queries answered per second from one source address; the rest are read and dropped
+    /// before any work is done, so one flooding client cannot starve the others. 0: no limit.
+    pub udp_per_source_qps: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tcp_idle: Duration::from_secs(10),
+            tcp_io: Duration::from_secs(3),
+            max_tcp_connections: 1024,
+            max_udp_inflight: 4096,
+            udp_per_source_qps: DEFAULT_UDP_PER_SOURCE_QPS,
+        }
+    }
+}
 
 /// UDP and TCP on one port.
 pub struct DnsListener {
@@ -42,26 +115,33 @@ impl DnsListener {
         addr: Option<IpAddr>,
         port: u16,
         router: Arc<Router>,
+        limits: Limits,
     ) -> std::io::Result<Self> {
         let (udp, tcp) = bind(addr, port).await?;
         let this = Self {
-            udp: udp.local_addr()?,
+            udp: udp[0].local_addr()?,
             tcp: tcp.local_addr()?,
             router: Arc::new(ArcSwap::new(router)),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
-        this.tasks.spawn(udp_loop(
-            Arc::new(udp),
-            this.router.clone(),
-            this.stop.clone(),
-            this.tasks.clone(),
-        ));
+        let slots = Arc::new(Semaphore::new(limits.max_udp_inflight));
+        for sock in udp {
+            this.tasks.spawn(udp_loop(
+                Arc::new(sock),
+                this.router.clone(),
+                this.stop.clone(),
+                this.tasks.clone(),
+                limits,
+                slots.clone(),
+            ));
+        }
         this.tasks.spawn(tcp_loop(
             tcp,
             this.router.clone(),
             this.stop.clone(),
             this.tasks.clone(),
+            limits,
         ));
         Ok(this)
     }
@@ -89,7 +169,17 @@ impl Drop for DnsListener {
     }
 }
 
-async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(UdpSocket, TcpListener)> {
+/// UDP sockets per port. The kernel spreads clients over them by address and port
+/// (SO_REUSEPORT), so a client flooding one socket leaves the others' queues alone, and each
+/// socket is read by its own task.
+fn udp_sockets_per_port() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(8)
+}
+
+/// Binds the UDP sockets and the TCP listener of one port.
+async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket>, TcpListener)> {
     let candidates: Vec<IpAddr> = match addr {
         Some(a) => vec![a],
         None => vec![
@@ -102,55 +192,102 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(UdpSocket, Tc
         // With port 0 the kernel picks the UDP port; TCP must then get the same one, which
         // another process may hold: try a few times.
         for _ in 0..if port == 0 { 20 } else { 1 } {
-            let udp = match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            let first = match udp_socket(SocketAddr::new(ip, port)) {
                 Ok(u) => u,
                 Err(e) => {
                     last_err = Some(e);
                     break;
                 }
             };
-            let bound = udp.local_addr()?;
-            match TcpListener::bind(bound).await {
-                Ok(tcp) => return Ok((udp, tcp)),
-                Err(e) => last_err = Some(e),
+            let bound = first.local_addr()?;
+            let tcp = match TcpListener::bind(bound).await {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            let mut udp = vec![first];
+            for _ in 1..udp_sockets_per_port() {
+                match udp_socket(bound) {
+                    Ok(u) => udp.push(u),
+                    Err(e) => {
+                        // One socket still serves; only the flood isolation is lost.
+                        tracing::debug!("a further UDP socket on {bound}: {e}");
+                        break;
+                    }
+                }
             }
+            return Ok((udp, tcp));
         }
     }
     Err(last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")))
 }
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// How many datagrams one turn of a UDP loop reads before it looks at anything else.
+const UDP_BATCH: usize = 256;
 
 async fn udp_loop(
     sock: Arc<UdpSocket>,
     router: Arc<ArcSwap<Router>>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    limits: Limits,
+    slots: Arc<Semaphore>,
 ) {
+    let mut per_source = PerSource::new(limits.udp_per_source_qps);
     let mut buf = vec![0u8; 65535];
     loop {
-        let (n, src) = tokio::select! {
+        tokio::select! {
             _ = stop.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
+            r = sock.readable() => if r.is_err() { continue },
+        }
+        // Drain what is queued without a wake-up per datagram: reading must outpace a flood
+        // so that the queue the kernel keeps for this socket has room for everyone else.
+        for _ in 0..UDP_BATCH {
+            let (n, src) = match sock.try_recv_from(&mut buf) {
                 Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors from earlier sends surface here on some systems: keep going.
                     tracing::debug!("udp receive: {e}");
                     continue;
                 }
-            },
-        };
-        if src.port() == 0 {
-            continue; // nowhere to answer to
-        }
-        let query = buf[..n].to_vec();
-        let router = router.load_full();
-        let sock = sock.clone();
-        tasks.spawn(async move {
-            if let Some(answer) = router.handle_bytes(&query, src, Transport::Udp).await
-                && let Err(e) = sock.send_to(&answer, src).await
-            {
-                tracing::debug!("udp send to {src}: {e}");
+            };
+            if src.port() == 0 {
+                continue; // nowhere to answer to
             }
-        });
+            if !per_source.allow(src.ip()) {
+                router.load().metrics().rate_limited.inc();
+                continue;
+            }
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                continue; // too many in flight: drop, as a full socket buffer would
+            };
+            let query = buf[..n].to_vec();
+            let router = router.load_full();
+            let sock = sock.clone();
+            tasks.spawn(async move {
+                if let Some(answer) = router.handle_bytes(&query, src, Transport::Udp).await
+                    && let Err(e) = sock.send_to(&answer, src).await
+                {
+                    tracing::debug!("udp send to {src}: {e}");
+                }
+                drop(slot);
+            });
+        }
     }
 }
 
@@ -159,8 +296,9 @@ async fn tcp_loop(
     router: Arc<ArcSwap<Router>>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    limits: Limits,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limits.max_tcp_connections));
     loop {
         let (stream, src) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -175,12 +313,15 @@ async fn tcp_loop(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("tcp: {MAX_TCP_CONNECTIONS} connections open, closing {src}");
+            tracing::debug!(
+                "tcp: {} connections open, closing {src}",
+                limits.max_tcp_connections
+            );
             continue;
         };
         let (router, stop) = (router.clone(), stop.clone());
         tasks.spawn(async move {
-            connection(stream, src, router, stop).await;
+            connection(stream, src, router, stop, limits).await;
             drop(slot);
         });
     }
@@ -192,13 +333,14 @@ async fn connection(
     src: SocketAddr,
     router: Arc<ArcSwap<Router>>,
     stop: CancellationToken,
+    limits: Limits,
 ) {
     let _ = stream.set_nodelay(true);
     loop {
         let mut len = [0u8; 2];
         let read_len = tokio::select! {
             _ = stop.cancelled() => return,
-            r = tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)) => r,
+            r = tokio::time::timeout(limits.tcp_idle, stream.read_exact(&mut len)) => r,
         };
         if !matches!(read_len, Ok(Ok(_))) {
             return; // idle too long, closed, or broken
@@ -209,7 +351,7 @@ async fn connection(
         }
         let mut query = vec![0u8; n];
         if !matches!(
-            tokio::time::timeout(TCP_IO, stream.read_exact(&mut query)).await,
+            tokio::time::timeout(limits.tcp_io, stream.read_exact(&mut query)).await,
             Ok(Ok(_))
         ) {
             return; // a length that lies, or a client gone quiet mid-message
@@ -225,10 +367,38 @@ async fn connection(
         framed.extend_from_slice(&alen.to_be_bytes());
         framed.extend_from_slice(&answer);
         if !matches!(
-            tokio::time::timeout(TCP_IO, stream.write_all(&framed)).await,
+            tokio::time::timeout(limits.tcp_io, stream.write_all(&framed)).await,
             Ok(Ok(_))
         ) {
             return; // a client that does not read
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_source_limit_counts_each_source_in_one_second_windows() {
+        let mut p = PerSource::new(3);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(
+            (0..5).map(|_| p.allow(a)).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
+        assert!(p.allow(b), "another source has its own budget");
+        p.window -= Duration::from_secs(1);
+        assert!(p.allow(a), "a new second, a new budget");
+        // No limit.
+        let mut p = PerSource::new(0);
+        assert!((0..10_000).all(|_| p.allow(a)));
+        // The table does not grow past its cap: untracked sources pass.
+        let mut p = PerSource::new(1);
+        for i in 0..(MAX_TRACKED_SOURCES as u32 + 10) {
+            p.allow(IpAddr::V4(i.into()));
+        }
+        assert_eq!(p.counts.len(), MAX_TRACKED_SOURCES);
     }
 }

@@ -83,6 +83,10 @@ impl Router {
         &self.blocks
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Answers one parsed request.
     pub async fn respond(&self, request: &HickoryRequest, transport: Transport) -> Response {
         let mut response = Response {

@@ -1,6 +1,7 @@
 //! The one integration test binary: DNS cases as data, real clients, the command line,
 //! objects-file reloads and malformed packets.
 
+mod abuse;
 mod cases;
 mod cli;
 mod clients;

@@ -245,6 +245,7 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
         bind: Some(LOCALHOST),
         path: Some(core.clone()),
         load: LoadOptions::default(),
+        limits: Default::default(),
     };
     let app = App::start_file(opts).await.unwrap();
     let name = "kubernetes.default.svc.cluster.local.";

@@ -122,6 +122,11 @@ async fn malformed_packets_get_formerr_or_silence() {
             raw(11, 0x0100, 1, 1, &[question(), opt(1)].concat()),
             Some("BADVERS"),
         ),
+        (
+            "two OPT records",
+            raw(12, 0x0100, 1, 2, &[question(), opt(0), opt(0)].concat()),
+            Some("FORMERR"),
+        ),
     ];
     for how in [Transport::Udp, Transport::Tcp] {
         for (what, bytes, want) in &table {
@@ -190,6 +195,20 @@ async fn unusual_queries() {
     assert_eq!(edns.max_payload(), 512);
     assert!(edns.flags().dnssec_ok);
     assert_eq!(m.answers.len(), 1);
+    // ANY is answered minimally (RFC 8482): one RRset, even where the name has two.
+    for (name, want) in [
+        ("kubernetes.default.svc.cluster.local.", RecordType::A),
+        ("frontend.shop.svc.cluster.local.", RecordType::A),
+    ] {
+        let q = ask(name, RecordType::ANY);
+        let b = support::ask(&running, port, &q.to_vec().unwrap(), Transport::Tcp)
+            .await
+            .unwrap();
+        let m = Message::from_vec(&b).unwrap();
+        let types: std::collections::BTreeSet<RecordType> =
+            m.answers.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types.into_iter().collect::<Vec<_>>(), [want], "ANY {name}");
+    }
     // An unknown type and an unknown class.
     let q = ask(
         "kubernetes.default.svc.cluster.local.",

@@ -426,3 +426,73 @@ fn log_lines_json_output_and_consolidated_errors() {
         "{v}"
     );
 }
+
+/// A field of /proc/PID/status, in kB.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_udp_flood_from_one_source_costs_bounded_memory_and_others_are_answered() {
+    let dns = free_port();
+    let (dir, _) = setup(dns, "", 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    let pid = p.child.id();
+    let before = status_kb(pid, "VmRSS:");
+    // One source sends as fast as it can for 3 s and never reads its answers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let (s, n) = (stop.clone(), sent.clone());
+    let flood = std::thread::spawn(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let q = support::query("postgres-peers.db.svc.cluster.local.", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        while !s.load(Ordering::Relaxed) {
+            if sock.send_to(&q, ("127.0.0.1", dns)).is_ok() {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    // Meanwhile another client asks once every 20 ms, as a stub resolver does: a new socket
+    // (source port) per attempt, and one retry after a timeout.
+    let (mut answered, mut first_try) = (0, 0);
+    let asked = 100;
+    for _ in 0..asked {
+        for attempt in 0..2 {
+            if query(
+                dns,
+                "kubernetes.default.svc.cluster.local.",
+                Duration::from_secs(1),
+            )
+            .is_some()
+            {
+                answered += 1;
+                first_try += usize::from(attempt == 0);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    let peak = status_kb(pid, "VmHWM:");
+    let after = status_kb(pid, "VmRSS:");
+    let flooded = sent.load(Ordering::Relaxed);
+    println!(
+        "flood: {flooded} queries from one source; others answered {answered}/{asked} ({first_try} at the first attempt); server RSS {before} kB before, {after} kB after, peak {peak} kB"
+    );
+    assert!(flooded > 10_000, "the flood sent only {flooded}");
+    assert!(
+        answered >= asked * 9 / 10,
+        "only {answered} of {asked} answered during the flood"
+    );
+    assert!(peak < 128 * 1024, "peak RSS {peak} kB");
+    // And it still answers afterwards.
+    assert!(p.ttl("kubernetes.default.svc.cluster.local.").is_some());
+}
