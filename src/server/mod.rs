@@ -280,9 +280,37 @@ fn formerr(header: &Header) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// The question as it goes back to the client. Usually the bytes it sent; but a name in them
+/// may use a compression pointer (into the header, say), which would point at other bytes in
+/// our answer: such a question is written out again, uncompressed.
+fn echoed_question(request: &HickoryRequest) -> Option<Queries> {
+    let raw = request.queries.as_bytes();
+    let mut i = 0;
+    let mut pointer = false;
+    while i < raw.len() {
+        let len = raw[i];
+        if len & 0xC0 != 0 {
+            pointer = true;
+            break;
+        }
+        i += if len == 0 { 5 } else { 1 + usize::from(len) };
+    }
+    if !pointer {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(raw.len() + 32);
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_canonical_form(true);
+    for q in request.queries.queries() {
+        q.original().emit(&mut encoder).ok()?;
+    }
+    Queries::read(&mut BinDecoder::new(&buf), request.queries.len()).ok()
+}
+
 /// `response` as hickory's message type, the question echoed from `request`.
 fn message<'a>(
     request: &'a HickoryRequest,
+    echo: &'a Option<Queries>,
     response: &'a Response,
 ) -> MessageResponse<
     'a,
@@ -293,7 +321,11 @@ fn message<'a>(
     impl Iterator<Item = &'a Record> + Send + 'a,
 > {
     let records = |sets: &'a [RecordSet]| sets.iter().flat_map(|s| s.iter());
-    MessageResponseBuilder::new(&request.queries, response.edns.as_ref()).build(
+    MessageResponseBuilder::new(
+        echo.as_ref().unwrap_or(&request.queries),
+        response.edns.as_ref(),
+    )
+    .build(
         response.metadata,
         records(&response.answers),
         records(&response.authority),
@@ -304,7 +336,8 @@ fn message<'a>(
 
 /// Encodes `response` to at most `max` bytes; what does not fit is left out and TC is set.
 pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8> {
-    let msg = message(request, response);
+    let echo = echoed_question(request);
+    let msg = message(request, &echo, response);
     let mut buf = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buf);
     encoder.set_max_size(max);

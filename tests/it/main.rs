@@ -6,6 +6,7 @@ mod cases;
 mod cli;
 mod clients;
 mod files;
+mod fuzzed;
 mod operability;
 mod packets;
 mod process;

@@ -1,0 +1,56 @@
+//! Bytes → the objects-file decoder (YAML or JSON) → the index, then everything deleted again.
+//! Properties: no panic; errors name a line inside the input; deleting every object leaves only
+//! the names that always exist.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+
+use clusterdns::cluster::file::{Filters, decode};
+use clusterdns::cluster::index::{Index, IndexOptions, Snapshot};
+use clusterdns::cluster::records::RecordOptions;
+use clusterdns::config::kubernetes::PodMode;
+use clusterdns::names;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    // Line breaks as YAML counts them: \n, \r\n, and a lone \r.
+    let lines = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1;
+    let filters = Filters {
+        pods: true,
+        ..Filters::default()
+    };
+    let snap = match decode(Path::new("fuzz.yaml"), &text, &filters) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(line) = e.line {
+                assert!(
+                    line >= 1 && line <= lines + 1,
+                    "{e} (input has {lines} lines)"
+                );
+            }
+            return;
+        }
+    };
+    let index = Index::new(IndexOptions {
+        zones: ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]
+            .iter()
+            .filter_map(|z| names::fqdn(z))
+            .collect(),
+        ttl: 5,
+        records: RecordOptions {
+            pods: PodMode::Verified,
+            endpoint_pod_names: true,
+            ignore_empty_service: false,
+        },
+    });
+    let empty = index.len();
+    index.replace_all(snap);
+    index.replace_all(Snapshot::default());
+    assert_eq!(
+        index.len(),
+        empty,
+        "deleting every object left names behind"
+    );
+});
