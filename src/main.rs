@@ -41,6 +41,11 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
 
+    /// UDP queries answered per second from one source address; the rest are dropped before any
+    /// work is done, so one flooding client cannot starve the others. 0 turns the limit off.
+    #[arg(long = "udp-per-source-qps", value_name = "N", default_value_t = clusterdns::server::listen::DEFAULT_UDP_PER_SOURCE_QPS)]
+    udp_per_source_qps: u32,
+
     /// How log lines are written: `text` as CoreDNS writes them, or `json` (one object a line).
     #[arg(long = "log-format", value_enum, default_value = "text")]
     log_format: LogFormatArg,
@@ -112,7 +117,10 @@ fn main() -> ExitCode {
         load: LoadOptions {
             default_port: cli.dns_port.unwrap_or(config::DEFAULT_PORT),
         },
-        limits: Default::default(),
+        limits: clusterdns::server::listen::Limits {
+            udp_per_source_qps: cli.udp_per_source_qps,
+            ..Default::default()
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

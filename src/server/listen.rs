@@ -126,14 +126,19 @@ impl DnsListener {
             tasks: TaskTracker::new(),
         };
         let slots = Arc::new(Semaphore::new(limits.max_udp_inflight));
+        // One count per source across the port's sockets: a client cannot multiply its budget by
+        // spreading over source ports.
+        let per_source = Arc::new(std::sync::Mutex::new(PerSource::new(
+            limits.udp_per_source_qps,
+        )));
         for sock in udp {
             this.tasks.spawn(udp_loop(
                 Arc::new(sock),
                 this.router.clone(),
                 this.stop.clone(),
                 this.tasks.clone(),
-                limits,
                 slots.clone(),
+                per_source.clone(),
             ));
         }
         this.tasks.spawn(tcp_loop(
@@ -244,10 +249,9 @@ async fn udp_loop(
     router: Arc<ArcSwap<Router>>,
     stop: CancellationToken,
     tasks: TaskTracker,
-    limits: Limits,
     slots: Arc<Semaphore>,
+    per_source: Arc<std::sync::Mutex<PerSource>>,
 ) {
-    let mut per_source = PerSource::new(limits.udp_per_source_qps);
     let mut buf = vec![0u8; 65535];
     loop {
         tokio::select! {
@@ -269,7 +273,11 @@ async fn udp_loop(
             if src.port() == 0 {
                 continue; // nowhere to answer to
             }
-            if !per_source.allow(src.ip()) {
+            let allowed = per_source
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allow(src.ip());
+            if !allowed {
                 router.load().metrics().rate_limited.inc();
                 continue;
             }

@@ -496,3 +496,44 @@ fn a_udp_flood_from_one_source_costs_bounded_memory_and_others_are_answered() {
     // And it still answers afterwards.
     assert!(p.ttl("kubernetes.default.svc.cluster.local.").is_some());
 }
+
+/// Sends `n` queries at once, each from its own socket (source port), and counts the answers.
+fn burst(port: u16, n: usize) -> usize {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    for s in &socks {
+        s.send_to(&q, ("127.0.0.1", port)).unwrap();
+    }
+    // Wait once for every answer that is coming, then read without waiting.
+    std::thread::sleep(Duration::from_millis(700));
+    let mut buf = [0u8; 512];
+    socks
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            s.recv(&mut buf).is_ok()
+        })
+        .count()
+}
+
+#[test]
+fn the_per_source_limit_counts_an_address_across_its_source_ports() {
+    let dns = free_port();
+    let (dir, _) = setup(dns, "", 5);
+    let p = Proc::start(dir.path(), &["--udp-per-source-qps", "50"], dns);
+    std::thread::sleep(Duration::from_millis(1100)); // a fresh one-second window
+    let answered = burst(dns, 200);
+    assert!(
+        (40..=100).contains(&answered),
+        "{answered} of 200 answered with a limit of 50"
+    );
+    drop(p);
+    let dns = free_port();
+    let (dir, _) = setup(dns, "", 5);
+    let _p = Proc::start(dir.path(), &["--udp-per-source-qps", "0"], dns);
+    assert_eq!(burst(dns, 200), 200, "no limit");
+}
