@@ -65,10 +65,17 @@ pub struct Observation<'a> {
     pub duration: Duration,
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+/// Registers `c` (each metric once: a second registration is a bug) and hands it back.
+fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
     r.register(Box::new(c.clone())).expect("registered once");
     c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 fn histogram_vec(
@@ -78,10 +85,8 @@ fn histogram_vec(
     buckets: Vec<f64>,
     labels: &[&str],
 ) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .expect("valid metric");
-    r.register(Box::new(h.clone())).expect("registered once");
-    h
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    register(r, HistogramVec::new(opts, labels).expect("valid metric"))
 }
 
 impl Metrics {
@@ -126,26 +131,22 @@ impl Metrics {
             "Counter of response status codes.",
             &["server", "zone", "view", "rcode", "plugin"],
         );
-        let plugin_enabled = IntGaugeVec::new(
+        let plugin_enabled = register(&r, IntGaugeVec::new(
             Opts::new(
                 "coredns_plugin_enabled",
                 "A metric that indicates whether a plugin is enabled on per server and zone basis.",
             ),
             &["server", "zone", "view", "name"],
         )
-        .expect("valid metric");
-        r.register(Box::new(plugin_enabled.clone()))
-            .expect("registered once");
-        let build_info = IntGaugeVec::new(
+        .expect("valid metric"));
+        let build_info = register(&r, IntGaugeVec::new(
             Opts::new(
                 "coredns_build_info",
                 "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
             ),
             &["version", "revision", "goversion"],
         )
-        .expect("valid metric");
-        r.register(Box::new(build_info.clone()))
-            .expect("registered once");
+        .expect("valid metric"));
         build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
@@ -153,54 +154,54 @@ impl Metrics {
                 "rust",
             ])
             .set(1);
-        let panics = IntCounter::new(
-            "coredns_panics_total",
-            "A metrics that counts the number of panics.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(panics.clone()))
-            .expect("registered once");
-        let reload_failed = IntCounter::new(
-            "coredns_reload_failed_total",
-            "Counter of the number of failed reload attempts.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(reload_failed.clone()))
-            .expect("registered once");
-        let reload_version = IntGaugeVec::new(
+        let panics = register(
+            &r,
+            IntCounter::new(
+                "coredns_panics_total",
+                "A metrics that counts the number of panics.",
+            )
+            .expect("valid metric"),
+        );
+        let reload_failed = register(
+            &r,
+            IntCounter::new(
+                "coredns_reload_failed_total",
+                "Counter of the number of failed reload attempts.",
+            )
+            .expect("valid metric"),
+        );
+        let reload_version = register(&r, IntGaugeVec::new(
             Opts::new(
                 "coredns_reload_version_info",
                 "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
             ),
             &["hash", "value"],
         )
-        .expect("valid metric");
-        r.register(Box::new(reload_version.clone()))
-            .expect("registered once");
-        let health_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "coredns_health_request_duration_seconds",
-                "Histogram of the time (in seconds) each request took.",
+        .expect("valid metric"));
+        let health_duration = register(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "coredns_health_request_duration_seconds",
+                    "Histogram of the time (in seconds) each request took.",
+                )
+                .buckets(slim_time_buckets()),
             )
-            .buckets(slim_time_buckets()),
-        )
-        .expect("valid metric");
-        r.register(Box::new(health_duration.clone()))
-            .expect("registered once");
-        let health_failures = IntCounter::new(
-            "coredns_health_request_failures_total",
-            "The number of times the health check failed.",
-        )
-        .expect("valid metric");
-        r.register(Box::new(health_failures.clone()))
-            .expect("registered once");
-        let rate_limited = IntCounter::new(
+            .expect("valid metric"),
+        );
+        let health_failures = register(
+            &r,
+            IntCounter::new(
+                "coredns_health_request_failures_total",
+                "The number of times the health check failed.",
+            )
+            .expect("valid metric"),
+        );
+        let rate_limited = register(&r, IntCounter::new(
             "clusterdns_udp_rate_limited_total",
             "UDP queries dropped because their source sent more than the per-source limit in one second.",
         )
-        .expect("valid metric");
-        r.register(Box::new(rate_limited.clone()))
-            .expect("registered once");
+        .expect("valid metric"));
         // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
         let _ = r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -103,17 +103,11 @@ pub async fn tcp(to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
         .ok()?
 }
 
+/// Rcode names as CoreDNS writes them, except 16, which with an OPT record means BADVERS.
 pub fn rcode_name(r: ResponseCode) -> String {
-    match r {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        // 16 is BADVERS with an OPT record and BADSIG with TSIG; hickory decodes it as BADSIG.
-        ResponseCode::BADVERS | ResponseCode::BADSIG => "BADVERS".into(),
-        other => format!("{other:?}"),
+    match clusterdns::observe::metrics::rcode_label(r).as_str() {
+        "BADSIG" => "BADVERS".into(),
+        name => name.into(),
     }
 }
 
