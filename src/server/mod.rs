@@ -14,7 +14,9 @@ use hickory_proto::op::{
     Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request as HickoryRequest;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
@@ -300,7 +302,8 @@ fn echoed_question(request: &HickoryRequest) -> Option<Queries> {
     }
     let mut buf = Vec::with_capacity(raw.len() + 32);
     let mut encoder = BinEncoder::new(&mut buf);
-    encoder.set_canonical_form(true);
+    // Uncompressed: a pointer here would count from this buffer, not from the answer's start.
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
     for q in request.queries.queries() {
         q.original().emit(&mut encoder).ok()?;
     }
