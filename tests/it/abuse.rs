@@ -9,30 +9,14 @@ use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use clusterdns::app::{App, Running, StartOptions};
+use clusterdns::app::Running;
 use clusterdns::chain::Transport;
-use clusterdns::config::{self, LoadOptions};
 use clusterdns::server::listen::Limits;
 
-use crate::support::{self, LOCALHOST};
+use crate::support;
 
 async fn start(limits: Limits) -> Arc<Running> {
-    let dir = support::root().join("deploy/local");
-    let text = std::fs::read_to_string(dir.join("Corefile"))
-        .unwrap()
-        .replace(".:1053", ".:0");
-    let cfg = config::from_str(
-        &dir.join("Corefile").display().to_string(),
-        &text,
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    let opts = StartOptions {
-        bind: Some(LOCALHOST),
-        limits,
-        ..StartOptions::default()
-    };
-    App::start(&cfg, opts).await.unwrap()
+    support::demo_with(limits).await
 }
 
 fn framed(name: &str) -> (u16, Vec<u8>) {

@@ -29,11 +29,7 @@ fn require(tool: &str) {
 }
 
 async fn demo() -> (std::sync::Arc<clusterdns::app::Running>, u16) {
-    let dir = support::root().join("deploy/local");
-    let text = std::fs::read_to_string(dir.join("Corefile"))
-        .unwrap()
-        .replace(".:1053", ".:0");
-    let running = support::start(&dir.join("Corefile"), &text).await;
+    let running = support::demo().await;
     let port = running.listeners()[0].udp.port();
     (running, port)
 }

@@ -22,11 +22,7 @@ const POINTER_INTO_HEADER: &[u8] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_with_a_pointer_into_the_header_is_echoed_readably() {
-    let dir = support::root().join("deploy/local");
-    let text = std::fs::read_to_string(dir.join("Corefile"))
-        .unwrap()
-        .replace(".:1053", ".:0");
-    let running = support::start(&dir.join("Corefile"), &text).await;
+    let running = support::demo().await;
     let port = running.listeners()[0].port;
     let asked = Message::from_vec(POINTER_INTO_HEADER).expect("hickory reads the query");
     for answer in [
@@ -66,11 +62,7 @@ const FIVE_QUESTIONS_WITH_POINTERS: &[u8] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_questions_with_pointers_are_echoed_readably() {
-    let dir = support::root().join("deploy/local");
-    let text = std::fs::read_to_string(dir.join("Corefile"))
-        .unwrap()
-        .replace(".:1053", ".:0");
-    let running = support::start(&dir.join("Corefile"), &text).await;
+    let running = support::demo().await;
     let port = running.listeners()[0].port;
     let answer = support::in_process(&running, port, FIVE_QUESTIONS_WITH_POINTERS)
         .await

@@ -10,11 +10,7 @@ use clusterdns::chain::Transport;
 use crate::support::{self, rcode_name};
 
 async fn demo() -> std::sync::Arc<Running> {
-    let dir = support::root().join("deploy/local");
-    let text = std::fs::read_to_string(dir.join("Corefile"))
-        .unwrap()
-        .replace(".:1053", ".:0");
-    support::start(&dir.join("Corefile"), &text).await
+    support::demo().await
 }
 
 fn good_query() -> Vec<u8> {

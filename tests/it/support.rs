@@ -13,6 +13,7 @@ use std::sync::Arc;
 use clusterdns::app::{App, Running, StartOptions};
 use clusterdns::chain::Transport;
 use clusterdns::config::{self, LoadOptions};
+use clusterdns::server::listen::Limits;
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -23,6 +24,11 @@ pub fn root() -> PathBuf {
 
 /// Starts a server from Corefile text (named `file` for errors and imports) on 127.0.0.1.
 pub async fn start(file: &Path, corefile: &str) -> Arc<Running> {
+    start_with(file, corefile, Limits::default()).await
+}
+
+/// Like [`start`], with what one client may cost.
+pub async fn start_with(file: &Path, corefile: &str, limits: Limits) -> Arc<Running> {
     let cfg = config::from_str(
         &file.display().to_string(),
         corefile,
@@ -31,9 +37,24 @@ pub async fn start(file: &Path, corefile: &str) -> Arc<Running> {
     .unwrap_or_else(|e| panic!("Corefile does not load:\n{e}\n{corefile}"));
     let opts = StartOptions {
         bind: Some(LOCALHOST),
+        limits,
         ..StartOptions::default()
     };
     App::start(&cfg, opts).await.expect("server starts")
+}
+
+/// The demo (deploy/local) on 127.0.0.1, on a port of its own.
+pub async fn demo() -> Arc<Running> {
+    demo_with(Limits::default()).await
+}
+
+/// The demo with these limits.
+pub async fn demo_with(limits: Limits) -> Arc<Running> {
+    let corefile = root().join("deploy/local/Corefile");
+    let text = std::fs::read_to_string(&corefile)
+        .expect("the demo Corefile")
+        .replace(".:1053", ".:0");
+    start_with(&corefile, &text, limits).await
 }
 
 /// A query as dig sends it by default: RD set, EDNS with a 1232-byte buffer when `edns`.
