@@ -163,10 +163,6 @@ impl Chain {
         }
         .serve(req)
     }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        self.handlers.iter().map(|h| h.name()).collect()
-    }
 }
 
 pub type UpstreamFuture<'a> = Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>>;
@@ -174,13 +170,4 @@ pub type UpstreamFuture<'a> = Pin<Box<dyn Future<Output = Option<Reply>> + Send 
 /// Looks a name up through the server's own routing and chains (CoreDNS's "upstream").
 pub trait Upstream: Send + Sync {
     fn lookup<'a>(&'a self, name: Name, qtype: RecordType, depth: u8) -> UpstreamFuture<'a>;
-}
-
-/// An [`Upstream`] that knows nothing, for lookups made outside a server.
-pub struct NoUpstream;
-
-impl Upstream for NoUpstream {
-    fn lookup<'a>(&'a self, _: Name, _: RecordType, _: u8) -> UpstreamFuture<'a> {
-        Box::pin(std::future::ready(None))
-    }
 }
