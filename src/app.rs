@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use hickory_proto::rr::Name;
 use crate::chain::{Chain, Handler, Observer};
 use crate::cluster::index::{Index, IndexOptions};
 use crate::cluster::records::RecordOptions;
+use crate::cluster::watch::{self, SourceStatus};
 use crate::cluster::{self, file};
 use crate::config::args::ListenAddr;
 use crate::config::kubernetes::{KubernetesConfig, Source};
@@ -83,7 +84,7 @@ struct Kube {
     /// Built by the configuration being applied (not taken over from the running one).
     fresh: bool,
     index: Arc<Index>,
-    ready: Arc<SourceReady>,
+    ready: Arc<SourceStatus>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -99,15 +100,14 @@ impl IndexKey {
     }
 }
 
-/// Readiness of a `kubernetes` source: ready once its first data is in.
-struct SourceReady(AtomicBool);
-
-impl Readiness for SourceReady {
+/// A `kubernetes` source is ready once every watched kind has been listed, or its
+/// `startup_timeout` has passed.
+impl Readiness for SourceStatus {
     fn name(&self) -> &'static str {
         "kubernetes"
     }
     fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.ready()
     }
 }
 
@@ -170,6 +170,11 @@ impl App {
         let (built, _) = build(config, Vec::new(), &app).await.map_err(|(e, _)| e)?;
         app.apply(built, Vec::new(), digest).await?;
         Ok(app)
+    }
+
+    /// What `/ready` would say: every plugin that can be unready is ready.
+    pub fn is_ready(&self) -> bool {
+        self.shared.readiness.load().iter().all(|r| r.is_ready())
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -519,7 +524,7 @@ async fn build(
                     let key = IndexKey::of(cfg);
                     let kube = match reuse.iter().position(|k| k.key == key) {
                         Some(i) => reuse.swap_remove(i),
-                        None => match kubernetes(cfg, key).await {
+                        None => match kubernetes(cfg, key, &app.shared.metrics).await {
                             Ok(k) => {
                                 app.indexes_built.fetch_add(1, Ordering::Relaxed);
                                 k
@@ -540,6 +545,7 @@ async fn build(
                         kube.index.clone(),
                         cfg.fallthrough.clone(),
                         cfg.pods,
+                        kube.ready.clone(),
                     )));
                     built.readiness.push(kube.ready.clone());
                     built.kube.push(kube);
@@ -578,7 +584,11 @@ async fn build(
     Ok((built, reuse))
 }
 
-async fn kubernetes(cfg: &KubernetesConfig, key: IndexKey) -> anyhow::Result<Kube> {
+async fn kubernetes(
+    cfg: &KubernetesConfig,
+    key: IndexKey,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Kube> {
     let index = Arc::new(Index::new(IndexOptions {
         zones: cfg.zones.clone(),
         ttl: cfg.ttl,
@@ -588,30 +598,48 @@ async fn kubernetes(cfg: &KubernetesConfig, key: IndexKey) -> anyhow::Result<Kub
             ignore_empty_service: cfg.ignore_empty_service,
         },
     }));
-    let Source::Objects(path) = &cfg.source;
     let filters = file::Filters::from_config(cfg);
-    let seen = file::fingerprint(path);
-    let (p, f) = (path.clone(), filters.clone());
-    let snap = tokio::task::spawn_blocking(move || file::load(&p, &f))
-        .await?
-        .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {e}"))?;
-    index.replace_all(snap);
-    tracing::info!(
-        "plugin/kubernetes: loaded {} ({} names)",
-        path.display(),
-        index.len()
-    );
-    let task = cluster::watch_file(
-        path.clone(),
-        filters,
-        index.clone(),
-        cluster::FILE_POLL,
-        seen,
-    );
+    let (status, task) = match &cfg.source {
+        Source::Objects(path) => {
+            let seen = file::fingerprint(path);
+            let (p, f) = (path.clone(), filters.clone());
+            let snap = tokio::task::spawn_blocking(move || file::load(&p, &f))
+                .await?
+                .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {e}"))?;
+            index.replace_all(snap);
+            tracing::info!(
+                "plugin/kubernetes: loaded {} ({} names)",
+                path.display(),
+                index.len()
+            );
+            let task = cluster::watch_file(
+                path.clone(),
+                filters,
+                index.clone(),
+                cluster::FILE_POLL,
+                seen,
+            );
+            (SourceStatus::loaded(), task)
+        }
+        Source::Api(api) => {
+            let client = watch::client(api)
+                .await
+                .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {e:#}"))?;
+            let status = SourceStatus::waiting_for(&watch::kinds(&filters), cfg.startup_timeout);
+            let task = watch::spawn(
+                client,
+                filters,
+                index.clone(),
+                metrics.clone(),
+                status.clone(),
+            );
+            (status, task)
+        }
+    };
     Ok(Kube {
         key,
         index,
-        ready: Arc::new(SourceReady(AtomicBool::new(true))),
+        ready: status,
         task,
         fresh: true,
     })

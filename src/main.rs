@@ -194,11 +194,21 @@ fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
     for server in &config.servers {
         for plugin in &server.plugins {
             if let PluginConfig::Kubernetes(k) = plugin {
-                let config::kubernetes::Source::Objects(path) = &k.source;
-                let filters = cluster::file::Filters::from_config(k);
-                if let Err(e) = cluster::file::load(path, &filters) {
-                    eprintln!("{e}");
-                    failed = true;
+                match &k.source {
+                    config::kubernetes::Source::Objects(path) => {
+                        let filters = cluster::file::Filters::from_config(k);
+                        if let Err(e) = cluster::file::load(path, &filters) {
+                            eprintln!("{e}");
+                            failed = true;
+                        }
+                    }
+                    // Offline, the kubeconfig can be read but the API not reached.
+                    config::kubernetes::Source::Api(api) => {
+                        if let Err(e) = cluster::watch::check(api) {
+                            eprintln!("{e}");
+                            failed = true;
+                        }
+                    }
                 }
             }
         }

@@ -43,11 +43,11 @@ impl Filters {
         }
     }
 
-    fn namespace_ok(&self, ns: &str) -> bool {
+    pub(crate) fn namespace_ok(&self, ns: &str) -> bool {
         self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
     }
 
-    fn labels_ok(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+    pub(crate) fn labels_ok(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
         match &self.labels {
             None => true,
             Some(sel) => sel.matches(labels.unwrap_or(&BTreeMap::new())),

@@ -78,6 +78,40 @@ pub enum Change {
     Pod(Key, Option<SlimPod>),
 }
 
+/// The kinds of object a source feeds the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Service,
+    Slice,
+    Pod,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Namespace, Kind::Service, Kind::Slice, Kind::Pod];
+
+    /// The API's plural name, as metrics and logs use it.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespaces",
+            Kind::Service => "services",
+            Kind::Slice => "endpointslices",
+            Kind::Pod => "pods",
+        }
+    }
+}
+
+impl Change {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Change::Namespace(..) => Kind::Namespace,
+            Change::Service(..) => Kind::Service,
+            Change::Slice(..) => Kind::Slice,
+            Change::Pod(..) => Kind::Pod,
+        }
+    }
+}
+
 /// What one [`Index::apply`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -228,6 +262,72 @@ impl Index {
             diff(&w.state, &snap)
         };
         self.apply(changes)
+    }
+
+    /// Replaces every object of `kind` with `objects` (a relist), applying only the
+    /// differences: what the list no longer holds is deleted, what it holds unchanged costs
+    /// nothing. Changes of another kind in `objects` are ignored.
+    pub fn replace_kind(&self, kind: Kind, objects: Vec<Change>) -> Applied {
+        let changes = {
+            let w = self.lock_writer();
+            let mut new = Snapshot::default();
+            for change in objects {
+                match change {
+                    Change::Namespace(ns, true) if kind == Kind::Namespace => {
+                        new.namespaces.insert(ns);
+                    }
+                    Change::Service(k, Some(v)) if kind == Kind::Service => {
+                        new.services.insert(k, v);
+                    }
+                    Change::Slice(k, Some(v)) if kind == Kind::Slice => {
+                        new.slices.insert(k, v);
+                    }
+                    Change::Pod(k, Some(v)) if kind == Kind::Pod => {
+                        new.pods.insert(k, v);
+                    }
+                    _ => {}
+                }
+            }
+            let old = &w.state;
+            let mut changes = Vec::new();
+            match kind {
+                Kind::Namespace => {
+                    for ns in old.namespaces.difference(&new.namespaces) {
+                        changes.push(Change::Namespace(ns.clone(), false));
+                    }
+                    for ns in new.namespaces.difference(&old.namespaces) {
+                        changes.push(Change::Namespace(ns.clone(), true));
+                    }
+                }
+                Kind::Service => {
+                    diff_map(&old.services, &new.services, &mut changes, Change::Service)
+                }
+                Kind::Slice => diff_map(&old.slices, &new.slices, &mut changes, Change::Slice),
+                Kind::Pod => diff_map(&old.pods, &new.pods, &mut changes, Change::Pod),
+            }
+            changes
+        };
+        self.apply(changes)
+    }
+
+    /// How many objects of `kind` the index holds.
+    pub fn count(&self, kind: Kind) -> usize {
+        let w = self.lock_writer();
+        match kind {
+            Kind::Namespace => w.state.namespaces.len(),
+            Kind::Service => w.state.services.len(),
+            Kind::Slice => w.state.slices.len(),
+            Kind::Pod => w.state.pods.len(),
+        }
+    }
+
+    /// Whether the Service `key` is headless (for the programming-latency metric).
+    pub fn is_headless(&self, key: &Key) -> bool {
+        let w = self.lock_writer();
+        w.state
+            .services
+            .get(key)
+            .is_some_and(|s| matches!(s.kind, super::slim::ServiceKind::Headless))
     }
 
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {

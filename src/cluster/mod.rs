@@ -6,6 +6,7 @@ pub mod file;
 pub mod index;
 pub mod records;
 pub mod slim;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //!
 //! ```text
 //! kubernetes cluster.local in-addr.arpa ip6.arpa {
+//!     kubeconfig PATH [CONTEXT]       # the API server of a kubeconfig
+//!     endpoint URL                    # or this API server ...
+//!     tls CERT KEY CACERT             # ... with these client credentials
+//!                                     # (neither: in-cluster, the service account)
 //!     objects cluster.yaml            # ours: Kubernetes objects from a file or folder
 //!     pods insecure|verified|disabled
 //!     fallthrough [ZONES…]
@@ -22,7 +26,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use crate::corefile::Directive;
+use crate::corefile::{Directive, Pos, Token};
 
 use super::args::{no_block, parse_duration};
 use super::selector::Selector;
@@ -66,6 +70,27 @@ impl Fallthrough {
 pub enum Source {
     /// `objects PATH`: a YAML/JSON file or a folder of them.
     Objects(PathBuf),
+    /// The Kubernetes API, watched.
+    Api(ApiConfig),
+}
+
+/// How to reach the Kubernetes API. All `None`: in-cluster, with the pod's service account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `kubeconfig PATH [CONTEXT]`.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// `endpoint URL`.
+    pub endpoint: Option<String>,
+    /// `tls CERT KEY CACERT` (with `endpoint`).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,12 +113,12 @@ pub struct KubernetesConfig {
 pub const DEFAULT_TTL: u32 = 5;
 pub const MAX_TTL: u32 = 3600;
 
-const PROPERTIES: &str = "objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, upstream";
+const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, upstream";
 
 pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<ConfigError>> {
     let zones = zones_or_block(&d.args, ctx)?;
     let mut errors = Vec::new();
-    let mut source = None;
+    let mut source = Sources::default();
     let mut cfg = KubernetesConfig {
         zones,
         source: Source::Objects(PathBuf::new()),
@@ -117,15 +142,9 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
             errors.push(e);
         }
     }
-    match source {
-        Some(s) => cfg.source = s,
-        None if errors.is_empty() => errors.push(ConfigError::new(
-            &d.name.pos,
-            "kubernetes: no source of cluster objects: add 'objects PATH' (a file or folder of \
-             Kubernetes objects, as `kubectl get -o yaml` prints them); connecting to the \
-             Kubernetes API is not implemented yet",
-        )),
-        None => {}
+    match source.finish(&d.name.pos) {
+        Ok(s) => cfg.source = s,
+        Err(e) => errors.push(e),
     }
     if errors.is_empty() {
         Ok(cfg)
@@ -134,16 +153,100 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
     }
 }
 
+/// The source properties as written, checked together once the block is read.
+#[derive(Default)]
+struct Sources {
+    objects: Option<(Pos, PathBuf)>,
+    api: ApiConfig,
+    /// The first API property seen, for the error when `objects` is there too.
+    api_at: Option<(Pos, &'static str)>,
+}
+
+impl Sources {
+    fn finish(self, block: &Pos) -> Result<Source, ConfigError> {
+        if let (Some((at, _)), Some((_, what))) = (&self.objects, &self.api_at) {
+            return Err(ConfigError::new(
+                at,
+                format!(
+                    "kubernetes: objects: cannot be used with '{what}': the objects come either \
+                     from a file or from the Kubernetes API"
+                ),
+            ));
+        }
+        if self.api.tls.is_some() && self.api.endpoint.is_none() {
+            let at = self.api_at.as_ref().map(|a| &a.0).unwrap_or(block);
+            return Err(ConfigError::new(
+                at,
+                "kubernetes: tls: needs 'endpoint URL' (the API server these credentials are for)",
+            ));
+        }
+        if self.api.kubeconfig.is_some() && self.api.endpoint.is_some() {
+            let at = self.api_at.as_ref().map(|a| &a.0).unwrap_or(block);
+            return Err(ConfigError::new(
+                at,
+                "kubernetes: use either 'kubeconfig' or 'endpoint', not both",
+            ));
+        }
+        Ok(match self.objects {
+            Some((_, path)) => Source::Objects(path),
+            None => Source::Api(self.api),
+        })
+    }
+
+    fn api(&mut self, pos: &Pos, what: &'static str) {
+        self.api_at.get_or_insert_with(|| (pos.clone(), what));
+    }
+}
+
 fn property(
     cfg: &mut KubernetesConfig,
-    source: &mut Option<Source>,
+    source: &mut Sources,
     name: &str,
     args: &Args,
 ) -> Result<(), ConfigError> {
     match name {
         "objects" => {
             let path = args.one("a file or folder of Kubernetes objects")?;
-            *source = Some(Source::Objects(relative_path(&path.pos, &path.text)));
+            source.objects = Some((args.head.pos.clone(), relative_path(&path.pos, &path.text)));
+        }
+        "kubeconfig" => {
+            let words = args.some("a kubeconfig file and optionally a context")?;
+            if words.len() > 2 {
+                return Err(args.err(
+                    &words[2],
+                    "expected a kubeconfig file and at most a context",
+                ));
+            }
+            source.api(&args.head.pos, "kubeconfig");
+            source.api.kubeconfig = Some(relative_path(&words[0].pos, &words[0].text));
+            source.api.context = words.get(1).map(|t| t.text.clone());
+        }
+        "endpoint" => {
+            let url = args.one("the API server's URL, such as https://10.0.0.1:6443")?;
+            if !(url.text.starts_with("https://") || url.text.starts_with("http://")) {
+                return Err(args.err(
+                    url,
+                    format!("'{}' is not an http:// or https:// URL", url.text),
+                ));
+            }
+            source.api(&args.head.pos, "endpoint");
+            source.api.endpoint = Some(url.text.clone());
+        }
+        "tls" => {
+            let files = args.some("CERT KEY CACERT")?;
+            if files.len() != 3 {
+                return Err(args.err(
+                    &files[0],
+                    format!("expected 3 files (CERT KEY CACERT), got {}", files.len()),
+                ));
+            }
+            source.api(&args.head.pos, "tls");
+            let path = |t: &Token| relative_path(&t.pos, &t.text);
+            source.api.tls = Some(TlsFiles {
+                cert: path(&files[0]),
+                key: path(&files[1]),
+                ca: path(&files[2]),
+            });
         }
         "pods" => {
             let mode = args.one("insecure, verified or disabled")?;
@@ -237,11 +340,6 @@ fn property(
                 "{}: kubernetes: 'upstream' is deprecated and ignored, as in CoreDNS",
                 args.head.pos
             );
-        }
-        "kubeconfig" | "endpoint" | "tls" => {
-            return Err(args.err_here(format!(
-                "connecting to the Kubernetes API ('{name}') is not implemented yet; use 'objects PATH'"
-            )));
         }
         "resyncperiod"
         | "multicluster"

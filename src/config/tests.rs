@@ -98,6 +98,38 @@ fn kubernetes_properties() {
 }
 
 #[test]
+fn kubernetes_api_sources() {
+    use super::kubernetes::{ApiConfig, TlsFiles};
+    // Neither objects nor an API property: in-cluster, as CoreDNS.
+    let k = kube(".:53 {\n kubernetes cluster.local\n}");
+    assert_eq!(k.source, Source::Api(ApiConfig::default()));
+    let k = kube(".:53 {\n kubernetes {\n  kubeconfig kc.yaml prod\n }\n}");
+    assert_eq!(
+        k.source,
+        Source::Api(ApiConfig {
+            kubeconfig: Some("/etc/coredns/kc.yaml".into()),
+            context: Some("prod".into()),
+            ..ApiConfig::default()
+        })
+    );
+    let k = kube(
+        ".:53 {\n kubernetes {\n  endpoint https://10.0.0.1:6443\n  tls /c.pem /k.pem /ca.pem\n }\n}",
+    );
+    assert_eq!(
+        k.source,
+        Source::Api(ApiConfig {
+            endpoint: Some("https://10.0.0.1:6443".into()),
+            tls: Some(TlsFiles {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into(),
+                ca: "/ca.pem".into(),
+            }),
+            ..ApiConfig::default()
+        })
+    );
+}
+
+#[test]
 fn operability_directives() {
     use super::args::ListenAddr;
     let cfg = load_text(
@@ -200,7 +232,7 @@ fn errors_name_the_position_and_what_is_accepted() {
         ),
         (
             ".:53 {\n kubernetes {\n  podz insecure\n  objects x\n }\n}",
-            "3:3: kubernetes: unknown property 'podz'; expected one of: objects, pods",
+            "3:3: kubernetes: unknown property 'podz'; expected one of: kubeconfig, endpoint, tls, objects, pods",
         ),
         (
             ".:53 {\n kubernetes {\n  pods maybe\n  objects x\n }\n}",
@@ -235,12 +267,28 @@ fn errors_name_the_position_and_what_is_accepted() {
             "4:19: kubernetes: startup_timeout: 'soon' is not a duration",
         ),
         (
-            ".:53 {\n kubernetes {\n  pods insecure\n }\n}",
-            "2:2: kubernetes: no source of cluster objects: add 'objects PATH'",
+            ".:53 {\n kubernetes {\n  objects x\n  kubeconfig /k\n }\n}",
+            "3:3: kubernetes: objects: cannot be used with 'kubeconfig'",
         ),
         (
-            ".:53 {\n kubernetes {\n  objects x\n  kubeconfig /k\n }\n}",
-            "4:3: kubernetes: kubeconfig: connecting to the Kubernetes API ('kubeconfig') is not implemented yet",
+            ".:53 {\n kubernetes {\n  tls a b c\n }\n}",
+            "3:3: kubernetes: tls: needs 'endpoint URL'",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  tls a b\n  endpoint https://k:6443\n }\n}",
+            "3:7: kubernetes: tls: expected 3 files (CERT KEY CACERT), got 2",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  endpoint 10.0.0.1:6443\n }\n}",
+            "3:12: kubernetes: endpoint: '10.0.0.1:6443' is not an http:// or https:// URL",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  endpoint https://k\n  kubeconfig /k\n }\n}",
+            "3:3: kubernetes: use either 'kubeconfig' or 'endpoint', not both",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  kubeconfig /k ctx extra\n }\n}",
+            "3:21: kubernetes: kubeconfig: expected a kubeconfig file and at most a context",
         ),
         (
             ".:53 {\n kubernetes {\n  objects x\n  fallthrough 10.0.0.0/99\n }\n}",

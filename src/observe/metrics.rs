@@ -48,6 +48,12 @@ pub struct Metrics {
     pub health_failures: IntCounter,
     /// UDP queries dropped by the per-source limit (ours; CoreDNS has no such limit).
     pub rate_limited: IntCounter,
+    /// `coredns_kubernetes_dns_programming_duration_seconds{service_kind}`.
+    pub dns_programming: HistogramVec,
+    /// Objects a `kubernetes` source holds, per kind (ours).
+    pub kubernetes_objects: IntGaugeVec,
+    /// How long a kind's watch has been failing, 0 while it is healthy (ours).
+    pub kubernetes_stale: prometheus::GaugeVec,
 }
 
 /// One answered query, as the metrics see it.
@@ -202,6 +208,32 @@ impl Metrics {
             "UDP queries dropped because their source sent more than the per-source limit in one second.",
         )
         .expect("valid metric"));
+        let dns_programming = histogram_vec(
+            &r,
+            "coredns_kubernetes_dns_programming_duration_seconds",
+            "Histogram of the time (in seconds) it took to program a dns instance.",
+            prometheus::exponential_buckets(0.001, 2.0, 20).unwrap_or_default(),
+            &["service_kind"],
+        );
+        let kubernetes_objects = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "clusterdns_kubernetes_objects",
+                    "Kubernetes objects held by the kubernetes plugin, per kind.",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+        );
+        let kubernetes_stale = register(&r, prometheus::GaugeVec::new(
+            Opts::new(
+                "clusterdns_kubernetes_stale_seconds",
+                "How long the watch of a kind has been failing (answers come from the last known data); 0 when healthy.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric"));
         // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
         let _ = r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -221,6 +253,9 @@ impl Metrics {
             health_duration,
             health_failures,
             rate_limited,
+            dns_programming,
+            kubernetes_objects,
+            kubernetes_stale,
         }
     }
 

@@ -11,6 +11,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::chain::{Handler, HandlerFuture, MAX_DEPTH, Next, RecordSet, Reply, Request};
 use crate::cluster::index::{Index, Node, RRset, Zone};
+use crate::cluster::watch::SourceStatus;
 use crate::config::kubernetes::{Fallthrough, PodMode};
 use crate::names;
 
@@ -18,6 +19,9 @@ pub struct Kubernetes {
     index: Arc<Index>,
     fallthrough: Fallthrough,
     pods: PodMode,
+    /// Until the source has listed everything (or `startup_timeout` passed), names in our zones
+    /// answer SERVFAIL: an NXDOMAIN now would be cached by clients as the truth.
+    status: Arc<SourceStatus>,
 }
 
 /// What the index says about a name, before fallthrough and following aliases out of our zones.
@@ -35,11 +39,17 @@ pub enum Outcome {
 const NAME: &str = "kubernetes";
 
 impl Kubernetes {
-    pub fn new(index: Arc<Index>, fallthrough: Fallthrough, pods: PodMode) -> Self {
+    pub fn new(
+        index: Arc<Index>,
+        fallthrough: Fallthrough,
+        pods: PodMode,
+        status: Arc<SourceStatus>,
+    ) -> Self {
         Self {
             index,
             fallthrough,
             pods,
+            status,
         }
     }
 
@@ -177,6 +187,12 @@ impl Handler for Kubernetes {
             return next.serve(req);
         }
         let qtype = req.query.query_type();
+        if !self.status.ready() && self.index.zone_of(req.query.name()).is_some() {
+            return Box::pin(std::future::ready(Ok(Reply::new(
+                ResponseCode::ServFail,
+                NAME,
+            ))));
+        }
         match self.lookup(req.query.name(), qtype, req.depth) {
             Outcome::NotMine => next.serve(req),
             Outcome::NxDomain(reply) => {
