@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use clusterdns::chain::Transport;
 
+use crate::apiserver::ApiServer;
 use crate::support::{self, fmt_record, rcode_name};
 
 #[derive(Deserialize)]
@@ -130,7 +131,16 @@ fn check(case: &Case, how: &str, bytes: Option<Vec<u8>>) -> Vec<String> {
     diffs
 }
 
-async fn run_file(path: &Path) -> Vec<String> {
+/// Where a case file's cluster comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `objects FIXTURE`, as written.
+    Objects,
+    /// The fixture loaded into the test API server, and `kubeconfig` in place of `objects`.
+    Live,
+}
+
+async fn run_file(path: &Path, source: Source) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("case file reads");
     let file: CaseFile =
         yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -142,10 +152,31 @@ async fn run_file(path: &Path) -> Vec<String> {
         path.display(),
         fixture.display()
     );
-    let corefile = file
-        .corefile
-        .replace("FIXTURE", &fixture.display().to_string());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut api = None;
+    let corefile = match source {
+        Source::Objects => file
+            .corefile
+            .replace("FIXTURE", &fixture.display().to_string()),
+        Source::Live => {
+            let server = ApiServer::start().await;
+            server.load_file(&fixture);
+            let kubeconfig = server.kubeconfig(tmp.path());
+            api = Some(server);
+            file.corefile.replace(
+                "objects FIXTURE",
+                &format!("kubeconfig {}", kubeconfig.display()),
+            )
+        }
+    };
     let running = support::start(&path.with_extension("Corefile"), &corefile).await;
+    if source == Source::Live {
+        support::until_ready(&running).await;
+    }
+    let how = |t: &str| match source {
+        Source::Objects => t.to_string(),
+        Source::Live => format!("live {t}"),
+    };
     let port = running.listeners()[0].port;
     let mut failures = Vec::new();
     for case in &file.cases {
@@ -157,17 +188,17 @@ async fn run_file(path: &Path) -> Vec<String> {
         let bytes = q.to_vec().expect("query encodes");
         let mut diffs = check(
             case,
-            "in-process",
+            &how("in-process"),
             support::in_process(&running, port, &bytes).await,
         );
         diffs.extend(check(
             case,
-            "udp",
+            &how("udp"),
             support::ask(&running, port, &bytes, Transport::Udp).await,
         ));
         diffs.extend(check(
             case,
-            "tcp",
+            &how("tcp"),
             support::ask(&running, port, &bytes, Transport::Tcp).await,
         ));
         if !diffs.is_empty() {
@@ -181,6 +212,7 @@ async fn run_file(path: &Path) -> Vec<String> {
         }
     }
     running.shutdown().await;
+    drop(api);
     failures
 }
 
@@ -191,12 +223,28 @@ async fn every_case_in_process_udp_and_tcp() {
     for f in case_files() {
         let text = std::fs::read_to_string(&f).unwrap();
         count += text.matches("- qname:").count();
-        failures.extend(run_file(&f).await);
+        failures.extend(run_file(&f, Source::Objects).await);
     }
     assert!(count > 0);
     assert!(
         failures.is_empty(),
         "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The same battery with the cluster served by the (test) Kubernetes API: the live source must
+/// answer exactly as the objects file does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_through_the_kubernetes_api() {
+    let mut failures = Vec::new();
+    for f in case_files() {
+        failures.extend(run_file(&f, Source::Live).await);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed through the API:\n{}",
         failures.len(),
         failures.join("\n")
     );

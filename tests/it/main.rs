@@ -2,11 +2,13 @@
 //! objects-file reloads and malformed packets.
 
 mod abuse;
+mod apiserver;
 mod cases;
 mod cli;
 mod clients;
 mod files;
 mod fuzzed;
+mod live;
 mod operability;
 mod packets;
 mod process;

@@ -151,3 +151,14 @@ pub fn fmt_record(r: &Record) -> String {
     }
     r.to_string()
 }
+
+/// Waits until the server is ready (its sources have listed everything), at most 20 s.
+pub async fn until_ready(running: &Running) {
+    for _ in 0..400 {
+        if running.is_ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not ready after 20 s");
+}
