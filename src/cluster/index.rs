@@ -147,7 +147,12 @@ struct Writer {
     /// Slices grouped by their Service: `namespace/service` → slice name → slice.
     slices_by_service: HashMap<Key, BTreeMap<Arc<str>, SlimSlice>>,
     contributed: HashMap<Owner, Vec<LowerName>>,
+    /// The parts with records, per name, in owner order.
     parts: HashMap<LowerName, Vec<(Owner, Part)>>,
+    /// How many owners make each name exist without records (empty non-terminals).
+    ents: HashMap<LowerName, u32>,
+    /// The one node every record-less name shares.
+    empty: Arc<Node>,
 }
 
 impl Index {
@@ -186,6 +191,8 @@ impl Index {
                 slices_by_service: HashMap::new(),
                 contributed: HashMap::new(),
                 parts: HashMap::new(),
+                ents: HashMap::new(),
+                empty: Arc::new(Node::default()),
             }),
         };
         {
@@ -504,26 +511,56 @@ impl Writer {
     }
 
     /// Swaps `owner`'s contribution; returns the names whose answers may have changed.
+    ///
+    /// A contribution without records (an empty non-terminal such as `NS.svc.ZONE` or
+    /// `10.in-addr.arpa`, which thousands of owners share) is only counted: it touches the name
+    /// when the count goes from or to zero, so a change to one Service never rebuilds names
+    /// that every Service shares.
     fn replace_owner(&mut self, owner: Owner, new: Vec<(LowerName, Part)>) -> Vec<LowerName> {
         let mut touched = Vec::new();
         for name in self.contributed.remove(&owner).unwrap_or_default() {
-            if let Some(list) = self.parts.get_mut(&name) {
-                list.retain(|(o, _)| o != &owner);
-                if list.is_empty() {
-                    self.parts.remove(&name);
+            let mine = self.parts.get_mut(&name).and_then(|list| {
+                list.iter()
+                    .position(|(o, _)| o == &owner)
+                    .map(|i| (list, i))
+            });
+            match mine {
+                Some((list, i)) => {
+                    list.remove(i);
+                    if list.is_empty() {
+                        self.parts.remove(&name);
+                    }
+                    touched.push(name);
+                }
+                None => {
+                    if let Some(n) = self.ents.get_mut(&name) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.ents.remove(&name);
+                            touched.push(name);
+                        }
+                    }
                 }
             }
-            touched.push(name);
         }
         let mut names = Vec::with_capacity(new.len());
         for (name, part) in new {
+            names.push(name.clone());
+            if part.is_empty() {
+                let n = self.ents.entry(name.clone()).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    touched.push(name);
+                }
+                continue;
+            }
             let list = self.parts.entry(name.clone()).or_default();
             let at = list.partition_point(|(o, _)| o < &owner);
             list.insert(at, (owner.clone(), part));
-            names.push(name.clone());
             touched.push(name);
         }
         if !names.is_empty() {
+            names.shrink_to_fit();
             self.contributed.insert(owner, names);
         }
         touched
@@ -546,6 +583,12 @@ impl Writer {
                     let node = build_node(&name, parts, self.ttl);
                     map.insert(name, Arc::new(node));
                     changed = true;
+                }
+                None if self.ents.contains_key(&name) => {
+                    if !map.get(&name).is_some_and(|n| n.rrsets.is_empty()) {
+                        map.insert(name, self.empty.clone());
+                        changed = true;
+                    }
                 }
                 None => {
                     changed |= map.remove(&name).is_some();
@@ -594,17 +637,19 @@ fn build_node(name: &LowerName, parts: &[(Owner, Part)], ttl: u32) -> Node {
             IpAddr::V4(_) => None,
         })
         .collect();
-    let mut push = |rtype, records: Vec<Record>, additionals: Option<Vec<Record>>| {
+    let v4: RecordSet = Arc::from(v4);
+    let v6: RecordSet = Arc::from(v6);
+    let mut push = |rtype, records: RecordSet, additionals: Option<RecordSet>| {
         if !records.is_empty() {
             rrsets.push(RRset {
                 rtype,
-                records: Arc::from(records),
-                additionals: additionals.filter(|a| !a.is_empty()).map(Arc::from),
+                records,
+                additionals: additionals.filter(|a| !a.is_empty()),
             });
         }
     };
-    push(RecordType::A, v4, None);
-    push(RecordType::AAAA, v6, None);
+    push(RecordType::A, v4.clone(), None);
+    push(RecordType::AAAA, v6.clone(), None);
     let srv: Vec<Record> = merged
         .srv
         .iter()
@@ -621,24 +666,33 @@ fn build_node(name: &LowerName, parts: &[(Owner, Part)], ttl: u32) -> Node {
             Record::from_rdata(target.clone(), ttl, rdata)
         })
         .collect();
-    push(RecordType::SRV, srv, Some(extra));
-    let ptr = merged
+    // SRV records that target the name itself (a Service's own name, an endpoint's name) carry
+    // the name's own addresses: share that set rather than hold a copy.
+    let extra = if *extra == *v4 {
+        v4.clone()
+    } else if *extra == *v6 {
+        v6.clone()
+    } else {
+        Arc::from(extra)
+    };
+    push(RecordType::SRV, Arc::from(srv), Some(extra));
+    let ptr: Vec<Record> = merged
         .ptr
         .iter()
         .map(|t| rec(RData::PTR(PTR(t.clone()))))
         .collect();
-    push(RecordType::PTR, ptr, None);
+    push(RecordType::PTR, Arc::from(ptr), None);
     if let Some(target) = &merged.cname {
         push(
             RecordType::CNAME,
-            vec![rec(RData::CNAME(CNAME(target.clone())))],
+            Arc::from(vec![rec(RData::CNAME(CNAME(target.clone())))]),
             None,
         );
     }
     if let Some(txt) = &merged.txt {
         push(
             RecordType::TXT,
-            vec![rec(RData::TXT(TXT::new(vec![txt.clone()])))],
+            Arc::from(vec![rec(RData::TXT(TXT::new(vec![txt.clone()])))]),
             None,
         );
     }

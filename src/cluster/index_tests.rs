@@ -84,6 +84,18 @@ fn one_endpoint_change_rebuilds_only_that_services_names() {
     assert!(full.changed);
     assert!(full.names > 2000 * 5, "{full:?}");
 
+    // Names every Service shares (empty non-terminals) are not rebuilt for one Service.
+    let shared = [
+        "ns.svc.cluster.local.",
+        "10.in-addr.arpa.",
+        "244.10.in-addr.arpa.",
+    ];
+    let node = |n: &str| {
+        ix.get(&LowerName::from(Name::from_ascii(n).unwrap()))
+            .unwrap()
+    };
+    let before: Vec<Arc<Node>> = shared.iter().map(|n| node(n)).collect();
+
     // One endpoint of one Service moves.
     let mut snap = big_cluster();
     let key = Key::new("ns", "svc-7-1");
@@ -110,6 +122,9 @@ fn one_endpoint_change_rebuilds_only_that_services_names() {
     ));
     assert!(has(&ix, "9.9.244.10.in-addr.arpa", RecordType::PTR));
     assert!(!has(&ix, "8.0.244.10.in-addr.arpa", RecordType::PTR));
+    for (n, old) in shared.iter().zip(&before) {
+        assert!(Arc::ptr_eq(old, &node(n)), "{n} was rebuilt");
+    }
 
     // Nothing changed: nothing is recomputed.
     let mut snap = big_cluster();

@@ -34,6 +34,16 @@ pub struct Srv {
 }
 
 impl Part {
+    /// No records: the name only exists (an empty non-terminal, or a zone apex).
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+            && self.srv.is_empty()
+            && self.srv_extra.is_empty()
+            && self.ptr.is_empty()
+            && self.cname.is_none()
+            && self.txt.is_none()
+    }
+
     pub fn merge_from(&mut self, other: Part) {
         for a in other.addrs {
             push_unique(&mut self.addrs, a);
