@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -169,6 +170,8 @@ impl ApiServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // As Go's net/http does: events go out as they are written.
+                let _ = stream.set_nodelay(true);
                 if *st.mode.borrow() == Mode::Down {
                     drop(stream);
                     continue;
@@ -435,6 +438,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         .lock()
         .unwrap()
         .push(format!("{} {}", req.method(), uri));
+    // Subscribed before anything else, so that a cut made while this request is on its way
+    // still reaches the watch it starts.
+    let cuts = (st.epoch.subscribe(), st.end.subscribe());
     // A hung server answers nothing until it is released.
     let mut mode = st.mode.subscribe();
     loop {
@@ -485,7 +491,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         q.params.get("watch").map(String::as_str),
         Some("true" | "1")
     ) {
-        watch_response(st, q, filter)
+        watch_response(st, q, filter, cuts)
     } else {
         list(&st, &q, &filter)
     }
@@ -644,25 +650,50 @@ fn parse_labels(text: &str) -> Result<Vec<Requirement>, String> {
 }
 
 /// The objects of `filter`'s resource as they were at version `at` (the current ones, with
-/// every later event undone).
-fn snapshot(store: &Store, filter: &Filter, at: u64) -> BTreeMap<ObjKey, Arc<Value>> {
-    let mut objs: BTreeMap<ObjKey, Arc<Value>> = store
+/// every later event undone), after the key `after`, at most `limit` of them and whether more
+/// follow.
+fn snapshot(
+    store: &Store,
+    filter: &Filter,
+    at: u64,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> (Vec<(ObjKey, Arc<Value>)>, usize) {
+    let start = match after {
+        Some((ns, name)) => Bound::Excluded((filter.res, ns.to_string(), name.to_string())),
+        None => Bound::Included((filter.res, String::new(), String::new())),
+    };
+    let current = store
         .objects
-        .iter()
+        .range((start.clone(), Bound::Unbounded))
+        .take_while(|(k, _)| k.0 == filter.res)
         .filter(|(k, _)| filter.in_scope(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for ev in store.history.iter().rev().take_while(|e| e.rv > at) {
-        if !filter.in_scope(&ev.key) {
-            continue;
-        }
-        match &ev.prev {
-            Some(p) => objs.insert(ev.key.clone(), p.clone()),
-            None => objs.remove(&ev.key),
+        .map(|(k, v)| (k.clone(), v.clone()));
+    let later = store.history.partition_point(|e| e.rv <= at);
+    let page: Vec<(ObjKey, Arc<Value>)> = if later == store.history.len() {
+        // Nothing happened since `at`: the current objects are the snapshot.
+        current.filter(|(_, v)| filter.matches(v)).collect()
+    } else {
+        let mut objs: BTreeMap<ObjKey, Arc<Value>> = current.collect();
+        let past = |k: &ObjKey| match &start {
+            Bound::Excluded(s) => k > s,
+            _ => true,
         };
-    }
-    objs.retain(|_, v| filter.matches(v));
-    objs
+        for ev in store.history.range(later..).rev() {
+            if !filter.in_scope(&ev.key) || !past(&ev.key) {
+                continue;
+            }
+            match &ev.prev {
+                Some(p) => objs.insert(ev.key.clone(), p.clone()),
+                None => objs.remove(&ev.key),
+            };
+        }
+        objs.into_iter()
+            .filter(|(_, v)| filter.matches(v))
+            .collect()
+    };
+    let more = page.len().saturating_sub(limit);
+    (page.into_iter().take(limit).collect(), more)
 }
 
 fn list(st: &State, q: &Query, filter: &Filter) -> Response<Body> {
@@ -707,28 +738,21 @@ fn list(st: &State, q: &Query, filter: &Filter) -> Response<Body> {
             }
         }
     };
-    let objs = snapshot(&store, filter, at);
-    let mut items = Vec::new();
+    let after_ref = after
+        .as_ref()
+        .map(|(ns, name)| (ns.as_str(), name.as_str()));
+    let (page, remaining) = snapshot(&store, filter, at, after_ref, limit);
+    let mut items = Vec::with_capacity(page.len());
     let mut last = None;
-    let mut remaining = 0usize;
-    for (k, v) in &objs {
-        if let Some((ns, name)) = &after
-            && (&k.1, &k.2) <= (ns, name)
-        {
-            continue;
-        }
-        if items.len() == limit {
-            remaining += 1;
-            continue;
-        }
-        let mut item = (**v).clone();
+    for (k, v) in page {
+        let mut item = (*v).clone();
         // The real server leaves kind and apiVersion off list items.
         if let Some(o) = item.as_object_mut() {
             o.remove("kind");
             o.remove("apiVersion");
         }
         items.push(item);
-        last = Some((k.1.clone(), k.2.clone()));
+        last = Some((k.1, k.2));
     }
     let mut meta = json!({ "resourceVersion": at.to_string() });
     if remaining > 0
@@ -776,9 +800,11 @@ fn decode_token(token: &str) -> Option<(u64, String, String)> {
 
 type Tx = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
-fn watch_response(st: Arc<State>, q: Query, filter: Filter) -> Response<Body> {
+type Cuts = (watch::Receiver<u64>, watch::Receiver<u64>);
+
+fn watch_response(st: Arc<State>, q: Query, filter: Filter, cuts: Cuts) -> Response<Body> {
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(run_watch(st, q, filter, tx));
+    tokio::spawn(run_watch(st, q, filter, tx, cuts));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -801,7 +827,8 @@ fn bookmark(res: Res, rv: u64, initial_end: bool) -> Value {
     json!({ "kind": res.kind(), "apiVersion": res.api_version(), "metadata": meta })
 }
 
-async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx) {
+async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx, cuts: Cuts) {
+    let (mut epoch, mut end) = cuts;
     let param = |k: &str| q.params.get(k).map(String::as_str).unwrap_or("");
     let bookmarks = param("allowWatchBookmarks") == "true";
     let initial_events = param("sendInitialEvents") == "true";
@@ -810,7 +837,6 @@ async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx) {
         .ok()
         .map(Duration::from_secs);
     let deadline = tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(1800));
-    let mut epoch = st.epoch.subscribe();
     let mut rv_rx = st.rv.subscribe();
     // Events between the version asked for and now are sent at once.
     rv_rx.mark_changed();
@@ -829,7 +855,11 @@ async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx) {
             // "0", "" or sendInitialEvents: the current state first.
             _ => Ok((
                 store.rv,
-                snapshot(&store, &filter, store.rv).into_values().collect(),
+                snapshot(&store, &filter, store.rv, None, usize::MAX)
+                    .0
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect(),
             )),
         }
     };
@@ -851,7 +881,6 @@ async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx) {
     }
     let mut tick = tokio::time::interval(st.bookmark_every);
     tick.tick().await;
-    let mut end = st.end.subscribe();
     loop {
         tokio::select! {
             _ = epoch.changed() => {

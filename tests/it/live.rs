@@ -228,6 +228,14 @@ async fn a_headless_services_endpoints_follow_its_slices() {
         Some(2.0),
         "{m}"
     );
+    // CoreDNS's buckets: ExponentialBuckets(0.001, 2, 20), 1 ms to about 9 minutes.
+    let les: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("coredns_kubernetes_dns_programming_duration_seconds_bucket{"))
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(les.len(), 21, "{les:?}");
+    assert_eq!((les[0], les[19], les[20]), ("0.001", "524.288", "+Inf"));
     running.shutdown().await;
 }
 

@@ -1,0 +1,346 @@
+//! The live path at scale: a generated cluster served by the test API server
+//! (`tests/it/apiserver.rs`, in this process), and the release `clusterdns` binary watching it
+//! through a kubeconfig, in a process of its own so that its memory is its own.
+//!
+//! ```text
+//! cargo build --release && cargo bench --bench live -- [--services 10000] [--endpoints 100000] [--changes 200]
+//! ```
+//!
+//! Prints: time from start to `/ready` 200 (every kind listed), resident memory after sync
+//! (VmRSS, and the peak VmHWM), and the time from a change at the API to the first correct
+//! answer, for new Services and for endpoint changes of headless Services (median, p95, p99).
+//! Figures are for comparing runs on one machine, not for asserting.
+
+#[allow(dead_code)]
+#[path = "../tests/it/apiserver.rs"]
+mod apiserver;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use serde_json::{Value, json};
+
+use apiserver::ApiServer;
+
+struct Args {
+    services: usize,
+    endpoints: usize,
+    changes: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        services: 10_000,
+        endpoints: 100_000,
+        changes: 200,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = || {
+            argv.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", argv[i]))
+        };
+        match argv[i].as_str() {
+            "--services" => a.services = value(),
+            "--endpoints" => a.endpoints = value(),
+            "--changes" => a.changes = value(),
+            // cargo bench passes --bench; anything else is a mistake worth hearing about.
+            "--bench" => {
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+const NAMESPACES: usize = 20;
+
+fn ip(i: usize, base: u8) -> String {
+    format!("10.{base}.{}.{}", (i >> 8) & 0xff, i & 0xff)
+}
+
+fn ip_wide(i: usize) -> String {
+    format!(
+        "10.{}.{}.{}",
+        128 + ((i >> 16) & 0x3f),
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+}
+
+/// Namespaces, Services (one in ten headless, named ports) and one EndpointSlice per Service
+/// holding its share of the endpoints, with pod target references.
+fn cluster(services: usize, endpoints: usize) -> Vec<Value> {
+    let mut objs: Vec<Value> = (0..NAMESPACES)
+        .map(|n| json!({"kind": "Namespace", "metadata": {"name": format!("ns-{n}")}}))
+        .collect();
+    let mut next_ep = 0;
+    for s in 0..services {
+        let ns = format!("ns-{}", s % NAMESPACES);
+        let name = format!("svc-{s}");
+        let headless = s % 10 == 0;
+        let cluster_ip = if headless {
+            "None".to_string()
+        } else {
+            ip(s, 96)
+        };
+        objs.push(json!({
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+            "spec": {"clusterIP": cluster_ip, "clusterIPs": [cluster_ip], "selector": {"app": name},
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"},
+                               {"name": "metrics", "port": 9090, "protocol": "TCP"}]},
+        }));
+        // Spread the endpoints evenly; the first services take the remainder.
+        let share = endpoints / services + usize::from(s < endpoints % services);
+        let eps: Vec<Value> = (0..share)
+            .map(|k| {
+                let e = next_ep + k;
+                json!({"addresses": [ip_wide(e)], "conditions": {"ready": true},
+                       "targetRef": {"kind": "Pod", "name": format!("{name}-{k}"), "namespace": ns}})
+            })
+            .collect();
+        next_ep += share;
+        objs.push(slice(&ns, &name, eps));
+    }
+    objs
+}
+
+fn slice(ns: &str, svc: &str, eps: Vec<Value>) -> Value {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    json!({
+        "kind": "EndpointSlice",
+        "metadata": {"name": format!("{svc}-abcde"), "namespace": ns,
+                     "labels": {"kubernetes.io/service-name": svc},
+                     "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": now}},
+        "addressType": "IPv4",
+        "endpoints": eps,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                  {"name": "metrics", "port": 9090, "protocol": "TCP"}],
+    })
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn binary() -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin = root.join("target/release/clusterdns");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release` first",
+        bin.display()
+    );
+    bin
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ready(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.1 200")
+}
+
+/// One query; the rcode and how many answers.
+fn ask(sock: &UdpSocket, to: SocketAddr, name: &str, id: u16) -> Option<(ResponseCode, usize)> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
+    sock.send_to(&m.to_vec().ok()?, to).ok()?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        let r = Message::from_vec(&buf[..n]).ok()?;
+        if r.metadata.id == id {
+            return Some((r.metadata.response_code, r.answers.len()));
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(what: &str, mut d: Vec<Duration>) {
+    d.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{what}: n={} median={:.2} ms p95={:.2} ms p99={:.2} ms max={:.2} ms",
+        d.len(),
+        ms(percentile(&d, 0.5)),
+        ms(percentile(&d, 0.95)),
+        ms(percentile(&d, 0.99)),
+        ms(d[d.len() - 1]),
+    );
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let api = rt.block_on(ApiServer::start_with(Duration::from_secs(60), 1_000_000));
+    let t = Instant::now();
+    api.apply_all(cluster(a.services, a.endpoints));
+    println!(
+        "cluster: {} Services, {} endpoints, {NAMESPACES} namespaces (generated in {:.1} s)",
+        a.services,
+        a.endpoints,
+        t.elapsed().as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path());
+    let (dns, http) = (free_port(), free_port());
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:{dns} {{\n    ready 127.0.0.1:{http}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        kubeconfig {}\n        startup_timeout 5m\n    }}\n}}\n",
+            kubeconfig.display()
+        ),
+    )
+    .expect("write the Corefile");
+    let started = Instant::now();
+    let child = Command::new(binary())
+        .arg("-conf")
+        .arg(&corefile)
+        .arg("-quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start clusterdns");
+    let child = Kill(child);
+    let pid = child.0.id();
+    let http_addr: SocketAddr = ([127, 0, 0, 1], http).into();
+    while !ready(http_addr) {
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not ready in 5 minutes"
+        );
+    }
+    let to_ready = started.elapsed();
+    println!("time to ready: {:.3} s", to_ready.as_secs_f64());
+    std::thread::sleep(Duration::from_secs(2));
+    println!(
+        "memory after sync: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        status_kb(pid, "VmRSS:") as f64 / 1024.0,
+        status_kb(pid, "VmHWM:") as f64 / 1024.0
+    );
+
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let to: SocketAddr = ([127, 0, 0, 1], dns).into();
+    let mut id = 1u16;
+    let mut wait_for = |name: &str, want: usize| -> Duration {
+        let start = Instant::now();
+        loop {
+            id = id.wrapping_add(1);
+            if let Some((ResponseCode::NoError, n)) = ask(&sock, to, name, id)
+                && n == want
+            {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name} never answered"
+            );
+            // Paced below the server's per-source limit (20,000/s), which would drop the rest.
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    };
+    // Sanity: the generated names answer.
+    wait_for("svc-1.ns-1.svc.cluster.local.", 1);
+
+    // New Services.
+    let mut created = Vec::with_capacity(a.changes);
+    for i in 0..a.changes {
+        let ns = format!("ns-{}", i % NAMESPACES);
+        let name = format!("new-{i}");
+        let obj = json!({
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": ip(i, 95), "clusterIPs": [ip(i, 95)],
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+        });
+        let qname = format!("{name}.{ns}.svc.cluster.local.");
+        let start = Instant::now();
+        api.apply(obj);
+        wait_for(&qname, 1);
+        created.push(start.elapsed());
+    }
+    report("new Service to first answer", created);
+
+    // Endpoint changes: a headless Service's slice gains one endpoint.
+    let headless: Vec<usize> = (0..a.services).step_by(10).collect();
+    let mut changed = Vec::with_capacity(a.changes);
+    for &s in headless.iter().take(a.changes) {
+        let ns = format!("ns-{}", s % NAMESPACES);
+        let name = format!("svc-{s}");
+        let share = a.endpoints / a.services + usize::from(s < a.endpoints % a.services);
+        let eps: Vec<Value> = (0..share + 1)
+            .map(|k| {
+                json!({"addresses": [format!("10.200.{}.{}", (k >> 8) & 0xff, k & 0xff)],
+                            "conditions": {"ready": true}})
+            })
+            .collect();
+        let qname = format!("{name}.{ns}.svc.cluster.local.");
+        let start = Instant::now();
+        api.apply(slice(&ns, &name, eps));
+        wait_for(&qname, share + 1);
+        changed.push(start.elapsed());
+    }
+    if !changed.is_empty() {
+        report("endpoint change to first answer", changed);
+    }
+    println!(
+        "memory at the end: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        status_kb(pid, "VmRSS:") as f64 / 1024.0,
+        status_kb(pid, "VmHWM:") as f64 / 1024.0
+    );
+    drop(child);
+}
