@@ -318,15 +318,24 @@ fn main() {
     // Endpoint changes: a headless Service's slice gains one endpoint.
     let headless: Vec<usize> = (0..a.services).step_by(10).collect();
     let mut changed = Vec::with_capacity(a.changes);
-    for &s in headless.iter().take(a.changes) {
+    // The new endpoint gets an address no other has, as in a real cluster.
+    for (i, &s) in headless.iter().take(a.changes).enumerate() {
         let ns = format!("ns-{}", s % NAMESPACES);
         let name = format!("svc-{s}");
         let share = a.endpoints / a.services + usize::from(s < a.endpoints % a.services);
-        let eps: Vec<Value> = (0..share + 1)
-            .map(|k| {
-                json!({"addresses": [format!("10.200.{}.{}", (k >> 8) & 0xff, k & 0xff)],
-                            "conditions": {"ready": true}})
-            })
+        // The endpoints it had (as `cluster` laid them out), and one more.
+        let first = s * (a.endpoints / a.services) + s.min(a.endpoints % a.services);
+        let n = i + 1;
+        let extra = format!(
+            "10.{}.{}.{}",
+            192 + ((n >> 16) & 0x3f),
+            (n >> 8) & 0xff,
+            n & 0xff
+        );
+        let eps: Vec<Value> = (0..share)
+            .map(|k| ip_wide(first + k))
+            .chain([extra])
+            .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
             .collect();
         let qname = format!("{name}.{ns}.svc.cluster.local.");
         let start = Instant::now();
