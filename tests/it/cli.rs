@@ -98,6 +98,29 @@ fn check_reports_a_broken_objects_file_with_its_position() {
 }
 
 #[test]
+fn check_reads_the_kubeconfig_and_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    let kc = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://k:6443'}\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: prod\n  context: {cluster: c, user: u}\ncurrent-context: prod\n";
+    std::fs::write(dir.path().join("kubeconfig"), kc).unwrap();
+    let check = |text: &str| {
+        std::fs::write(&corefile, text).unwrap();
+        run(&["check", corefile.to_str().unwrap()])
+    };
+    let (ok, out, err) = check(".:53 {\n kubernetes {\n  kubeconfig kubeconfig prod\n }\n}\n");
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = check(".:53 {\n kubernetes {\n  kubeconfig kubeconfig staging\n }\n}\n");
+    assert!(!ok);
+    assert!(
+        err.contains("no context named 'staging' (it has: prod)"),
+        "{err}"
+    );
+    let (ok, _, err) = check(".:53 {\n kubernetes {\n  kubeconfig missing.yaml\n }\n}\n");
+    assert!(!ok);
+    assert!(err.contains("missing.yaml"), "{err}");
+}
+
+#[test]
 fn check_shows_warnings_about_deprecated_properties() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Corefile");
