@@ -176,6 +176,21 @@ async fn creates_updates_and_deletes_reach_the_answers() {
         nxdomain(&running, "cart.shop.svc.cluster.local.")
     })
     .await;
+    // Only what the stock system:coredns ClusterRole grants: list and watch of four kinds.
+    for r in api.requests() {
+        let path = r
+            .strip_prefix("GET ")
+            .unwrap_or_else(|| panic!("not a GET: {r}"));
+        let path = path.split('?').next().unwrap();
+        let allowed = [
+            "/api/v1/namespaces",
+            "/api/v1/services",
+            "/api/v1/pods",
+            "/apis/discovery.k8s.io/v1/endpointslices",
+        ]
+        .contains(&path);
+        assert!(allowed, "{r}");
+    }
     let m = metrics(&running);
     assert_eq!(
         sample(&m, "clusterdns_kubernetes_objects{kind=\"services\"}"),
@@ -186,6 +201,21 @@ async fn creates_updates_and_deletes_reach_the_answers() {
         sample(&m, "clusterdns_kubernetes_objects{kind=\"namespaces\"}"),
         Some(1.0)
     );
+    running.shutdown().await;
+}
+
+/// `endpoint URL` instead of a kubeconfig (here without `tls`: the test server speaks HTTP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_url_is_enough() {
+    let api = small_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = format!(
+        ".:0 {{\n    kubernetes cluster.local {{\n        endpoint http://{}\n    }}\n}}\n",
+        api.addr
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    assert!(answers(&running, "web.shop.svc.cluster.local.", &["10.96.0.10"]).await);
     running.shutdown().await;
 }
 
