@@ -624,7 +624,7 @@ async fn kubernetes(
         Source::Api(api) => {
             let client = watch::client(api)
                 .await
-                .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {e:#}"))?;
+                .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {}", causes(&e)))?;
             let status = SourceStatus::waiting_for(&watch::kinds(&filters), cfg.startup_timeout);
             let task = watch::spawn(
                 client,
@@ -643,4 +643,20 @@ async fn kubernetes(
         task,
         fresh: true,
     })
+}
+
+/// An error and its causes on one line, leaving out a cause its parent already quotes (kube's
+/// errors repeat their source in their own text).
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }

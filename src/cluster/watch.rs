@@ -305,6 +305,8 @@ trait Watched:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
     const KIND: Kind;
+    /// Where this kind is listed and watched.
+    fn api(client: Client, filters: &Filters) -> Api<Self>;
     /// Server-side selectors for this kind.
     fn config(filters: &Filters) -> watcher::Config;
     /// The object as the index should hold it: an upsert, or a removal when the filters or
@@ -339,9 +341,9 @@ fn base(filters: &Filters, labels: bool) -> watcher::Config {
     wc
 }
 
-/// Lists and watches one namespace when only one is served; otherwise every namespace, with
-/// the filter applied here.
-fn api<K>(client: Client, filters: &Filters) -> Api<K>
+/// One namespace when only one is served; otherwise every namespace, with the filter applied
+/// here.
+fn namespaced<K>(client: Client, filters: &Filters) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
@@ -353,6 +355,9 @@ where
 
 impl Watched for Namespace {
     const KIND: Kind = Kind::Namespace;
+    fn api(client: Client, _: &Filters) -> Api<Self> {
+        Api::all(client)
+    }
     fn config(filters: &Filters) -> watcher::Config {
         let mut wc = watcher::Config::default().any_semantic();
         if let Some(sel) = &filters.namespace_labels {
@@ -384,6 +389,9 @@ impl Watched for Namespace {
 
 impl Watched for Service {
     const KIND: Kind = Kind::Service;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
     fn config(filters: &Filters) -> watcher::Config {
         base(filters, true)
     }
@@ -400,6 +408,9 @@ impl Watched for Service {
 
 impl Watched for EndpointSlice {
     const KIND: Kind = Kind::Slice;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
     fn config(filters: &Filters) -> watcher::Config {
         base(filters, true)
     }
@@ -417,6 +428,9 @@ impl Watched for EndpointSlice {
 
 impl Watched for Pod {
     const KIND: Kind = Kind::Pod;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
     fn config(filters: &Filters) -> watcher::Config {
         base(filters, false)
     }
@@ -429,28 +443,6 @@ impl Watched for Pod {
     }
 }
 
-/// Dispatches to [`api`] for namespaced kinds and `Api::all` for Namespaces.
-trait MakeApi: Watched {
-    fn make_api(client: Client, filters: &Filters) -> Api<Self>;
-}
-
-impl MakeApi for Namespace {
-    fn make_api(client: Client, _: &Filters) -> Api<Self> {
-        Api::all(client)
-    }
-}
-
-macro_rules! namespaced_api {
-    ($($t:ty),*) => {$(
-        impl MakeApi for $t {
-            fn make_api(client: Client, filters: &Filters) -> Api<Self> {
-                api(client, filters)
-            }
-        }
-    )*};
-}
-namespaced_api!(Service, EndpointSlice, Pod);
-
 /// The object as a change; an object the slimming rejects is logged and dropped.
 fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
     obj.change(filters).unwrap_or_else(|e| {
@@ -461,8 +453,8 @@ fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
 
 /// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
 /// has passed.
-async fn run<K: MakeApi>(client: Client, shared: Arc<Shared>) {
-    let api = K::make_api(client, &shared.filters);
+async fn run<K: Watched>(client: Client, shared: Arc<Shared>) {
+    let api = K::api(client, &shared.filters);
     let wc = K::config(&shared.filters);
     let mut backoff = DefaultBackoff::default();
     let kind = K::KIND;
