@@ -14,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use clusterdns::cluster::file::{Filters, load};
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
+use clusterdns::cluster::watch::SourceStatus;
 use clusterdns::config::kubernetes::{Fallthrough, PodMode};
 use clusterdns::names;
 use clusterdns::plugins::kubernetes::{Kubernetes, Outcome};
@@ -35,7 +36,12 @@ fn handler() -> &'static Kubernetes {
             },
         }));
         index.replace_all(load(Path::new(objects), &Filters::default()).unwrap());
-        Kubernetes::new(index, Fallthrough::Never, PodMode::Insecure)
+        Kubernetes::new(
+            index,
+            Fallthrough::Never,
+            PodMode::Insecure,
+            SourceStatus::loaded(),
+        )
     })
 }
 
