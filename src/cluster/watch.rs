@@ -316,19 +316,20 @@ trait Watched:
     fn removal(meta: &ObjectMeta) -> Change;
 }
 
-fn key(meta: &ObjectMeta) -> Key {
+/// The object's namespace, lower-cased, and `name`.
+fn key_in(meta: &ObjectMeta, name: &str) -> Key {
     Key::new(
         &meta
             .namespace
             .as_deref()
             .unwrap_or("default")
             .to_ascii_lowercase(),
-        &meta
-            .name
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
+        &name.to_ascii_lowercase(),
     )
+}
+
+fn key(meta: &ObjectMeta) -> Key {
+    key_in(meta, meta.name.as_deref().unwrap_or_default())
 }
 
 /// The base config: lists served from the API server's cache (resourceVersion=0) as
@@ -521,14 +522,7 @@ fn record_programming(shared: &Shared, meta: &ObjectMeta) {
     else {
         return;
     };
-    let svc = Key::new(
-        &meta
-            .namespace
-            .as_deref()
-            .unwrap_or("default")
-            .to_ascii_lowercase(),
-        &service.to_ascii_lowercase(),
-    );
+    let svc = key_in(meta, service);
     if !shared.index.is_headless(&svc) {
         return;
     }
