@@ -244,7 +244,17 @@ fn main() {
     )
     .expect("write the Corefile");
     let started = Instant::now();
-    let child = Command::new(binary())
+    // BENCH_WRAP runs the server under a profiler: `BENCH_WRAP=heaptrack cargo bench …`.
+    let mut command = match std::env::var("BENCH_WRAP") {
+        Ok(wrap) if !wrap.trim().is_empty() => {
+            let mut words = wrap.split_whitespace();
+            let mut c = Command::new(words.next().unwrap_or_default());
+            c.args(words).arg(binary());
+            c
+        }
+        _ => Command::new(binary()),
+    };
+    let child = command
         .arg("-conf")
         .arg(&corefile)
         .arg("-quiet")
