@@ -13,6 +13,7 @@ pub mod names;
 pub mod observe;
 pub mod plugins;
 pub mod server;
+pub mod wire;
 
 /// `clusterdns-VERSION`, as CoreDNS prints `CoreDNS-VERSION`.
 pub fn version_line() -> String {

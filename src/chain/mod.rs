@@ -20,8 +20,53 @@ use std::time::Duration;
 use hickory_proto::op::{LowerQuery, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 
+use crate::wire::Prepared;
+
 /// An immutable, shareable run of records, built when data changes and cloned per query.
 pub type RecordSet = Arc<[Record]>;
+
+/// A run of records in a reply: hickory's records, or records prepared in wire form by an index.
+#[derive(Clone, Debug)]
+pub enum Rrs {
+    Records(RecordSet),
+    Prepared(Prepared),
+}
+
+impl Rrs {
+    pub fn len(&self) -> usize {
+        match self {
+            Rrs::Records(r) => r.len(),
+            Rrs::Prepared(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records as hickory's type, a prepared owner that stands for the question read as
+    /// `question`.
+    pub fn records(&self, question: &Name) -> Vec<Record> {
+        match self {
+            Rrs::Records(r) => r.to_vec(),
+            // Prepared runs come from our own builder; one that does not read back is a bug
+            // the tests catch, not something a reader can act on.
+            Rrs::Prepared(p) => p.records(question).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<RecordSet> for Rrs {
+    fn from(r: RecordSet) -> Self {
+        Rrs::Records(r)
+    }
+}
+
+impl From<Prepared> for Rrs {
+    fn from(p: Prepared) -> Self {
+        Rrs::Prepared(p)
+    }
+}
 
 /// The transport a query came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +105,9 @@ pub const MAX_DEPTH: u8 = 8;
 pub struct Reply {
     pub rcode: ResponseCode,
     pub authoritative: bool,
-    pub answers: Vec<RecordSet>,
-    pub authority: Vec<RecordSet>,
-    pub additionals: Vec<RecordSet>,
+    pub answers: Vec<Rrs>,
+    pub authority: Vec<Rrs>,
+    pub additionals: Vec<Rrs>,
     /// The handler that wrote the reply (the `plugin` label of CoreDNS's metrics).
     pub plugin: &'static str,
 }
@@ -79,8 +124,12 @@ impl Reply {
         }
     }
 
-    pub fn answer_records(&self) -> impl Iterator<Item = &Record> {
-        self.answers.iter().flat_map(|s| s.iter())
+    /// The answer section as hickory's records (see [`Rrs::records`]).
+    pub fn answer_records(&self, question: &Name) -> Vec<Record> {
+        self.answers
+            .iter()
+            .flat_map(|s| s.records(question))
+            .collect()
     }
 }
 

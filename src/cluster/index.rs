@@ -6,42 +6,154 @@
 //! the names those owners touch, so one endpoint changing in a cluster of 10,000 Services costs
 //! the names of one Service.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::chain::RecordSet;
 use crate::names;
+use crate::wire::{Builder, Data, NameKey, Prepared, This};
 
 use super::records::{self, Owner, Part, RecordOptions, Zones};
 use super::slim::{Key, SlimPod, SlimService, SlimSlice};
 
-/// The record sets of one name.
+/// What one name answers: its record sets, prepared in wire form when the data changed.
 #[derive(Debug, Default)]
 pub struct Node {
-    pub rrsets: Vec<RRset>,
+    sets: Box<[SetInfo]>,
+    /// Every set's records, then its additional records, one set after another.
+    data: Arc<[u8]>,
     /// Set when the name is an alias (an ExternalName Service).
-    pub cname: Option<Name>,
+    cname: Option<Box<Name>>,
+    /// The one owner whose records these are; `None` for a name several owners share (the
+    /// writer keeps their parts) and for a name without records.
+    owner: Option<Owner>,
+}
+
+/// Where one record set lies in [`Node::data`].
+#[derive(Clone, Copy, Debug)]
+struct SetInfo {
+    rtype: RecordType,
+    count: u16,
+    extra: u16,
+    start: u32,
+    mid: u32,
+    end: u32,
+}
+
+/// One record set of a name, ready for a reply.
+pub struct Answer {
+    pub records: Prepared,
+    /// What goes in the additional section with these records (SRV targets' addresses).
+    pub additionals: Option<Prepared>,
 }
 
 impl Node {
-    pub fn get(&self, rtype: RecordType) -> Option<&RRset> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
+    /// The `rtype` records, their owner written as `this`.
+    pub fn get(&self, rtype: RecordType, this: &This) -> Option<Answer> {
+        let set = self.sets.iter().find(|s| s.rtype == rtype)?;
+        Some(self.answer(set, this))
+    }
+
+    /// The first record set (what a minimal ANY answer carries).
+    pub fn first(&self, this: &This) -> Option<Answer> {
+        self.sets.first().map(|set| self.answer(set, this))
+    }
+
+    pub fn has(&self, rtype: RecordType) -> bool {
+        self.sets.iter().any(|s| s.rtype == rtype)
+    }
+
+    pub fn has_records(&self) -> bool {
+        !self.sets.is_empty()
+    }
+
+    /// Where the name is an alias to.
+    pub fn cname(&self) -> Option<&Name> {
+        self.cname.as_deref()
+    }
+
+    fn answer(&self, set: &SetInfo, this: &This) -> Answer {
+        let run =
+            |start, end, count| Prepared::new(self.data.clone(), start, end, count, this.clone());
+        Answer {
+            records: run(set.start, set.mid, set.count),
+            additionals: (set.extra > 0).then(|| run(set.mid, set.end, set.extra)),
+        }
+    }
+
+    /// A name answering one address (an A or AAAA record), built on the spot.
+    pub fn address(ip: IpAddr, ttl: u32) -> Node {
+        let mut b = NodeBuilder::default();
+        b.set(ttl, [data_of(ip)], Vec::new());
+        b.finish(None, None)
     }
 }
 
-#[derive(Debug)]
-pub struct RRset {
-    pub rtype: RecordType,
-    pub records: RecordSet,
-    /// What goes in the additional section with these records (SRV targets' addresses).
-    pub additionals: Option<RecordSet>,
+fn data_of(ip: IpAddr) -> Data<'static> {
+    match ip {
+        IpAddr::V4(v4) => Data::A(v4),
+        IpAddr::V6(v6) => Data::Aaaa(v6),
+    }
+}
+
+/// Prepares the record sets of one name.
+#[derive(Default)]
+struct NodeBuilder {
+    sets: Vec<SetInfo>,
+    data: Builder,
+}
+
+impl NodeBuilder {
+    /// Adds a set (skipped when empty), its owner the name itself; `extra` owners are `None`
+    /// for the name itself.
+    fn set<'a>(
+        &mut self,
+        ttl: u32,
+        records: impl IntoIterator<Item = Data<'a>>,
+        extra: Vec<(Option<&'a Name>, Data<'a>)>,
+    ) {
+        let start = self.data.mark();
+        let mut rtype = None;
+        let mut count = 0u16;
+        for d in records {
+            rtype.get_or_insert(d.rtype());
+            self.data.push(None, ttl, d);
+            count += 1;
+        }
+        let Some(rtype) = rtype else {
+            return;
+        };
+        let mid = self.data.mark();
+        let extra_count = extra.len() as u16;
+        for (owner, d) in extra {
+            self.data.push(owner, ttl, d);
+        }
+        self.sets.push(SetInfo {
+            rtype,
+            count,
+            extra: extra_count,
+            start,
+            mid,
+            end: self.data.mark(),
+        });
+    }
+
+    fn finish(self, cname: Option<Name>, owner: Option<Owner>) -> Node {
+        Node {
+            sets: self.sets.into_boxed_slice(),
+            data: self.data.finish(),
+            cname: cname.map(Box::new),
+            owner,
+        }
+    }
 }
 
 /// One zone of the index, with its SOA and NS prebuilt.
@@ -130,27 +242,34 @@ pub struct IndexOptions {
     pub records: RecordOptions,
 }
 
+/// A name as the index keys it: wire form, lower case.
+type NameBytes = Box<[u8]>;
+
 pub struct Index {
-    names: DashMap<LowerName, Arc<Node>>,
+    names: DashMap<NameBytes, Arc<Node>>,
     zones: Vec<Zone>,
     ttl: u32,
     writer: Mutex<Writer>,
 }
 
-/// The writer's side: the slim objects and who contributed what to which name.
+/// The writer's side: the slim objects, and what it needs to merge names several owners share.
+///
+/// What an owner contributed is not stored: it is a pure function of the objects, so the
+/// writer computes it again from the objects just before they change. Parts are stored only
+/// for the few names with records from more than one owner (an IP two Services' endpoints
+/// share, say); a name with one owner records that owner in its node.
 struct Writer {
     zones: Zones,
     opts: RecordOptions,
     ttl: u32,
     serial: u32,
     state: Snapshot,
-    /// Slices grouped by their Service: `namespace/service` → slice name → slice.
-    slices_by_service: HashMap<Key, BTreeMap<Arc<str>, SlimSlice>>,
-    contributed: HashMap<Owner, Vec<LowerName>>,
-    /// The parts with records, per name, in owner order.
-    parts: HashMap<LowerName, Vec<(Owner, Part)>>,
+    /// The slices of each Service: `namespace/service` → slice names.
+    slices_by_service: HashMap<Key, BTreeSet<Arc<str>>>,
+    /// The parts of names that more than one owner gives records, in owner order.
+    shared: HashMap<NameBytes, Vec<(Owner, Part)>>,
     /// How many owners make each name exist without records (empty non-terminals).
-    ents: HashMap<LowerName, u32>,
+    ents: HashMap<NameBytes, u32>,
     /// The one node every record-less name shares.
     empty: Arc<Node>,
 }
@@ -189,17 +308,15 @@ impl Index {
                 serial: 0,
                 state: Snapshot::default(),
                 slices_by_service: HashMap::new(),
-                contributed: HashMap::new(),
-                parts: HashMap::new(),
+                shared: HashMap::new(),
                 ents: HashMap::new(),
                 empty: Arc::new(Node::default()),
             }),
         };
         {
             let mut w = index.lock_writer();
-            let parts = records::static_parts(&w.zones);
-            let touched = w.replace_owner(Owner::Static, parts);
-            w.publish(&index.names, touched);
+            let before = BTreeMap::from([(Owner::Static, Vec::new())]);
+            w.update(&index.names, before);
         }
         index
     }
@@ -217,7 +334,10 @@ impl Index {
     }
 
     pub fn get(&self, name: &LowerName) -> Option<Arc<Node>> {
-        self.names.get(name).map(|n| Arc::clone(n.value()))
+        let key = NameKey::new(name);
+        self.names
+            .get(key.as_bytes())
+            .map(|n| Arc::clone(n.value()))
     }
 
     pub fn ttl(&self) -> u32 {
@@ -236,23 +356,24 @@ impl Index {
     /// Applies changes, recomputing only the owners they concern.
     pub fn apply(&self, changes: impl IntoIterator<Item = Change>) -> Applied {
         let mut w = self.lock_writer();
-        let dirty = w.record_changes(changes);
-        let mut applied = Applied {
-            owners: dirty.len(),
-            ..Applied::default()
+        let mut applied = Applied::default();
+        let mut before = BTreeMap::new();
+        let mut flush = |w: &mut Writer, before: &mut BTreeMap<Owner, Names>| {
+            applied.owners += before.len();
+            let (names, changed) = w.update(&self.names, std::mem::take(before));
+            applied.names += names;
+            applied.changed |= changed;
         };
-        if dirty.is_empty() {
-            return applied;
+        for change in changes {
+            w.record_change(change, &mut before);
+            // A relist is published a slice of owners at a time, so that what is computed
+            // for it is never the whole cluster's worth at once.
+            if before.len() >= OWNERS_PER_UPDATE {
+                flush(&mut w, &mut before);
+            }
         }
-        let mut touched = HashSet::new();
-        for owner in dirty {
-            let parts = w.owner_parts(&owner);
-            touched.extend(w.replace_owner(owner, parts));
-        }
-        applied.names = touched.len();
-        let changed = w.publish(&self.names, touched);
-        applied.changed = changed;
-        if changed {
+        flush(&mut w, &mut before);
+        if applied.changed {
             w.serial = next_serial(w.serial);
             for z in &self.zones {
                 z.soa
@@ -266,7 +387,7 @@ impl Index {
     pub fn replace_all(&self, snap: Snapshot) -> Applied {
         let changes = {
             let w = self.lock_writer();
-            diff(&w.state, &snap)
+            diff(&w.state, snap)
         };
         self.apply(changes)
     }
@@ -307,10 +428,10 @@ impl Index {
                     }
                 }
                 Kind::Service => {
-                    diff_map(&old.services, &new.services, &mut changes, Change::Service)
+                    diff_map(&old.services, new.services, &mut changes, Change::Service)
                 }
-                Kind::Slice => diff_map(&old.slices, &new.slices, &mut changes, Change::Slice),
-                Kind::Pod => diff_map(&old.pods, &new.pods, &mut changes, Change::Pod),
+                Kind::Slice => diff_map(&old.slices, new.slices, &mut changes, Change::Slice),
+                Kind::Pod => diff_map(&old.pods, new.pods, &mut changes, Change::Pod),
             }
             changes
         };
@@ -362,7 +483,7 @@ fn soa_record(zone: &Name, ttl: u32, serial: u32) -> RecordSet {
 }
 
 /// The changes that turn `old` into `new`.
-fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
+fn diff(old: &Snapshot, new: Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for ns in old.namespaces.difference(&new.namespaces) {
         changes.push(Change::Namespace(ns.clone(), false));
@@ -370,135 +491,161 @@ fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     for ns in new.namespaces.difference(&old.namespaces) {
         changes.push(Change::Namespace(ns.clone(), true));
     }
-    diff_map(&old.services, &new.services, &mut changes, Change::Service);
-    diff_map(&old.slices, &new.slices, &mut changes, Change::Slice);
-    diff_map(&old.pods, &new.pods, &mut changes, Change::Pod);
+    diff_map(&old.services, new.services, &mut changes, Change::Service);
+    diff_map(&old.slices, new.slices, &mut changes, Change::Slice);
+    diff_map(&old.pods, new.pods, &mut changes, Change::Pod);
     changes
 }
 
-fn diff_map<T: Clone + PartialEq>(
+/// The changes that turn `old` into `new`, moving what `new` holds rather than copying it.
+fn diff_map<T: PartialEq>(
     old: &BTreeMap<Key, T>,
-    new: &BTreeMap<Key, T>,
+    new: BTreeMap<Key, T>,
     out: &mut Vec<Change>,
     make: fn(Key, Option<T>) -> Change,
 ) {
-    for (k, v) in old {
+    for k in old.keys() {
         if !new.contains_key(k) {
             out.push(make(k.clone(), None));
-        } else if new.get(k) != Some(v) {
-            out.push(make(k.clone(), new.get(k).cloned()));
         }
     }
     for (k, v) in new {
-        if !old.contains_key(k) {
-            out.push(make(k.clone(), Some(v.clone())));
+        if old.get(&k) != Some(&v) {
+            out.push(make(k, Some(v)));
         }
     }
 }
 
+/// What an owner gives each of its names: whether it gives it records.
+type Names = Vec<(NameBytes, bool)>;
+
+/// How many owners one update recomputes before it publishes them.
+const OWNERS_PER_UPDATE: usize = 256;
+
 impl Writer {
-    /// Stores the changes and returns the owners whose names must be recomputed.
-    fn record_changes(&mut self, changes: impl IntoIterator<Item = Change>) -> BTreeSet<Owner> {
-        let mut dirty = BTreeSet::new();
-        for change in changes {
-            match change {
-                Change::Namespace(ns, present) => {
-                    let had = if present {
-                        !self.state.namespaces.insert(ns.clone())
-                    } else {
-                        self.state.namespaces.remove(&ns)
-                    };
-                    if had == present {
-                        continue;
-                    }
-                    // Everything in the namespace appears or disappears with it.
-                    dirty.insert(Owner::Namespace(ns.clone()));
-                    let first = Key {
-                        namespace: ns.clone(),
-                        name: Arc::from(""),
-                    };
-                    let in_ns = |k: &&Key| k.namespace == ns;
-                    for k in self
-                        .state
+    /// Stores a change, and adds to `before` the owners whose names must be recomputed, each
+    /// with the names it had (computed just before the first change that concerns it).
+    fn record_change(&mut self, change: Change, before: &mut BTreeMap<Owner, Names>) {
+        for owner in self.concerned(&change) {
+            if let std::collections::btree_map::Entry::Vacant(e) = before.entry(owner) {
+                let names = self.owner_names(e.key());
+                e.insert(names);
+            }
+        }
+        self.store(change);
+    }
+
+    /// The owners whose names `change` may change, given the objects as they are.
+    fn concerned(&self, change: &Change) -> Vec<Owner> {
+        match change {
+            Change::Namespace(ns, present) => {
+                if self.state.namespaces.contains(ns) == *present {
+                    return Vec::new();
+                }
+                // Everything in the namespace appears or disappears with it.
+                let first = Key {
+                    namespace: ns.clone(),
+                    name: Arc::from(""),
+                };
+                let in_ns = |k: &&Key| k.namespace == *ns;
+                let mut owners = vec![Owner::Namespace(ns.clone())];
+                owners.extend(
+                    self.state
                         .services
                         .range(first.clone()..)
                         .map(|e| e.0)
                         .take_while(in_ns)
-                    {
-                        dirty.insert(Owner::Service(k.clone()));
-                    }
-                    for k in self
-                        .state
+                        .map(|k| Owner::Service(k.clone())),
+                );
+                owners.extend(
+                    self.state
                         .pods
                         .range(first..)
                         .map(|e| e.0)
                         .take_while(in_ns)
-                    {
-                        dirty.insert(Owner::Pod(k.clone()));
-                    }
-                }
-                Change::Service(key, svc) => {
-                    match svc {
-                        Some(s) => self.state.services.insert(key.clone(), s),
-                        None => self.state.services.remove(&key),
-                    };
-                    dirty.insert(Owner::Service(key));
-                }
-                Change::Slice(key, slice) => {
-                    if let Some(old) = self.state.slices.remove(&key) {
-                        let svc = Key {
-                            namespace: old.key.namespace.clone(),
-                            name: old.service.clone(),
-                        };
-                        if let Some(m) = self.slices_by_service.get_mut(&svc) {
-                            m.remove(&key.name);
-                            if m.is_empty() {
-                                self.slices_by_service.remove(&svc);
-                            }
+                        .map(|k| Owner::Pod(k.clone())),
+                );
+                owners
+            }
+            Change::Service(key, _) => vec![Owner::Service(key.clone())],
+            Change::Slice(key, slice) => self
+                .state
+                .slices
+                .get(key)
+                .into_iter()
+                .chain(slice)
+                .map(|s| Owner::Service(service_of(s)))
+                .collect(),
+            Change::Pod(key, _) => vec![Owner::Pod(key.clone())],
+        }
+    }
+
+    fn store(&mut self, change: Change) {
+        match change {
+            Change::Namespace(ns, true) => {
+                self.state.namespaces.insert(ns);
+            }
+            Change::Namespace(ns, false) => {
+                self.state.namespaces.remove(&ns);
+            }
+            Change::Service(key, Some(svc)) => {
+                self.state.services.insert(key, svc);
+            }
+            Change::Service(key, None) => {
+                self.state.services.remove(&key);
+            }
+            Change::Slice(key, slice) => {
+                if let Some(old) = self.state.slices.remove(&key) {
+                    let svc = service_of(&old);
+                    if let Some(names) = self.slices_by_service.get_mut(&svc) {
+                        names.remove(&key.name);
+                        if names.is_empty() {
+                            self.slices_by_service.remove(&svc);
                         }
-                        dirty.insert(Owner::Service(svc));
-                    }
-                    if let Some(new) = slice {
-                        let svc = Key {
-                            namespace: new.key.namespace.clone(),
-                            name: new.service.clone(),
-                        };
-                        self.slices_by_service
-                            .entry(svc.clone())
-                            .or_default()
-                            .insert(key.name.clone(), new.clone());
-                        self.state.slices.insert(key, new);
-                        dirty.insert(Owner::Service(svc));
                     }
                 }
-                Change::Pod(key, pod) => {
-                    match pod {
-                        Some(p) => self.state.pods.insert(key.clone(), p),
-                        None => self.state.pods.remove(&key),
-                    };
-                    dirty.insert(Owner::Pod(key));
+                if let Some(new) = slice {
+                    self.slices_by_service
+                        .entry(service_of(&new))
+                        .or_default()
+                        .insert(key.name.clone());
+                    self.state.slices.insert(key, new);
                 }
             }
+            Change::Pod(key, Some(pod)) => {
+                self.state.pods.insert(key, pod);
+            }
+            Change::Pod(key, None) => {
+                self.state.pods.remove(&key);
+            }
         }
-        dirty
     }
 
     /// What `owner` contributes now.
-    fn owner_parts(&self, owner: &Owner) -> Vec<(LowerName, Part)> {
+    fn owner_parts(&self, owner: &Owner) -> Vec<(NameBytes, Part)> {
         let ns_exists = |ns: &Arc<str>| self.state.namespaces.contains(ns);
-        match owner {
+        let parts = match owner {
             Owner::Static => records::static_parts(&self.zones),
             Owner::Namespace(ns) if ns_exists(ns) => {
                 records::namespace_parts(ns, &self.zones, &self.opts)
             }
             Owner::Service(key) if ns_exists(&key.namespace) => {
                 match self.state.services.get(key) {
-                    Some(svc) => records::service_parts(
-                        svc,
-                        self.slices_by_service.get(key),
-                        &self.zones,
-                        &self.opts,
-                    ),
+                    Some(svc) => {
+                        let slices: Vec<&SlimSlice> = self
+                            .slices_by_service
+                            .get(key)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|name| {
+                                self.state.slices.get(&Key {
+                                    namespace: key.namespace.clone(),
+                                    name: name.clone(),
+                                })
+                            })
+                            .collect();
+                        records::service_parts(svc, &slices, &self.zones, &self.opts)
+                    }
                     None => Vec::new(),
                 }
             }
@@ -507,95 +654,139 @@ impl Writer {
                 None => Vec::new(),
             },
             _ => Vec::new(),
-        }
+        };
+        parts
+            .into_iter()
+            .map(|(name, part)| (Box::from(NameKey::new(&name).as_bytes()), part))
+            .collect()
     }
 
-    /// Swaps `owner`'s contribution; returns the names whose answers may have changed.
+    fn owner_names(&self, owner: &Owner) -> Names {
+        let parts = self.owner_parts(owner);
+        // Built afresh: collecting in place would keep the parts' (much larger) allocation.
+        let mut names = Vec::with_capacity(parts.len());
+        names.extend(
+            parts
+                .into_iter()
+                .map(|(name, part)| (name, !part.is_empty())),
+        );
+        names
+    }
+
+    /// Recomputes the names of the owners in `before` (which held those names) from the
+    /// objects as they are now, and publishes them, one owner at a time so that a relist of
+    /// a whole cluster never holds every name's parts at once. Returns how many names were
+    /// rebuilt and whether any answer changed.
     ///
     /// A contribution without records (an empty non-terminal such as `NS.svc.ZONE` or
     /// `10.in-addr.arpa`, which thousands of owners share) is only counted: it touches the name
     /// when the count goes from or to zero, so a change to one Service never rebuilds names
     /// that every Service shares.
-    fn replace_owner(&mut self, owner: Owner, new: Vec<(LowerName, Part)>) -> Vec<LowerName> {
-        let mut touched = Vec::new();
-        for name in self.contributed.remove(&owner).unwrap_or_default() {
-            let mine = self.parts.get_mut(&name).and_then(|list| {
-                list.iter()
-                    .position(|(o, _)| o == &owner)
-                    .map(|i| (list, i))
-            });
-            match mine {
-                Some((list, i)) => {
-                    list.remove(i);
-                    if list.is_empty() {
-                        self.parts.remove(&name);
-                    }
-                    touched.push(name);
-                }
-                None => {
-                    if let Some(n) = self.ents.get_mut(&name) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.ents.remove(&name);
-                            touched.push(name);
-                        }
+    fn update(
+        &mut self,
+        map: &DashMap<NameBytes, Arc<Node>>,
+        before: BTreeMap<Owner, Names>,
+    ) -> (usize, bool) {
+        // A name's only owner is not stored with its parts: they are computed (once per owner
+        // and update) when another owner's change touches that name.
+        let mut others: HashMap<Owner, HashMap<NameBytes, Part>> = HashMap::new();
+        let mut changed = false;
+        let mut count = 0;
+        for (owner, names) in &before {
+            // Per name touched: the records this owner gives it now.
+            let mut touched: HashMap<NameBytes, Option<Part>> = HashMap::new();
+            for (name, records) in names {
+                if *records {
+                    touched.entry(name.clone()).or_default();
+                } else if let Some(n) = self.ents.get_mut(name) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.ents.remove(name);
+                        touched.entry(name.clone()).or_default();
                     }
                 }
             }
-        }
-        let mut names = Vec::with_capacity(new.len());
-        for (name, part) in new {
-            names.push(name.clone());
-            if part.is_empty() {
-                let n = self.ents.entry(name.clone()).or_insert(0);
-                *n += 1;
-                if *n == 1 {
-                    touched.push(name);
+            for (name, part) in self.owner_parts(owner) {
+                if part.is_empty() {
+                    let n = self.ents.entry(name.clone()).or_insert(0);
+                    *n += 1;
+                    if *n == 1 {
+                        touched.entry(name).or_default();
+                    }
+                } else {
+                    touched.insert(name, Some(part));
                 }
-                continue;
             }
-            let list = self.parts.entry(name.clone()).or_default();
-            let at = list.partition_point(|(o, _)| o < &owner);
-            list.insert(at, (owner.clone(), part));
-            touched.push(name);
+            count += touched.len();
+            for (name, mine) in touched {
+                let mut parts: Vec<(Owner, Part)> =
+                    mine.map(|p| (owner.clone(), p)).into_iter().collect();
+                // The other owners of the name keep their records, except those this update
+                // has yet to recompute: they bring theirs when their turn comes.
+                let kept: Vec<(Owner, Option<Part>)> = match self.shared.remove(&name) {
+                    Some(list) => list.into_iter().map(|(o, p)| (o, Some(p))).collect(),
+                    None => map
+                        .get(&name)
+                        .and_then(|n| n.owner.clone())
+                        .map(|o| vec![(o, None)])
+                        .unwrap_or_default(),
+                };
+                for (other, part) in kept {
+                    if other == *owner || (other > *owner && before.contains_key(&other)) {
+                        continue;
+                    }
+                    let part = part.or_else(|| {
+                        others
+                            .entry(other.clone())
+                            .or_insert_with(|| self.owner_parts(&other).into_iter().collect())
+                            .get(&name)
+                            .cloned()
+                    });
+                    if let Some(part) = part {
+                        parts.push((other, part));
+                    }
+                }
+                parts.sort_by(|a, b| a.0.cmp(&b.0));
+                changed |= self.publish(map, name, parts);
+            }
         }
-        if !names.is_empty() {
-            names.shrink_to_fit();
-            self.contributed.insert(owner, names);
-        }
-        touched
+        (count, changed)
     }
 
-    /// Rebuilds the answers of `touched` names and publishes them; returns whether any changed.
+    /// Publishes the answers of `name` from its parts; returns whether anything changed.
     fn publish(
-        &self,
-        map: &DashMap<LowerName, Arc<Node>>,
-        touched: impl IntoIterator<Item = LowerName>,
+        &mut self,
+        map: &DashMap<NameBytes, Arc<Node>>,
+        name: NameBytes,
+        parts: Vec<(Owner, Part)>,
     ) -> bool {
-        let mut changed = false;
-        let mut seen = HashSet::new();
-        for name in touched {
-            if !seen.insert(name.clone()) {
-                continue;
+        if !parts.is_empty() {
+            let owner = match parts.as_slice() {
+                [(only, _)] => Some(only.clone()),
+                _ => None,
+            };
+            let node = build_node(&name, &parts, self.ttl, owner);
+            if parts.len() > 1 {
+                self.shared.insert(name.clone(), parts);
             }
-            match self.parts.get(&name) {
-                Some(parts) => {
-                    let node = build_node(&name, parts, self.ttl);
-                    map.insert(name, Arc::new(node));
-                    changed = true;
-                }
-                None if self.ents.contains_key(&name) => {
-                    if !map.get(&name).is_some_and(|n| n.rrsets.is_empty()) {
-                        map.insert(name, self.empty.clone());
-                        changed = true;
-                    }
-                }
-                None => {
-                    changed |= map.remove(&name).is_some();
-                }
+            map.insert(name, Arc::new(node));
+            true
+        } else if self.ents.contains_key(&name) {
+            if map.get(&name).is_some_and(|n| !n.has_records()) {
+                return false;
             }
+            map.insert(name, self.empty.clone());
+            true
+        } else {
+            map.remove(&name).is_some()
         }
-        changed
+    }
+}
+
+fn service_of(slice: &SlimSlice) -> Key {
+    Key {
+        namespace: slice.key.namespace.clone(),
+        name: slice.service.clone(),
     }
 }
 
@@ -604,8 +795,8 @@ impl Writer {
 mod tests;
 
 /// Merges the parts of one name (in owner order) into its record sets.
-fn build_node(name: &LowerName, parts: &[(Owner, Part)], ttl: u32) -> Node {
-    let owner: Name = name.into();
+fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<Owner>) -> Node {
+    let name = Name::read(&mut BinDecoder::new(name)).unwrap_or_else(|_| Name::root());
     let mut merged = Part::default();
     let cluster_ptr = parts.iter().find(|(_, p)| p.ptr_is_cluster_ip);
     for (_, p) in parts {
@@ -619,85 +810,34 @@ fn build_node(name: &LowerName, parts: &[(Owner, Part)], ttl: u32) -> Node {
         merged.ptr = p.ptr.iter().take(1).cloned().collect();
     }
 
-    let rec = |rdata: RData| Record::from_rdata(owner.clone(), ttl, rdata);
-    let mut rrsets = Vec::new();
-    let v4: Vec<Record> = merged
-        .addrs
-        .iter()
-        .filter_map(|ip| match ip {
-            IpAddr::V4(v4) => Some(rec(RData::A(A(*v4)))),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<Record> = merged
-        .addrs
-        .iter()
-        .filter_map(|ip| match ip {
-            IpAddr::V6(v6) => Some(rec(RData::AAAA(AAAA(*v6)))),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
-    let v4: RecordSet = Arc::from(v4);
-    let v6: RecordSet = Arc::from(v6);
-    let mut push = |rtype, records: RecordSet, additionals: Option<RecordSet>| {
-        if !records.is_empty() {
-            rrsets.push(RRset {
-                rtype,
-                records,
-                additionals: additionals.filter(|a| !a.is_empty()),
-            });
-        }
-    };
-    push(RecordType::A, v4.clone(), None);
-    push(RecordType::AAAA, v6.clone(), None);
-    let srv: Vec<Record> = merged
-        .srv
-        .iter()
-        .map(|s| rec(RData::SRV(SRV::new(0, s.weight, s.port, s.target.clone()))))
-        .collect();
-    let extra: Vec<Record> = merged
+    // Records whose owner is the name itself are written as "this name".
+    let owner_of = |n: &'_ Name| -> bool { *n == name };
+    let mut b = NodeBuilder::default();
+    let v4 = merged.addrs.iter().filter(|ip| ip.is_ipv4());
+    let v6 = merged.addrs.iter().filter(|ip| ip.is_ipv6());
+    b.set(ttl, v4.map(|ip| data_of(*ip)), Vec::new());
+    b.set(ttl, v6.map(|ip| data_of(*ip)), Vec::new());
+    let extra = merged
         .srv_extra
         .iter()
-        .map(|(target, ip)| {
-            let rdata = match ip {
-                IpAddr::V4(v4) => RData::A(A(*v4)),
-                IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
-            };
-            Record::from_rdata(target.clone(), ttl, rdata)
-        })
+        .map(|(target, ip)| ((!owner_of(target)).then_some(target), data_of(*ip)))
         .collect();
-    // SRV records that target the name itself (a Service's own name, an endpoint's name) carry
-    // the name's own addresses: share that set rather than hold a copy.
-    let extra = if *extra == *v4 {
-        v4.clone()
-    } else if *extra == *v6 {
-        v6.clone()
-    } else {
-        Arc::from(extra)
-    };
-    push(RecordType::SRV, Arc::from(srv), Some(extra));
-    let ptr: Vec<Record> = merged
-        .ptr
-        .iter()
-        .map(|t| rec(RData::PTR(PTR(t.clone()))))
-        .collect();
-    push(RecordType::PTR, Arc::from(ptr), None);
+    b.set(
+        ttl,
+        merged.srv.iter().map(|s| Data::Srv {
+            priority: 0,
+            weight: s.weight,
+            port: s.port,
+            target: &s.target,
+        }),
+        extra,
+    );
+    b.set(ttl, merged.ptr.iter().map(Data::Ptr), Vec::new());
     if let Some(target) = &merged.cname {
-        push(
-            RecordType::CNAME,
-            Arc::from(vec![rec(RData::CNAME(CNAME(target.clone())))]),
-            None,
-        );
+        b.set(ttl, [Data::Cname(target)], Vec::new());
     }
     if let Some(txt) = &merged.txt {
-        push(
-            RecordType::TXT,
-            Arc::from(vec![rec(RData::TXT(TXT::new(vec![txt.clone()])))]),
-            None,
-        );
+        b.set(ttl, [Data::Txt(txt)], Vec::new());
     }
-    Node {
-        rrsets,
-        cname: merged.cname,
-    }
+    b.finish(merged.cname.clone(), owner)
 }

@@ -6,6 +6,7 @@ use super::*;
 use crate::cluster::records::RecordOptions;
 use crate::cluster::slim::{ServiceKind, SlimEndpoint, SlimPort, SlimService, SlimSlice};
 use crate::config::kubernetes::PodMode;
+use crate::wire::This;
 
 fn index() -> Index {
     Index::new(IndexOptions {
@@ -58,7 +59,7 @@ fn slice(ns: &str, svc: &str, ips: &[&str]) -> SlimSlice {
 
 fn has(ix: &Index, name: &str, rtype: RecordType) -> bool {
     let name = LowerName::new(&names::fqdn(name).unwrap());
-    ix.get(&name).is_some_and(|n| n.get(rtype).is_some())
+    ix.get(&name).is_some_and(|n| n.has(rtype))
 }
 
 /// A cluster of 2,000 Services, each with a ready endpoint.
@@ -172,4 +173,69 @@ fn a_relist_swaps_in_whole() {
     ix.replace_all(snap);
     assert!(!has(&ix, "svc-1.ns.svc.cluster.local", RecordType::A));
     assert!(has(&ix, "svc-2.ns.svc.cluster.local", RecordType::A));
+}
+
+/// The PTR targets of `name`, sorted.
+fn ptrs(ix: &Index, name: &str) -> Vec<String> {
+    let name = names::fqdn(name).unwrap();
+    let Some(node) = ix.get(&LowerName::new(&name)) else {
+        return Vec::new();
+    };
+    let Some(set) = node.get(RecordType::PTR, &This::Question) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = set
+        .records
+        .records(&name)
+        .unwrap()
+        .iter()
+        .map(|r| r.data.to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_name_two_owners_share_follows_each_of_them() {
+    // One pod IP behind two Services: its PTR names an endpoint of each.
+    let ix = index();
+    let mut snap = Snapshot::default();
+    snap.namespaces.insert(Arc::from("ns"));
+    for (name, ip) in [("a", "10.96.0.1"), ("b", "10.96.0.2")] {
+        snap.services
+            .insert(Key::new("ns", name), svc("ns", name, ip));
+        let s = slice("ns", name, &["10.244.0.9"]);
+        snap.slices.insert(s.key.clone(), s);
+    }
+    let ptr = "9.0.244.10.in-addr.arpa";
+    let both = [
+        "10-244-0-9.a.ns.svc.cluster.local.",
+        "10-244-0-9.b.ns.svc.cluster.local.",
+    ];
+    // Both owners arrive in one update, then one at a time.
+    ix.replace_all(snap.clone());
+    assert_eq!(ptrs(&ix, ptr), both);
+    let mut only_b = snap.clone();
+    only_b.services.remove(&Key::new("ns", "a"));
+    ix.replace_all(only_b.clone());
+    assert_eq!(ptrs(&ix, ptr), [both[1]]);
+    ix.replace_all(snap.clone());
+    assert_eq!(ptrs(&ix, ptr), both);
+    // A change to one owner keeps what the other gives.
+    let mut moved = snap.clone();
+    let s = slice("ns", "a", &["10.244.0.10"]);
+    moved.slices.insert(s.key.clone(), s);
+    ix.replace_all(moved);
+    assert_eq!(ptrs(&ix, ptr), [both[1]]);
+    assert_eq!(
+        ptrs(&ix, "10.0.244.10.in-addr.arpa"),
+        ["10-244-0-10.a.ns.svc.cluster.local."]
+    );
+    // With neither, the name is gone, and nothing is kept for it.
+    ix.replace_all(Snapshot::default());
+    assert!(
+        ix.get(&LowerName::new(&names::fqdn(ptr).unwrap()))
+            .is_none()
+    );
+    assert!(ix.lock_writer().shared.is_empty());
 }

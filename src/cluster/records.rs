@@ -247,14 +247,13 @@ fn srv_weight(entries: usize) -> u16 {
 /// Every name a Service puts in DNS, in every zone.
 pub fn service_parts(
     svc: &SlimService,
-    slices: Option<&std::collections::BTreeMap<std::sync::Arc<str>, SlimSlice>>,
+    slices: &[&SlimSlice],
     zones: &Zones,
     opts: &RecordOptions,
 ) -> Vec<(LowerName, Part)> {
     let mut parts = Parts::default();
     let eps: Vec<EpAddr> = slices
-        .into_iter()
-        .flat_map(|m| m.values())
+        .iter()
         .flat_map(|slice| {
             slice
                 .endpoints

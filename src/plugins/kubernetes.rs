@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
-use crate::chain::{Handler, HandlerFuture, MAX_DEPTH, Next, RecordSet, Reply, Request};
-use crate::cluster::index::{Index, Node, RRset, Zone};
+use crate::chain::{Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs};
+use crate::cluster::index::{Answer, Index, Node, Zone};
 use crate::cluster::watch::SourceStatus;
 use crate::config::kubernetes::{Fallthrough, PodMode};
 use crate::names;
+use crate::wire::{NameKey, This};
 
 pub struct Kubernetes {
     index: Arc<Index>,
@@ -57,7 +57,8 @@ impl Kubernetes {
         &self.index
     }
 
-    /// Answers `name`/`qtype` from the index alone.
+    /// Answers `name`/`qtype` from the index alone. At depth 0 `name` is the question;
+    /// deeper it is where an alias led.
     pub fn lookup(&self, name: &LowerName, qtype: RecordType, depth: u8) -> Outcome {
         let Some(zone) = self.index.zone_of(name) else {
             return Outcome::NotMine;
@@ -68,32 +69,37 @@ impl Kubernetes {
         };
         if *name == zone.name {
             match qtype {
-                RecordType::SOA => return Outcome::Answer(positive(zone.soa(), None)),
+                RecordType::SOA => return Outcome::Answer(positive(zone.soa().into(), None)),
                 RecordType::NS => {
-                    let glue = self.index.get(&zone.ns_name).map(|n| {
-                        n.rrsets
-                            .iter()
-                            .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
-                            .map(|s| s.records.clone())
-                            .collect::<Vec<_>>()
-                    });
-                    let mut reply = positive(zone.ns.clone(), None);
-                    reply.additionals = glue.unwrap_or_default();
+                    let mut reply = positive(zone.ns.clone().into(), None);
+                    if let Some(ns) = self.index.get(&zone.ns_name) {
+                        let this = This::Name(NameKey::new(&zone.ns_name).as_bytes().into());
+                        for rtype in [RecordType::A, RecordType::AAAA] {
+                            if let Some(glue) = ns.get(rtype, &this) {
+                                reply.additionals.push(glue.records.into());
+                            }
+                        }
+                    }
                     return Outcome::Answer(reply);
                 }
                 _ => {}
             }
         }
-        if let Some(set) = node.get(qtype) {
+        let this = if depth == 0 {
+            This::Question
+        } else {
+            This::Name(NameKey::new(name).as_bytes().into())
+        };
+        if let Some(set) = node.get(qtype, &this) {
             return Outcome::Answer(answer(set));
         }
         // ANY is answered minimally (RFC 8482 section 4.1): one of the name's RRsets, not all.
         if qtype == RecordType::ANY
-            && let Some(set) = node.rrsets.first()
+            && let Some(set) = node.first(&this)
         {
             return Outcome::Answer(answer(set));
         }
-        if let (Some(target), Some(cname)) = (&node.cname, node.get(RecordType::CNAME)) {
+        if let (Some(target), Some(cname)) = (node.cname(), node.get(RecordType::CNAME, &this)) {
             return self.follow(answer(cname), target, qtype, depth);
         }
         Outcome::Answer(negative(zone, ResponseCode::NoError))
@@ -142,23 +148,11 @@ impl Kubernetes {
         let ns_pod = LowerName::new(&full.base_name());
         self.index.get(&ns_pod)?;
         let ip = names::undash(host)?;
-        let (rtype, rdata) = match ip {
-            std::net::IpAddr::V4(v4) => (RecordType::A, RData::A(A(v4))),
-            std::net::IpAddr::V6(v6) => (RecordType::AAAA, RData::AAAA(AAAA(v6))),
-        };
-        let record = Record::from_rdata(full, self.index.ttl(), rdata);
-        Some(Arc::new(Node {
-            rrsets: vec![RRset {
-                rtype,
-                records: Arc::from(vec![record]),
-                additionals: None,
-            }],
-            cname: None,
-        }))
+        Some(Arc::new(Node::address(ip, self.index.ttl())))
     }
 }
 
-fn positive(records: RecordSet, additionals: Option<RecordSet>) -> Reply {
+fn positive(records: Rrs, additionals: Option<Rrs>) -> Reply {
     let mut reply = Reply::new(ResponseCode::NoError, NAME);
     reply.authoritative = true;
     reply.answers.push(records);
@@ -166,14 +160,14 @@ fn positive(records: RecordSet, additionals: Option<RecordSet>) -> Reply {
     reply
 }
 
-fn answer(set: &RRset) -> Reply {
-    positive(set.records.clone(), set.additionals.clone())
+fn answer(set: Answer) -> Reply {
+    positive(set.records.into(), set.additionals.map(Rrs::from))
 }
 
 fn negative(zone: &Zone, rcode: ResponseCode) -> Reply {
     let mut reply = Reply::new(rcode, NAME);
     reply.authoritative = true;
-    reply.authority.push(zone.soa());
+    reply.authority.push(zone.soa().into());
     reply
 }
 

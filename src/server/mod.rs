@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
+use hickory_proto::ProtoError;
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
@@ -19,12 +20,13 @@ use hickory_proto::serialize::binary::{
 };
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request as HickoryRequest;
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::chain::{
-    Chain, MAX_DEPTH, RecordSet, Reply, Request, Served, Transport, Upstream, UpstreamFuture,
+    Chain, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport, Upstream, UpstreamFuture,
 };
 use crate::observe::metrics::{DROPPED, Metrics, Observation};
+use crate::wire::{Compressor, NameKey};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
@@ -48,9 +50,9 @@ pub struct Router {
 /// A response, before encoding.
 pub struct Response {
     pub metadata: Metadata,
-    pub answers: Vec<RecordSet>,
-    pub authority: Vec<RecordSet>,
-    pub additionals: Vec<RecordSet>,
+    pub answers: Vec<Rrs>,
+    pub authority: Vec<Rrs>,
+    pub additionals: Vec<Rrs>,
     pub edns: Option<Edns>,
     /// The block that took the query, if one did.
     pub block: Option<usize>,
@@ -259,7 +261,7 @@ impl Router {
                 dnssec_ok,
                 bufsize: request.edns.as_ref().map_or(512, |e| e.max_payload()),
                 response: sent,
-                answers: response.answers.iter().map(|s| s.len()).sum(),
+                answers: response.answers.iter().map(Rrs::len).sum(),
                 response_size: out.len(),
                 duration,
             };
@@ -310,58 +312,131 @@ fn echoed_question(request: &HickoryRequest) -> Option<Queries> {
     Queries::read(&mut BinDecoder::new(&buf), request.queries.len()).ok()
 }
 
-/// `response` as hickory's message type, the question echoed from `request`.
-fn message<'a>(
-    request: &'a HickoryRequest,
-    echo: &'a Option<Queries>,
-    response: &'a Response,
-) -> MessageResponse<
-    'a,
-    'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-    impl Iterator<Item = &'a Record> + Send + 'a,
-> {
-    let records = |sets: &'a [RecordSet]| sets.iter().flat_map(|s| s.iter());
-    MessageResponseBuilder::new(
-        echo.as_ref().unwrap_or(&request.queries),
-        response.edns.as_ref(),
-    )
-    .build(
-        response.metadata,
-        records(&response.answers),
-        records(&response.authority),
-        std::iter::empty(),
-        records(&response.additionals),
-    )
-}
-
-/// Encodes `response` to at most `max` bytes; what does not fit is left out and TC is set.
+/// Encodes `response` to at most `max` bytes.
+///
+/// What does not fit is left out as CoreDNS leaves it out: additional records silently
+/// (RFC 2181 section 9), answers and authority with TC set, and nothing after the first record
+/// that did not fit. Room for the OPT record is kept, so an EDNS client always gets one.
 pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8> {
     let echo = echoed_question(request);
-    let msg = message(request, &echo, response);
-    let mut buf = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut buf);
-    encoder.set_max_size(max);
-    if msg.destructive_emit(&mut encoder).is_ok() {
-        return buf;
+    let queries = echo.as_ref().unwrap_or(&request.queries);
+    let opt = response.edns.as_ref().and_then(|edns| {
+        let mut edns = edns.clone();
+        edns.set_rcode_high(response.metadata.response_code.high());
+        let mut bytes = Vec::with_capacity(16);
+        Record::from(&edns)
+            .emit(&mut BinEncoder::new(&mut bytes))
+            .ok()?;
+        Some(bytes)
+    });
+    let question = request
+        .queries
+        .queries()
+        .first()
+        .map(|q| NameKey::new(q.name()));
+    match write_message(queries, response, question.as_ref(), opt, max) {
+        Ok(buf) => buf,
+        Err(_) => {
+            // Could not encode: SERVFAIL with the header alone.
+            let mut buf = Vec::with_capacity(12);
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::ServFail;
+            let header = Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            };
+            let mut encoder = BinEncoder::new(&mut buf);
+            let _ = header.emit(&mut encoder);
+            buf
+        }
     }
-    // Could not encode: SERVFAIL with the header alone.
-    let mut buf = Vec::with_capacity(12);
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.response_code = ResponseCode::ServFail;
-    let header = Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    };
-    let mut encoder = BinEncoder::new(&mut buf);
-    let _ = header.emit(&mut encoder);
-    buf
 }
 
-/// Answers carry the owner name as the client wrote it (`KUBERNETES.default…` stays upper case).
-fn preserve_case(query: &LowerQuery, answers: Vec<RecordSet>) -> Vec<RecordSet> {
+fn write_message(
+    queries: &Queries,
+    response: &Response,
+    question: Option<&NameKey>,
+    opt: Option<Vec<u8>>,
+    max: u16,
+) -> Result<Vec<u8>, ProtoError> {
+    let mut buf = Vec::with_capacity(512);
+    let mut enc = BinEncoder::new(&mut buf);
+    let opt_len = opt.as_ref().map_or(0, Vec::len) as u16;
+    enc.set_max_size(max.saturating_sub(opt_len));
+    let place = enc.place::<Header>()?;
+    enc.emit_vec(queries.as_bytes())?;
+    let root = [0u8];
+    let mut names = Compressor::new(question.map_or(&root[..], NameKey::as_bytes));
+    if question.is_none() || queries.len() != 1 {
+        names.truncate(0); // no question to point at
+    }
+    let mut metadata = response.metadata;
+    let mut counts = HeaderCounts {
+        queries: queries.len() as u16,
+        ..HeaderCounts::default()
+    };
+    let (answers, full) = write_section(&mut enc, &mut names, &response.answers);
+    counts.answers = answers;
+    let mut truncated = full;
+    if !truncated {
+        let (n, full) = write_section(&mut enc, &mut names, &response.authority);
+        counts.authorities = n;
+        truncated = full;
+        if !truncated {
+            counts.additionals = write_section(&mut enc, &mut names, &response.additionals).0;
+        }
+    }
+    metadata.truncation |= truncated;
+    if let Some(opt) = opt {
+        enc.set_max_size(max);
+        enc.emit_vec(&opt)?;
+        counts.additionals += 1;
+    }
+    place.replace(&mut enc, Header { metadata, counts })?;
+    drop(enc);
+    Ok(buf)
+}
+
+/// Writes whole records until one does not fit; returns how many went in, and whether one
+/// did not fit.
+fn write_section<'a>(
+    enc: &mut BinEncoder<'_>,
+    names: &mut Compressor<'a>,
+    sets: &'a [Rrs],
+) -> (u16, bool) {
+    let mut count = 0u16;
+    for set in sets {
+        match set {
+            Rrs::Records(records) => {
+                for r in records.iter() {
+                    let mark = enc.offset();
+                    if r.emit(enc).is_err() {
+                        enc.set_offset(mark);
+                        enc.trim();
+                        return (count, true);
+                    }
+                    count += 1;
+                }
+            }
+            Rrs::Prepared(p) => {
+                let (mark, known) = (enc.offset(), names.len());
+                if p.write(enc, names).is_err() {
+                    // A run goes in whole or not at all (it is one RRset).
+                    enc.set_offset(mark);
+                    enc.trim();
+                    names.truncate(known);
+                    return (count, true);
+                }
+                count += p.len() as u16;
+            }
+        }
+    }
+    (count, false)
+}
+
+/// Answers carry the owner name as the client wrote it (`KUBERNETES.default…` stays upper
+/// case). Prepared records do it by pointing at the question; hickory's are renamed here.
+fn preserve_case(query: &LowerQuery, answers: Vec<Rrs>) -> Vec<Rrs> {
     let original = query.original().name();
     let lower: &Name = query.name();
     if original.eq_case(lower) {
@@ -370,8 +445,11 @@ fn preserve_case(query: &LowerQuery, answers: Vec<RecordSet>) -> Vec<RecordSet> 
     answers
         .into_iter()
         .map(|set| {
-            if !set.iter().any(|r| &r.name == lower) {
+            let Rrs::Records(set) = set else {
                 return set;
+            };
+            if !set.iter().any(|r| &r.name == lower) {
+                return Rrs::Records(set);
             }
             let renamed: Vec<Record> = set
                 .iter()
@@ -383,7 +461,7 @@ fn preserve_case(query: &LowerQuery, answers: Vec<RecordSet>) -> Vec<RecordSet> 
                     r
                 })
                 .collect();
-            RecordSet::from(renamed)
+            Rrs::Records(RecordSet::from(renamed))
         })
         .collect()
 }

@@ -1,0 +1,461 @@
+//! Prepared answers: records encoded once, when the data behind them changes, and copied into
+//! each response. Per query, only names are worked on: an owner that is the question becomes a
+//! pointer to it (so the answer keeps the client's case for free), and the names inside records
+//! are compressed against what the message already holds.
+//!
+//! A prepared run of records is a byte string of records in wire form, with two differences:
+//! every name is uncompressed and lower case, and an owner may be [`THIS`], which stands for the
+//! name the records belong to (the question, or the name a CNAME led to).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use hickory_proto::ProtoError;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, Restrict};
+
+/// The owner that stands for "the name these records belong to". A compression pointer to
+/// offset 0 is never valid in a message (the header is there), so it cannot be mistaken for a
+/// name.
+const THIS: [u8; 2] = [0xC0, 0x00];
+
+/// Where the question's name starts in every message: right after the header.
+const QUESTION_AT: u16 = 12;
+
+/// A name in wire form, lower case, on the stack: how the index keys its names.
+pub struct NameKey {
+    buf: [u8; 256],
+    len: u16,
+}
+
+impl NameKey {
+    pub fn new(name: &Name) -> Self {
+        let mut key = Self {
+            buf: [0; 256],
+            len: 0,
+        };
+        let mut at = 0;
+        for label in name.iter() {
+            // A valid name is at most 255 bytes in wire form; hickory enforces it.
+            if at + 1 + label.len() >= key.buf.len() {
+                break;
+            }
+            key.buf[at] = label.len() as u8;
+            for (i, b) in label.iter().enumerate() {
+                key.buf[at + 1 + i] = b.to_ascii_lowercase();
+            }
+            at += 1 + label.len();
+        }
+        key.buf[at] = 0;
+        key.len = (at + 1) as u16;
+        key
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+/// Appends `name` in wire form, lower case.
+pub fn push_name(out: &mut Vec<u8>, name: &Name) {
+    out.extend_from_slice(NameKey::new(name).as_bytes());
+}
+
+/// The record data [`Builder`] knows how to prepare: what cluster answers are made of.
+pub enum Data<'a> {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: &'a Name,
+    },
+    Ptr(&'a Name),
+    Cname(&'a Name),
+    Ns(&'a Name),
+    Txt(&'a str),
+}
+
+impl Data<'_> {
+    pub fn rtype(&self) -> RecordType {
+        match self {
+            Data::A(_) => RecordType::A,
+            Data::Aaaa(_) => RecordType::AAAA,
+            Data::Srv { .. } => RecordType::SRV,
+            Data::Ptr(_) => RecordType::PTR,
+            Data::Cname(_) => RecordType::CNAME,
+            Data::Ns(_) => RecordType::NS,
+            Data::Txt(_) => RecordType::TXT,
+        }
+    }
+}
+
+/// Builds prepared records into one buffer; runs of them are marked with [`Builder::mark`].
+#[derive(Default)]
+pub struct Builder {
+    data: Vec<u8>,
+}
+
+impl Builder {
+    /// Where the next record starts.
+    pub fn mark(&self) -> u32 {
+        self.data.len() as u32
+    }
+
+    /// Adds one IN record; `owner` `None` is [`THIS`].
+    pub fn push(&mut self, owner: Option<&Name>, ttl: u32, data: Data) {
+        match owner {
+            None => self.data.extend_from_slice(&THIS),
+            Some(name) => push_name(&mut self.data, name),
+        }
+        self.data
+            .extend_from_slice(&u16::from(data.rtype()).to_be_bytes());
+        self.data.extend_from_slice(&1u16.to_be_bytes()); // IN
+        self.data.extend_from_slice(&ttl.to_be_bytes());
+        let len_at = self.data.len();
+        self.data.extend_from_slice(&[0, 0]);
+        match data {
+            Data::A(ip) => self.data.extend_from_slice(&ip.octets()),
+            Data::Aaaa(ip) => self.data.extend_from_slice(&ip.octets()),
+            Data::Srv {
+                priority,
+                weight,
+                port,
+                target,
+            } => {
+                for v in [priority, weight, port] {
+                    self.data.extend_from_slice(&v.to_be_bytes());
+                }
+                push_name(&mut self.data, target);
+            }
+            Data::Ptr(name) | Data::Cname(name) | Data::Ns(name) => push_name(&mut self.data, name),
+            Data::Txt(text) => {
+                for chunk in text.as_bytes().chunks(255) {
+                    self.data.push(chunk.len() as u8);
+                    self.data.extend_from_slice(chunk);
+                }
+                if text.is_empty() {
+                    self.data.push(0);
+                }
+            }
+        }
+        let len = (self.data.len() - len_at - 2) as u16;
+        self.data[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
+    }
+
+    pub fn finish(self) -> Arc<[u8]> {
+        Arc::from(self.data)
+    }
+}
+
+/// Which name [`THIS`] stands for in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum This {
+    /// The question's name: written as a pointer to it.
+    Question,
+    /// Another name (where a CNAME led), lower case, in wire form.
+    Name(Arc<[u8]>),
+}
+
+/// A run of prepared records, shared with the index that built it.
+#[derive(Clone)]
+pub struct Prepared {
+    data: Arc<[u8]>,
+    start: u32,
+    end: u32,
+    count: u16,
+    this: This,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("count", &self.count)
+            .field("bytes", &(self.end - self.start))
+            .field("this", &self.this)
+            .finish()
+    }
+}
+
+impl Prepared {
+    /// Records `start..end` of `data`, `count` of them.
+    pub fn new(data: Arc<[u8]>, start: u32, end: u32, count: u16, this: This) -> Self {
+        Self {
+            data,
+            start,
+            end,
+            count,
+            this,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.data
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// The records as hickory's type, [`This::Question`] read as `question`: for tests and for
+    /// readers that need records rather than bytes.
+    pub fn records(&self, question: &Name) -> Result<Vec<Record>, ProtoError> {
+        let this = match &self.this {
+            This::Question => question.clone(),
+            This::Name(wire) => Name::read(&mut BinDecoder::new(wire))?,
+        };
+        let bytes = self.bytes();
+        let mut out = Vec::with_capacity(self.len());
+        let mut at = 0;
+        while at < bytes.len() {
+            let mut decoder = BinDecoder::new(&bytes[at..]);
+            let owner = if bytes[at..].starts_with(&THIS) {
+                decoder.read_slice(2)?;
+                this.clone()
+            } else {
+                Name::read(&mut decoder)?
+            };
+            let rtype = RecordType::from(decoder.read_u16()?.unverified());
+            let _class = decoder.read_u16()?;
+            let ttl = decoder.read_u32()?.unverified();
+            let len = decoder.read_u16()?.unverified();
+            let rdata = RData::read(&mut decoder, rtype, Restrict::new(len))?;
+            out.push(Record::from_rdata(owner, ttl, rdata));
+            at += decoder.index();
+        }
+        Ok(out)
+    }
+
+    /// Writes the records into a message, compressing names against what it holds. On an
+    /// error (the message is full) the encoder may hold part of a record: the caller rolls
+    /// back to where it was.
+    pub fn write<'a>(
+        &'a self,
+        enc: &mut BinEncoder<'_>,
+        names: &mut Compressor<'a>,
+    ) -> Result<(), ProtoError> {
+        let bytes = self.bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            at = self.write_one(bytes, at, enc, names)?;
+        }
+        Ok(())
+    }
+
+    fn write_one<'a>(
+        &'a self,
+        bytes: &'a [u8],
+        mut at: usize,
+        enc: &mut BinEncoder<'_>,
+        names: &mut Compressor<'a>,
+    ) -> Result<usize, ProtoError> {
+        if bytes[at..].starts_with(&THIS) {
+            match &self.this {
+                This::Question => enc.emit_u16(0xC000 | QUESTION_AT)?,
+                This::Name(wire) => names.write(enc, wire, true)?,
+            }
+            at += 2;
+        } else {
+            let len = name_len(&bytes[at..]).ok_or(ProtoError::Message("bad prepared name"))?;
+            names.write(enc, &bytes[at..at + len], true)?;
+            at += len;
+        }
+        let fixed = bytes
+            .get(at..at + 10)
+            .ok_or(ProtoError::Message("bad prepared record"))?;
+        let rtype = RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]]));
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let rdata = bytes
+            .get(at + 10..at + 10 + rdlen)
+            .ok_or(ProtoError::Message("bad prepared record"))?;
+        // Names in RDATA are compressed only for the types of RFC 1035 (RFC 3597 section 4);
+        // an SRV target is written whole (RFC 2782), as CoreDNS writes it.
+        let (head, name, compress) = match rtype {
+            RecordType::SRV => (6, true, false),
+            RecordType::PTR | RecordType::CNAME | RecordType::NS => (0, true, true),
+            _ => (rdlen, false, false),
+        };
+        if !name {
+            enc.emit_vec(&bytes[at..at + 10 + rdlen])?;
+        } else {
+            enc.emit_vec(&fixed[..8])?;
+            let place = enc.place::<u16>()?;
+            enc.emit_vec(&rdata[..head])?;
+            names.write(enc, &rdata[head..], compress)?;
+            let len = enc.len_since_place(&place) as u16;
+            enc.emit_at(place, len)?;
+        }
+        Ok(at + 10 + rdlen)
+    }
+}
+
+/// The length of the uncompressed wire name at the start of `bytes`.
+fn name_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let len = usize::from(*bytes.get(at)?);
+        if len == 0 {
+            return Some(at + 1);
+        }
+        if len > 63 {
+            return None;
+        }
+        at += 1 + len;
+    }
+}
+
+/// How many names a message remembers for compression. Beyond it names are written whole:
+/// still correct, and it bounds the work a huge answer costs.
+const COMPRESSION_CANDIDATES: usize = 256;
+
+/// The names (every suffix of them) a message already holds, lower case, and where.
+pub struct Compressor<'a> {
+    seen: Vec<(&'a [u8], u16)>,
+}
+
+impl<'a> Compressor<'a> {
+    /// Starts with the question's name (lower case, wire form) at its place after the header.
+    pub fn new(question: &'a [u8]) -> Self {
+        let mut c = Self {
+            seen: Vec::with_capacity(16),
+        };
+        c.remember(question, question.len(), QUESTION_AT as usize);
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Forgets what was remembered after the first `len` (a record rolled back).
+    pub fn truncate(&mut self, len: usize) {
+        self.seen.truncate(len);
+    }
+
+    /// Remembers the suffixes of `name` that start in its first `upto` bytes, which were
+    /// written out in full at `offset`.
+    fn remember(&mut self, name: &'a [u8], upto: usize, offset: usize) {
+        let mut at = 0;
+        while at < upto && at < name.len() && name[at] != 0 {
+            let pos = offset + at;
+            if pos >= 0x3FFF || self.seen.len() >= COMPRESSION_CANDIDATES {
+                return;
+            }
+            self.seen.push((&name[at..], pos as u16));
+            at += 1 + usize::from(name[at]);
+        }
+    }
+
+    /// Writes `name` (uncompressed, lower case, wire form): with `compress`, its longest
+    /// suffix already in the message becomes a pointer. Either way, what it writes out in full
+    /// is remembered for the names after it.
+    fn write(
+        &mut self,
+        enc: &mut BinEncoder<'_>,
+        name: &'a [u8],
+        compress: bool,
+    ) -> Result<(), ProtoError> {
+        let start = enc.offset();
+        let mut at = 0;
+        while at < name.len() && name[at] != 0 {
+            if compress && let Some(&(_, to)) = self.seen.iter().find(|(s, _)| *s == &name[at..]) {
+                enc.emit_vec(&name[..at])?;
+                self.remember(name, at, start);
+                return enc.emit_u16(0xC000 | to);
+            }
+            at += 1 + usize::from(name[at]);
+        }
+        enc.emit_vec(name)?;
+        self.remember(name, name.len(), start);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    #[test]
+    fn prepared_records_read_back_as_built() {
+        let svc = name("web.default.svc.cluster.local.");
+        let mut b = Builder::default();
+        b.push(None, 5, Data::A(Ipv4Addr::new(10, 0, 0, 1)));
+        b.push(
+            None,
+            5,
+            Data::Srv {
+                priority: 0,
+                weight: 100,
+                port: 80,
+                target: &svc,
+            },
+        );
+        b.push(Some(&name("Other.Example.")), 7, Data::Txt("1.1.0"));
+        let end = b.mark();
+        let p = Prepared::new(b.finish(), 0, end, 3, This::Question);
+        let records = p.records(&svc).unwrap();
+        let text: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "web.default.svc.cluster.local. 5 IN A 10.0.0.1",
+                "web.default.svc.cluster.local. 5 IN SRV 0 100 80 web.default.svc.cluster.local.",
+                "other.example. 7 IN TXT 1.1.0",
+            ]
+        );
+    }
+
+    #[test]
+    fn written_records_compress_against_the_question_and_each_other() {
+        let qname = name("WEB.default.svc.cluster.local.");
+        let target = name("ptr.default.svc.cluster.local.");
+        let mut b = Builder::default();
+        b.push(None, 5, Data::Ptr(&target));
+        b.push(Some(&target), 5, Data::A(Ipv4Addr::new(10, 0, 0, 2)));
+        let end = b.mark();
+        let p = Prepared::new(b.finish(), 0, end, 2, This::Question);
+
+        let mut query = Message::query();
+        query.add_query(hickory_proto::op::Query::query(
+            qname.clone(),
+            RecordType::PTR,
+        ));
+        let mut buf = query.to_vec().unwrap();
+        let key = NameKey::new(&qname);
+        let mut enc = BinEncoder::with_offset(&mut buf, 0);
+        enc.set_offset(enc.len());
+        let mut names = Compressor::new(key.as_bytes());
+        p.write(&mut enc, &mut names).unwrap();
+        // Owner: a pointer (2); PTR: fixed part (10) + "ptr" (4) + pointer (2);
+        // A: a pointer to the PTR target (2) + fixed part (10) + address (4).
+        let written = buf.len() - query.to_vec().unwrap().len();
+        assert_eq!(written, 2 + 10 + 4 + 2 + 2 + 10 + 4);
+        // Patch the answer count and read the message back.
+        buf[7] = 2;
+        let msg = Message::from_vec(&buf).unwrap();
+        let text: Vec<String> = msg.answers.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "WEB.default.svc.cluster.local. 5 IN PTR ptr.default.svc.cluster.local.",
+                "ptr.default.svc.cluster.local. 5 IN A 10.0.0.2",
+            ]
+        );
+    }
+}
