@@ -276,8 +276,9 @@ fn main() {
     println!("time to ready: {:.3} s", to_ready.as_secs_f64());
     std::thread::sleep(Duration::from_secs(2));
     println!(
-        "memory after sync: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        "memory after sync: VmRSS {:.1} MiB (anonymous {:.1} MiB), VmHWM {:.1} MiB",
         status_kb(pid, "VmRSS:") as f64 / 1024.0,
+        status_kb(pid, "RssAnon:") as f64 / 1024.0,
         status_kb(pid, "VmHWM:") as f64 / 1024.0
     );
 

@@ -24,28 +24,23 @@ use crate::wire::{Builder, Data, NameKey, Prepared, This};
 use super::records::{self, Owner, Part, RecordOptions, Zones};
 use super::slim::{Key, SlimPod, SlimService, SlimSlice};
 
-/// What one name answers: its record sets, prepared in wire form when the data changed.
-#[derive(Debug, Default)]
-pub struct Node {
-    sets: Box<[SetInfo]>,
-    /// Every set's records, then its additional records, one set after another.
-    data: Arc<[u8]>,
-    /// Set when the name is an alias (an ExternalName Service).
-    cname: Option<Box<Name>>,
-    /// The one owner whose records these are; `None` for a name several owners share (the
-    /// writer keeps their parts) and for a name without records.
-    owner: Option<Owner>,
-}
+/// What one name answers: its record sets, prepared in wire form when the data changed, all in
+/// one shared allocation (a cluster has hundreds of thousands of names). Cloning it is cloning
+/// an `Arc`.
+///
+/// Layout: the number of sets; per set its type, record and additional counts, and where its
+/// additionals and its end lie ([`SET_INFO`] bytes); the owner (see [`encode_owner`]); then
+/// the records of each set followed by its additionals, as [`wire::Builder`] writes them.
+#[derive(Clone, Debug)]
+pub struct Node(Arc<[u8]>);
 
-/// Where one record set lies in [`Node::data`].
-#[derive(Clone, Copy, Debug)]
-struct SetInfo {
-    rtype: RecordType,
-    count: u16,
-    extra: u16,
-    start: u32,
-    mid: u32,
-    end: u32,
+/// Bytes per set in a node's header.
+const SET_INFO: usize = 14;
+
+impl Default for Node {
+    fn default() -> Self {
+        Node(Arc::from(&[0u8, 0][..]))
+    }
 }
 
 /// One record set of a name, ready for a reply.
@@ -55,34 +50,88 @@ pub struct Answer {
     pub additionals: Option<Prepared>,
 }
 
+/// One set's place in a node.
+struct SetInfo {
+    rtype: RecordType,
+    count: u16,
+    extra: u16,
+    start: u32,
+    mid: u32,
+    end: u32,
+}
+
 impl Node {
+    fn u16_at(&self, at: usize) -> u16 {
+        u16::from_be_bytes([self.0[at], self.0[at + 1]])
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        u32::from_be_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
+    }
+
+    fn sets(&self) -> impl Iterator<Item = SetInfo> + '_ {
+        let n = usize::from(self.0[0]);
+        let mut start = (1 + n * SET_INFO + self.owner_len()) as u32;
+        (0..n).map(move |i| {
+            let at = 1 + i * SET_INFO;
+            let set = SetInfo {
+                rtype: RecordType::from(self.u16_at(at)),
+                count: self.u16_at(at + 2),
+                extra: self.u16_at(at + 4),
+                start,
+                mid: self.u32_at(at + 6),
+                end: self.u32_at(at + 10),
+            };
+            start = set.end;
+            set
+        })
+    }
+
+    fn owner_bytes(&self) -> &[u8] {
+        let at = 1 + usize::from(self.0[0]) * SET_INFO;
+        &self.0[at..at + self.owner_len()]
+    }
+
+    fn owner_len(&self) -> usize {
+        let at = 1 + usize::from(self.0[0]) * SET_INFO;
+        encoded_owner_len(&self.0[at..])
+    }
+
     /// The `rtype` records, their owner written as `this`.
     pub fn get(&self, rtype: RecordType, this: &This) -> Option<Answer> {
-        let set = self.sets.iter().find(|s| s.rtype == rtype)?;
-        Some(self.answer(set, this))
+        let set = self.sets().find(|s| s.rtype == rtype)?;
+        Some(self.answer(&set, this))
     }
 
     /// The first record set (what a minimal ANY answer carries).
     pub fn first(&self, this: &This) -> Option<Answer> {
-        self.sets.first().map(|set| self.answer(set, this))
+        self.sets().next().map(|set| self.answer(&set, this))
     }
 
     pub fn has(&self, rtype: RecordType) -> bool {
-        self.sets.iter().any(|s| s.rtype == rtype)
+        self.sets().any(|s| s.rtype == rtype)
     }
 
     pub fn has_records(&self) -> bool {
-        !self.sets.is_empty()
+        self.0[0] > 0
     }
 
-    /// Where the name is an alias to.
-    pub fn cname(&self) -> Option<&Name> {
-        self.cname.as_deref()
+    /// Whether `self` and `other` are the very same published node.
+    pub fn same(&self, other: &Node) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Where the name is an alias to (an ExternalName Service).
+    pub fn cname(&self) -> Option<Name> {
+        let set = self.sets().find(|s| s.rtype == RecordType::CNAME)?;
+        // The record: the owner marker (2), type, class, TTL and length (10), the target.
+        let target = self.0.get(set.start as usize + 12..set.mid as usize)?;
+        Name::read(&mut BinDecoder::new(target)).ok()
     }
 
     fn answer(&self, set: &SetInfo, this: &This) -> Answer {
         let run =
-            |start, end, count| Prepared::new(self.data.clone(), start, end, count, this.clone());
+            |start, end, count| Prepared::new(self.0.clone(), start, end, count, this.clone());
         Answer {
             records: run(set.start, set.mid, set.count),
             additionals: (set.extra > 0).then(|| run(set.mid, set.end, set.extra)),
@@ -93,7 +142,67 @@ impl Node {
     pub fn address(ip: IpAddr, ttl: u32) -> Node {
         let mut b = NodeBuilder::default();
         b.set(ttl, [data_of(ip)], Vec::new());
-        b.finish(None, None)
+        b.finish(&[0])
+    }
+}
+
+/// An owner as a node stores it: a tag (0 none, 1 static, 2 namespace, 3 Service, 4 Pod),
+/// then for the last three the namespace and for the last two the name, each as a length and
+/// bytes (both are DNS labels, so at most 63 bytes).
+fn encode_owner(owner: Option<&Owner>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    let mut label = |s: &str| {
+        out.push(s.len().min(255) as u8);
+        out.extend_from_slice(&s.as_bytes()[..s.len().min(255)]);
+    };
+    let (tag, ns, name) = match owner {
+        None => (0, None, None),
+        Some(Owner::Static) => (1, None, None),
+        Some(Owner::Namespace(ns)) => (2, Some(ns), None),
+        Some(Owner::Service(k)) => (3, Some(&k.namespace), Some(&k.name)),
+        Some(Owner::Pod(k)) => (4, Some(&k.namespace), Some(&k.name)),
+    };
+    let mut head = vec![tag];
+    for s in [ns, name].into_iter().flatten() {
+        label(s);
+    }
+    head.append(&mut out);
+    head
+}
+
+fn encoded_owner_len(bytes: &[u8]) -> usize {
+    let labels = match bytes.first() {
+        Some(2) => 1,
+        Some(3 | 4) => 2,
+        _ => 0,
+    };
+    let mut at = 1;
+    for _ in 0..labels {
+        at += 1 + bytes.get(at).map_or(0, |&n| usize::from(n));
+    }
+    at.min(bytes.len())
+}
+
+fn decode_owner(bytes: &[u8]) -> Option<Owner> {
+    let label = |at: usize| -> Option<(Arc<str>, usize)> {
+        let len = usize::from(*bytes.get(at)?);
+        let s = std::str::from_utf8(bytes.get(at + 1..at + 1 + len)?).ok()?;
+        Some((Arc::from(s), at + 1 + len))
+    };
+    match bytes.first()? {
+        1 => Some(Owner::Static),
+        2 => Some(Owner::Namespace(label(1)?.0)),
+        tag @ (3 | 4) => {
+            let (namespace, at) = label(1)?;
+            let (name, _) = label(at)?;
+            let key = Key { namespace, name };
+            Some(if *tag == 3 {
+                Owner::Service(key)
+            } else {
+                Owner::Pod(key)
+            })
+        }
+        _ => None,
     }
 }
 
@@ -107,23 +216,24 @@ fn data_of(ip: IpAddr) -> Data<'static> {
 /// Prepares the record sets of one name.
 #[derive(Default)]
 struct NodeBuilder {
-    sets: Vec<SetInfo>,
+    /// Type, counts, and where the additionals and the end lie in `data`.
+    sets: Vec<(RecordType, u16, u16, u32, u32)>,
     data: Builder,
 }
 
 impl NodeBuilder {
     /// Adds a set (skipped when empty), its owner the name itself; `extra` owners are `None`
-    /// for the name itself.
+    /// for the name itself. A set holds at most 65,535 records, far more than a message can.
     fn set<'a>(
         &mut self,
         ttl: u32,
         records: impl IntoIterator<Item = Data<'a>>,
         extra: Vec<(Option<&'a Name>, Data<'a>)>,
     ) {
-        let start = self.data.mark();
+        let limit = usize::from(u16::MAX);
         let mut rtype = None;
         let mut count = 0u16;
-        for d in records {
+        for d in records.into_iter().take(limit) {
             rtype.get_or_insert(d.rtype());
             self.data.push(None, ttl, d);
             count += 1;
@@ -132,27 +242,30 @@ impl NodeBuilder {
             return;
         };
         let mid = self.data.mark();
-        let extra_count = extra.len() as u16;
-        for (owner, d) in extra {
+        let extra_count = extra.len().min(limit) as u16;
+        for (owner, d) in extra.into_iter().take(limit) {
             self.data.push(owner, ttl, d);
         }
-        self.sets.push(SetInfo {
-            rtype,
-            count,
-            extra: extra_count,
-            start,
-            mid,
-            end: self.data.mark(),
-        });
+        self.sets
+            .push((rtype, count, extra_count, mid, self.data.mark()));
     }
 
-    fn finish(self, cname: Option<Name>, owner: Option<Owner>) -> Node {
-        Node {
-            sets: self.sets.into_boxed_slice(),
-            data: self.data.finish(),
-            cname: cname.map(Box::new),
-            owner,
+    /// The node, with `owner` as [`encode_owner`] wrote it.
+    fn finish(self, owner: &[u8]) -> Node {
+        let records = self.data.finish();
+        let head = 1 + self.sets.len() * SET_INFO + owner.len();
+        let mut out = Vec::with_capacity(head + records.len());
+        out.push(self.sets.len() as u8);
+        for (rtype, count, extra, mid, end) in &self.sets {
+            out.extend_from_slice(&u16::from(*rtype).to_be_bytes());
+            out.extend_from_slice(&count.to_be_bytes());
+            out.extend_from_slice(&extra.to_be_bytes());
+            out.extend_from_slice(&(mid + head as u32).to_be_bytes());
+            out.extend_from_slice(&(end + head as u32).to_be_bytes());
         }
+        out.extend_from_slice(owner);
+        out.extend_from_slice(&records);
+        Node(Arc::from(out))
     }
 }
 
@@ -246,7 +359,7 @@ pub struct IndexOptions {
 type NameBytes = Box<[u8]>;
 
 pub struct Index {
-    names: DashMap<NameBytes, Arc<Node>>,
+    names: DashMap<NameBytes, Node>,
     zones: Vec<Zone>,
     ttl: u32,
     writer: Mutex<Writer>,
@@ -271,7 +384,7 @@ struct Writer {
     /// How many owners make each name exist without records (empty non-terminals).
     ents: HashMap<NameBytes, u32>,
     /// The one node every record-less name shares.
-    empty: Arc<Node>,
+    empty: Node,
 }
 
 impl Index {
@@ -310,7 +423,7 @@ impl Index {
                 slices_by_service: HashMap::new(),
                 shared: HashMap::new(),
                 ents: HashMap::new(),
-                empty: Arc::new(Node::default()),
+                empty: Node::default(),
             }),
         };
         {
@@ -333,11 +446,9 @@ impl Index {
         &self.zones
     }
 
-    pub fn get(&self, name: &LowerName) -> Option<Arc<Node>> {
+    pub fn get(&self, name: &LowerName) -> Option<Node> {
         let key = NameKey::new(name);
-        self.names
-            .get(key.as_bytes())
-            .map(|n| Arc::clone(n.value()))
+        self.names.get(key.as_bytes()).map(|n| n.value().clone())
     }
 
     pub fn ttl(&self) -> u32 {
@@ -684,7 +795,7 @@ impl Writer {
     /// that every Service shares.
     fn update(
         &mut self,
-        map: &DashMap<NameBytes, Arc<Node>>,
+        map: &DashMap<NameBytes, Node>,
         before: BTreeMap<Owner, Names>,
     ) -> (usize, bool) {
         // A name's only owner is not stored with its parts: they are computed (once per owner
@@ -693,6 +804,7 @@ impl Writer {
         let mut changed = false;
         let mut count = 0;
         for (owner, names) in &before {
+            let encoded = encode_owner(Some(owner));
             // Per name touched: the records this owner gives it now.
             let mut touched: HashMap<NameBytes, Option<Part>> = HashMap::new();
             for (name, records) in names {
@@ -725,11 +837,15 @@ impl Writer {
                 // has yet to recompute: they bring theirs when their turn comes.
                 let kept: Vec<(Owner, Option<Part>)> = match self.shared.remove(&name) {
                     Some(list) => list.into_iter().map(|(o, p)| (o, Some(p))).collect(),
-                    None => map
-                        .get(&name)
-                        .and_then(|n| n.owner.clone())
-                        .map(|o| vec![(o, None)])
-                        .unwrap_or_default(),
+                    // Most names have this owner alone: that is seen without decoding it.
+                    None => match map.get(&name) {
+                        Some(n) if n.owner_bytes() != encoded.as_slice() => {
+                            decode_owner(n.owner_bytes())
+                                .map(|o| vec![(o, None)])
+                                .unwrap_or_default()
+                        }
+                        _ => Vec::new(),
+                    },
                 };
                 for (other, part) in kept {
                     if other == *owner || (other > *owner && before.contains_key(&other)) {
@@ -756,20 +872,20 @@ impl Writer {
     /// Publishes the answers of `name` from its parts; returns whether anything changed.
     fn publish(
         &mut self,
-        map: &DashMap<NameBytes, Arc<Node>>,
+        map: &DashMap<NameBytes, Node>,
         name: NameBytes,
         parts: Vec<(Owner, Part)>,
     ) -> bool {
         if !parts.is_empty() {
             let owner = match parts.as_slice() {
-                [(only, _)] => Some(only.clone()),
+                [(only, _)] => Some(only),
                 _ => None,
             };
             let node = build_node(&name, &parts, self.ttl, owner);
             if parts.len() > 1 {
                 self.shared.insert(name.clone(), parts);
             }
-            map.insert(name, Arc::new(node));
+            map.insert(name, node);
             true
         } else if self.ents.contains_key(&name) {
             if map.get(&name).is_some_and(|n| !n.has_records()) {
@@ -795,7 +911,7 @@ fn service_of(slice: &SlimSlice) -> Key {
 mod tests;
 
 /// Merges the parts of one name (in owner order) into its record sets.
-fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<Owner>) -> Node {
+fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Owner>) -> Node {
     let name = Name::read(&mut BinDecoder::new(name)).unwrap_or_else(|_| Name::root());
     let mut merged = Part::default();
     let cluster_ptr = parts.iter().find(|(_, p)| p.ptr_is_cluster_ip);
@@ -839,5 +955,5 @@ fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<Owne
     if let Some(txt) = &merged.txt {
         b.set(ttl, [Data::Txt(txt)], Vec::new());
     }
-    b.finish(merged.cname.clone(), owner)
+    b.finish(&encode_owner(owner))
 }

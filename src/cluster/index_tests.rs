@@ -95,7 +95,7 @@ fn one_endpoint_change_rebuilds_only_that_services_names() {
         ix.get(&LowerName::from(Name::from_ascii(n).unwrap()))
             .unwrap()
     };
-    let before: Vec<Arc<Node>> = shared.iter().map(|n| node(n)).collect();
+    let before: Vec<Node> = shared.iter().map(|n| node(n)).collect();
 
     // One endpoint of one Service moves.
     let mut snap = big_cluster();
@@ -124,7 +124,7 @@ fn one_endpoint_change_rebuilds_only_that_services_names() {
     assert!(has(&ix, "9.9.244.10.in-addr.arpa", RecordType::PTR));
     assert!(!has(&ix, "8.0.244.10.in-addr.arpa", RecordType::PTR));
     for (n, old) in shared.iter().zip(&before) {
-        assert!(Arc::ptr_eq(old, &node(n)), "{n} was rebuilt");
+        assert!(old.same(&node(n)), "{n} was rebuilt");
     }
 
     // Nothing changed: nothing is recomputed.

@@ -100,7 +100,7 @@ impl Kubernetes {
             return Outcome::Answer(answer(set));
         }
         if let (Some(target), Some(cname)) = (node.cname(), node.get(RecordType::CNAME, &this)) {
-            return self.follow(answer(cname), target, qtype, depth);
+            return self.follow(answer(cname), &target, qtype, depth);
         }
         Outcome::Answer(negative(zone, ResponseCode::NoError))
     }
@@ -131,7 +131,7 @@ impl Kubernetes {
 
     /// `A-B-C-D.NS.pod.ZONE` under `pods insecure`: any IP spelled with dashes, in a namespace
     /// that exists.
-    fn pod_name(&self, name: &LowerName, zone: &Zone) -> Option<Arc<Node>> {
+    fn pod_name(&self, name: &LowerName, zone: &Zone) -> Option<Node> {
         if self.pods != PodMode::Insecure
             || zone.reverse
             || name.num_labels() != zone.name.num_labels() + 3
@@ -148,7 +148,7 @@ impl Kubernetes {
         let ns_pod = LowerName::new(&full.base_name());
         self.index.get(&ns_pod)?;
         let ip = names::undash(host)?;
-        Some(Arc::new(Node::address(ip, self.index.ttl())))
+        Some(Node::address(ip, self.index.ttl()))
     }
 }
 
