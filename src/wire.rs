@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use hickory_proto::ProtoError;
+use hickory_proto::rr::rdata::SRV;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, Restrict};
 
@@ -69,7 +70,8 @@ pub enum Data<'a> {
         priority: u16,
         weight: u16,
         port: u16,
-        target: &'a Name,
+        /// `None`: the name the records belong to ([`THIS`]), as for a Service's own SRV.
+        target: Option<&'a Name>,
     },
     Ptr(&'a Name),
     Cname(&'a Name),
@@ -127,7 +129,10 @@ impl Builder {
                 for v in [priority, weight, port] {
                     self.data.extend_from_slice(&v.to_be_bytes());
                 }
-                push_name(&mut self.data, target);
+                match target {
+                    Some(target) => push_name(&mut self.data, target),
+                    None => self.data.extend_from_slice(&THIS),
+                }
             }
             Data::Ptr(name) | Data::Cname(name) | Data::Ns(name) => push_name(&mut self.data, name),
             Data::Txt(text) => {
@@ -226,7 +231,14 @@ impl Prepared {
             let _class = decoder.read_u16()?;
             let ttl = decoder.read_u32()?.unverified();
             let len = decoder.read_u16()?.unverified();
-            let rdata = RData::read(&mut decoder, rtype, Restrict::new(len))?;
+            let rest = &bytes[at + decoder.index()..];
+            let rdata = if rtype == RecordType::SRV && rest.get(6..8) == Some(&THIS[..]) {
+                let field = |i: usize| u16::from_be_bytes([rest[i], rest[i + 1]]);
+                decoder.read_slice(usize::from(len))?;
+                RData::SRV(SRV::new(field(0), field(2), field(4), this.clone()))
+            } else {
+                RData::read(&mut decoder, rtype, Restrict::new(len))?
+            };
             out.push(Record::from_rdata(owner, ttl, rdata));
             at += decoder.index();
         }
@@ -288,7 +300,14 @@ impl Prepared {
             enc.emit_vec(&fixed[..8])?;
             let place = enc.place::<u16>()?;
             enc.emit_vec(&rdata[..head])?;
-            names.write(enc, &rdata[head..], compress)?;
+            let target = match &rdata[head..] {
+                t if t == THIS => match &self.this {
+                    This::Question => names.question,
+                    This::Name(wire) => wire,
+                },
+                t => t,
+            };
+            names.write(enc, target, compress)?;
             let len = enc.len_since_place(&place) as u16;
             enc.emit_at(place, len)?;
         }
@@ -318,6 +337,8 @@ const COMPRESSION_CANDIDATES: usize = 256;
 /// The names (every suffix of them) a message already holds, lower case, and where.
 pub struct Compressor<'a> {
     seen: Vec<(&'a [u8], u16)>,
+    /// The question's name, lower case, wire form.
+    question: &'a [u8],
 }
 
 impl<'a> Compressor<'a> {
@@ -325,6 +346,7 @@ impl<'a> Compressor<'a> {
     pub fn new(question: &'a [u8]) -> Self {
         let mut c = Self {
             seen: Vec::with_capacity(16),
+            question,
         };
         c.remember(question, question.len(), QUESTION_AT as usize);
         c
@@ -403,7 +425,7 @@ mod tests {
                 priority: 0,
                 weight: 100,
                 port: 80,
-                target: &svc,
+                target: None,
             },
         );
         b.push(Some(&name("Other.Example.")), 7, Data::Txt("1.1.0"));

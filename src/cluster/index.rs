@@ -28,20 +28,37 @@ use super::slim::{Key, SlimPod, SlimService, SlimSlice};
 /// one shared allocation (a cluster has hundreds of thousands of names). Cloning it is cloning
 /// an `Arc`.
 ///
-/// Layout: the number of sets; per set its type, record and additional counts, and where its
-/// additionals and its end lie ([`SET_INFO`] bytes); the owner (see [`encode_owner`]); then
-/// the records of each set followed by its additionals, as [`wire::Builder`] writes them.
+/// Layout: the name (its length, then its lower-case wire form, which is how the index finds
+/// the node: the map has no keys of its own); the number of sets; per set its type, record and
+/// additional counts, and where its additionals and its end lie ([`SET_INFO`] bytes); the owner
+/// (see [`encode_owner`]); then the records of each set followed by its additionals, as
+/// [`wire::Builder`] writes them.
 #[derive(Clone, Debug)]
 pub struct Node(Arc<[u8]>);
 
 /// Bytes per set in a node's header.
 const SET_INFO: usize = 14;
 
-impl Default for Node {
-    fn default() -> Self {
-        Node(Arc::from(&[0u8, 0][..]))
+impl std::borrow::Borrow<[u8]> for Node {
+    fn borrow(&self) -> &[u8] {
+        self.name()
     }
 }
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, so that a lookup by name finds the node.
+        self.name().hash(state)
+    }
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Node {}
 
 /// One record set of a name, ready for a reply.
 pub struct Answer {
@@ -69,11 +86,22 @@ impl Node {
         u32::from_be_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
     }
 
+    /// The name, lower case, in wire form.
+    pub fn name(&self) -> &[u8] {
+        &self.0[1..self.base()]
+    }
+
+    /// Where the number of sets is.
+    fn base(&self) -> usize {
+        1 + usize::from(self.0[0])
+    }
+
     fn sets(&self) -> impl Iterator<Item = SetInfo> + '_ {
-        let n = usize::from(self.0[0]);
-        let mut start = (1 + n * SET_INFO + self.owner_len()) as u32;
+        let base = self.base();
+        let n = usize::from(self.0[base]);
+        let mut start = (base + 1 + n * SET_INFO + self.owner_len()) as u32;
         (0..n).map(move |i| {
-            let at = 1 + i * SET_INFO;
+            let at = base + 1 + i * SET_INFO;
             let set = SetInfo {
                 rtype: RecordType::from(self.u16_at(at)),
                 count: self.u16_at(at + 2),
@@ -88,13 +116,17 @@ impl Node {
     }
 
     fn owner_bytes(&self) -> &[u8] {
-        let at = 1 + usize::from(self.0[0]) * SET_INFO;
+        let at = self.owner_at();
         &self.0[at..at + self.owner_len()]
     }
 
+    fn owner_at(&self) -> usize {
+        let base = self.base();
+        base + 1 + usize::from(self.0[base]) * SET_INFO
+    }
+
     fn owner_len(&self) -> usize {
-        let at = 1 + usize::from(self.0[0]) * SET_INFO;
-        encoded_owner_len(&self.0[at..])
+        encoded_owner_len(&self.0[self.owner_at()..])
     }
 
     /// The `rtype` records, their owner written as `this`.
@@ -113,7 +145,7 @@ impl Node {
     }
 
     pub fn has_records(&self) -> bool {
-        self.0[0] > 0
+        self.0[self.base()] > 0
     }
 
     /// Whether `self` and `other` are the very same published node.
@@ -138,11 +170,16 @@ impl Node {
         }
     }
 
-    /// A name answering one address (an A or AAAA record), built on the spot.
-    pub fn address(ip: IpAddr, ttl: u32) -> Node {
+    /// `name` answering one address (an A or AAAA record), built on the spot.
+    pub fn address(name: &[u8], ip: IpAddr, ttl: u32) -> Node {
         let mut b = NodeBuilder::default();
         b.set(ttl, [data_of(ip)], Vec::new());
-        b.finish(&[0])
+        b.finish(name, &[0])
+    }
+
+    /// `name`, which exists without records (an empty non-terminal).
+    fn empty(name: &[u8]) -> Node {
+        NodeBuilder::default().finish(name, &[0])
     }
 }
 
@@ -250,11 +287,14 @@ impl NodeBuilder {
             .push((rtype, count, extra_count, mid, self.data.mark()));
     }
 
-    /// The node, with `owner` as [`encode_owner`] wrote it.
-    fn finish(self, owner: &[u8]) -> Node {
+    /// The node of `name` (wire form, lower case), with `owner` as [`encode_owner`] wrote it.
+    fn finish(self, name: &[u8], owner: &[u8]) -> Node {
         let records = self.data.finish();
-        let head = 1 + self.sets.len() * SET_INFO + owner.len();
+        let name = &name[..name.len().min(255)];
+        let head = 1 + name.len() + 1 + self.sets.len() * SET_INFO + owner.len();
         let mut out = Vec::with_capacity(head + records.len());
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
         out.push(self.sets.len() as u8);
         for (rtype, count, extra, mid, end) in &self.sets {
             out.extend_from_slice(&u16::from(*rtype).to_be_bytes());
@@ -359,7 +399,8 @@ pub struct IndexOptions {
 type NameBytes = Box<[u8]>;
 
 pub struct Index {
-    names: DashMap<NameBytes, Node>,
+    /// Every name, found by its wire form (see [`Node`]'s `Borrow`).
+    names: DashMap<Node, ()>,
     zones: Vec<Zone>,
     ttl: u32,
     writer: Mutex<Writer>,
@@ -383,8 +424,6 @@ struct Writer {
     shared: HashMap<NameBytes, Vec<(Owner, Part)>>,
     /// How many owners make each name exist without records (empty non-terminals).
     ents: HashMap<NameBytes, u32>,
-    /// The one node every record-less name shares.
-    empty: Node,
 }
 
 impl Index {
@@ -423,7 +462,6 @@ impl Index {
                 slices_by_service: HashMap::new(),
                 shared: HashMap::new(),
                 ents: HashMap::new(),
-                empty: Node::default(),
             }),
         };
         {
@@ -448,7 +486,7 @@ impl Index {
 
     pub fn get(&self, name: &LowerName) -> Option<Node> {
         let key = NameKey::new(name);
-        self.names.get(key.as_bytes()).map(|n| n.value().clone())
+        self.names.get(key.as_bytes()).map(|n| n.key().clone())
     }
 
     pub fn ttl(&self) -> u32 {
@@ -793,11 +831,7 @@ impl Writer {
     /// `10.in-addr.arpa`, which thousands of owners share) is only counted: it touches the name
     /// when the count goes from or to zero, so a change to one Service never rebuilds names
     /// that every Service shares.
-    fn update(
-        &mut self,
-        map: &DashMap<NameBytes, Node>,
-        before: BTreeMap<Owner, Names>,
-    ) -> (usize, bool) {
+    fn update(&mut self, map: &DashMap<Node, ()>, before: BTreeMap<Owner, Names>) -> (usize, bool) {
         // A name's only owner is not stored with its parts: they are computed (once per owner
         // and update) when another owner's change touches that name.
         let mut others: HashMap<Owner, HashMap<NameBytes, Part>> = HashMap::new();
@@ -838,9 +872,9 @@ impl Writer {
                 let kept: Vec<(Owner, Option<Part>)> = match self.shared.remove(&name) {
                     Some(list) => list.into_iter().map(|(o, p)| (o, Some(p))).collect(),
                     // Most names have this owner alone: that is seen without decoding it.
-                    None => match map.get(&name) {
-                        Some(n) if n.owner_bytes() != encoded.as_slice() => {
-                            decode_owner(n.owner_bytes())
+                    None => match map.get(&name[..]) {
+                        Some(n) if n.key().owner_bytes() != encoded.as_slice() => {
+                            decode_owner(n.key().owner_bytes())
                                 .map(|o| vec![(o, None)])
                                 .unwrap_or_default()
                         }
@@ -872,7 +906,7 @@ impl Writer {
     /// Publishes the answers of `name` from its parts; returns whether anything changed.
     fn publish(
         &mut self,
-        map: &DashMap<NameBytes, Node>,
+        map: &DashMap<Node, ()>,
         name: NameBytes,
         parts: Vec<(Owner, Part)>,
     ) -> bool {
@@ -885,16 +919,29 @@ impl Writer {
             if parts.len() > 1 {
                 self.shared.insert(name.clone(), parts);
             }
-            map.insert(name, node);
+            replace(map, node);
             true
         } else if self.ents.contains_key(&name) {
-            if map.get(&name).is_some_and(|n| !n.has_records()) {
+            if map.get(&name[..]).is_some_and(|n| !n.key().has_records()) {
                 return false;
             }
-            map.insert(name, self.empty.clone());
+            replace(map, Node::empty(&name));
             true
         } else {
-            map.remove(&name).is_some()
+            map.remove(&name[..]).is_some()
+        }
+    }
+}
+
+/// Publishes `node` in place of what its name had: readers see the old node or the new one,
+/// never neither.
+fn replace(map: &DashMap<Node, ()>, node: Node) {
+    match map.entry(node) {
+        dashmap::Entry::Occupied(e) => {
+            e.replace_entry(());
+        }
+        dashmap::Entry::Vacant(e) => {
+            e.insert(());
         }
     }
 }
@@ -911,8 +958,8 @@ fn service_of(slice: &SlimSlice) -> Key {
 mod tests;
 
 /// Merges the parts of one name (in owner order) into its record sets.
-fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Owner>) -> Node {
-    let name = Name::read(&mut BinDecoder::new(name)).unwrap_or_else(|_| Name::root());
+fn build_node(wire: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Owner>) -> Node {
+    let name = Name::read(&mut BinDecoder::new(wire)).unwrap_or_else(|_| Name::root());
     let mut merged = Part::default();
     let cluster_ptr = parts.iter().find(|(_, p)| p.ptr_is_cluster_ip);
     for (_, p) in parts {
@@ -944,7 +991,7 @@ fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Own
             priority: 0,
             weight: s.weight,
             port: s.port,
-            target: &s.target,
+            target: (!owner_of(&s.target)).then_some(&s.target),
         }),
         extra,
     );
@@ -955,5 +1002,5 @@ fn build_node(name: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Own
     if let Some(txt) = &merged.txt {
         b.set(ttl, [Data::Txt(txt)], Vec::new());
     }
-    b.finish(&encode_owner(owner))
+    b.finish(wire, &encode_owner(owner))
 }

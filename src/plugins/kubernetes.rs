@@ -148,7 +148,11 @@ impl Kubernetes {
         let ns_pod = LowerName::new(&full.base_name());
         self.index.get(&ns_pod)?;
         let ip = names::undash(host)?;
-        Some(Node::address(ip, self.index.ttl()))
+        Some(Node::address(
+            NameKey::new(name).as_bytes(),
+            ip,
+            self.index.ttl(),
+        ))
     }
 }
 
