@@ -419,7 +419,9 @@ struct Writer {
     serial: u32,
     state: Snapshot,
     /// The slices of each Service: `namespace/service` → slice names.
-    slices_by_service: HashMap<Key, BTreeSet<Arc<str>>>,
+    /// Sorted; a Service has a slice or a few, for which a B-tree node (room for 11) is
+    /// too big.
+    slices_by_service: HashMap<Key, Vec<Arc<str>>>,
     /// The parts of names that more than one owner gives records, in owner order.
     shared: HashMap<NameBytes, Vec<(Owner, Part)>>,
     /// How many owners make each name exist without records (empty non-terminals).
@@ -747,17 +749,19 @@ impl Writer {
                 if let Some(old) = self.state.slices.remove(&key) {
                     let svc = service_of(&old);
                     if let Some(names) = self.slices_by_service.get_mut(&svc) {
-                        names.remove(&key.name);
+                        if let Ok(i) = names.binary_search(&key.name) {
+                            names.remove(i);
+                        }
                         if names.is_empty() {
                             self.slices_by_service.remove(&svc);
                         }
                     }
                 }
                 if let Some(new) = slice {
-                    self.slices_by_service
-                        .entry(service_of(&new))
-                        .or_default()
-                        .insert(key.name.clone());
+                    let names = self.slices_by_service.entry(service_of(&new)).or_default();
+                    if let Err(i) = names.binary_search(&key.name) {
+                        names.insert(i, key.name.clone());
+                    }
                     self.state.slices.insert(key, new);
                 }
             }

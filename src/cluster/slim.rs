@@ -2,6 +2,7 @@
 //! (CoreDNS learned from OOMs to drop the rest). Names are lower-cased here, once. The same
 //! conversions serve the objects file and, later, the API watchers.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ pub struct SlimPort {
     /// Lower-cased; empty for an unnamed port.
     pub name: String,
     /// Lower-cased: `tcp`, `udp` or `sctp`.
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     pub port: u16,
 }
 
@@ -145,8 +146,14 @@ fn port_name(name: Option<&str>) -> String {
     name.unwrap_or_default().to_ascii_lowercase()
 }
 
-fn protocol(p: Option<&str>) -> String {
-    p.unwrap_or("TCP").to_ascii_lowercase()
+/// Lower case; the three the API allows cost no allocation (a cluster has tens of thousands
+/// of ports).
+fn protocol(p: Option<&str>) -> Cow<'static, str> {
+    let p = p.unwrap_or("TCP");
+    ["tcp", "udp", "sctp"]
+        .into_iter()
+        .find(|known| p.eq_ignore_ascii_case(known))
+        .map_or_else(|| Cow::Owned(p.to_ascii_lowercase()), Cow::Borrowed)
 }
 
 pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
