@@ -225,14 +225,16 @@ fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
 }
 
 /// jemalloc rather than glibc's allocator: a relist builds and drops a cluster's worth of
-/// small objects between the long-lived answers, and glibc kept about 15 MiB of that
+/// small objects between the long-lived answers, and glibc kept about 18 MiB of that
 /// fragmented free memory resident at 10,000 Services (`cargo bench --bench live`), where
 /// jemalloc's size classes and page decay give it back.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// One arena (the per-thread caches keep the query path off its lock; a cluster DNS pod has
 /// few cores), and freed pages returned within a second. `_RJEM_MALLOC_CONF` overrides it.
+#[cfg(feature = "jemalloc")]
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8; 47] = b"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
