@@ -317,6 +317,8 @@ pub struct Zone {
     pub ns: RecordSet,
     /// `ns.dns.ZONE`, where the NS record points.
     pub ns_name: LowerName,
+    /// The same name as the owner of its glue records in an NS answer.
+    pub ns_this: This,
 }
 
 impl Zone {
@@ -448,6 +450,7 @@ impl Index {
                     opts.ttl,
                     RData::NS(NS(ns_name.clone())),
                 )]),
+                ns_this: This::Name(NameKey::new(&ns_name).as_bytes().into()),
                 ns_name: LowerName::new(&ns_name),
             });
         }

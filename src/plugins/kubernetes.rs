@@ -73,9 +73,8 @@ impl Kubernetes {
                 RecordType::NS => {
                     let mut reply = positive(zone.ns.clone().into(), None);
                     if let Some(ns) = self.index.get(&zone.ns_name) {
-                        let this = This::Name(NameKey::new(&zone.ns_name).as_bytes().into());
                         for rtype in [RecordType::A, RecordType::AAAA] {
-                            if let Some(glue) = ns.get(rtype, &this) {
+                            if let Some(glue) = ns.get(rtype, &zone.ns_this) {
                                 reply.additionals.push(glue.records.into());
                             }
                         }
