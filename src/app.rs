@@ -128,6 +128,8 @@ struct Built {
     enabled: Vec<(String, String, &'static str)>,
     lameduck: Option<Duration>,
     reload: Option<ReloadConfig>,
+    /// `loop` probes to send once the ports listen: (port, probe).
+    probes: Vec<(u16, Arc<plugins::loops::Probe>)>,
 }
 
 impl App {
@@ -288,7 +290,15 @@ impl App {
     ) -> anyhow::Result<()> {
         match self.bind_new(&built).await {
             Ok(new) => {
+                let probes = std::mem::take(&mut built.probes);
                 self.swap_in(&mut built, new, digest).await;
+                for (port, probe) in probes {
+                    let ip = match self.opts.bind {
+                        Some(ip) if !ip.is_unspecified() => ip,
+                        _ => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    };
+                    tokio::spawn(probe.run(SocketAddr::new(ip, port)));
+                }
                 for k in leftover {
                     k.task.abort();
                 }
@@ -312,16 +322,16 @@ impl App {
 
     /// Binds the ports and HTTP addresses `built` needs that are not open yet.
     async fn bind_new(&self, built: &Built) -> anyhow::Result<New> {
-        let server_label = |port: u16| match self.opts.bind {
-            Some(ip) => format!("dns://{}", SocketAddr::new(ip, port)),
-            None => format!("dns://:{port}"),
-        };
         let routers: BTreeMap<u16, Arc<Router>> = built
             .ports
             .iter()
             .map(|(port, blocks)| (*port, blocks.clone()))
             .map(|(port, blocks)| {
-                let router = Router::new(blocks, server_label(port), self.shared.metrics.clone());
+                let router = Router::new(
+                    blocks,
+                    server_label(self.opts.bind, port),
+                    self.shared.metrics.clone(),
+                );
                 (port, Arc::new(router))
             })
             .collect();
@@ -512,12 +522,57 @@ async fn build(
         enabled: Vec::new(),
         lameduck: None,
         reload: None,
+        probes: Vec::new(),
     };
+    // Hands back what was taken from `reuse` and drops what was built for nothing.
+    fn give_back(built: Built, mut reuse: Vec<Kube>) -> Vec<Kube> {
+        for k in built.kube {
+            if k.fresh {
+                k.task.abort();
+            } else {
+                reuse.push(k);
+            }
+        }
+        reuse
+    }
     for block in &config.servers {
         let mut handlers: Vec<Box<dyn Handler>> = Vec::new();
         let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
+        let mut probe: Option<Arc<plugins::loops::Probe>> = None;
+        let mut caches = Vec::new();
+        let mut indexes = Vec::new();
         for plugin in &block.plugins {
             match plugin {
+                PluginConfig::Cache(c) => {
+                    let cache = plugins::cache::Cache::new(c, app.shared.metrics.clone());
+                    caches.push(cache.shared());
+                    handlers.push(Box::new(cache));
+                }
+                PluginConfig::Loop => {
+                    let zone = block
+                        .keys
+                        .first()
+                        .map_or_else(Name::root, |k| k.zone.clone());
+                    let p = Arc::new(plugins::loops::Probe::new(&zone));
+                    if let Some(key) = block.keys.first() {
+                        built.probes.push((key.port, p.clone()));
+                    }
+                    handlers.push(Box::new(plugins::loops::Loop::new(p.clone())));
+                    probe = Some(p);
+                }
+                PluginConfig::Forward(c) => {
+                    match plugins::forward::Forward::new(
+                        c,
+                        app.shared.metrics.clone(),
+                        probe.clone(),
+                    ) {
+                        Ok(f) => handlers.push(Box::new(f)),
+                        Err(e) => {
+                            let e = anyhow::anyhow!("plugin/forward: {e}");
+                            return Err((e, give_back(built, reuse)));
+                        }
+                    }
+                }
                 PluginConfig::Errors(c) => handlers.push(Box::new(plugins::errors::Errors::new(c))),
                 PluginConfig::Log(c) => observers.push(Arc::new(plugins::log::Log::new(c.clone()))),
                 PluginConfig::Kubernetes(cfg) => {
@@ -529,16 +584,7 @@ async fn build(
                                 app.indexes_built.fetch_add(1, Ordering::Relaxed);
                                 k
                             }
-                            Err(e) => {
-                                for k in built.kube {
-                                    if k.fresh {
-                                        k.task.abort();
-                                    } else {
-                                        reuse.push(k);
-                                    }
-                                }
-                                return Err((e, reuse));
-                            }
+                            Err(e) => return Err((e, give_back(built, reuse))),
                         },
                     };
                     handlers.push(Box::new(plugins::kubernetes::Kubernetes::new(
@@ -548,6 +594,7 @@ async fn build(
                         kube.ready.clone(),
                     )));
                     built.readiness.push(kube.ready.clone());
+                    indexes.push(kube.index.clone());
                     built.kube.push(kube);
                 }
                 PluginConfig::Health(c) => {
@@ -564,16 +611,20 @@ async fn build(
             }
         }
         let chain = Arc::new(Chain::new(handlers, observers));
+        for cache in &caches {
+            cache.watch(indexes.clone());
+            cache.set_chain(&chain);
+            for key in &block.keys {
+                cache.register(&server_label(opts.bind, key.port));
+            }
+        }
         for key in &block.keys {
             built
                 .ports
                 .entry(key.port)
                 .or_default()
                 .push((key.zone.clone(), chain.clone()));
-            let server = match opts.bind {
-                Some(ip) => format!("dns://{}", SocketAddr::new(ip, key.port)),
-                None => format!("dns://:{}", key.port),
-            };
+            let server = server_label(opts.bind, key.port);
             for p in &block.plugins {
                 built
                     .enabled
@@ -582,6 +633,14 @@ async fn build(
         }
     }
     Ok((built, reuse))
+}
+
+/// The `server` label of the metrics for a port: `dns://:53`.
+fn server_label(bind: Option<IpAddr>, port: u16) -> String {
+    match bind {
+        Some(ip) => format!("dns://{}", SocketAddr::new(ip, port)),
+        None => format!("dns://:{port}"),
+    }
 }
 
 async fn kubernetes(

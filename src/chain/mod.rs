@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{LowerQuery, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, LowerQuery, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::wire::Prepared;
@@ -91,6 +91,13 @@ pub struct Request<'a> {
     pub src: SocketAddr,
     pub transport: Transport,
     pub dnssec_ok: bool,
+    /// The client's EDNS record, options and all (what `forward` passes on).
+    pub edns: Option<&'a Edns>,
+    /// The client's RD and CD bits.
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    /// The `server` label of the metrics: `dns://:53`.
+    pub server: &'a str,
     /// How many lookups deep this is (CNAME targets resolved through [`Upstream`]).
     pub depth: u8,
     /// The server's own routing, for following names out of a handler's zone.
@@ -110,6 +117,11 @@ pub struct Reply {
     pub additionals: Vec<Rrs>,
     /// The handler that wrote the reply (the `plugin` label of CoreDNS's metrics).
     pub plugin: &'static str,
+    /// Header bits an upstream set (`forward`), passed on to the client.
+    pub recursion_available: bool,
+    pub authentic_data: bool,
+    /// The upstream's answer was cut short and could not be had whole.
+    pub truncated: bool,
 }
 
 impl Reply {
@@ -121,6 +133,9 @@ impl Reply {
             authority: Vec::new(),
             additionals: Vec::new(),
             plugin,
+            recursion_available: false,
+            authentic_data: false,
+            truncated: false,
         }
     }
 
@@ -211,6 +226,33 @@ impl Chain {
             rest: &self.handlers,
         }
         .serve(req)
+    }
+
+    /// Runs the handlers after the first one named `name` (a handler that works in the
+    /// background, as `cache` refreshing an entry, asks the rest of the chain again).
+    pub fn serve_after<'a>(&'a self, name: &str, req: &'a Request<'a>) -> HandlerFuture<'a> {
+        let at = self
+            .handlers
+            .iter()
+            .position(|h| h.name() == name)
+            .map_or(self.handlers.len(), |i| i + 1);
+        Next {
+            rest: &self.handlers[at..],
+        }
+        .serve(req)
+    }
+
+    pub fn handlers(&self) -> &[Box<dyn Handler>] {
+        &self.handlers
+    }
+}
+
+/// An [`Upstream`] that finds nothing: for requests made outside a server's routing.
+pub struct NoUpstream;
+
+impl Upstream for NoUpstream {
+    fn lookup<'a>(&'a self, _: Name, _: RecordType, _: u8) -> UpstreamFuture<'a> {
+        Box::pin(std::future::ready(None))
     }
 }
 

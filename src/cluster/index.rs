@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -406,6 +407,9 @@ pub struct Index {
     zones: Vec<Zone>,
     ttl: u32,
     writer: Mutex<Writer>,
+    /// Moves on after every published change: what a cache keeps from an earlier generation
+    /// may be out of date.
+    generation: AtomicU64,
 }
 
 /// The writer's side: the slim objects, and what it needs to merge names several owners share.
@@ -458,6 +462,7 @@ impl Index {
             names: DashMap::new(),
             zones: zone_list,
             ttl: opts.ttl,
+            generation: AtomicU64::new(0),
             writer: Mutex::new(Writer {
                 zones,
                 opts: opts.records,
@@ -498,6 +503,11 @@ impl Index {
         self.ttl
     }
 
+    /// Changes each time the index's answers may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// How many names the index holds.
     pub fn len(&self) -> usize {
         self.names.len()
@@ -517,6 +527,11 @@ impl Index {
             let (names, changed) = w.update(&self.names, std::mem::take(before));
             applied.names += names;
             applied.changed |= changed;
+            if changed {
+                // After the names are in: a reader that saw the old generation may have
+                // read old names, never the other way round.
+                self.generation.fetch_add(1, Ordering::Release);
+            }
         };
         for change in changes {
             w.record_change(change, &mut before);

@@ -3,7 +3,9 @@
 //! the token it is about and says what was expected.
 
 pub mod args;
+pub mod cache;
 pub mod errors;
+pub mod forward;
 pub mod health;
 pub mod kubernetes;
 pub mod log;
@@ -128,6 +130,9 @@ pub enum PluginConfig {
     Errors(errors::ErrorsConfig),
     Log(log::LogConfig),
     Kubernetes(Box<kubernetes::KubernetesConfig>),
+    Cache(Box<cache::CacheConfig>),
+    Forward(Box<forward::ForwardConfig>),
+    Loop,
 }
 
 impl PluginConfig {
@@ -140,23 +145,29 @@ impl PluginConfig {
             PluginConfig::Errors(_) => "errors",
             PluginConfig::Log(_) => "log",
             PluginConfig::Kubernetes(_) => "kubernetes",
+            PluginConfig::Cache(_) => "cache",
+            PluginConfig::Forward(_) => "forward",
+            PluginConfig::Loop => "loop",
         }
     }
 }
 
 /// The directives clusterdns implements, as `-plugins` lists them.
 pub const SUPPORTED: &[&str] = &[
+    "cache",
     "errors",
+    "forward",
     "health",
     "kubernetes",
     "log",
+    "loop",
     "prometheus",
     "ready",
     "reload",
 ];
 
 /// Directives that may appear more than once in a block.
-const REPEATABLE: &[&str] = &["log"];
+const REPEATABLE: &[&str] = &["log", "forward"];
 
 /// Reads, parses and types the Corefile at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
@@ -293,6 +304,15 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "reload" => reload::parse(d).map(PluginConfig::Reload),
         "log" => log::parse(d).map(PluginConfig::Log),
         "kubernetes" => kubernetes::parse(d, ctx).map(|k| PluginConfig::Kubernetes(Box::new(k))),
+        "cache" => cache::parse(d, ctx).map(|c| PluginConfig::Cache(Box::new(c))),
+        "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
+        "loop" => {
+            let a = Args::new("loop", d);
+            a.none()
+                .and_then(|_| args::no_block("loop", d))
+                .map(|_| PluginConfig::Loop)
+                .map_err(|e| vec![e])
+        }
         "proxy" => Err(vec![ConfigError::new(
             &d.name.pos,
             "proxy: this directive was removed from CoreDNS in 1.7; use 'forward' instead",

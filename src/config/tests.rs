@@ -1,3 +1,4 @@
+use hickory_proto::op::ResponseCode;
 use std::time::Duration;
 
 use super::kubernetes::{Fallthrough, PodMode, Source};
@@ -220,11 +221,11 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: errors, health, kubernetes, log, prometheus, ready, reload",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, kubernetes, log, loop, prometheus, ready, reload",
         ),
         (
-            ".:53 {\n forward . 1.1.1.1\n}",
-            "/etc/coredns/Corefile:2:2: forward: this CoreDNS directive is not supported by clusterdns yet",
+            ".:53 {\n hosts /etc/hosts\n}",
+            "/etc/coredns/Corefile:2:2: hosts: this CoreDNS directive is not supported by clusterdns yet",
         ),
         (
             ".:53 {\n proxy . /etc/resolv.conf\n}",
@@ -403,4 +404,252 @@ fn every_error_is_reported_not_just_the_first() {
     assert!(lines[0].contains(":2:2:"));
     assert!(lines[1].contains(":4:3:"));
     assert!(lines[2].contains(":8:1:"));
+}
+
+fn plugin<T>(text: &str, pick: impl Fn(&PluginConfig) -> Option<T>) -> T {
+    let cfg = load_text(text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+    cfg.servers[0]
+        .plugins
+        .iter()
+        .find_map(pick)
+        .unwrap_or_else(|| panic!("not found in {text}"))
+}
+
+fn forward(text: &str) -> forward::ForwardConfig {
+    plugin(text, |p| match p {
+        PluginConfig::Forward(f) => Some((**f).clone()),
+        _ => None,
+    })
+}
+
+fn cache(text: &str) -> cache::CacheConfig {
+    plugin(text, |p| match p {
+        PluginConfig::Cache(c) => Some((**c).clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn forward_upstreams_and_properties() {
+    use forward::{Policy, Transport};
+    let f =
+        forward(".:53 {\n forward . 1.1.1.1 8.8.8.8:5353 [::1]:53 dns://9.9.9.9 tls://1.0.0.1\n}");
+    assert_eq!(f.from, Name::root());
+    let to: Vec<(String, Transport)> =
+        f.to.iter()
+            .map(|t| (t.addr.to_string(), t.transport))
+            .collect();
+    assert_eq!(
+        to,
+        [
+            ("1.1.1.1:53".to_string(), Transport::Dns),
+            ("8.8.8.8:5353".to_string(), Transport::Dns),
+            ("[::1]:53".to_string(), Transport::Dns),
+            ("9.9.9.9:53".to_string(), Transport::Dns),
+            ("1.0.0.1:853".to_string(), Transport::Tls),
+        ]
+    );
+    assert_eq!(f.policy, Policy::Random);
+    assert_eq!(f.max_fails, 2);
+    assert_eq!(f.expire, Duration::from_secs(10));
+    assert_eq!(f.health_check.interval, Duration::from_millis(500));
+
+    let f = forward(
+        "example.org {\n forward example.org tls://9.9.9.9%dns.quad9.net:10853 {\n  except a.example.org b.example.org\n  force_tcp\n  prefer_udp\n  expire 30s\n  max_fails 0\n  policy sequential\n  health_check 5s no_rec domain example.com\n  max_concurrent 1000\n  next NXDOMAIN servfail\n  failover REFUSED\n  failfast_all_unhealthy_upstreams\n  tls\n }\n}",
+    );
+    assert_eq!(f.from.to_ascii(), "example.org.");
+    assert_eq!(f.to[0].addr.to_string(), "9.9.9.9:10853");
+    assert_eq!(f.to[0].server_name.as_deref(), Some("dns.quad9.net"));
+    assert_eq!(zones(&f.except), ["a.example.org.", "b.example.org."]);
+    assert!(f.force_tcp && f.prefer_udp && f.failfast_all_unhealthy_upstreams);
+    assert_eq!(f.expire, Duration::from_secs(30));
+    assert_eq!(f.max_fails, 0);
+    assert_eq!(f.policy, Policy::Sequential);
+    assert_eq!(f.health_check.interval, Duration::from_secs(5));
+    assert!(!f.health_check.recursion_desired);
+    assert_eq!(f.health_check.domain.to_ascii(), "example.com.");
+    assert_eq!(f.max_concurrent, Some(1000));
+    assert_eq!(f.next, [ResponseCode::NXDomain, ResponseCode::ServFail]);
+    assert_eq!(f.failover, [ResponseCode::Refused]);
+    assert_eq!(f.tls, Some(forward::TlsFiles::default()));
+}
+
+#[test]
+fn forward_reads_resolv_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("resolv.conf"),
+        "# comment\nsearch default.svc.cluster.local\nnameserver 10.0.0.10\nnameserver fe80::1%eth0 ; zone\noptions ndots:5\nnameserver 10.0.0.11\n",
+    )
+    .unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(&corefile, ".:53 {\n forward . resolv.conf\n}\n").unwrap();
+    let cfg = load(&corefile, &LoadOptions::default()).unwrap();
+    let PluginConfig::Forward(f) = &cfg.servers[0].plugins[0] else {
+        panic!("{cfg:?}")
+    };
+    let to: Vec<String> = f.to.iter().map(|t| t.addr.to_string()).collect();
+    assert_eq!(to, ["10.0.0.10:53", "[fe80::1]:53", "10.0.0.11:53"]);
+    // Several forwards in one block keep their Corefile order.
+    let cfg = load_text(".:53 {\n forward . 1.2.3.4 {\n  next NXDOMAIN\n }\n forward . 5.6.7.8\n}")
+        .unwrap();
+    let order: Vec<String> = cfg.servers[0]
+        .plugins
+        .iter()
+        .map(|p| match p {
+            PluginConfig::Forward(f) => f.to[0].addr.to_string(),
+            other => other.name().to_string(),
+        })
+        .collect();
+    assert_eq!(order, ["1.2.3.4:53", "5.6.7.8:53"]);
+}
+
+#[test]
+fn cache_defaults_and_properties() {
+    let c = cache(".:53 {\n cache\n}");
+    assert_eq!(zones(&c.zones), ["."]);
+    assert_eq!(
+        (c.success.capacity, c.success.max_ttl, c.success.min_ttl),
+        (9984, 3600, 5)
+    );
+    assert_eq!(
+        (c.denial.capacity, c.denial.max_ttl, c.denial.min_ttl),
+        (9984, 1800, 5)
+    );
+    assert_eq!(c.servfail, Duration::from_secs(5));
+    assert!(c.prefetch.is_none() && c.serve_stale.is_none() && !c.keepttl);
+
+    // kubeadm's
+    let c = cache(
+        ".:53 {\n cache 30 {\n  disable success cluster.local\n  disable denial cluster.local\n }\n}",
+    );
+    assert_eq!((c.success.max_ttl, c.denial.max_ttl), (30, 30));
+    assert_eq!(zones(&c.success.disabled), ["cluster.local."]);
+    assert_eq!(zones(&c.denial.disabled), ["cluster.local."]);
+
+    // NodeLocal DNSCache's, and the rest.
+    let c = cache(
+        ".:53 {\n cache 300 example.org {\n  success 9984 30\n  denial 9984 5 1\n  prefetch 10 1m 20%\n  serve_stale 2h verify\n  servfail 0\n  keepttl\n }\n}",
+    );
+    assert_eq!(zones(&c.zones), ["example.org."]);
+    assert_eq!(
+        (c.success.capacity, c.success.max_ttl, c.success.min_ttl),
+        (9984, 30, 5)
+    );
+    assert_eq!((c.denial.max_ttl, c.denial.min_ttl), (5, 1));
+    assert_eq!(
+        c.prefetch,
+        Some(cache::Prefetch {
+            amount: 10,
+            duration: Duration::from_secs(60),
+            percentage: 20
+        })
+    );
+    assert_eq!(
+        c.serve_stale,
+        Some(cache::ServeStale {
+            duration: Duration::from_secs(7200),
+            mode: cache::StaleMode::Verify
+        })
+    );
+    assert_eq!(c.servfail, Duration::ZERO);
+    assert!(c.keepttl);
+}
+
+#[test]
+fn forward_cache_and_loop_errors_name_the_position() {
+    let table: &[(&str, &str)] = &[
+        (
+            ".:53 {\n forward\n}",
+            "2:2: forward: expected FROM and at least one upstream",
+        ),
+        (
+            ".:53 {\n forward .\n}",
+            "2:10: forward: expected at least one upstream after FROM",
+        ),
+        (
+            ".:53 {\n forward . dns.google\n}",
+            "2:12: forward: upstream 'dns.google' is not an IP[:PORT], tls://IP[:PORT], or a readable resolv.conf file",
+        ),
+        (
+            ".:53 {\n forward . /nonexistent/resolv.conf\n}",
+            "2:12: forward: cannot read resolv.conf file '/nonexistent/resolv.conf'",
+        ),
+        (
+            ".:53 {\n forward . https://9.9.9.9\n}",
+            "2:12: forward: upstream 'https://9.9.9.9': https:// is not supported by clusterdns",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 {\n  policy fastest\n }\n}",
+            "3:10: forward: policy: unknown policy 'fastest'; expected random, round_robin or sequential",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 {\n  max_concurrent 0\n }\n}",
+            "3:18: forward: max_concurrent: must be greater than 0",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 {\n  next NOPE\n }\n}",
+            "3:8: forward: next: 'NOPE' is not an rcode",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 {\n  failover NOERROR\n }\n}",
+            "3:12: forward: failover: NOERROR cannot be used here",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 {\n  health_check 1s often\n }\n}",
+            "3:19: forward: health_check: unexpected 'often'; expected no_rec or domain NAME",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 {\n  bogus\n }\n}",
+            "3:3: forward: unknown property 'bogus'; expected one of: except, force_tcp",
+        ),
+        (
+            ".:53 {\n forward . 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9 1.1.1.10 1.1.1.11 1.1.1.12 1.1.1.13 1.1.1.14 1.1.1.15 1.1.1.16\n}",
+            "2:2: forward: 16 upstreams given; at most 15 are allowed",
+        ),
+        (
+            ".:53 {\n cache 0\n}",
+            "2:8: cache: '0' is not a TTL in seconds above 0",
+        ),
+        (
+            ".:53 {\n cache {\n  success lots\n }\n}",
+            "3:11: cache: success: 'lots' is not a capacity above 0",
+        ),
+        (
+            ".:53 {\n cache {\n  prefetch 2 1m 5%\n }\n}",
+            "3:17: cache: prefetch: '5%' is not a percentage from 10% to 90%",
+        ),
+        (
+            ".:53 {\n cache {\n  prefetch 2 1m 20\n }\n}",
+            "3:17: cache: prefetch: '20' needs a percent sign",
+        ),
+        (
+            ".:53 {\n cache {\n  serve_stale 1h later\n }\n}",
+            "3:18: cache: serve_stale: unknown refresh mode 'later'; expected immediate or verify",
+        ),
+        (
+            ".:53 {\n cache {\n  servfail 10m\n }\n}",
+            "3:12: cache: servfail: may not be more than 5m",
+        ),
+        (
+            ".:53 {\n cache {\n  disable everything\n }\n}",
+            "3:11: cache: disable: unknown kind 'everything'; expected success or denial",
+        ),
+        (
+            ".:53 {\n cache {\n  bogus\n }\n}",
+            "3:3: cache: unknown property 'bogus'; expected one of: success, denial",
+        ),
+        (
+            ".:53 {\n cache\n cache\n}",
+            "3:2: cache: only one 'cache' directive is allowed per server block",
+        ),
+        (
+            ".:53 {\n loop now\n}",
+            "2:7: loop: unexpected argument 'now'; this takes none",
+        ),
+    ];
+    for (text, want) in table {
+        let err = load_text(text).expect_err(text).to_string();
+        assert!(err.contains(want), "{text}\n got: {err}\nwant: {want}");
+    }
 }

@@ -54,6 +54,191 @@ pub struct Metrics {
     pub kubernetes_objects: IntGaugeVec,
     /// How long a kind's watch has been failing, 0 while it is healthy (ours).
     pub kubernetes_stale: prometheus::GaugeVec,
+    pub forward: ForwardMetrics,
+    pub cache: CacheMetrics,
+}
+
+/// `forward`'s metrics: CoreDNS's current `coredns_proxy_*` names, and the `coredns_forward_*`
+/// names CoreDNS used before 1.11, which the widely used alerts still query.
+pub struct ForwardMetrics {
+    /// `{proxy_name, to, rcode}`
+    pub duration: HistogramVec,
+    /// `{proxy_name, to}`
+    pub healthcheck_failures: IntCounterVec,
+    /// `{proxy_name, to, proto}`
+    pub conn_cache_hits: IntCounterVec,
+    pub conn_cache_misses: IntCounterVec,
+    pub healthcheck_broken: IntCounter,
+    pub max_concurrent_rejects: IntCounter,
+    /// `{to}`
+    pub legacy_requests: IntCounterVec,
+    /// `{to, rcode}`
+    pub legacy_responses: IntCounterVec,
+    pub legacy_duration: HistogramVec,
+    /// `{to}`
+    pub legacy_healthcheck_failures: IntCounterVec,
+    /// `{to, proto}`
+    pub legacy_conn_cache_hits: IntCounterVec,
+    pub legacy_conn_cache_misses: IntCounterVec,
+}
+
+impl ForwardMetrics {
+    fn new(r: &Registry) -> Self {
+        let counter = |name: &str, help: &str| {
+            register(r, IntCounter::new(name, help).expect("valid metric"))
+        };
+        Self {
+            duration: histogram_vec(
+                r,
+                "coredns_proxy_request_duration_seconds",
+                "Histogram of the time each request took.",
+                time_buckets(),
+                &["proxy_name", "to", "rcode"],
+            ),
+            healthcheck_failures: counter_vec(
+                r,
+                "coredns_proxy_healthcheck_failures_total",
+                "Counter of the number of failed healthchecks.",
+                &["proxy_name", "to"],
+            ),
+            conn_cache_hits: counter_vec(
+                r,
+                "coredns_proxy_conn_cache_hits_total",
+                "Counter of connection cache hits per upstream and protocol.",
+                &["proxy_name", "to", "proto"],
+            ),
+            conn_cache_misses: counter_vec(
+                r,
+                "coredns_proxy_conn_cache_misses_total",
+                "Counter of connection cache misses per upstream and protocol.",
+                &["proxy_name", "to", "proto"],
+            ),
+            healthcheck_broken: counter(
+                "coredns_forward_healthcheck_broken_total",
+                "Counter of the number of complete failures of the healthchecks.",
+            ),
+            max_concurrent_rejects: counter(
+                "coredns_forward_max_concurrent_rejects_total",
+                "Counter of the number of queries rejected because the concurrent queries were at maximum.",
+            ),
+            legacy_requests: counter_vec(
+                r,
+                "coredns_forward_requests_total",
+                "Counter of requests made per upstream.",
+                &["to"],
+            ),
+            legacy_responses: counter_vec(
+                r,
+                "coredns_forward_responses_total",
+                "Counter of responses received per upstream.",
+                &["to", "rcode"],
+            ),
+            legacy_duration: histogram_vec(
+                r,
+                "coredns_forward_request_duration_seconds",
+                "Histogram of the time each request took.",
+                time_buckets(),
+                &["to", "rcode"],
+            ),
+            legacy_healthcheck_failures: counter_vec(
+                r,
+                "coredns_forward_healthcheck_failures_total",
+                "Counter of the number of failed healthchecks.",
+                &["to"],
+            ),
+            legacy_conn_cache_hits: counter_vec(
+                r,
+                "coredns_forward_conn_cache_hits_total",
+                "Counter of connection cache hits per upstream and protocol.",
+                &["to", "proto"],
+            ),
+            legacy_conn_cache_misses: counter_vec(
+                r,
+                "coredns_forward_conn_cache_misses_total",
+                "Counter of connection cache misses per upstream and protocol.",
+                &["to", "proto"],
+            ),
+        }
+    }
+}
+
+/// `cache`'s metrics, with CoreDNS's names and labels.
+pub struct CacheMetrics {
+    /// `{server, type, zones, view}`
+    pub entries: IntGaugeVec,
+    /// `{server, zones, view}`
+    pub requests: IntCounterVec,
+    /// `{server, type, zones, view}`
+    pub hits: IntCounterVec,
+    /// `{server, zones, view}`
+    pub misses: IntCounterVec,
+    pub prefetch: IntCounterVec,
+    pub drops: IntCounterVec,
+    pub served_stale: IntCounterVec,
+    /// `{server, type, zones, view}`
+    pub evictions: IntCounterVec,
+}
+
+impl CacheMetrics {
+    fn new(r: &Registry) -> Self {
+        let typed = ["server", "type", "zones", "view"];
+        let plain = ["server", "zones", "view"];
+        Self {
+            entries: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "coredns_cache_entries",
+                        "The number of elements in the cache.",
+                    ),
+                    &typed,
+                )
+                .expect("valid metric"),
+            ),
+            requests: counter_vec(
+                r,
+                "coredns_cache_requests_total",
+                "The count of cache requests.",
+                &plain,
+            ),
+            hits: counter_vec(
+                r,
+                "coredns_cache_hits_total",
+                "The count of cache hits.",
+                &typed,
+            ),
+            misses: counter_vec(
+                r,
+                "coredns_cache_misses_total",
+                "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
+                &plain,
+            ),
+            prefetch: counter_vec(
+                r,
+                "coredns_cache_prefetch_total",
+                "The number of times the cache has prefetched a cached item.",
+                &plain,
+            ),
+            drops: counter_vec(
+                r,
+                "coredns_cache_drops_total",
+                "The number responses that are not cached, because the reply is malformed.",
+                &plain,
+            ),
+            served_stale: counter_vec(
+                r,
+                "coredns_cache_served_stale_total",
+                "The number of requests served from stale cache entries.",
+                &plain,
+            ),
+            evictions: counter_vec(
+                r,
+                "coredns_cache_evictions_total",
+                "The count of cache evictions.",
+                &typed,
+            ),
+        }
+    }
 }
 
 /// One answered query, as the metrics see it.
@@ -234,6 +419,8 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric"));
+        let forward = ForwardMetrics::new(&r);
+        let cache = CacheMetrics::new(&r);
         // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
         let _ = r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -256,6 +443,8 @@ impl Metrics {
             dns_programming,
             kubernetes_objects,
             kubernetes_stale,
+            forward,
+            cache,
         }
     }
 

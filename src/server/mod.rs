@@ -137,6 +137,10 @@ impl Router {
             src: request.src(),
             transport,
             dnssec_ok,
+            edns: request.edns.as_ref(),
+            recursion_desired: request.metadata.recursion_desired,
+            checking_disabled: request.metadata.checking_disabled,
+            server: &self.server,
             depth: 0,
             upstream: self,
         };
@@ -159,6 +163,9 @@ impl Router {
         };
         response.metadata.response_code = reply.rcode;
         response.metadata.authoritative = reply.authoritative;
+        response.metadata.recursion_available |= reply.recursion_available;
+        response.metadata.authentic_data = reply.authentic_data;
+        response.metadata.truncation |= reply.truncated;
         response.plugin = reply.plugin;
         response.answers = preserve_case(query, reply.answers);
         response.authority = reply.authority;
@@ -479,6 +486,10 @@ impl Upstream for Router {
                 src: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
                 transport: Transport::Udp,
                 dnssec_ok: false,
+                edns: None,
+                recursion_desired: true,
+                checking_disabled: false,
+                server: &self.server,
                 depth,
                 upstream: self,
             };

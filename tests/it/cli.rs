@@ -50,7 +50,7 @@ fn check_prints_every_error_with_its_position() {
     let path = dir.path().join("Corefile");
     std::fs::write(
         &path,
-        ".:53 {\n    errors\n    kubernetes cluster.local {\n        podz insecure\n        objects c.yaml\n        ttl forever\n    }\n    cache 30\n}\n",
+        ".:53 {\n    errors\n    kubernetes cluster.local {\n        podz insecure\n        objects c.yaml\n        ttl forever\n    }\n    cache 30 {\n        prefetch 0\n    }\n}\n",
     )
     .unwrap();
     let (ok, out, err) = run(&["check", path.to_str().unwrap()]);
@@ -70,7 +70,7 @@ fn check_prints_every_error_with_its_position() {
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{p}:8:5: cache: this CoreDNS directive is not supported by clusterdns yet"
+            "{p}:9:18: cache: prefetch: '0' is not an amount above 0"
         )),
         "{err}"
     );
