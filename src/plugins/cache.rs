@@ -589,10 +589,16 @@ impl Handler for Cache {
                         }
                         return Ok(e.reply(Some(0)));
                     }
-                    // verify: the source first; the stale entry only if that fails.
+                    // verify: the source first; the stale entry unless it answers NOERROR
+                    // or NXDOMAIN (as CoreDNS's verifying writer decides).
                     let generation = c.generation(name);
                     match next.serve(req).await {
-                        Ok(reply) if reply.rcode != ResponseCode::ServFail => {
+                        Ok(reply)
+                            if matches!(
+                                reply.rcode,
+                                ResponseCode::NoError | ResponseCode::NXDomain
+                            ) =>
+                        {
                             c.store(key, &reply, generation, req.edns, req.server);
                             return Ok(reply);
                         }
