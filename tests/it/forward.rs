@@ -758,3 +758,126 @@ fn a_forwarding_loop_stops_the_process_and_names_the_upstream() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_ask_what_health_check_says() {
+    let up = FakeUpstream::start(A1).await;
+    up.state.set_mode(Mode::Slow(Duration::from_secs(3)));
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  health_check 100ms no_rec domain example.net\n }}\n}}\n",
+        up.addr
+    ))
+    .await;
+    // The query times out (2 s): a check follows, as configured.
+    let m = ask_patiently(&running, port, "h.example.").await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    let mut check = None;
+    for _ in 0..40 {
+        check = up.state.last_check.lock().unwrap().clone();
+        if check.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(check, Some(("example.net.".to_string(), false)));
+    // max_fails 0: never checked.
+    let quiet = FakeUpstream::start(A1).await;
+    quiet.state.set_mode(Mode::Slow(Duration::from_secs(3)));
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  max_fails 0\n }}\n}}\n",
+        quiet.addr
+    ))
+    .await;
+    ask_patiently(&running, port, "h.example.").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(quiet.state.checks.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_closes_kept_connections_and_prefer_udp_uses_udp() {
+    let up = FakeUpstream::start(A1).await;
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  force_tcp\n  expire 300ms\n }}\n}}\n",
+        up.addr
+    ))
+    .await;
+    ask(&running, port, "e1.example.", RecordType::A).await;
+    ask(&running, port, "e2.example.", RecordType::A).await;
+    assert_eq!(up.state.conns.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ask(&running, port, "e3.example.", RecordType::A).await;
+    assert_eq!(
+        up.state.conns.load(Ordering::SeqCst),
+        2,
+        "expired: a new connection"
+    );
+    // A TCP client: over TCP upstream by default, over UDP with prefer_udp.
+    let q = support::query("t.example.", RecordType::A, Some(1232));
+    let before = up.state.tcp.load(Ordering::SeqCst);
+    let (plain, plain_port) = start(&format!(".:0 {{\n forward . {}\n}}\n", up.addr)).await;
+    ask_msg(&plain, plain_port, &q, Transport::Tcp).await;
+    assert_eq!(up.state.tcp.load(Ordering::SeqCst), before + 1);
+    let udp_before = up.state.udp.load(Ordering::SeqCst);
+    let (pref, pref_port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  prefer_udp\n }}\n}}\n",
+        up.addr
+    ))
+    .await;
+    ask_msg(&pref, pref_port, &q, Transport::Tcp).await;
+    assert_eq!(up.state.udp.load(Ordering::SeqCst), udp_before + 1);
+    assert_eq!(up.state.tcp.load(Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cache_evicts_and_counts_it() {
+    let up = FakeUpstream::start(A1).await;
+    let (running, port) = start(&format!(
+        ".:0 {{\n cache {{\n  success 64\n }}\n forward . {}\n}}\n",
+        up.addr
+    ))
+    .await;
+    for i in 0..300 {
+        ask(&running, port, &format!("v{i}.example."), RecordType::A).await;
+    }
+    let entries = metric(&running, "coredns_cache_entries", &["type=\"success\""]);
+    assert!(entries > 0.0 && entries <= 64.0, "{entries}");
+    assert!(
+        metric(
+            &running,
+            "coredns_cache_evictions_total",
+            &["type=\"success\""]
+        ) >= 236.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_name_outside_the_cluster_is_followed_through_forward() {
+    let up = FakeUpstream::start(A2).await;
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let (running, port) = start(&format!(
+        ".:0 {{\n kubernetes cluster.local {{\n  objects {}\n }}\n forward . {}\n}}\n",
+        objects.display(),
+        up.addr
+    ))
+    .await;
+    let m = ask(
+        &running,
+        port,
+        "payments-api.shop.svc.cluster.local.",
+        RecordType::A,
+    )
+    .await;
+    let got: Vec<String> = m.answers.iter().map(support::fmt_record).collect();
+    assert_eq!(
+        got,
+        [
+            "payments-api.shop.svc.cluster.local. 5 IN CNAME api.payments.example.com.",
+            "api.payments.example.com. 60 IN A 192.0.2.2",
+        ]
+    );
+    let sent = Message::from_vec(&up.state.last.lock().unwrap().clone().unwrap()).unwrap();
+    assert_eq!(
+        sent.queries[0].name().to_string(),
+        "api.payments.example.com."
+    );
+}

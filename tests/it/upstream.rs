@@ -42,8 +42,10 @@ pub struct State {
     pub tcp: AtomicUsize,
     /// TCP (or TLS) connections accepted.
     pub conns: AtomicUsize,
-    /// `. NS` health checks.
+    /// Health checks (NS queries).
     pub checks: AtomicUsize,
+    /// The last health check: its name and its RD bit.
+    pub last_check: Mutex<Option<(String, bool)>>,
     /// The last query (not a health check) as it arrived.
     pub last: Mutex<Option<Vec<u8>>>,
 }
@@ -92,6 +94,7 @@ impl FakeUpstream {
             tcp: AtomicUsize::new(0),
             conns: AtomicUsize::new(0),
             checks: AtomicUsize::new(0),
+            last_check: Mutex::new(None),
             last: Mutex::new(None),
         });
         let (udp, tcp) = bind_pair(port).await;
@@ -194,8 +197,10 @@ fn soa() -> Record {
 async fn answer(state: &State, query: &[u8], stream: bool) -> Option<Vec<u8>> {
     let q = Message::from_vec(query).ok()?;
     let question = q.queries.first()?.clone();
-    if question.name().is_root() && question.query_type() == RecordType::NS {
+    if question.query_type() == RecordType::NS {
         state.checks.fetch_add(1, Ordering::SeqCst);
+        *state.last_check.lock().unwrap() =
+            Some((question.name().to_string(), q.metadata.recursion_desired));
         if matches!(*state.mode.lock().unwrap(), Mode::Silent) {
             return None;
         }
