@@ -386,7 +386,7 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
     }
     if transport == Transport::Dns && !text.contains("://") {
         let path = super::relative_path(&t.pos, text);
-        if let Ok(content) = std::fs::read_to_string(&path) {
+        if let Some(content) = read_small_file(&path) {
             let servers = resolv_conf_nameservers(&content);
             if servers.is_empty() {
                 return Err(format!(
@@ -411,6 +411,22 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
         "upstream '{text}' is not an IP[:PORT], tls://IP[:PORT], or a readable resolv.conf file \
          (host names are not supported)"
     ))
+}
+
+/// A regular file of at most 1 MiB (a device such as `/dev/zero` would never end).
+fn read_small_file(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// `1.2.3.4`, `1.2.3.4:53`, `::1`, `[::1]:53`.

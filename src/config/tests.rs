@@ -576,6 +576,10 @@ fn forward_cache_and_loop_errors_name_the_position() {
             "2:12: forward: cannot read resolv.conf file '/nonexistent/resolv.conf'",
         ),
         (
+            ".:53 {\n forward . /dev/zero\n}",
+            "2:12: forward: cannot read resolv.conf file '/dev/zero'",
+        ),
+        (
             ".:53 {\n forward . https://9.9.9.9\n}",
             "2:12: forward: upstream 'https://9.9.9.9': https:// is not supported by clusterdns",
         ),

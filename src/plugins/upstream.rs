@@ -6,6 +6,7 @@
 //! a failed exchange starts a probe that asks `. IN NS` every `health_check` interval until
 //! it gets any answer; each failed probe counts, and past `max_fails` the upstream is down.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -95,7 +96,8 @@ pub struct Proxy {
     server_name: Option<ServerName<'static>>,
     fails: AtomicU32,
     probing: AtomicBool,
-    idle: Mutex<Vec<Idle>>,
+    /// Kept connections, oldest first.
+    idle: Mutex<VecDeque<Idle>>,
 }
 
 impl Proxy {
@@ -121,7 +123,7 @@ impl Proxy {
             server_name,
             fails: AtomicU32::new(0),
             probing: AtomicBool::new(false),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -188,9 +190,15 @@ impl Proxy {
     fn take(&self, proto: Proto) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        idle.retain(|i| now.duration_since(i.since) < self.opts.expire);
+        while idle
+            .front()
+            .is_some_and(|i| now.duration_since(i.since) >= self.opts.expire)
+        {
+            idle.pop_front();
+        }
+        // The most recently used: the least likely to have been closed by the upstream.
         let at = idle.iter().rposition(|i| i.proto == proto)?;
-        Some(idle.swap_remove(at).conn)
+        idle.remove(at).map(|i| i.conn)
     }
 
     fn put(&self, conn: Conn, proto: Proto) {
@@ -198,7 +206,7 @@ impl Proxy {
         if self.opts.max_idle != 0 && idle.len() >= self.opts.max_idle {
             return;
         }
-        idle.push(Idle {
+        idle.push_back(Idle {
             conn,
             proto,
             since: Instant::now(),
