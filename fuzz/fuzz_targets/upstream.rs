@@ -91,7 +91,9 @@ fn check(answer: &[u8], id: u16, allowed: usize) {
 fuzz_target!(|data: &[u8]| {
     let w = world();
     let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
-    // One name per input shape, so the cache sees both misses and hits.
+    // A new name per input, so the upstream is asked (then the second query is a hit).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let qtype = match data.first().copied().unwrap_or(0) % 4 {
         0 => RecordType::A,
         1 => RecordType::AAAA,
@@ -102,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
     q.metadata.id = 0x4242;
     q.metadata.recursion_desired = true;
     q.add_query(hickory_proto::op::Query::query(
-        Name::from_ascii(format!("n{}.example.", data.len() % 8)).unwrap(),
+        Name::from_ascii(format!("n{n}.example.")).unwrap(),
         qtype,
     ));
     let bytes = q.to_vec().unwrap();

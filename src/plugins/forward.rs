@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{LowerName, Record};
+use hickory_proto::rr::{LowerName, RData, Record};
 
 use crate::chain::{
     Handler, HandlerError, HandlerFuture, Next, RecordSet, Reply, Request, Transport,
@@ -300,12 +300,15 @@ fn query_bytes(req: &Request) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot encode the query: {e}"))
 }
 
+/// The answer is a QUERY response to the question asked (an UPDATE answer, say, reads records
+/// a QUERY answer cannot hold).
 fn same_question(req: &Request, msg: &Message) -> bool {
     let q = req.query.original();
     matches!(msg.queries.as_slice(), [a] if a.name() == q.name()
         && a.query_type() == q.query_type()
         && a.query_class() == q.query_class())
         && msg.metadata.message_type == MessageType::Response
+        && msg.metadata.op_code == OpCode::Query
 }
 
 fn reply_from(msg: Message) -> Reply {
@@ -314,7 +317,9 @@ fn reply_from(msg: Message) -> Reply {
     reply.recursion_available = msg.metadata.recursion_available;
     reply.authentic_data = msg.metadata.authentic_data;
     reply.truncated = msg.metadata.truncation;
-    let set = |records: Vec<Record>| -> Vec<crate::chain::Rrs> {
+    let set = |mut records: Vec<Record>| -> Vec<crate::chain::Rrs> {
+        // Records without data exist only in UPDATE messages.
+        records.retain(|r| !matches!(r.data, RData::Update0(_)));
         if records.is_empty() {
             Vec::new()
         } else {

@@ -83,3 +83,38 @@ fn yaml_positions_count_a_lone_carriage_return_as_a_line() {
     let line = e.line.expect("a line");
     assert!((3..=5).contains(&line), "{e}");
 }
+
+/// upstream: an upstream answer whose header says UPDATE, holding a record with empty data.
+/// hickory reads such a record only in an UPDATE message; passed on in our answer (a QUERY), it
+/// made the answer unreadable. An upstream answer must now have the query's opcode, and records
+/// with empty data are dropped.
+const UPDATE_OPCODE_ANSWER: &[u8] = &[
+    0x23, 0x81, 0x28, 0x00, 0x21, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x2f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x94, 0x00, 0x00, 0x00,
+    0x00,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answer_with_another_opcode_is_not_passed_on() {
+    use crate::upstream::{FakeUpstream, Mode};
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+    let up = FakeUpstream::start(std::net::Ipv4Addr::LOCALHOST).await;
+    up.state.set_mode(Mode::Raw(UPDATE_OPCODE_ANSWER.to_vec()));
+    let running = support::start(
+        Path::new("/tmp/Corefile"),
+        &format!(".:0 {{\n cache 30\n forward . {}\n}}\n", up.addr),
+    )
+    .await;
+    let port = running.listeners()[0].port;
+    let q = support::query("n0.example.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    for _ in 0..2 {
+        let answer = support::in_process(&running, port, &q)
+            .await
+            .expect("an answer");
+        let m = Message::from_vec(&answer).expect("the answer parses");
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    }
+}

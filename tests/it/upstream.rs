@@ -31,6 +31,9 @@ pub enum Mode {
     WrongQuestion,
     /// Answers with this rcode and nothing else.
     Rcode(ResponseCode),
+    /// Answers with these bytes: a header (its ID and question count set to the query's), the
+    /// query's question, then the rest (as the `upstream` fuzz target builds its answers).
+    Raw(Vec<u8>),
 }
 
 pub struct State {
@@ -225,6 +228,7 @@ async fn answer(state: &State, query: &[u8], stream: bool) -> Option<Vec<u8>> {
         r.set_edns(out);
     }
     match mode {
+        Mode::Raw(data) => return splice(query, &data),
         Mode::Silent => return None,
         Mode::Slow(d) => tokio::time::sleep(d).await,
         Mode::WrongQuestion => {
@@ -282,6 +286,24 @@ async fn answer(state: &State, query: &[u8], stream: bool) -> Option<Vec<u8>> {
         r.add_authority(soa());
     }
     r.to_vec().ok()
+}
+
+fn splice(query: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    let mut end = 12;
+    while *query.get(end)? != 0 {
+        end += 1 + usize::from(query[end]);
+    }
+    end += 5;
+    let mut header = [0u8; 12];
+    let n = data.len().min(12);
+    header[..n].copy_from_slice(&data[..n]);
+    header[..2].copy_from_slice(&query[..2]);
+    header[2] = (header[2] | 0x80) & !0x02;
+    header[4..6].copy_from_slice(&[0, 1]);
+    let mut out = header.to_vec();
+    out.extend_from_slice(query.get(12..end)?);
+    out.extend_from_slice(data.get(12..).unwrap_or_default());
+    Some(out)
 }
 
 /// A free port on 127.0.0.1 for both UDP and TCP, released for someone else to bind.
