@@ -355,6 +355,10 @@ impl Inner {
         edns: Option<&Edns>,
         server: &str,
     ) {
+        // Part of an answer is not the answer.
+        if reply.truncated {
+            return;
+        }
         let Some((kind, ttl)) = self.classify(reply) else {
             return;
         };
