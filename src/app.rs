@@ -548,6 +548,9 @@ async fn build(
                     caches.push(cache.shared());
                     handlers.push(Box::new(cache));
                 }
+                PluginConfig::Loadbalance => {
+                    handlers.push(Box::new(plugins::loadbalance::Loadbalance))
+                }
                 PluginConfig::Loop => {
                     let zone = block
                         .keys

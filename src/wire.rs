@@ -203,6 +203,32 @@ impl Prepared {
         self.count == 0
     }
 
+    /// The type of each record, read from the record headers without decoding them.
+    pub fn types(&self) -> impl Iterator<Item = RecordType> + '_ {
+        let bytes = self.bytes();
+        let mut at = 0usize;
+        std::iter::from_fn(move || {
+            let rest = bytes.get(at..)?;
+            let owner = if rest.starts_with(&THIS) {
+                2
+            } else {
+                let mut i = 0;
+                loop {
+                    let len = usize::from(*rest.get(i)?);
+                    if len == 0 {
+                        break i + 1;
+                    }
+                    i += 1 + len;
+                }
+            };
+            let head = rest.get(owner..owner + 10)?;
+            let rtype = RecordType::from(u16::from_be_bytes([head[0], head[1]]));
+            let rdlen = usize::from(u16::from_be_bytes([head[8], head[9]]));
+            at += owner + 10 + rdlen;
+            Some(rtype)
+        })
+    }
+
     fn bytes(&self) -> &[u8] {
         self.data
             .get(self.start as usize..self.end as usize)
@@ -441,6 +467,8 @@ mod tests {
                 "other.example. 7 IN TXT 1.1.0",
             ]
         );
+        let types: Vec<RecordType> = p.types().collect();
+        assert_eq!(types, [RecordType::A, RecordType::SRV, RecordType::TXT]);
     }
 
     #[test]

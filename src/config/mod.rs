@@ -133,6 +133,8 @@ pub enum PluginConfig {
     Cache(Box<cache::CacheConfig>),
     Forward(Box<forward::ForwardConfig>),
     Loop,
+    /// `loadbalance [round_robin]`.
+    Loadbalance,
 }
 
 impl PluginConfig {
@@ -148,6 +150,7 @@ impl PluginConfig {
             PluginConfig::Cache(_) => "cache",
             PluginConfig::Forward(_) => "forward",
             PluginConfig::Loop => "loop",
+            PluginConfig::Loadbalance => "loadbalance",
         }
     }
 }
@@ -159,6 +162,7 @@ pub const SUPPORTED: &[&str] = &[
     "forward",
     "health",
     "kubernetes",
+    "loadbalance",
     "log",
     "loop",
     "prometheus",
@@ -306,6 +310,9 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "kubernetes" => kubernetes::parse(d, ctx).map(|k| PluginConfig::Kubernetes(Box::new(k))),
         "cache" => cache::parse(d, ctx).map(|c| PluginConfig::Cache(Box::new(c))),
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
+        "loadbalance" => parse_loadbalance(d)
+            .map(|_| PluginConfig::Loadbalance)
+            .map_err(|e| vec![e]),
         "loop" => {
             let a = Args::new("loop", d);
             a.none()
@@ -332,6 +339,37 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
             ),
         )]),
     }
+}
+
+/// `loadbalance [round_robin]`. The `weighted` policy is not supported.
+fn parse_loadbalance(d: &Directive) -> Result<(), ConfigError> {
+    let a = Args::new("loadbalance", d);
+    match a.rest {
+        [] => {}
+        [p] if p.text == "round_robin" => {}
+        [p] if p.text == "weighted" => {
+            return Err(a.err(p, "the weighted policy is not supported; use round_robin"));
+        }
+        [p, ..] if p.text == "weighted" => {
+            return Err(a.err(p, "the weighted policy is not supported; use round_robin"));
+        }
+        [p] => {
+            return Err(a.err(
+                p,
+                format!("unknown policy '{}'; expected round_robin", p.text),
+            ));
+        }
+        [_, extra, ..] => {
+            return Err(a.err(
+                extra,
+                format!(
+                    "unexpected argument '{}'; expected at most round_robin",
+                    extra.text
+                ),
+            ));
+        }
+    }
+    args::no_block("loadbalance", d)
 }
 
 /// Parses a server block key: `[dns://]ZONE[:PORT]`, where ZONE may be a CIDR (`10.0.0.0/24`),

@@ -221,7 +221,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, kubernetes, log, loop, prometheus, ready, reload",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, kubernetes, loadbalance, log, loop, prometheus, ready, reload",
         ),
         (
             ".:53 {\n hosts /etc/hosts\n}",

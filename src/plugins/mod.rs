@@ -4,6 +4,7 @@ pub mod cache;
 pub mod errors;
 pub mod forward;
 pub mod kubernetes;
+pub mod loadbalance;
 pub mod log;
 pub mod loops;
 pub mod upstream;

@@ -61,7 +61,8 @@ const A3: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 async fn the_stock_kubeadm_corefile_forwards_to_knot_and_caches() {
     let knot = Knot::start().await;
     let objects = support::root().join("deploy/local/cluster.yaml");
-    // kubeadm's Corefile, with the objects file for the API and Knot for resolv.conf.
+    // kubeadm's Corefile, whole, with the objects file for the API, Knot for resolv.conf, and
+    // loopback ports for the HTTP endpoints.
     let corefile = format!(
         ".:0 {{
     errors
@@ -85,6 +86,7 @@ async fn the_stock_kubeadm_corefile_forwards_to_knot_and_caches() {
     }}
     loop
     reload
+    loadbalance
 }}
 ",
         objects.display(),
@@ -880,4 +882,64 @@ async fn an_external_name_outside_the_cluster_is_followed_through_forward() {
         sent.queries[0].name().to_string(),
         "api.payments.example.com."
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadbalance_shuffles_addresses_and_leaves_a_single_one() {
+    let up = FakeUpstream::start(A1).await;
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let corefile = |lb: &str| {
+        format!(
+            ".:0 {{\n{lb} kubernetes cluster.local {{\n  objects {}\n }}\n forward . {}\n}}\n",
+            objects.display(),
+            up.addr
+        )
+    };
+    let (running, port) = start(&corefile(" loadbalance round_robin\n")).await;
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let m = ask(
+            &running,
+            port,
+            "POSTGRES-PEERS.db.svc.cluster.local.",
+            RecordType::A,
+        )
+        .await;
+        let mut got = addresses(&m);
+        assert_eq!(
+            m.answers[0].name.to_string(),
+            "POSTGRES-PEERS.db.svc.cluster.local."
+        );
+        firsts.insert(got[0].clone());
+        got.sort();
+        assert_eq!(got, ["10.244.1.30", "10.244.2.31", "10.244.3.32"]);
+    }
+    assert_eq!(
+        firsts.len(),
+        3,
+        "each endpoint comes first sometimes: {firsts:?}"
+    );
+    // One address: left as it is.
+    let m = ask(
+        &running,
+        port,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(addresses(&m), ["10.96.0.1"]);
+    // Without loadbalance, the order is the index's, every time.
+    let (plain, plain_port) = start(&corefile("")).await;
+    let mut orders = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let m = ask(
+            &plain,
+            plain_port,
+            "postgres-peers.db.svc.cluster.local.",
+            RecordType::A,
+        )
+        .await;
+        orders.insert(addresses(&m));
+    }
+    assert_eq!(orders.len(), 1);
 }
