@@ -19,6 +19,7 @@ use crate::chain::{
 use crate::config::forward::{ForwardConfig, Policy, Transport as ToTransport};
 use crate::observe::metrics::{Metrics, rcode_label};
 use crate::plugins::loops::Probe;
+use crate::plugins::shuffle;
 use crate::plugins::upstream::{ExchangeError, Proto, Proxy, ProxyOptions, tls_connector};
 
 /// How long one query may spend on all its upstreams (CoreDNS's `defaultTimeout`).
@@ -330,11 +331,4 @@ fn reply_from(msg: Message) -> Reply {
     reply.authority = set(msg.authorities);
     reply.additionals = set(msg.additionals);
     reply
-}
-
-fn shuffle<T>(list: &mut [T]) {
-    for i in (1..list.len()).rev() {
-        let j = rand::random_range(0..=i);
-        list.swap(i, j);
-    }
 }

@@ -9,6 +9,7 @@
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::chain::{Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
+use crate::plugins::shuffle;
 
 pub struct Loadbalance;
 
@@ -74,13 +75,6 @@ pub fn round_robin(records: Vec<Record>) -> Vec<Record> {
     cname.append(&mut address);
     cname.append(&mut mx);
     cname
-}
-
-fn shuffle<T>(list: &mut [T]) {
-    for i in (1..list.len()).rev() {
-        let j = rand::random_range(0..=i);
-        list.swap(i, j);
-    }
 }
 
 #[cfg(test)]

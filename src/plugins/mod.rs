@@ -8,3 +8,11 @@ pub mod loadbalance;
 pub mod log;
 pub mod loops;
 pub mod upstream;
+
+/// A uniform random permutation (Fisher–Yates).
+pub fn shuffle<T>(list: &mut [T]) {
+    for i in (1..list.len()).rev() {
+        let j = rand::random_range(0..=i);
+        list.swap(i, j);
+    }
+}

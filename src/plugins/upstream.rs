@@ -151,8 +151,10 @@ impl Proxy {
     /// Sends `query` (whose first two bytes are its ID) and returns the answer with that ID.
     pub async fn exchange(&self, query: &[u8], proto: Proto) -> Result<Vec<u8>, ExchangeError> {
         let id = [query[0], query[1]];
-        for _ in 0..2 {
-            let (mut conn, cached) = match self.take(proto) {
+        for attempt in 0..2 {
+            // A second attempt always dials: the other kept connections may be as stale.
+            let kept = if attempt == 0 { self.take(proto) } else { None };
+            let (mut conn, cached) = match kept {
                 Some(c) => (c, true),
                 None => (self.dial(proto).await?, false),
             };

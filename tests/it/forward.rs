@@ -367,6 +367,32 @@ async fn tcp_connections_are_kept_and_reused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_the_upstream_closed_is_replaced() {
+    let up = FakeUpstream::start(A1).await;
+    up.state.close_after_answer.store(true, Ordering::SeqCst);
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  force_tcp\n }}\n}}\n",
+        up.addr
+    ))
+    .await;
+    for i in 0..3 {
+        let m = ask(&running, port, &format!("k{i}.example."), RecordType::A).await;
+        assert_eq!(addresses(&m), ["192.0.2.1"], "query {i}");
+        // Let the close arrive before the next query takes the kept connection.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(up.state.conns.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        metric(
+            &running,
+            "coredns_proxy_conn_cache_hits_total",
+            &["proto=\"tcp\""]
+        ),
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_concurrent_refuses_what_is_beyond_it() {
     let up = FakeUpstream::start(A1).await;
     up.state.set_mode(Mode::Slow(Duration::from_millis(500)));

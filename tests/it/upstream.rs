@@ -49,6 +49,8 @@ pub struct State {
     pub checks: AtomicUsize,
     /// The last health check: its name and its RD bit.
     pub last_check: Mutex<Option<(String, bool)>>,
+    /// Close each TCP connection after one answer, as a server with a short idle timeout does.
+    pub close_after_answer: std::sync::atomic::AtomicBool,
     /// The last query (not a health check) as it arrived.
     pub last: Mutex<Option<Vec<u8>>>,
 }
@@ -98,6 +100,7 @@ impl FakeUpstream {
             conns: AtomicUsize::new(0),
             checks: AtomicUsize::new(0),
             last_check: Mutex::new(None),
+            close_after_answer: Default::default(),
             last: Mutex::new(None),
         });
         let (udp, tcp) = bind_pair(port).await;
@@ -174,7 +177,9 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, state: &State
         if let Some(out) = answer(state, &buf, true).await {
             let mut framed = (out.len() as u16).to_be_bytes().to_vec();
             framed.extend_from_slice(&out);
-            if s.write_all(&framed).await.is_err() {
+            if s.write_all(&framed).await.is_err()
+                || state.close_after_answer.load(Ordering::SeqCst)
+            {
                 return;
             }
         }
