@@ -577,14 +577,19 @@ impl Handler for Cache {
                     m.hits
                         .with_label_values(&[req.server, e.kind.label(), z, ""])
                         .inc();
-                    if c.wants_prefetch(&e, now) && !e.refreshing.swap(true, Ordering::Relaxed) {
+                    // A cluster name is not refreshed behind the client: its entry goes when the
+                    // cluster changes, and a background ask could not follow its aliases.
+                    if e.generation.is_none()
+                        && c.wants_prefetch(&e, now)
+                        && !e.refreshing.swap(true, Ordering::Relaxed)
+                    {
                         m.prefetch.with_label_values(&[req.server, z, ""]).inc();
                         c.refresh(refresh(&key, &e));
                     }
                     let ttl = (!c.keepttl).then(|| e.left(now));
                     return Ok(e.reply(ttl));
                 }
-                if c.stale_ok(&e, now) {
+                if e.generation.is_none() && c.stale_ok(&e, now) {
                     let mode = c.stale.map_or(StaleMode::Immediate, |s| s.mode);
                     if mode == StaleMode::Immediate {
                         m.served_stale.with_label_values(&[req.server, z, ""]).inc();

@@ -969,3 +969,24 @@ async fn loadbalance_shuffles_addresses_and_leaves_a_single_one() {
     }
     assert_eq!(orders.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_cluster_alias_is_not_refreshed_behind_the_client() {
+    // An ExternalName's answer is followed through forward. A background refresh could not
+    // follow it, so cluster names are left out of prefetch (their entries go on a change).
+    let up = FakeUpstream::start(A2).await;
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let (running, port) = start(&format!(
+        ".:0 {{\n cache {{\n  success 1024 3 1\n  prefetch 1 1m 90%\n }}\n kubernetes cluster.local {{\n  objects {}\n }}\n forward . {}\n}}\n",
+        objects.display(),
+        up.addr
+    ))
+    .await;
+    for _ in 0..4 {
+        let m = ask(&running, port, "payments-api.shop.svc.cluster.local.", RecordType::A).await;
+        assert_eq!(m.answers.len(), 2, "{:?}", m.answers);
+        assert_eq!(addresses(&m), ["192.0.2.2"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&running, "coredns_cache_prefetch_total", &[]), 0.0);
+}
