@@ -983,7 +983,13 @@ async fn a_cached_cluster_alias_is_not_refreshed_behind_the_client() {
     ))
     .await;
     for _ in 0..4 {
-        let m = ask(&running, port, "payments-api.shop.svc.cluster.local.", RecordType::A).await;
+        let m = ask(
+            &running,
+            port,
+            "payments-api.shop.svc.cluster.local.",
+            RecordType::A,
+        )
+        .await;
         assert_eq!(m.answers.len(), 2, "{:?}", m.answers);
         assert_eq!(addresses(&m), ["192.0.2.2"]);
         tokio::time::sleep(Duration::from_millis(100)).await;
