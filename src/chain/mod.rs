@@ -241,10 +241,6 @@ impl Chain {
         }
         .serve(req)
     }
-
-    pub fn handlers(&self) -> &[Box<dyn Handler>] {
-        &self.handlers
-    }
 }
 
 /// An [`Upstream`] that finds nothing: for requests made outside a server's routing.

@@ -58,6 +58,16 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// `t` as a Go-style duration, or an error naming it.
+    pub fn duration(&self, t: &Token) -> Result<Duration, ConfigError> {
+        parse_duration(&t.text).ok_or_else(|| {
+            self.err(
+                t,
+                format!("'{}' is not a duration; expected e.g. 5s", t.text),
+            )
+        })
+    }
+
     /// At least one argument.
     pub fn some(&self, expected: &str) -> Result<&'a [Token], ConfigError> {
         if self.rest.is_empty() {

@@ -8,7 +8,6 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{Directive, Token};
 
-use super::args::parse_duration;
 use super::{Args, BlockContext, ConfigError};
 
 pub const DEFAULT_CAPACITY: usize = 9984;
@@ -158,7 +157,7 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
                 percentage: 10,
             };
             if let Some(t) = toks.get(1) {
-                prefetch.duration = duration(&a, t)?;
+                prefetch.duration = a.duration(t)?;
             }
             if let Some(t) = toks.get(2) {
                 let pct = t.text.strip_suffix('%').ok_or_else(|| {
@@ -186,7 +185,7 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
                 mode: StaleMode::Immediate,
             };
             if let Some(t) = a.rest.first() {
-                stale.duration = duration(&a, t)?;
+                stale.duration = a.duration(t)?;
             }
             if let Some(t) = a.rest.get(1) {
                 stale.mode = match t.text.as_str() {
@@ -207,7 +206,7 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
         }
         "servfail" => {
             let t = a.one("a duration such as 5s (0 turns it off)")?;
-            let d = duration(&a, t)?;
+            let d = a.duration(t)?;
             if d > MAX_SERVFAIL {
                 return Err(a.err(t, "may not be more than 5m"));
             }
@@ -262,13 +261,4 @@ fn ttl(a: &Args, t: &Token) -> Result<u32, ConfigError> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| a.err(t, format!("'{}' is not a TTL in seconds above 0", t.text)))
-}
-
-fn duration(a: &Args, t: &Token) -> Result<Duration, ConfigError> {
-    parse_duration(&t.text).ok_or_else(|| {
-        a.err(
-            t,
-            format!("'{}' is not a duration; expected e.g. 1m", t.text),
-        )
-    })
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::corefile::Directive;
 
-use super::args::{ListenAddr, parse_duration, parse_listen_addr};
+use super::args::{ListenAddr, parse_listen_addr};
 use super::{Args, ConfigError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,14 +27,8 @@ pub fn parse(d: &Directive) -> Result<HealthConfig, Vec<ConfigError>> {
     for p in d.block.iter().flatten() {
         let a = Args::new(format!("health: {}", p.name.text), p);
         match p.name.text.as_str() {
-            "lameduck" => match a.one("a duration such as 5s") {
-                Ok(t) => match parse_duration(&t.text) {
-                    Some(dur) => lameduck = Some(dur),
-                    None => errors.push(a.err(
-                        t,
-                        format!("'{}' is not a duration; expected e.g. 5s", t.text),
-                    )),
-                },
+            "lameduck" => match a.one("a duration such as 5s").and_then(|t| a.duration(t)) {
+                Ok(dur) => lameduck = Some(dur),
                 Err(e) => errors.push(e),
             },
             other => errors.push(ConfigError::new(

@@ -89,10 +89,6 @@ impl Forward {
         })
     }
 
-    pub fn proxies(&self) -> &[Arc<Proxy>] {
-        &self.proxies
-    }
-
     fn matches(&self, name: &LowerName) -> bool {
         self.from.zone_of(name) && !self.except.iter().any(|e| e.zone_of(name))
     }

@@ -49,10 +49,6 @@ impl Probe {
         }
     }
 
-    pub fn name(&self) -> &Name {
-        &self.name
-    }
-
     /// `forward` tells where it sent `name`.
     pub fn sent(&self, name: &LowerName, upstream: &str) {
         if *name == self.lower && !self.done.load(Ordering::Relaxed) {

@@ -127,17 +127,9 @@ impl Proxy {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.to.addr
-    }
-
     /// Down: more than `max_fails` health checks in a row failed (never, with `max_fails 0`).
     pub fn down(&self) -> bool {
         self.opts.max_fails != 0 && self.fails.load(Ordering::Relaxed) > self.opts.max_fails
-    }
-
-    pub fn fails(&self) -> u32 {
-        self.fails.load(Ordering::Relaxed)
     }
 
     /// The transport for a query: TLS upstreams always use TLS.
