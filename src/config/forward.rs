@@ -14,7 +14,6 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{Directive, Token};
 
-use super::args::parse_duration;
 use super::{Args, ConfigError};
 
 /// CoreDNS's limit on upstreams per `forward`.
@@ -185,7 +184,7 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
             a.none()?;
             cfg.prefer_udp = true;
         }
-        "expire" => cfg.expire = duration(&a, a.one("a duration such as 10s")?)?,
+        "expire" => cfg.expire = a.duration(a.one("a duration such as 10s")?)?,
         "max_fails" => cfg.max_fails = number(&a, a.one("a number")?)?,
         "max_idle_conns" => cfg.max_idle_conns = number(&a, a.one("a number")?)?,
         "max_concurrent" => {
@@ -214,7 +213,7 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
         }
         "health_check" => {
             let toks = a.some("a duration such as 0.5s, then optionally no_rec and domain NAME")?;
-            cfg.health_check.interval = duration(&a, &toks[0])?;
+            cfg.health_check.interval = a.duration(&toks[0])?;
             let mut rest = toks[1..].iter();
             while let Some(t) = rest.next() {
                 match t.text.as_str() {
@@ -243,6 +242,13 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
             cfg.failfast_all_unhealthy_upstreams = true;
         }
         "tls" => {
+            // Read when the forwarder starts; a missing file is reported here, where it is named.
+            for t in a.rest {
+                let p = super::relative_path(&t.pos, &t.text);
+                if !p.is_file() {
+                    return Err(a.err(t, format!("cannot read '{}'", p.display())));
+                }
+            }
             let path = |t: &Token| super::relative_path(&t.pos, &t.text);
             cfg.tls = Some(match a.rest {
                 [] => TlsFiles::default(),
@@ -284,15 +290,6 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-fn duration(a: &Args, t: &Token) -> Result<Duration, ConfigError> {
-    parse_duration(&t.text).ok_or_else(|| {
-        a.err(
-            t,
-            format!("'{}' is not a duration; expected e.g. 5s", t.text),
-        )
-    })
 }
 
 fn number<N: std::str::FromStr>(a: &Args, t: &Token) -> Result<N, ConfigError> {

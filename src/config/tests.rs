@@ -604,6 +604,10 @@ fn forward_cache_and_loop_errors_name_the_position() {
             "3:19: forward: health_check: unexpected 'often'; expected no_rec or domain NAME",
         ),
         (
+            ".:53 {\n forward . tls://1.1.1.1 {\n  tls /nonexistent/ca.pem\n }\n}",
+            "3:7: forward: tls: cannot read '/nonexistent/ca.pem'",
+        ),
+        (
             ".:53 {\n forward . 1.1.1.1 {\n  bogus\n }\n}",
             "3:3: forward: unknown property 'bogus'; expected one of: except, force_tcp",
         ),
