@@ -6,6 +6,8 @@
 //! cargo build --release && cargo bench --bench live -- [--services 10000] [--endpoints 100000] [--changes 200]
 //! ```
 //!
+//! `BENCH_BIN=PATH` runs another binary (the image's static one, from deploy/build-static.sh).
+//!
 //! Prints: time from start to `/ready` 200 (every kind listed), resident memory after sync
 //! (VmRSS, and the peak VmHWM), and the time from a change at the API to the first correct
 //! answer, for new Services and for endpoint changes of headless Services (median, p95, p99).
@@ -135,9 +137,13 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// `target/release/clusterdns`, or `BENCH_BIN` (the static binary of deploy/build-static.sh,
+/// say, to size the image's binary).
 fn binary() -> std::path::PathBuf {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/clusterdns");
+    let bin = std::env::var_os("BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/clusterdns"));
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build --release` first",
