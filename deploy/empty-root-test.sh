@@ -65,8 +65,8 @@ run() { # $1: binary name inside the root; the rest: the checks to run while it 
             --caps="cap_net_bind_service+ep" \
             --shell="/$name" -- -conf /etc/coredns/Corefile >"$log" 2>&1 &
         pid=$!
-        "$@"
-        status=$?
+        status=0
+        "$@" || status=$?
         kill -TERM $pid 2>/dev/null || true
         wait $pid 2>/dev/null || true
         exit $status
