@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Probe, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -405,16 +405,27 @@ fn check_stock_container(c: &Container) {
         ]
     );
 
-    let live = c.liveness_probe.clone().unwrap();
-    let get = live.http_get.unwrap();
-    assert_eq!(
-        (get.path.as_deref(), get.port, get.scheme.as_deref()),
+    // Both probes: an HTTP GET of a path on a named port.
+    let http_get = |probe: Option<Probe>| {
+        let get = probe.unwrap().http_get.unwrap();
+        (get.path.unwrap(), get.port, get.scheme.unwrap())
+    };
+    let named = |path: &str, port: &str| {
         (
-            Some("/health"),
-            IntOrString::String("liveness-probe".into()),
-            Some("HTTP")
+            path.to_string(),
+            IntOrString::String(port.into()),
+            "HTTP".to_string(),
         )
+    };
+    assert_eq!(
+        http_get(c.liveness_probe.clone()),
+        named("/health", "liveness-probe")
     );
+    assert_eq!(
+        http_get(c.readiness_probe.clone()),
+        named("/ready", "readiness-probe")
+    );
+    let live = c.liveness_probe.clone().unwrap();
     assert_eq!(
         (
             live.initial_delay_seconds,
@@ -424,17 +435,6 @@ fn check_stock_container(c: &Container) {
         ),
         (Some(60), Some(5), Some(1), Some(5))
     );
-    let ready = c.readiness_probe.clone().unwrap();
-    let get = ready.http_get.unwrap();
-    assert_eq!(
-        (get.path.as_deref(), get.port, get.scheme.as_deref()),
-        (
-            Some("/ready"),
-            IntOrString::String("readiness-probe".into()),
-            Some("HTTP")
-        )
-    );
-
     let sc = c.security_context.clone().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
@@ -668,21 +668,8 @@ async fn the_guides_verify_commands_answer_from_a_fresh_install() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Corefile"), &corefile).unwrap();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .arg("-conf")
-        .arg(dir.path().join("Corefile"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("clusterdns starts");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _kill = Kill(&mut server);
+    // The real binary; it answers once the API's Services are listed.
+    let server = crate::process::Proc::start(dir.path(), &[], dns);
 
     let run = |command: &str| -> String {
         let local = if let Some(rest) = command.strip_prefix("dig ") {
@@ -709,7 +696,8 @@ async fn the_guides_verify_commands_answer_from_a_fresh_install() {
     while !run("curl -s http://$DNS_POD:8181/ready").contains("OK") {
         assert!(
             std::time::Instant::now() < deadline,
-            "the server did not become ready"
+            "the server did not become ready:\n{}",
+            server.output()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -718,7 +706,8 @@ async fn the_guides_verify_commands_answer_from_a_fresh_install() {
         for w in *want {
             assert!(
                 out.contains(w),
-                "`{command}` should print {w:?}; it printed:\n{out}"
+                "`{command}` should print {w:?}; it printed:\n{out}\nThe server printed:\n{}",
+                server.output()
             );
         }
     }

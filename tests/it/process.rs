@@ -25,14 +25,14 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// A running `clusterdns` and everything it printed.
-struct Proc {
+pub struct Proc {
     child: Child,
     out: Arc<Mutex<Vec<String>>>,
     dns: u16,
 }
 
 impl Proc {
-    fn start(dir: &Path, args: &[&str], dns: u16) -> Proc {
+    pub fn start(dir: &Path, args: &[&str], dns: u16) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
             .arg("-conf")
             .arg(dir.join("Corefile"))
@@ -66,7 +66,7 @@ impl Proc {
         p
     }
 
-    fn output(&self) -> String {
+    pub fn output(&self) -> String {
         self.out.lock().unwrap().join("\n")
     }
 
