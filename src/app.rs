@@ -576,6 +576,12 @@ async fn build(
                         }
                     }
                 }
+                PluginConfig::Hosts(c) => {
+                    match plugins::hosts::Hosts::new(c, app.shared.metrics.clone()) {
+                        Ok(h) => handlers.push(Box::new(h)),
+                        Err(e) => return Err((e, give_back(built, reuse))),
+                    }
+                }
                 PluginConfig::Errors(c) => handlers.push(Box::new(plugins::errors::Errors::new(c))),
                 PluginConfig::Log(c) => observers.push(Arc::new(plugins::log::Log::new(c.clone()))),
                 PluginConfig::Kubernetes(cfg) => {

@@ -65,6 +65,18 @@ impl Fallthrough {
     }
 }
 
+/// `fallthrough [ZONES…]`: every name when no zone is given.
+pub fn parse_fallthrough(args: &Args) -> Result<Fallthrough, ConfigError> {
+    if args.rest.is_empty() {
+        return Ok(Fallthrough::All);
+    }
+    let mut zones = Vec::new();
+    for a in args.rest {
+        zones.extend(parse_zone(&a.text).map_err(|m| args.err(a, m))?);
+    }
+    Ok(Fallthrough::Zones(zones))
+}
+
 /// Where the cluster's objects come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -262,17 +274,7 @@ fn property(
                 }
             };
         }
-        "fallthrough" => {
-            cfg.fallthrough = if args.rest.is_empty() {
-                Fallthrough::All
-            } else {
-                let mut zones = Vec::new();
-                for a in args.rest {
-                    zones.extend(parse_zone(&a.text).map_err(|m| args.err(a, m))?);
-                }
-                Fallthrough::Zones(zones)
-            };
-        }
+        "fallthrough" => cfg.fallthrough = parse_fallthrough(args)?,
         "ttl" => {
             let t = args.one("a TTL in seconds")?;
             cfg.ttl = t

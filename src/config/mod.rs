@@ -7,6 +7,7 @@ pub mod cache;
 pub mod errors;
 pub mod forward;
 pub mod health;
+pub mod hosts;
 pub mod kubernetes;
 pub mod log;
 pub mod prometheus;
@@ -132,6 +133,7 @@ pub enum PluginConfig {
     Kubernetes(Box<kubernetes::KubernetesConfig>),
     Cache(Box<cache::CacheConfig>),
     Forward(Box<forward::ForwardConfig>),
+    Hosts(Box<hosts::HostsConfig>),
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
@@ -149,6 +151,7 @@ impl PluginConfig {
             PluginConfig::Kubernetes(_) => "kubernetes",
             PluginConfig::Cache(_) => "cache",
             PluginConfig::Forward(_) => "forward",
+            PluginConfig::Hosts(_) => "hosts",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
         }
@@ -161,6 +164,7 @@ pub const SUPPORTED: &[&str] = &[
     "errors",
     "forward",
     "health",
+    "hosts",
     "kubernetes",
     "loadbalance",
     "log",
@@ -310,6 +314,7 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "kubernetes" => kubernetes::parse(d, ctx).map(|k| PluginConfig::Kubernetes(Box::new(k))),
         "cache" => cache::parse(d, ctx).map(|c| PluginConfig::Cache(Box::new(c))),
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
+        "hosts" => hosts::parse(d, ctx).map(|h| PluginConfig::Hosts(Box::new(h))),
         "loadbalance" => parse_loadbalance(d)
             .map(|_| PluginConfig::Loadbalance)
             .map_err(|e| vec![e]),

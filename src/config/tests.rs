@@ -221,11 +221,35 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, kubernetes, loadbalance, log, loop, prometheus, ready, reload",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload",
         ),
         (
-            ".:53 {\n hosts /etc/hosts\n}",
-            "/etc/coredns/Corefile:2:2: hosts: this CoreDNS directive is not supported by clusterdns yet",
+            ".:53 {\n etcd skydns.local\n}",
+            "/etc/coredns/Corefile:2:2: etcd: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n hosts {\n  fallthrough\n  10.0.0.1 late\n }\n}",
+            "4:3: hosts: inline entries must come before fallthrough (at /etc/coredns/Corefile:3:3)",
+        ),
+        (
+            ".:53 {\n hosts {\n  ttl 0\n }\n}",
+            "3:7: hosts: ttl: bad TTL '0'; expected 1 to 65535",
+        ),
+        (
+            ".:53 {\n hosts {\n  reload often\n }\n}",
+            "3:10: hosts: reload: 'often' is not a duration",
+        ),
+        (
+            ".:53 {\n hosts {\n  10.0.0.1\n }\n}",
+            "3:3: hosts: 10.0.0.1: expected at least one name after the address",
+        ),
+        (
+            ".:53 {\n hosts {\n  no_reverse please\n }\n}",
+            "3:14: hosts: no_reverse: unexpected argument 'please'",
+        ),
+        (
+            ".:53 {\n hosts {\n  nameserver 10.0.0.1\n }\n}",
+            "3:3: hosts: unknown property 'nameserver'; expected an inline 'IP NAME…' line, ttl, reload, no_reverse or fallthrough",
         ),
         (
             ".:53 {\n proxy . /etc/resolv.conf\n}",
@@ -660,4 +684,47 @@ fn forward_cache_and_loop_errors_name_the_position() {
         let err = load_text(text).expect_err(text).to_string();
         assert!(err.contains(want), "{text}\n got: {err}\nwant: {want}");
     }
+}
+
+#[test]
+fn hosts_properties() {
+    let cfg = load_text(
+        "cluster.local:53 {\n hosts\n}\n.:53 {\n hosts NodeHosts example.org 10.0.0.0/24 {\n  ttl 60\n  reload 0\n  10.0.0.1 a.example.org B\n  fe80::1%eth0 c\n  no_reverse\n  fallthrough example.org\n }\n}",
+    )
+    .unwrap();
+    let hosts = |i: usize| match &cfg.servers[i].plugins[..] {
+        [PluginConfig::Hosts(h)] => (**h).clone(),
+        other => panic!("{other:?}"),
+    };
+    let h = hosts(0);
+    assert_eq!(h.path, std::path::PathBuf::from("/etc/hosts"));
+    assert_eq!(zones(&h.zones), ["cluster.local."]);
+    assert_eq!(
+        (h.ttl, h.reload, h.reverse),
+        (3600, Duration::from_secs(5), true)
+    );
+    assert_eq!(h.fallthrough, Fallthrough::Never);
+    let h = hosts(1);
+    assert_eq!(h.path, std::path::PathBuf::from("/etc/coredns/NodeHosts"));
+    assert_eq!(zones(&h.zones), ["example.org.", "0.0.10.in-addr.arpa."]);
+    assert_eq!((h.ttl, h.reload, h.reverse), (60, Duration::ZERO, false));
+    let inline: Vec<(String, Vec<String>)> = h
+        .inline
+        .iter()
+        .map(|(ip, n)| (ip.to_string(), zones(n)))
+        .collect();
+    assert_eq!(
+        inline,
+        [
+            (
+                "10.0.0.1".to_string(),
+                vec!["a.example.org.".to_string(), "b.".to_string()]
+            ),
+            ("fe80::1".to_string(), vec!["c.".to_string()]),
+        ]
+    );
+    assert_eq!(
+        h.fallthrough,
+        Fallthrough::Zones(vec![Name::from_ascii("example.org.").unwrap()])
+    );
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::chain::Transport;
@@ -56,6 +56,10 @@ pub struct Metrics {
     pub kubernetes_stale: prometheus::GaugeVec,
     pub forward: ForwardMetrics,
     pub cache: CacheMetrics,
+    /// `coredns_hosts_entries`: name–address pairs of the hosts file and the inline lines.
+    pub hosts_entries: IntGauge,
+    /// `coredns_hosts_reload_timestamp_seconds`: when the hosts file was last read.
+    pub hosts_reload_timestamp: Gauge,
 }
 
 /// `forward`'s metrics: CoreDNS's current `coredns_proxy_*` names, and the `coredns_forward_*`
@@ -421,6 +425,22 @@ impl Metrics {
         .expect("valid metric"));
         let forward = ForwardMetrics::new(&r);
         let cache = CacheMetrics::new(&r);
+        let hosts_entries = register(
+            &r,
+            IntGauge::new(
+                "coredns_hosts_entries",
+                "The combined number of entries in hosts and Corefile.",
+            )
+            .expect("valid metric"),
+        );
+        let hosts_reload_timestamp = register(
+            &r,
+            Gauge::new(
+                "coredns_hosts_reload_timestamp_seconds",
+                "The timestamp of the last reload of hosts file.",
+            )
+            .expect("valid metric"),
+        );
         // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
         let _ = r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -445,6 +465,8 @@ impl Metrics {
             kubernetes_stale,
             forward,
             cache,
+            hosts_entries,
+            hosts_reload_timestamp,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod errors;
 pub mod forward;
+pub mod hosts;
 pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;

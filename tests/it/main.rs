@@ -10,6 +10,7 @@ mod deploy;
 mod files;
 mod forward;
 mod fuzzed;
+mod hosts;
 mod live;
 mod operability;
 mod packets;
