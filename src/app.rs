@@ -444,6 +444,11 @@ impl App {
             );
             tokio::time::sleep(d).await;
         }
+        self.close().await;
+    }
+
+    /// Stops at once: listeners closed, watches ended, no lameduck.
+    pub async fn close(&self) {
         let (dns, http, kube) = {
             let mut s = self.lock();
             (

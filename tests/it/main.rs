@@ -6,6 +6,7 @@ mod apiserver;
 mod cases;
 mod cli;
 mod clients;
+mod compat;
 mod deploy;
 mod files;
 mod forward;
