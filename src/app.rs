@@ -587,6 +587,9 @@ async fn build(
                         Err(e) => return Err((e, give_back(built, reuse))),
                     }
                 }
+                PluginConfig::Template(c) => handlers.push(Box::new(
+                    plugins::template::Template::new(c, app.shared.metrics.clone()),
+                )),
                 PluginConfig::Errors(c) => handlers.push(Box::new(plugins::errors::Errors::new(c))),
                 PluginConfig::Log(c) => observers.push(Arc::new(plugins::log::Log::new(c.clone()))),
                 PluginConfig::Kubernetes(cfg) => {

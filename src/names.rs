@@ -11,6 +11,79 @@ pub fn fqdn(text: &str) -> Option<Name> {
     Some(name.to_lowercase())
 }
 
+/// Reads a name in presentation form as hickory prints it, escapes and all (`\\.` inside a
+/// label, `\\DDD` for any byte), into an absolute name. hickory's own text parsers refuse labels
+/// holding spaces or control bytes even when escaped; a client may send such a name, and a
+/// template that quotes it must read it back unchanged.
+pub fn from_presentation(text: &str) -> Option<Name> {
+    if text == "." {
+        return Some(Name::root());
+    }
+    let bytes = text.as_bytes();
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut label = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => {
+                let rest = &bytes[i + 1..];
+                if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
+                    let n = rest[..3]
+                        .iter()
+                        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+                    label.push(u8::try_from(n).ok()?);
+                    i += 4;
+                } else {
+                    label.push(*rest.first()?);
+                    i += 2;
+                }
+            }
+            b'.' => {
+                if label.is_empty() {
+                    return None;
+                }
+                labels.push(std::mem::take(&mut label));
+                i += 1;
+            }
+            b => {
+                label.push(b);
+                i += 1;
+            }
+        }
+    }
+    if !label.is_empty() {
+        labels.push(label);
+    }
+    let mut name = Name::from_labels(labels).ok()?;
+    name.set_fqdn(true);
+    Some(name)
+}
+
+/// A name in presentation form as RFC 1035 writes it: absolute, `\\.`-style escapes for the
+/// characters zone files give a meaning, `\\DDD` (decimal) for bytes that do not print, the space
+/// among them, so that the name stays one word.
+/// (hickory's `Display` writes the three digits in octal.) [`from_presentation`] reads it back.
+pub fn to_presentation(name: &Name) -> String {
+    if name.is_root() {
+        return ".".into();
+    }
+    let mut out = String::new();
+    for label in name.iter() {
+        for &b in label {
+            match b {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                0x21..=0x7e => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+        out.push('.');
+    }
+    out
+}
+
 /// `label.parent`, or `None` if the label is not a valid DNS label or the name gets too long.
 pub fn child(parent: &Name, label: &str) -> Option<Name> {
     parent.prepend_label(label).ok()

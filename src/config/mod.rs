@@ -14,6 +14,7 @@ pub mod prometheus;
 pub mod ready;
 pub mod reload;
 pub mod selector;
+pub mod template;
 #[cfg(test)]
 mod tests;
 
@@ -134,6 +135,7 @@ pub enum PluginConfig {
     Cache(Box<cache::CacheConfig>),
     Forward(Box<forward::ForwardConfig>),
     Hosts(Box<hosts::HostsConfig>),
+    Template(Box<template::TemplateConfig>),
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
@@ -152,6 +154,7 @@ impl PluginConfig {
             PluginConfig::Cache(_) => "cache",
             PluginConfig::Forward(_) => "forward",
             PluginConfig::Hosts(_) => "hosts",
+            PluginConfig::Template(_) => "template",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
         }
@@ -172,10 +175,11 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "ready",
     "reload",
+    "template",
 ];
 
 /// Directives that may appear more than once in a block.
-const REPEATABLE: &[&str] = &["log", "forward"];
+const REPEATABLE: &[&str] = &["log", "forward", "template"];
 
 /// Reads, parses and types the Corefile at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
@@ -315,6 +319,7 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "cache" => cache::parse(d, ctx).map(|c| PluginConfig::Cache(Box::new(c))),
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
         "hosts" => hosts::parse(d, ctx).map(|h| PluginConfig::Hosts(Box::new(h))),
+        "template" => template::parse(d, ctx).map(|t| PluginConfig::Template(Box::new(t))),
         "loadbalance" => parse_loadbalance(d)
             .map(|_| PluginConfig::Loadbalance)
             .map_err(|e| vec![e]),

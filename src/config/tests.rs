@@ -221,11 +221,35 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
             "/etc/coredns/Corefile:2:2: etcd: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n template IN\n}",
+            "2:2: template: expected a class and a type (e.g. 'template IN A' or 'template ANY AAAA')",
+        ),
+        (
+            ".:53 {\n template IN AAAAA\n}",
+            "2:14: template: unknown record type 'AAAAA'; expected e.g. A, AAAA or ANY",
+        ),
+        (
+            ".:53 {\n template ANY ANY {\n  match ^(unclosed\n }\n}",
+            "3:9: template: match: '^(unclosed' is not a regular expression",
+        ),
+        (
+            ".:53 {\n template ANY ANY {\n  answer \"{{ .Meta \\\"x\\\" }} A 1.2.3.4\"\n }\n}",
+            "3:10: template: answer: template action '{{ .Meta \"x\" }}' is not supported",
+        ),
+        (
+            ".:53 {\n template ANY ANY {\n  rcode MAYBE\n }\n}",
+            "3:9: template: rcode: unknown response code 'MAYBE'",
+        ),
+        (
+            ".:53 {\n template ANY ANY {\n  ederror 15 \"blocked\"\n }\n}",
+            "3:3: template: ederror: extended DNS errors are not supported by clusterdns; use rcode",
         ),
         (
             ".:53 {\n hosts {\n  fallthrough\n  10.0.0.1 late\n }\n}",
@@ -727,4 +751,45 @@ fn hosts_properties() {
         h.fallthrough,
         Fallthrough::Zones(vec![Name::from_ascii("example.org.").unwrap()])
     );
+}
+
+#[test]
+fn templates_keep_corefile_order_and_defaults() {
+    let cfg = load_text(
+        "example.org:53 {\n template ANY ANY a.example.org {\n  rcode NXDOMAIN\n }\n errors\n template IN AAAA {\n  match ^x ^y\n  answer \"{{ .Name }} 60 IN AAAA ::1\" \"{{ .Name }} 60 IN AAAA ::2\"\n  fallthrough\n  upstream\n }\n}",
+    )
+    .unwrap();
+    let templates: Vec<&template::TemplateConfig> = cfg.servers[0]
+        .plugins
+        .iter()
+        .filter_map(|p| match p {
+            PluginConfig::Template(t) => Some(&**t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(templates.len(), 2);
+    let (a, b) = (templates[0], templates[1]);
+    assert_eq!((a.class, a.qtype), (None, None));
+    assert_eq!(zones(&a.zones), ["a.example.org."]);
+    assert_eq!(a.rcode, ResponseCode::NXDomain);
+    assert_eq!(
+        a.regex.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        [".*"]
+    );
+    assert_eq!(a.fallthrough, Fallthrough::Never);
+    assert_eq!(
+        (b.class, b.qtype),
+        (
+            Some(hickory_proto::rr::DNSClass::IN),
+            Some(hickory_proto::rr::RecordType::AAAA)
+        )
+    );
+    assert_eq!(zones(&b.zones), ["example.org."]);
+    assert_eq!(
+        b.regex.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        ["^x", "^y"]
+    );
+    assert_eq!(b.answer.len(), 2);
+    assert!(b.upstream);
+    assert_eq!(b.fallthrough, Fallthrough::All);
 }

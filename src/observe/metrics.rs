@@ -60,6 +60,44 @@ pub struct Metrics {
     pub hosts_entries: IntGauge,
     /// `coredns_hosts_reload_timestamp_seconds`: when the hosts file was last read.
     pub hosts_reload_timestamp: Gauge,
+    pub template: TemplateMetrics,
+}
+
+/// `template`'s metrics, with CoreDNS's names and labels.
+pub struct TemplateMetrics {
+    /// `{server, zone, view, class, type}`
+    pub matches: IntCounterVec,
+    /// `{server, zone, view, class, type, section, template}`
+    pub template_failures: IntCounterVec,
+    pub rr_failures: IntCounterVec,
+}
+
+impl TemplateMetrics {
+    fn new(r: &Registry) -> Self {
+        let failure = [
+            "server", "zone", "view", "class", "type", "section", "template",
+        ];
+        Self {
+            matches: counter_vec(
+                r,
+                "coredns_template_matches_total",
+                "Counter of template regex matches.",
+                &["server", "zone", "view", "class", "type"],
+            ),
+            template_failures: counter_vec(
+                r,
+                "coredns_template_template_failures_total",
+                "Counter of go template failures.",
+                &failure,
+            ),
+            rr_failures: counter_vec(
+                r,
+                "coredns_template_rr_failures_total",
+                "Counter of mis-templated RRs.",
+                &failure,
+            ),
+        }
+    }
 }
 
 /// `forward`'s metrics: CoreDNS's current `coredns_proxy_*` names, and the `coredns_forward_*`
@@ -425,6 +463,7 @@ impl Metrics {
         .expect("valid metric"));
         let forward = ForwardMetrics::new(&r);
         let cache = CacheMetrics::new(&r);
+        let template = TemplateMetrics::new(&r);
         let hosts_entries = register(
             &r,
             IntGauge::new(
@@ -467,6 +506,7 @@ impl Metrics {
             cache,
             hosts_entries,
             hosts_reload_timestamp,
+            template,
         }
     }
 

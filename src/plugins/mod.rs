@@ -8,6 +8,7 @@ pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
 pub mod loops;
+pub mod template;
 pub mod upstream;
 
 /// A uniform random permutation (Fisher–Yates).

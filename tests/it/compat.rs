@@ -20,6 +20,8 @@ use crate::upstream::{FakeUpstream, Knot};
 
 /// The folders the issue names; a missing one fails the test.
 const EXPECTED: &[&str] = &[
+    "aaaa-filter",
+    "aks",
     "coredns-deployment",
     "eks",
     "gardener",

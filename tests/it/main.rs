@@ -18,4 +18,5 @@ mod packets;
 mod process;
 mod readme;
 mod support;
+mod template;
 mod upstream;

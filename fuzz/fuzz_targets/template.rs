@@ -1,0 +1,55 @@
+//! Bytes → a DNS name (wire format, as a client sends it) → `template`'s rendering of records
+//! that quote the name → the record reader. Properties: no panic; a record whose owner is
+//! `{{ .Name }}` reads back with exactly the name asked (escapes survive the round trip).
+#![no_main]
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use libfuzzer_sys::fuzz_target;
+
+use clusterdns::config::template::compile;
+use clusterdns::plugins::template::{Data, parse_rr, render};
+
+fuzz_target!(|data: &[u8]| {
+    let mut decoder = BinDecoder::new(data);
+    let Ok(name) = Name::read(&mut decoder) else {
+        return;
+    };
+    let text = clusterdns::names::to_presentation(&name.to_lowercase());
+    static REGEX: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let regex = REGEX.get_or_init(|| regex::Regex::new(r"^(?P<first>[^.]*)\.(.*)$").unwrap());
+    let caps = regex.captures(&text);
+    let d = Data {
+        name: &text,
+        zone: ".",
+        class: "IN".into(),
+        qtype: "A".into(),
+        remote: "10.0.0.1".into(),
+        regex: regex.as_str(),
+        groups: caps
+            .as_ref()
+            .map(|c| c.iter().map(|m| m.map(|m| m.as_str())).collect())
+            .unwrap_or_default(),
+        named: caps
+            .as_ref()
+            .and_then(|c| c.name("first"))
+            .map(|m| ("first", m.as_str()))
+            .into_iter()
+            .collect::<HashMap<_, _>>(),
+    };
+    let owner = compile("{{ .Name }} 60 IN A 192.0.2.1").unwrap();
+    let rendered = render(&owner, &d).unwrap();
+    let record = parse_rr(&rendered).unwrap_or_else(|e| panic!("{rendered:?}: {e}"));
+    assert_eq!(LowerName::from(&record.name), LowerName::from(&name), "{rendered:?}");
+    for src in [
+        "{{ .Group.first }}.example. 60 IN CNAME {{ .Name }}",
+        "x.example. 60 IN TXT \"{{ index .Match 2 }}\"",
+        "{{ index .Match 1 }} {{ .Name }} A",
+    ] {
+        if let Ok(text) = render(&compile(src).unwrap(), &d) {
+            let _ = parse_rr(&text);
+        }
+    }
+});
