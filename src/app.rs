@@ -553,6 +553,7 @@ async fn build(
                     caches.push(cache.shared());
                     handlers.push(Box::new(cache));
                 }
+                PluginConfig::Any => handlers.push(Box::new(plugins::any::Any)),
                 PluginConfig::Loadbalance => {
                     handlers.push(Box::new(plugins::loadbalance::Loadbalance))
                 }

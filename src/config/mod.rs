@@ -139,6 +139,8 @@ pub enum PluginConfig {
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
+    /// `any`.
+    Any,
 }
 
 impl PluginConfig {
@@ -157,12 +159,14 @@ impl PluginConfig {
             PluginConfig::Template(_) => "template",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
+            PluginConfig::Any => "any",
         }
     }
 }
 
 /// The directives clusterdns implements, as `-plugins` lists them.
 pub const SUPPORTED: &[&str] = &[
+    "any",
     "cache",
     "errors",
     "forward",
@@ -323,6 +327,13 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "loadbalance" => parse_loadbalance(d)
             .map(|_| PluginConfig::Loadbalance)
             .map_err(|e| vec![e]),
+        "any" => {
+            let a = Args::new("any", d);
+            a.none()
+                .and_then(|_| args::no_block("any", d))
+                .map(|_| PluginConfig::Any)
+                .map_err(|e| vec![e])
+        }
         "loop" => {
             let a = Args::new("loop", d);
             a.none()

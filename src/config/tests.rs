@@ -221,7 +221,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, template",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",

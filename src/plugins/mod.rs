@@ -1,5 +1,6 @@
 //! Runtime behaviour of each directive: one module per plugin, each built from its typed config.
 
+pub mod any;
 pub mod cache;
 pub mod errors;
 pub mod forward;

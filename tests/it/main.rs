@@ -2,6 +2,7 @@
 //! objects-file reloads and malformed packets.
 
 mod abuse;
+mod any;
 mod apiserver;
 mod cases;
 mod cli;
