@@ -588,6 +588,20 @@ async fn build(
                         Err(e) => return Err((e, give_back(built, reuse))),
                     }
                 }
+                PluginConfig::Rewrite(_) => {
+                    // Every rule of the block is one handler: a `stop` rule ends them all.
+                    if !handlers.iter().any(|h| h.name() == "rewrite") {
+                        let rules = block
+                            .plugins
+                            .iter()
+                            .filter_map(|p| match p {
+                                PluginConfig::Rewrite(r) => Some((**r).clone()),
+                                _ => None,
+                            })
+                            .collect();
+                        handlers.push(Box::new(plugins::rewrite::Rewrite::new(rules)));
+                    }
+                }
                 PluginConfig::Template(c) => handlers.push(Box::new(
                     plugins::template::Template::new(c, app.shared.metrics.clone()),
                 )),

@@ -33,9 +33,16 @@ fuzz_target!(|data: &[u8]| {
     let table = Table::build(&entries, &cfg);
     for (ip, hosts) in &entries {
         for host in hosts {
-            let qtype = if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA };
+            let qtype = if ip.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            };
             let key = hickory_proto::rr::LowerName::from(host);
-            let answer = table.lookup(&key, qtype).flatten().expect("a name read is known");
+            let answer = table
+                .lookup(&key, qtype)
+                .flatten()
+                .expect("a name read is known");
             let got: Vec<IpAddr> = answer
                 .iter()
                 .filter_map(|r| match &r.data {
@@ -46,11 +53,15 @@ fuzz_target!(|data: &[u8]| {
                 .collect();
             assert_eq!(got.iter().filter(|g| *g == ip).count(), 1, "{host} {ip}");
             let ptr = table
-                .lookup(&hickory_proto::rr::LowerName::from(names::reverse_name(*ip)), RecordType::PTR)
+                .lookup(
+                    &hickory_proto::rr::LowerName::from(names::reverse_name(*ip)),
+                    RecordType::PTR,
+                )
                 .flatten()
                 .expect("a reverse name");
             assert!(
-                ptr.iter().any(|r| matches!(&r.data, RData::PTR(p) if p.0 == *host)),
+                ptr.iter()
+                    .any(|r| matches!(&r.data, RData::PTR(p) if p.0 == *host)),
                 "{ip} {host}"
             );
         }

@@ -85,7 +85,11 @@ fn splice(query: &[u8], data: &[u8]) -> Option<Vec<u8>> {
 fn check(answer: &[u8], id: u16, allowed: usize) {
     let msg = Message::from_vec(answer).expect("every answer parses back");
     assert_eq!(msg.metadata.id, id, "the ID is echoed");
-    assert!(answer.len() <= allowed, "{} bytes where {allowed} were allowed", answer.len());
+    assert!(
+        answer.len() <= allowed,
+        "{} bytes where {allowed} were allowed",
+        answer.len()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -13,6 +13,7 @@ pub mod log;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
+pub mod rewrite;
 pub mod selector;
 pub mod template;
 #[cfg(test)]
@@ -136,6 +137,7 @@ pub enum PluginConfig {
     Forward(Box<forward::ForwardConfig>),
     Hosts(Box<hosts::HostsConfig>),
     Template(Box<template::TemplateConfig>),
+    Rewrite(Box<rewrite::RewriteRule>),
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
@@ -157,6 +159,7 @@ impl PluginConfig {
             PluginConfig::Forward(_) => "forward",
             PluginConfig::Hosts(_) => "hosts",
             PluginConfig::Template(_) => "template",
+            PluginConfig::Rewrite(_) => "rewrite",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
             PluginConfig::Any => "any",
@@ -179,11 +182,12 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "ready",
     "reload",
+    "rewrite",
     "template",
 ];
 
 /// Directives that may appear more than once in a block.
-const REPEATABLE: &[&str] = &["log", "forward", "template"];
+const REPEATABLE: &[&str] = &["log", "forward", "template", "rewrite"];
 
 /// Reads, parses and types the Corefile at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
@@ -324,6 +328,9 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
         "hosts" => hosts::parse(d, ctx).map(|h| PluginConfig::Hosts(Box::new(h))),
         "template" => template::parse(d, ctx).map(|t| PluginConfig::Template(Box::new(t))),
+        "rewrite" => rewrite::parse(d)
+            .map(|r| PluginConfig::Rewrite(Box::new(r)))
+            .map_err(|e| vec![e]),
         "loadbalance" => parse_loadbalance(d)
             .map(|_| PluginConfig::Loadbalance)
             .map_err(|e| vec![e]),

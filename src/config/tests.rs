@@ -221,11 +221,47 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, template",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
             "/etc/coredns/Corefile:2:2: etcd: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n rewrite\n}",
+            "2:2: rewrite: expected a field: name, type or class",
+        ),
+        (
+            ".:53 {\n rewrite name fuzzy a b\n}",
+            "2:15: rewrite: name: unknown match type 'fuzzy'; expected exact, prefix, suffix, substring or regex",
+        ),
+        (
+            ".:53 {\n rewrite name regex ^(a b {1}\n}",
+            "2:21: rewrite: '^(a' is not a regular expression",
+        ),
+        (
+            ".:53 {\n rewrite name regex ^a$ {1}.b\n}",
+            "2:21: rewrite: '{1}.b' uses more groups than '^a$' has",
+        ),
+        (
+            ".:53 {\n rewrite name regex ^(a)$ {1}.b answer auto\n}",
+            "2:40: rewrite: answer auto: cannot revert a regex rewrite; use 'answer name FROM TO'",
+        ),
+        (
+            ".:53 {\n rewrite name suffix .a .b answer maybe\n}",
+            "2:35: rewrite: answer: expected 'auto', 'name FROM TO' or 'value FROM TO', found 'maybe'",
+        ),
+        (
+            ".:53 {\n rewrite ttl example.com 60\n}",
+            "2:10: rewrite: the 'ttl' field is not supported by clusterdns yet; supported: name, type, class",
+        ),
+        (
+            ".:53 {\n rewrite type AAAA\n}",
+            "2:10: rewrite: type: expected FROM and TO record types",
+        ),
+        (
+            ".:53 {\n rewrite class IN XX\n}",
+            "2:19: rewrite: class: unknown class 'XX'; expected IN, CH or HS",
         ),
         (
             ".:53 {\n template IN\n}",

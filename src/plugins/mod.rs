@@ -9,6 +9,7 @@ pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
 pub mod loops;
+pub mod rewrite;
 pub mod template;
 pub mod upstream;
 

@@ -31,6 +31,7 @@ const EXPECTED: &[&str] = &[
     "kubespray",
     "microk8s",
     "minikube",
+    "rewrite-answers",
     "rke2",
     "snippet",
     "stub-domain",
@@ -169,7 +170,14 @@ async fn check(running: &Running, port: u16, line: &str) -> Result<(), String> {
         .answers
         .iter()
         .filter(|r| r.record_type() == qtype)
-        .map(|r| r.data.to_string())
+        .map(|r| {
+            // An answer for another name than the one asked is a failure whatever its data.
+            if r.name.to_ascii().to_lowercase() == name.to_lowercase() {
+                r.data.to_string()
+            } else {
+                format!("{} (for {})", r.data, r.name)
+            }
+        })
         .collect();
     if got_rcode != rcode || got != want {
         return Err(format!(

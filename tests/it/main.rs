@@ -18,6 +18,7 @@ mod operability;
 mod packets;
 mod process;
 mod readme;
+mod rewrite;
 mod support;
 mod template;
 mod upstream;
