@@ -44,11 +44,17 @@ pub struct StartOptions {
     pub limits: Limits,
 }
 
+/// Where a DNS listener listens: the address a `bind` named (`None`: every address, or the
+/// one given on the command line) and the port the Corefile named.
+pub type DnsKey = (Option<IpAddr>, u16);
+
 /// One port's listeners.
 #[derive(Clone, Debug)]
 pub struct Listener {
     /// The port the Corefile asked for (0 means "pick one").
     pub port: u16,
+    /// The address `bind` named, if a block on this port has one.
+    pub bind: Option<IpAddr>,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     /// The zones served on this port.
@@ -71,7 +77,7 @@ pub type Running = App;
 
 struct State {
     digest: String,
-    dns: BTreeMap<u16, DnsListener>,
+    dns: BTreeMap<DnsKey, DnsListener>,
     http: BTreeMap<ListenAddr, HttpListener>,
     kube: Vec<Kube>,
     lameduck: Option<Duration>,
@@ -113,14 +119,14 @@ impl Readiness for SourceStatus {
 
 /// What [`App::bind_new`] opened, ready to be swapped in.
 struct New {
-    routers: BTreeMap<u16, Arc<Router>>,
-    dns: BTreeMap<u16, DnsListener>,
+    routers: BTreeMap<DnsKey, Arc<Router>>,
+    dns: BTreeMap<DnsKey, DnsListener>,
     http: BTreeMap<ListenAddr, HttpListener>,
 }
 
 /// Everything a configuration needs, built before anything running is touched.
 struct Built {
-    ports: BTreeMap<u16, Vec<(Name, Arc<Chain>)>>,
+    ports: BTreeMap<DnsKey, Vec<(Name, Arc<Chain>)>>,
     http: BTreeMap<ListenAddr, Routes>,
     kube: Vec<Kube>,
     readiness: Vec<Arc<dyn Readiness>>,
@@ -128,8 +134,8 @@ struct Built {
     enabled: Vec<(String, String, &'static str)>,
     lameduck: Option<Duration>,
     reload: Option<ReloadConfig>,
-    /// `loop` probes to send once the ports listen: (port, probe).
-    probes: Vec<(u16, Arc<plugins::loops::Probe>)>,
+    /// `loop` probes to send once the ports listen: (where, probe).
+    probes: Vec<(DnsKey, Arc<plugins::loops::Probe>)>,
 }
 
 impl App {
@@ -194,8 +200,9 @@ impl App {
         state
             .dns
             .iter()
-            .map(|(port, l)| Listener {
+            .map(|((bind, port), l)| Listener {
                 port: *port,
+                bind: *bind,
                 udp: l.udp,
                 tcp: l.tcp,
                 zones: l
@@ -214,7 +221,11 @@ impl App {
 
     /// The router behind a port, for answering raw bytes in-process.
     pub fn router(&self, port: u16) -> Option<Arc<Router>> {
-        self.lock().dns.get(&port).map(|l| l.router())
+        self.lock()
+            .dns
+            .iter()
+            .find(|((_, p), _)| *p == port)
+            .map(|(_, l)| l.router())
     }
 
     /// Where an HTTP address the Corefile named is listening.
@@ -292,8 +303,8 @@ impl App {
             Ok(new) => {
                 let probes = std::mem::take(&mut built.probes);
                 self.swap_in(&mut built, new, digest).await;
-                for (port, probe) in probes {
-                    let ip = match self.opts.bind {
+                for ((bind, port), probe) in probes {
+                    let ip = match bind.or(self.opts.bind) {
                         Some(ip) if !ip.is_unspecified() => ip,
                         _ => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                     };
@@ -322,21 +333,21 @@ impl App {
 
     /// Binds the ports and HTTP addresses `built` needs that are not open yet.
     async fn bind_new(&self, built: &Built) -> anyhow::Result<New> {
-        let routers: BTreeMap<u16, Arc<Router>> = built
+        let routers: BTreeMap<DnsKey, Arc<Router>> = built
             .ports
             .iter()
-            .map(|(port, blocks)| (*port, blocks.clone()))
-            .map(|(port, blocks)| {
+            .map(|(key, blocks)| (*key, blocks.clone()))
+            .map(|(key, blocks)| {
                 let router = Router::new(
                     blocks,
-                    server_label(self.opts.bind, port),
+                    server_label(key.0.or(self.opts.bind), key.1),
                     self.shared.metrics.clone(),
                 );
-                (port, Arc::new(router))
+                (key, Arc::new(router))
             })
             .collect();
         // Bind what is new first: if that fails, the running configuration stays as it was.
-        let (have_dns, have_http): (Vec<u16>, Vec<ListenAddr>) = {
+        let (have_dns, have_http): (Vec<DnsKey>, Vec<ListenAddr>) = {
             let s = self.lock();
             (
                 s.dns.keys().copied().collect(),
@@ -344,11 +355,20 @@ impl App {
             )
         };
         let mut new_dns = BTreeMap::new();
-        for (port, router) in routers.iter().filter(|(p, _)| !have_dns.contains(p)) {
-            let l = DnsListener::bind(self.opts.bind, *port, router.clone(), self.opts.limits)
-                .await
-                .with_context(|| format!("cannot listen on port {port}"))?;
-            new_dns.insert(*port, l);
+        for (key, router) in routers.iter().filter(|(k, _)| !have_dns.contains(k)) {
+            let (bind, port) = *key;
+            let l = DnsListener::bind(
+                bind.or(self.opts.bind),
+                port,
+                router.clone(),
+                self.opts.limits,
+            )
+            .await
+            .with_context(|| match bind {
+                Some(ip) => format!("cannot listen on {}", SocketAddr::new(ip, port)),
+                None => format!("cannot listen on port {port}"),
+            })?;
+            new_dns.insert(*key, l);
         }
         let mut new_http = BTreeMap::new();
         for (addr, routes) in built.http.iter().filter(|(a, _)| !have_http.contains(a)) {
@@ -405,7 +425,7 @@ impl App {
                 }
             }
             s.dns.extend(new_dns);
-            let gone: Vec<u16> = s
+            let gone: Vec<DnsKey> = s
                 .dns
                 .keys()
                 .filter(|p| !routers.contains_key(p))
@@ -541,6 +561,22 @@ async fn build(
         reuse
     }
     for block in &config.servers {
+        // The addresses `bind` names, or one entry for "every address".
+        let binds: Vec<Option<IpAddr>> = {
+            let all: Vec<&config::bind::BindConfig> = block
+                .plugins
+                .iter()
+                .filter_map(|p| match p {
+                    PluginConfig::Bind(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            if all.is_empty() {
+                vec![None]
+            } else {
+                config::bind::merge(&all).into_iter().map(Some).collect()
+            }
+        };
         let mut handlers: Vec<Box<dyn Handler>> = Vec::new();
         let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
         let mut probe: Option<Arc<plugins::loops::Probe>> = None;
@@ -554,6 +590,7 @@ async fn build(
                     handlers.push(Box::new(cache));
                 }
                 PluginConfig::Any => handlers.push(Box::new(plugins::any::Any)),
+                PluginConfig::Bind(_) => {}
                 PluginConfig::Loadbalance => {
                     handlers.push(Box::new(plugins::loadbalance::Loadbalance))
                 }
@@ -564,7 +601,7 @@ async fn build(
                         .map_or_else(Name::root, |k| k.zone.clone());
                     let p = Arc::new(plugins::loops::Probe::new(&zone));
                     if let Some(key) = block.keys.first() {
-                        built.probes.push((key.port, p.clone()));
+                        built.probes.push(((binds[0], key.port), p.clone()));
                     }
                     handlers.push(Box::new(plugins::loops::Loop::new(p.clone())));
                     probe = Some(p);
@@ -647,20 +684,24 @@ async fn build(
             cache.watch(indexes.clone());
             cache.set_chain(&chain);
             for key in &block.keys {
-                cache.register(&server_label(opts.bind, key.port));
+                for bind in &binds {
+                    cache.register(&server_label(bind.or(opts.bind), key.port));
+                }
             }
         }
         for key in &block.keys {
-            built
-                .ports
-                .entry(key.port)
-                .or_default()
-                .push((key.zone.clone(), chain.clone()));
-            let server = server_label(opts.bind, key.port);
-            for p in &block.plugins {
+            for bind in &binds {
                 built
-                    .enabled
-                    .push((server.clone(), key.zone.to_string(), p.name()));
+                    .ports
+                    .entry((*bind, key.port))
+                    .or_default()
+                    .push((key.zone.clone(), chain.clone()));
+                let server = server_label(bind.or(opts.bind), key.port);
+                for p in &block.plugins {
+                    built
+                        .enabled
+                        .push((server.clone(), key.zone.to_string(), p.name()));
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! the token it is about and says what was expected.
 
 pub mod args;
+pub mod bind;
 pub mod cache;
 pub mod errors;
 pub mod forward;
@@ -138,6 +139,7 @@ pub enum PluginConfig {
     Hosts(Box<hosts::HostsConfig>),
     Template(Box<template::TemplateConfig>),
     Rewrite(Box<rewrite::RewriteRule>),
+    Bind(bind::BindConfig),
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
@@ -160,6 +162,7 @@ impl PluginConfig {
             PluginConfig::Hosts(_) => "hosts",
             PluginConfig::Template(_) => "template",
             PluginConfig::Rewrite(_) => "rewrite",
+            PluginConfig::Bind(_) => "bind",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
             PluginConfig::Any => "any",
@@ -170,6 +173,7 @@ impl PluginConfig {
 /// The directives clusterdns implements, as `-plugins` lists them.
 pub const SUPPORTED: &[&str] = &[
     "any",
+    "bind",
     "cache",
     "errors",
     "forward",
@@ -187,7 +191,7 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// Directives that may appear more than once in a block.
-const REPEATABLE: &[&str] = &["log", "forward", "template", "rewrite"];
+const REPEATABLE: &[&str] = &["log", "forward", "template", "rewrite", "bind"];
 
 /// Reads, parses and types the Corefile at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
@@ -237,23 +241,45 @@ pub fn from_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Config, Co
 pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut servers = Vec::new();
-    let mut seen: HashMap<(Name, u16), Pos> = HashMap::new();
+    let mut seen: HashMap<(Name, u16, Option<IpAddr>), Pos> = HashMap::new();
     for block in blocks {
+        // Blocks for one zone and port may coexist when `bind` gives them different addresses.
+        let binds: Vec<Option<IpAddr>> = {
+            let all: Vec<bind::BindConfig> = block
+                .directives
+                .iter()
+                .filter(|d| d.name.text == "bind")
+                .filter_map(|d| bind::parse(d).ok())
+                .collect();
+            if all.is_empty() {
+                vec![None]
+            } else {
+                bind::merge(&all.iter().collect::<Vec<_>>())
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+        };
         let mut keys = Vec::new();
         for key in &block.keys {
             match parse_key(key, opts.default_port) {
                 Ok(parsed) => {
                     for k in parsed {
-                        if let Some(first) = seen.get(&(k.zone.clone(), k.port)) {
-                            errors.push(ConfigError::new(
-                                &key.pos,
-                                format!(
-                                    "zone '{}' on port {} is already served by the block at {first}",
-                                    k.zone, k.port
-                                ),
-                            ));
-                        } else {
-                            seen.insert((k.zone.clone(), k.port), key.pos.clone());
+                        for b in &binds {
+                            let at = (k.zone.clone(), k.port, *b);
+                            if let Some(first) = seen.get(&at) {
+                                errors.push(ConfigError::new(
+                                    &key.pos,
+                                    format!(
+                                        "zone '{}' on port {}{} is already served by the block at {first}",
+                                        k.zone,
+                                        k.port,
+                                        b.map(|ip| format!(" at {ip}")).unwrap_or_default()
+                                    ),
+                                ));
+                            } else {
+                                seen.insert(at, key.pos.clone());
+                            }
                         }
                         keys.push(k);
                     }
@@ -328,6 +354,7 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
         "hosts" => hosts::parse(d, ctx).map(|h| PluginConfig::Hosts(Box::new(h))),
         "template" => template::parse(d, ctx).map(|t| PluginConfig::Template(Box::new(t))),
+        "bind" => bind::parse(d).map(PluginConfig::Bind).map_err(|e| vec![e]),
         "rewrite" => rewrite::parse(d)
             .map(|r| PluginConfig::Rewrite(Box::new(r)))
             .map_err(|e| vec![e]),

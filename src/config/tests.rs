@@ -221,11 +221,27 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
             "/etc/coredns/Corefile:2:2: etcd: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n bind eth0\n}",
+            "2:7: bind: 'eth0' is not an IP address; interface names are not supported by clusterdns yet, list the interface's addresses",
+        ),
+        (
+            ".:53 {\n bind 127.0.0.1 {\n  except 127.0.0.1\n }\n}",
+            "2:2: bind: every address is excepted: nothing left to listen on",
+        ),
+        (
+            ".:53 {\n bind 127.0.0.1 {\n  only 127.0.0.1\n }\n}",
+            "3:3: bind: only: unknown property 'only'; expected except",
+        ),
+        (
+            ".:53 {\n bind 127.0.0.1\n}\n.:53 {\n bind 127.0.0.1 127.0.0.2\n}",
+            "4:1: zone '.' on port 53 at 127.0.0.1 is already served by the block at /etc/coredns/Corefile:1:1",
         ),
         (
             ".:53 {\n rewrite\n}",

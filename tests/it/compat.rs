@@ -31,6 +31,7 @@ const EXPECTED: &[&str] = &[
     "kubespray",
     "microk8s",
     "minikube",
+    "nodelocaldns",
     "rewrite-answers",
     "rke2",
     "snippet",
@@ -65,6 +66,8 @@ fn folders() -> Vec<PathBuf> {
 struct Upstreams {
     /// Blocks for the root zone: the node's resolvers, here Knot DNS.
     root: SocketAddr,
+    /// Blocks for the cluster's zones (NodeLocal DNSCache): a clusterdns serving the demo.
+    cluster: SocketAddr,
     /// Blocks for other zones (stub domains): a test upstream answering [`STUB_ANSWER`].
     stub: SocketAddr,
 }
@@ -104,7 +107,11 @@ fn localize(text: &str, dir: &Path, port: u16, up: &Upstreams) -> String {
                     words.push(format!("127.0.0.1:{p}"));
                 }
                 "forward" if words.len() >= 3 => {
-                    let to = if zone == "." { up.root } else { up.stub };
+                    let to = match zone.as_str() {
+                        "." => up.root,
+                        "cluster.local" | "in-addr.arpa" | "ip6.arpa" => up.cluster,
+                        _ => up.stub,
+                    };
                     words.truncate(2);
                     words.push(to.to_string());
                 }
@@ -224,8 +231,11 @@ fn every_corefile_passes_check_as_shipped() {
 async fn every_corefile_serves_the_cluster_and_forwards() {
     let knot = Knot::start().await;
     let stub = FakeUpstream::start(STUB_ANSWER).await;
+    let demo = support::demo().await;
+    support::until_ready(&demo).await;
     let up = Upstreams {
         root: SocketAddr::from((Ipv4Addr::LOCALHOST, knot.port)),
+        cluster: demo.listeners()[0].udp,
         stub: stub.addr,
     };
     let mut failures = Vec::new();

@@ -4,6 +4,7 @@
 mod abuse;
 mod any;
 mod apiserver;
+mod bind;
 mod cases;
 mod cli;
 mod clients;
