@@ -582,6 +582,7 @@ async fn build(
         let mut probe: Option<Arc<plugins::loops::Probe>> = None;
         let mut caches = Vec::new();
         let mut indexes = Vec::new();
+        let mut autopath: Option<(usize, config::autopath::AutopathConfig)> = None;
         for plugin in &block.plugins {
             match plugin {
                 PluginConfig::Cache(c) => {
@@ -591,6 +592,11 @@ async fn build(
                 }
                 PluginConfig::Any => handlers.push(Box::new(plugins::any::Any)),
                 PluginConfig::Bind(_) => {}
+                PluginConfig::Autopath(c) => {
+                    // @kubernetes needs the block's index, built further down the chain: the
+                    // handler goes in once the loop is done.
+                    autopath = Some((handlers.len(), c.clone()));
+                }
                 PluginConfig::Loadbalance => {
                     handlers.push(Box::new(plugins::loadbalance::Loadbalance))
                 }
@@ -678,6 +684,39 @@ async fn build(
                 }
                 PluginConfig::Reload(c) => built.reload = Some(*c),
             }
+        }
+        if let Some((at, c)) = autopath {
+            let search = match &c.from {
+                config::autopath::SearchFrom::Kubernetes => {
+                    let Some(index) = indexes.first() else {
+                        let e = anyhow::anyhow!(
+                            "plugin/autopath: @kubernetes needs a kubernetes plugin in the same block"
+                        );
+                        return Err((e, give_back(built, reuse)));
+                    };
+                    let host = std::fs::read_to_string("/etc/resolv.conf")
+                        .map(|t| config::autopath::resolv_conf_search(&t))
+                        .unwrap_or_default();
+                    plugins::autopath::Search::Kubernetes(Arc::clone(index), host)
+                }
+                config::autopath::SearchFrom::File(path) => match std::fs::read_to_string(path) {
+                    Ok(t) => {
+                        plugins::autopath::Search::Fixed(config::autopath::resolv_conf_search(&t))
+                    }
+                    Err(e) => {
+                        let e = anyhow::anyhow!("plugin/autopath: {}: {e}", path.display());
+                        return Err((e, give_back(built, reuse)));
+                    }
+                },
+            };
+            handlers.insert(
+                at,
+                Box::new(plugins::autopath::Autopath::new(
+                    &c.zones,
+                    search,
+                    app.shared.metrics.clone(),
+                )),
+            );
         }
         let chain = Arc::new(Chain::new(handlers, observers));
         for cache in &caches {

@@ -410,6 +410,8 @@ pub struct Index {
     /// Moves on after every published change: what a cache keeps from an earlier generation
     /// may be out of date.
     generation: AtomicU64,
+    /// The pods (under `pods verified`) by IP, for `autopath` to find a client's namespace.
+    pods_by_ip: Arc<DashMap<IpAddr, Vec<Key>>>,
 }
 
 /// The writer's side: the slim objects, and what it needs to merge names several owners share.
@@ -432,6 +434,7 @@ struct Writer {
     shared: HashMap<NameBytes, Vec<(Owner, Part)>>,
     /// How many owners make each name exist without records (empty non-terminals).
     ents: HashMap<NameBytes, u32>,
+    pods_by_ip: Arc<DashMap<IpAddr, Vec<Key>>>,
 }
 
 impl Index {
@@ -458,7 +461,9 @@ impl Index {
                 ns_name: LowerName::new(&ns_name),
             });
         }
+        let pods_by_ip = Arc::new(DashMap::new());
         let index = Self {
+            pods_by_ip: pods_by_ip.clone(),
             names: DashMap::new(),
             zones: zone_list,
             ttl: opts.ttl,
@@ -472,6 +477,7 @@ impl Index {
                 slices_by_service: HashMap::new(),
                 shared: HashMap::new(),
                 ents: HashMap::new(),
+                pods_by_ip,
             }),
         };
         {
@@ -480,6 +486,14 @@ impl Index {
             w.update(&index.names, before);
         }
         index
+    }
+
+    /// The namespace of the pod with this IP (the first listed, if pods share it), when pods are
+    /// watched (`pods verified`).
+    pub fn pod_namespace(&self, ip: IpAddr) -> Option<Arc<str>> {
+        self.pods_by_ip
+            .get(&ip)
+            .and_then(|keys| keys.first().map(|k| k.namespace.clone()))
     }
 
     /// The zone `name` falls in (the most specific one), if any.
@@ -784,10 +798,36 @@ impl Writer {
                 }
             }
             Change::Pod(key, Some(pod)) => {
-                self.state.pods.insert(key, pod);
+                for ip in &pod.ips {
+                    self.pods_by_ip.entry(*ip).or_default().push(key.clone());
+                }
+                if let Some(old) = self.state.pods.insert(key.clone(), pod) {
+                    self.forget_pod_ips(&key, &old.ips);
+                }
             }
             Change::Pod(key, None) => {
-                self.state.pods.remove(&key);
+                if let Some(old) = self.state.pods.remove(&key) {
+                    self.forget_pod_ips(&key, &old.ips);
+                }
+            }
+        }
+    }
+
+    /// Takes one listing of `key` out of the pods-by-IP map for each of `ips` (a pod that was
+    /// just listed again under an IP it keeps is there twice until then).
+    fn forget_pod_ips(&self, key: &Key, ips: &[IpAddr]) {
+        for ip in ips {
+            let empty = match self.pods_by_ip.get_mut(ip) {
+                Some(mut keys) => {
+                    if let Some(i) = keys.iter().position(|k| k == key) {
+                        keys.remove(i);
+                    }
+                    keys.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.pods_by_ip.remove_if(ip, |_, keys| keys.is_empty());
             }
         }
     }

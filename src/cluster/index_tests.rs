@@ -239,3 +239,37 @@ fn a_name_two_owners_share_follows_each_of_them() {
     );
     assert!(ix.lock_writer().shared.is_empty());
 }
+
+#[test]
+fn pods_are_found_by_ip_through_updates_and_deletes() {
+    use crate::cluster::slim::SlimPod;
+    let idx = index();
+    let pod = |ns: &str, name: &str, ips: &[&str]| SlimPod {
+        key: Key::new(ns, name),
+        ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+    };
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    idx.apply([
+        Change::Namespace("shop".into(), true),
+        Change::Pod(
+            Key::new("shop", "a"),
+            Some(pod("shop", "a", &["10.0.0.1", "fd00::1"])),
+        ),
+        Change::Pod(Key::new("db", "b"), Some(pod("db", "b", &["10.0.0.2"]))),
+    ]);
+    assert_eq!(idx.pod_namespace(ip("10.0.0.1")).as_deref(), Some("shop"));
+    assert_eq!(idx.pod_namespace(ip("fd00::1")).as_deref(), Some("shop"));
+    assert_eq!(idx.pod_namespace(ip("10.0.0.2")).as_deref(), Some("db"));
+    // A new IP for the same pod: the old one is gone, one it keeps stays.
+    idx.apply([Change::Pod(
+        Key::new("shop", "a"),
+        Some(pod("shop", "a", &["10.0.0.3", "fd00::1"])),
+    )]);
+    assert_eq!(idx.pod_namespace(ip("10.0.0.1")), None);
+    assert_eq!(idx.pod_namespace(ip("10.0.0.3")).as_deref(), Some("shop"));
+    assert_eq!(idx.pod_namespace(ip("fd00::1")).as_deref(), Some("shop"));
+    idx.apply([Change::Pod(Key::new("shop", "a"), None)]);
+    assert_eq!(idx.pod_namespace(ip("10.0.0.3")), None);
+    assert_eq!(idx.pod_namespace(ip("fd00::1")), None);
+    assert_eq!(idx.pod_namespace(ip("10.0.0.2")).as_deref(), Some("db"));
+}

@@ -3,6 +3,7 @@
 //! the token it is about and says what was expected.
 
 pub mod args;
+pub mod autopath;
 pub mod bind;
 pub mod cache;
 pub mod errors;
@@ -140,6 +141,7 @@ pub enum PluginConfig {
     Template(Box<template::TemplateConfig>),
     Rewrite(Box<rewrite::RewriteRule>),
     Bind(bind::BindConfig),
+    Autopath(autopath::AutopathConfig),
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
@@ -163,6 +165,7 @@ impl PluginConfig {
             PluginConfig::Template(_) => "template",
             PluginConfig::Rewrite(_) => "rewrite",
             PluginConfig::Bind(_) => "bind",
+            PluginConfig::Autopath(_) => "autopath",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
             PluginConfig::Any => "any",
@@ -173,6 +176,7 @@ impl PluginConfig {
 /// The directives clusterdns implements, as `-plugins` lists them.
 pub const SUPPORTED: &[&str] = &[
     "any",
+    "autopath",
     "bind",
     "cache",
     "errors",
@@ -354,6 +358,7 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "forward" => forward::parse(d).map(|f| PluginConfig::Forward(Box::new(f))),
         "hosts" => hosts::parse(d, ctx).map(|h| PluginConfig::Hosts(Box::new(h))),
         "template" => template::parse(d, ctx).map(|t| PluginConfig::Template(Box::new(t))),
+        "autopath" => autopath::parse(d, ctx).map(PluginConfig::Autopath),
         "bind" => bind::parse(d).map(PluginConfig::Bind).map_err(|e| vec![e]),
         "rewrite" => rewrite::parse(d)
             .map(|r| PluginConfig::Rewrite(Box::new(r)))

@@ -221,11 +221,19 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, autopath, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
             "/etc/coredns/Corefile:2:2: etcd: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n autopath\n}",
+            "2:2: autopath: expected @kubernetes or a resolv.conf file (e.g. 'autopath @kubernetes')",
+        ),
+        (
+            ".:53 {\n autopath @etcd\n}",
+            "2:11: autopath: '@etcd' cannot give search paths; only @kubernetes can",
         ),
         (
             ".:53 {\n bind eth0\n}",

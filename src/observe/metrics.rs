@@ -61,6 +61,8 @@ pub struct Metrics {
     /// `coredns_hosts_reload_timestamp_seconds`: when the hosts file was last read.
     pub hosts_reload_timestamp: Gauge,
     pub template: TemplateMetrics,
+    /// `coredns_autopath_success_total{server}`
+    pub autopath_success: IntCounterVec,
 }
 
 /// `template`'s metrics, with CoreDNS's names and labels.
@@ -464,6 +466,12 @@ impl Metrics {
         let forward = ForwardMetrics::new(&r);
         let cache = CacheMetrics::new(&r);
         let template = TemplateMetrics::new(&r);
+        let autopath_success = counter_vec(
+            &r,
+            "coredns_autopath_success_total",
+            "Counter of requests that did autopath.",
+            &["server"],
+        );
         let hosts_entries = register(
             &r,
             IntGauge::new(
@@ -507,6 +515,7 @@ impl Metrics {
             hosts_entries,
             hosts_reload_timestamp,
             template,
+            autopath_success,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Runtime behaviour of each directive: one module per plugin, each built from its typed config.
 
 pub mod any;
+pub mod autopath;
 pub mod cache;
 pub mod errors;
 pub mod forward;

@@ -22,6 +22,7 @@ use crate::upstream::{FakeUpstream, Knot};
 const EXPECTED: &[&str] = &[
     "aaaa-filter",
     "aks",
+    "autopath",
     "coredns-deployment",
     "eks",
     "gardener",

@@ -4,6 +4,7 @@
 mod abuse;
 mod any;
 mod apiserver;
+mod autopath;
 mod bind;
 mod cases;
 mod cli;
