@@ -8,8 +8,8 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::chain::Transport;
@@ -56,8 +56,9 @@ pub struct Metrics {
     pub kubernetes_stale: prometheus::GaugeVec,
     pub forward: ForwardMetrics,
     pub cache: CacheMetrics,
-    /// `coredns_hosts_entries`: name–address pairs of the hosts file and the inline lines.
-    pub hosts_entries: IntGauge,
+    /// `coredns_hosts_entries{hostsfile}`: name–address pairs of the hosts file and the inline
+    /// lines.
+    pub hosts_entries: IntGaugeVec,
     /// `coredns_hosts_reload_timestamp_seconds`: when the hosts file was last read.
     pub hosts_reload_timestamp: Gauge,
     pub template: TemplateMetrics,
@@ -474,9 +475,12 @@ impl Metrics {
         );
         let hosts_entries = register(
             &r,
-            IntGauge::new(
-                "coredns_hosts_entries",
-                "The combined number of entries in hosts and Corefile.",
+            IntGaugeVec::new(
+                Opts::new(
+                    "coredns_hosts_entries",
+                    "The combined number of entries in hosts and Corefile.",
+                ),
+                &["hostsfile"],
             )
             .expect("valid metric"),
         );

@@ -192,7 +192,7 @@ impl Hosts {
             }
         };
         let table = Arc::new(ArcSwap::from_pointee(Table::build(&file, cfg)));
-        publish(&metrics, &table.load());
+        publish(&metrics, &cfg.path, &table.load());
         let poll = (!cfg.reload.is_zero())
             .then(tokio::runtime::Handle::try_current)
             .and_then(Result::ok)
@@ -269,8 +269,11 @@ fn read(path: &Path) -> std::io::Result<Entries> {
     Ok(entries)
 }
 
-fn publish(metrics: &Metrics, table: &Table) {
-    metrics.hosts_entries.set(table.entries() as i64);
+fn publish(metrics: &Metrics, path: &Path, table: &Table) {
+    metrics
+        .hosts_entries
+        .with_label_values(&[path.display().to_string()])
+        .set(table.entries() as i64);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
@@ -297,7 +300,7 @@ async fn watch(cfg: HostsConfig, table: Arc<ArcSwap<Table>>, metrics: Arc<Metric
                     cfg.path.display(),
                     fresh.entries()
                 );
-                publish(&metrics, &fresh);
+                publish(&metrics, &cfg.path, &fresh);
                 table.store(Arc::new(fresh));
                 seen = now;
                 failing = false;

@@ -107,7 +107,11 @@ async fn k3s_node_hosts_answer_beside_the_cluster() {
     );
 
     let metrics = String::from_utf8(running.metrics().render()).unwrap();
-    assert!(metrics.contains("coredns_hosts_entries 5\n"), "{metrics}");
+    let entries = format!(
+        "coredns_hosts_entries{{hostsfile=\"{}\"}} 5\n",
+        file.display()
+    );
+    assert!(metrics.contains(&entries), "{entries} in {metrics}");
     assert!(metrics.contains("coredns_hosts_reload_timestamp_seconds 1"));
     assert!(metrics.contains("coredns_plugin_enabled{name=\"hosts\""));
 }
