@@ -79,6 +79,10 @@ def main():
         docs = [d for d in yaml.safe_load_all(text) if d]
         write("objects", json.dumps(docs[0] if len(docs) == 1 else {"kind": "List", "items": docs}))
 
+    # Every real-world Corefile of the compatibility corpus.
+    for path in sorted(glob.glob(os.path.join(ROOT, "Corefile-compat", "*", "Corefile"))):
+        write("corefile", open(path).read())
+
     # Hosts files as k3s (NodeHosts) and a machine's /etc/hosts write them.
     write("hosts", "# k3s NodeHosts\n172.18.0.2 server-0\n172.18.0.3 agent-0 agent-0.lan\nfd00:18::3 agent-0\n")
     write("hosts", "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost ip6-loopback\nfe80::1%eth0 link # c\n")
