@@ -561,22 +561,7 @@ async fn build(
         reuse
     }
     for block in &config.servers {
-        // The addresses `bind` names, or one entry for "every address".
-        let binds: Vec<Option<IpAddr>> = {
-            let all: Vec<&config::bind::BindConfig> = block
-                .plugins
-                .iter()
-                .filter_map(|p| match p {
-                    PluginConfig::Bind(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
-            if all.is_empty() {
-                vec![None]
-            } else {
-                config::bind::merge(&all).into_iter().map(Some).collect()
-            }
-        };
+        let binds = &block.binds;
         let mut handlers: Vec<Box<dyn Handler>> = Vec::new();
         let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
         let mut probe: Option<Arc<plugins::loops::Probe>> = None;
@@ -723,13 +708,13 @@ async fn build(
             cache.watch(indexes.clone());
             cache.set_chain(&chain);
             for key in &block.keys {
-                for bind in &binds {
+                for bind in binds {
                     cache.register(&server_label(bind.or(opts.bind), key.port));
                 }
             }
         }
         for key in &block.keys {
-            for bind in &binds {
+            for bind in binds {
                 built
                     .ports
                     .entry((*bind, key.port))

@@ -108,6 +108,8 @@ pub struct ServerConfig {
     pub keys: Vec<ZoneKey>,
     /// In execution order (CoreDNS's `plugin.cfg`), not Corefile order.
     pub plugins: Vec<PluginConfig>,
+    /// The addresses the block listens on, from its `bind` lines; `[None]`: every address.
+    pub binds: Vec<Option<IpAddr>>,
     pub pos: Pos,
 }
 
@@ -328,6 +330,7 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
             });
         servers.push(ServerConfig {
             keys,
+            binds,
             plugins: plugins.into_iter().map(|(_, p)| p).collect(),
             pos,
         });

@@ -19,6 +19,7 @@ use regex::Regex;
 
 use crate::corefile::{Directive, Token};
 
+use super::forward::parse_rcode;
 use super::kubernetes::{Fallthrough, parse_fallthrough};
 use super::{Args, BlockContext, ConfigError, zones_or_block};
 
@@ -185,24 +186,6 @@ fn property(p: &Directive, cfg: &mut TemplateConfig) -> Result<(), ConfigError> 
         }
     }
     Ok(())
-}
-
-/// Response codes by their names in CoreDNS's (miekg/dns's) spelling.
-pub fn parse_rcode(text: &str) -> Option<ResponseCode> {
-    Some(match text.to_ascii_uppercase().as_str() {
-        "NOERROR" => ResponseCode::NoError,
-        "FORMERR" => ResponseCode::FormErr,
-        "SERVFAIL" => ResponseCode::ServFail,
-        "NXDOMAIN" => ResponseCode::NXDomain,
-        "NOTIMP" | "NOTIMPL" => ResponseCode::NotImp,
-        "REFUSED" => ResponseCode::Refused,
-        "YXDOMAIN" => ResponseCode::YXDomain,
-        "YXRRSET" => ResponseCode::YXRRSet,
-        "NXRRSET" => ResponseCode::NXRRSet,
-        "NOTAUTH" => ResponseCode::NotAuth,
-        "NOTZONE" => ResponseCode::NotZone,
-        _ => return None,
-    })
 }
 
 /// Compiles a record template; the error says which action is not understood.

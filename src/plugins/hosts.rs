@@ -205,11 +205,6 @@ impl Hosts {
         })
     }
 
-    /// The table being served (for tests).
-    pub fn table(&self) -> Arc<Table> {
-        self.table.load_full()
-    }
-
     fn answer(&self, req: &Request) -> Option<Reply> {
         let name = req.query.name();
         let qtype = req.query.query_type();
