@@ -23,7 +23,7 @@ use crate::names;
 use crate::wire::{Builder, Data, NameKey, Prepared, This};
 
 use super::records::{self, Owner, Part, RecordOptions, Zones};
-use super::slim::{Key, SlimPod, SlimService, SlimSlice};
+use super::slim::{External, Key, ServiceKind, SlimPod, SlimPort, SlimService, SlimSlice};
 
 /// What one name answers: its record sets, prepared in wire form when the data changed, all in
 /// one shared allocation (a cluster has hundreds of thousands of names). Cloning it is cloning
@@ -412,6 +412,82 @@ pub struct Index {
     generation: AtomicU64,
     /// The pods (under `pods verified`) by IP, for `autopath` to find a client's namespace.
     pods_by_ip: Arc<DashMap<IpAddr, Vec<Key>>>,
+    /// What `k8s_external` reads.
+    exposed: Arc<ExposedServices>,
+}
+
+/// What `k8s_external` needs of a Service that has external addresses or is headless.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Exposed {
+    pub headless: bool,
+    pub external: Vec<External>,
+    pub ports: Vec<SlimPort>,
+}
+
+/// The Services `k8s_external` can answer for, kept beside the names so that the query path
+/// reads them without the writer's lock. Only Services with external addresses, or headless
+/// ones, are here: a cluster has few of either.
+#[derive(Default)]
+struct ExposedServices {
+    /// By `name.namespace`.
+    services: DashMap<Box<str>, Arc<Exposed>>,
+    /// The Services each external IP belongs to, for PTR.
+    by_ip: DashMap<IpAddr, Vec<Key>>,
+}
+
+impl ExposedServices {
+    fn key(name: &str, namespace: &str) -> Box<str> {
+        format!("{name}.{namespace}").into_boxed_str()
+    }
+
+    /// Follows `key` going from `old` to `new`.
+    fn update(&self, key: &Key, old: Option<&SlimService>, new: Option<&SlimService>) {
+        let ips = |s: Option<&SlimService>| -> Vec<IpAddr> {
+            s.into_iter()
+                .flat_map(|s| &s.external)
+                .filter_map(|e| match e {
+                    External::Ip(ip) => Some(*ip),
+                    External::Host(_) => None,
+                })
+                .collect()
+        };
+        let (before, after) = (ips(old), ips(new));
+        for ip in before.iter().filter(|ip| !after.contains(ip)) {
+            let empty = self.by_ip.get_mut(ip).is_some_and(|mut keys| {
+                keys.retain(|k| k != key);
+                keys.is_empty()
+            });
+            if empty {
+                self.by_ip.remove_if(ip, |_, keys| keys.is_empty());
+            }
+        }
+        for ip in after.iter().filter(|ip| !before.contains(ip)) {
+            let mut keys = self.by_ip.entry(*ip).or_default();
+            if !keys.contains(key) {
+                keys.push(key.clone());
+                keys.sort();
+            }
+        }
+        let map_key = Self::key(&key.name, &key.namespace);
+        let exposed = new.and_then(|s| {
+            let headless = s.kind == ServiceKind::Headless;
+            (headless || !s.external.is_empty()).then(|| Exposed {
+                headless,
+                external: s.external.clone(),
+                ports: s.ports.clone(),
+            })
+        });
+        match exposed {
+            Some(e) => {
+                if self.services.get(&map_key).is_none_or(|old| **old != e) {
+                    self.services.insert(map_key, Arc::new(e));
+                }
+            }
+            None => {
+                self.services.remove(&map_key);
+            }
+        }
+    }
 }
 
 /// The writer's side: the slim objects, and what it needs to merge names several owners share.
@@ -435,6 +511,7 @@ struct Writer {
     /// How many owners make each name exist without records (empty non-terminals).
     ents: HashMap<NameBytes, u32>,
     pods_by_ip: Arc<DashMap<IpAddr, Vec<Key>>>,
+    exposed: Arc<ExposedServices>,
 }
 
 impl Index {
@@ -462,8 +539,10 @@ impl Index {
             });
         }
         let pods_by_ip = Arc::new(DashMap::new());
+        let exposed = Arc::new(ExposedServices::default());
         let index = Self {
             pods_by_ip: pods_by_ip.clone(),
+            exposed: exposed.clone(),
             names: DashMap::new(),
             zones: zone_list,
             ttl: opts.ttl,
@@ -478,6 +557,7 @@ impl Index {
                 shared: HashMap::new(),
                 ents: HashMap::new(),
                 pods_by_ip,
+                exposed,
             }),
         };
         {
@@ -494,6 +574,42 @@ impl Index {
         self.pods_by_ip
             .get(&ip)
             .and_then(|keys| keys.first().map(|k| k.namespace.clone()))
+    }
+
+    /// What `k8s_external` knows of the Service `name` in `namespace`: present when it has
+    /// external addresses or is headless.
+    pub fn exposed(&self, namespace: &str, name: &str) -> Option<Arc<Exposed>> {
+        let key = ExposedServices::key(name, namespace);
+        self.exposed.services.get(&key).map(|e| e.value().clone())
+    }
+
+    /// The Services with `ip` among their external addresses, sorted.
+    pub fn external_owners(&self, ip: IpAddr) -> Vec<Key> {
+        self.exposed
+            .by_ip
+            .get(&ip)
+            .map(|k| k.value().clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the namespace is in DNS: `NS.svc.ZONE` exists in the first forward zone.
+    pub fn namespace_exists(&self, namespace: &str) -> bool {
+        let Some(zone) = self.zones.iter().find(|z| !z.reverse) else {
+            return false;
+        };
+        names::join(&[namespace, "svc"], &Name::from(&zone.name))
+            .is_some_and(|n| self.get(&LowerName::new(&n)).is_some())
+    }
+
+    /// The serial the zones' SOA records carry now.
+    pub fn serial(&self) -> u32 {
+        let Some(zone) = self.zones.first() else {
+            return 0;
+        };
+        match zone.soa().first().map(|r| &r.data) {
+            Some(RData::SOA(soa)) => soa.serial,
+            _ => 0,
+        }
     }
 
     /// The zone `name` falls in (the most specific one), if any.
@@ -772,10 +888,14 @@ impl Writer {
                 self.state.namespaces.remove(&ns);
             }
             Change::Service(key, Some(svc)) => {
+                self.exposed
+                    .update(&key, self.state.services.get(&key), Some(&svc));
                 self.state.services.insert(key, svc);
             }
             Change::Service(key, None) => {
-                self.state.services.remove(&key);
+                if let Some(old) = self.state.services.remove(&key) {
+                    self.exposed.update(&key, Some(&old), None);
+                }
             }
             Change::Slice(key, slice) => {
                 if let Some(old) = self.state.slices.remove(&key) {

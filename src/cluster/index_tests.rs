@@ -33,6 +33,7 @@ fn svc(ns: &str, name: &str, ip: &str) -> SlimService {
             port: 80,
         }],
         publish_not_ready: false,
+        external: Vec::new(),
     }
 }
 
@@ -272,4 +273,64 @@ fn pods_are_found_by_ip_through_updates_and_deletes() {
     assert_eq!(idx.pod_namespace(ip("10.0.0.3")), None);
     assert_eq!(idx.pod_namespace(ip("fd00::1")), None);
     assert_eq!(idx.pod_namespace(ip("10.0.0.2")).as_deref(), Some("db"));
+}
+
+#[test]
+fn external_addresses_follow_service_updates_and_deletes() {
+    use crate::cluster::slim::External;
+    let ix = index();
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let with = |ips: &[&str]| {
+        let mut s = svc("shop", "web", "10.96.0.5");
+        s.external = ips.iter().map(|i| External::Ip(ip(i))).collect();
+        s
+    };
+    let key = Key::new("shop", "web");
+    ix.apply([
+        Change::Namespace(Arc::from("shop"), true),
+        Change::Service(key.clone(), Some(with(&["203.0.113.1", "203.0.113.2"]))),
+        Change::Service(Key::new("shop", "db"), Some(svc("shop", "db", "10.96.0.6"))),
+    ]);
+    assert!(ix.namespace_exists("shop"));
+    assert!(!ix.namespace_exists("nowhere"));
+    let e = ix.exposed("shop", "web").expect("exposed");
+    assert_eq!(e.external.len(), 2);
+    assert!(!e.headless);
+    // A Service without external addresses that is not headless is not kept.
+    assert!(ix.exposed("shop", "db").is_none());
+    assert_eq!(
+        ix.external_owners(ip("203.0.113.1")),
+        std::slice::from_ref(&key)
+    );
+
+    // The load balancer moves: the old IP no longer points here.
+    ix.apply([Change::Service(
+        key.clone(),
+        Some(with(&["203.0.113.2", "203.0.113.3"])),
+    )]);
+    assert!(ix.external_owners(ip("203.0.113.1")).is_empty());
+    assert_eq!(
+        ix.external_owners(ip("203.0.113.3")),
+        std::slice::from_ref(&key)
+    );
+    // Two Services share an IP; deleting one leaves the other.
+    let other = Key::new("shop", "web2");
+    let mut s2 = with(&["203.0.113.3"]);
+    s2.key = other.clone();
+    ix.apply([Change::Service(other.clone(), Some(s2))]);
+    assert_eq!(
+        ix.external_owners(ip("203.0.113.3")),
+        [key.clone(), other.clone()]
+    );
+    ix.apply([Change::Service(key.clone(), None)]);
+    assert!(ix.exposed("shop", "web").is_none());
+    assert!(ix.external_owners(ip("203.0.113.2")).is_empty());
+    assert_eq!(ix.external_owners(ip("203.0.113.3")), [other]);
+
+    // A headless Service is kept (for `headless`), with no addresses.
+    let mut h = svc("shop", "pg", "10.96.0.7");
+    h.kind = ServiceKind::Headless;
+    ix.apply([Change::Service(Key::new("shop", "pg"), Some(h))]);
+    let e = ix.exposed("shop", "pg").expect("headless kept");
+    assert!(e.headless && e.external.is_empty());
 }

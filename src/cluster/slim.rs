@@ -51,12 +51,23 @@ pub struct SlimPort {
     pub port: u16,
 }
 
+/// An address a Service is reachable at from outside the cluster (`k8s_external` answers them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum External {
+    Ip(IpAddr),
+    /// A load balancer known by name (a cloud's LB hostname): lower-cased, absolute.
+    Host(hickory_proto::rr::Name),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlimService {
     pub key: Key,
     pub kind: ServiceKind,
     pub ports: Vec<SlimPort>,
     pub publish_not_ready: bool,
+    /// `spec.externalIPs`, then `status.loadBalancer.ingress` (an IP, else its hostname), in
+    /// that order, as CoreDNS lists them.
+    pub external: Vec<External>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,11 +214,44 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
             port,
         });
     }
+    let mut external = Vec::new();
+    for ip in spec.external_ips.iter().flatten() {
+        external.push(External::Ip(parse_ip(&what, "spec.externalIPs", ip)?));
+    }
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    for lb in ingress.into_iter().flatten() {
+        match (lb.ip.as_deref(), lb.hostname.as_deref()) {
+            (Some(ip), _) if !ip.is_empty() => external.push(External::Ip(parse_ip(
+                &what,
+                "status.loadBalancer.ingress.ip",
+                ip,
+            )?)),
+            (_, Some(host)) if !host.is_empty() => {
+                let name = crate::names::fqdn(host.trim_end_matches('.'))
+                    .filter(|n| !n.is_root() && host.parse::<IpAddr>().is_err());
+                let Some(name) = name else {
+                    return Err(SlimError {
+                        what,
+                        msg: format!(
+                            "status.loadBalancer.ingress.hostname: '{host}' is not a host name"
+                        ),
+                    });
+                };
+                external.push(External::Host(name));
+            }
+            _ => {}
+        }
+    }
     Ok(SlimService {
         key,
         kind,
         ports,
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        external,
     })
 }
 
@@ -320,4 +364,70 @@ pub fn namespace(ns: &Namespace) -> Result<(Arc<str>, BTreeMap<String, String>),
         Arc::from(name),
         ns.metadata.labels.clone().unwrap_or_default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_json(v: serde_json::Value) -> Result<SlimService, SlimError> {
+        service(&serde_json::from_value::<Service>(v).unwrap())
+    }
+
+    #[test]
+    fn external_addresses_are_external_ips_then_ingress() {
+        let svc = from_json(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.5",
+                     "externalIPs": ["198.51.100.7"]},
+            "status": {"loadBalancer": {"ingress": [
+                {"ip": "203.0.113.1"}, {"hostname": "LB-1.Example.com."}, {"ip": "", "hostname": ""}
+            ]}},
+        }))
+        .unwrap();
+        assert_eq!(
+            svc.external,
+            [
+                External::Ip("198.51.100.7".parse().unwrap()),
+                External::Ip("203.0.113.1".parse().unwrap()),
+                External::Host(crate::names::fqdn("lb-1.example.com").unwrap()),
+            ]
+        );
+        let plain = from_json(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"clusterIP": "10.96.0.5"},
+        }))
+        .unwrap();
+        assert!(plain.external.is_empty());
+    }
+
+    #[test]
+    fn bad_external_addresses_name_the_field() {
+        for (status, spec_ips, field) in [
+            (
+                serde_json::json!({}),
+                vec!["nope"],
+                "spec.externalIPs: 'nope'",
+            ),
+            (
+                serde_json::json!({"loadBalancer": {"ingress": [{"ip": "1.2.3"}]}}),
+                vec![],
+                "status.loadBalancer.ingress.ip: '1.2.3'",
+            ),
+            (
+                serde_json::json!({"loadBalancer": {"ingress": [{"hostname": "10.0.0.1"}]}}),
+                vec![],
+                "status.loadBalancer.ingress.hostname: '10.0.0.1' is not a host name",
+            ),
+        ] {
+            let err = from_json(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"clusterIP": "10.96.0.5", "externalIPs": spec_ips},
+                "status": status,
+            }))
+            .unwrap_err();
+            assert!(err.to_string().contains(field), "{err}");
+            assert!(err.to_string().starts_with("Service shop/web"), "{err}");
+        }
+    }
 }
