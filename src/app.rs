@@ -568,6 +568,8 @@ async fn build(
         let mut caches = Vec::new();
         let mut indexes = Vec::new();
         let mut autopath: Option<(usize, config::autopath::AutopathConfig)> = None;
+        let mut external: Option<(usize, &config::k8s_external::K8sExternalConfig)> = None;
+        let mut statuses = Vec::new();
         for plugin in &block.plugins {
             match plugin {
                 PluginConfig::Cache(c) => {
@@ -581,6 +583,10 @@ async fn build(
                     // @kubernetes needs the block's index, built further down the chain: the
                     // handler goes in once the loop is done.
                     autopath = Some((handlers.len(), c.clone()));
+                }
+                PluginConfig::K8sExternal(c) => {
+                    // Like autopath: it reads the index of the block's kubernetes plugin.
+                    external = Some((handlers.len(), c));
                 }
                 PluginConfig::Loadbalance => {
                     handlers.push(Box::new(plugins::loadbalance::Loadbalance))
@@ -654,6 +660,7 @@ async fn build(
                         kube.ready.clone(),
                     )));
                     built.readiness.push(kube.ready.clone());
+                    statuses.push(kube.ready.clone());
                     indexes.push(kube.index.clone());
                     built.kube.push(kube);
                 }
@@ -669,6 +676,23 @@ async fn build(
                 }
                 PluginConfig::Reload(c) => built.reload = Some(*c),
             }
+        }
+        // Before autopath's handler goes in, which sits earlier in the chain.
+        if let Some((at, c)) = external {
+            let (Some(index), Some(status)) = (indexes.first(), statuses.first()) else {
+                let e = anyhow::anyhow!(
+                    "plugin/k8s_external: needs a kubernetes plugin in the same block"
+                );
+                return Err((e, give_back(built, reuse)));
+            };
+            handlers.insert(
+                at,
+                Box::new(plugins::k8s_external::K8sExternal::new(
+                    c,
+                    Arc::clone(index),
+                    Arc::clone(status),
+                )),
+            );
         }
         if let Some((at, c)) = autopath {
             let search = match &c.from {

@@ -120,6 +120,45 @@ pub fn reverse_name(ip: IpAddr) -> Name {
     Name::from_ascii(text).unwrap_or_else(|_| Name::root())
 }
 
+/// The inverse of [`reverse_name`]: the address a whole reverse name stands for (four decimal
+/// labels under `in-addr.arpa.`, 32 nibbles under `ip6.arpa.`); `None` for anything else.
+pub fn reverse_ip(name: &Name) -> Option<IpAddr> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    let (suffix, digits) = match labels.len() {
+        6 => (&labels[4..], &labels[..4]),
+        34 => (&labels[32..], &labels[..32]),
+        _ => return None,
+    };
+    let is = |want: [&str; 2]| {
+        suffix
+            .iter()
+            .zip(want)
+            .all(|(l, w)| l.eq_ignore_ascii_case(w.as_bytes()))
+    };
+    if digits.len() == 4 && is(["in-addr", "arpa"]) {
+        let mut octets = [0u8; 4];
+        for (i, l) in digits.iter().enumerate() {
+            let text = std::str::from_utf8(l).ok()?;
+            // No sign, no leading zeros beyond "0" itself: the form reverse names are written in.
+            if text.is_empty() || text.len() > 3 || (text.len() > 1 && text.starts_with('0')) {
+                return None;
+            }
+            octets[3 - i] = text.parse().ok()?;
+        }
+        return Some(IpAddr::V4(Ipv4Addr::from(octets)));
+    }
+    if digits.len() == 32 && is(["ip6", "arpa"]) {
+        let mut bits: u128 = 0;
+        for l in digits.iter().rev() {
+            let [c] = l else { return None };
+            let nibble = char::from(*c).to_digit(16)?;
+            bits = (bits << 4) | u128::from(nibble);
+        }
+        return Some(IpAddr::V6(Ipv6Addr::from(bits)));
+    }
+    None
+}
+
 /// The reverse zones that together cover `ip/prefix`: one zone when the prefix falls on a label
 /// boundary (8 bits for IPv4, 4 for IPv6), otherwise every zone one label longer that the
 /// network spans, as CoreDNS expands them.
@@ -200,6 +239,33 @@ pub fn undash(label: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reverse_ip_reads_back_reverse_name() {
+        for text in [
+            "10.96.0.10",
+            "0.0.0.0",
+            "255.1.20.3",
+            "fd00::1",
+            "2001:db8::a:b",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(reverse_ip(&reverse_name(ip)), Some(ip), "{text}");
+        }
+        for bad in [
+            "1.2.3.in-addr.arpa.",
+            "1.2.3.4.5.in-addr.arpa.",
+            "01.2.3.4.in-addr.arpa.",
+            "256.2.3.4.in-addr.arpa.",
+            "1.2.3.4.ip6.arpa.",
+            "a.2.3.4.in-addr.arpa.",
+            "1.2.3.4.example.org.",
+        ] {
+            assert_eq!(reverse_ip(&fqdn(bad).unwrap()), None, "{bad}");
+        }
+        let upper = Name::from_ascii("4.3.2.1.IN-ADDR.ARPA.").unwrap();
+        assert_eq!(reverse_ip(&upper), Some("1.2.3.4".parse().unwrap()));
+    }
 
     #[test]
     fn reverse_names() {

@@ -236,7 +236,7 @@ fn endpoint_host(hostname: Option<&str>, pod: Option<&str>, ip: IpAddr, pod_name
 
 /// CoreDNS spreads weight evenly over the entries an SRV query matched, before duplicates are
 /// removed: each record gets ⌊100 / entries⌋ (computed as CoreDNS does, in floating point).
-fn srv_weight(entries: usize) -> u16 {
+pub fn srv_weight(entries: usize) -> u16 {
     if entries == 0 {
         return 0;
     }

@@ -65,6 +65,21 @@ impl Fallthrough {
     }
 }
 
+/// `ttl N`, 0 to [`MAX_TTL`] seconds (`kubernetes` and `k8s_external` take the same range).
+pub fn parse_ttl(args: &Args) -> Result<u32, ConfigError> {
+    let t = args.one("a TTL in seconds")?;
+    t.text
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v <= MAX_TTL)
+        .ok_or_else(|| {
+            args.err(
+                t,
+                format!("'{}' is not a TTL: expected 0 to {MAX_TTL}", t.text),
+            )
+        })
+}
+
 /// `fallthrough [ZONES…]`: every name when no zone is given.
 pub fn parse_fallthrough(args: &Args) -> Result<Fallthrough, ConfigError> {
     if args.rest.is_empty() {
@@ -275,20 +290,7 @@ fn property(
             };
         }
         "fallthrough" => cfg.fallthrough = parse_fallthrough(args)?,
-        "ttl" => {
-            let t = args.one("a TTL in seconds")?;
-            cfg.ttl = t
-                .text
-                .parse::<u32>()
-                .ok()
-                .filter(|v| *v <= super::kubernetes::MAX_TTL)
-                .ok_or_else(|| {
-                    args.err(
-                        t,
-                        format!("'{}' is not a TTL: expected 0 to {MAX_TTL}", t.text),
-                    )
-                })?;
-        }
+        "ttl" => cfg.ttl = parse_ttl(args)?,
         "endpoint_pod_names" => {
             args.none()?;
             cfg.endpoint_pod_names = true;

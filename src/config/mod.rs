@@ -10,6 +10,7 @@ pub mod errors;
 pub mod forward;
 pub mod health;
 pub mod hosts;
+pub mod k8s_external;
 pub mod kubernetes;
 pub mod log;
 pub mod prometheus;
@@ -144,6 +145,7 @@ pub enum PluginConfig {
     Rewrite(Box<rewrite::RewriteRule>),
     Bind(bind::BindConfig),
     Autopath(autopath::AutopathConfig),
+    K8sExternal(Box<k8s_external::K8sExternalConfig>),
     Loop,
     /// `loadbalance [round_robin]`.
     Loadbalance,
@@ -168,6 +170,7 @@ impl PluginConfig {
             PluginConfig::Rewrite(_) => "rewrite",
             PluginConfig::Bind(_) => "bind",
             PluginConfig::Autopath(_) => "autopath",
+            PluginConfig::K8sExternal(_) => "k8s_external",
             PluginConfig::Loop => "loop",
             PluginConfig::Loadbalance => "loadbalance",
             PluginConfig::Any => "any",
@@ -185,6 +188,7 @@ pub const SUPPORTED: &[&str] = &[
     "forward",
     "health",
     "hosts",
+    "k8s_external",
     "kubernetes",
     "loadbalance",
     "log",
@@ -319,6 +323,20 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
             }
         }
         plugins.sort_by_key(|(rank, _)| *rank);
+        let has_kubernetes = plugins
+            .iter()
+            .any(|(_, p)| matches!(p, PluginConfig::Kubernetes(_)));
+        for (_, p) in &plugins {
+            if let PluginConfig::K8sExternal(k) = p
+                && !has_kubernetes
+            {
+                errors.push(ConfigError::new(
+                    &k.pos,
+                    "k8s_external: needs a kubernetes directive in the same server block, \
+                     whose Services it answers for",
+                ));
+            }
+        }
         let pos = block
             .keys
             .first()
@@ -362,6 +380,9 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
         "hosts" => hosts::parse(d, ctx).map(|h| PluginConfig::Hosts(Box::new(h))),
         "template" => template::parse(d, ctx).map(|t| PluginConfig::Template(Box::new(t))),
         "autopath" => autopath::parse(d, ctx).map(PluginConfig::Autopath),
+        "k8s_external" => {
+            k8s_external::parse(d, ctx).map(|k| PluginConfig::K8sExternal(Box::new(k)))
+        }
         "bind" => bind::parse(d).map(PluginConfig::Bind).map_err(|e| vec![e]),
         "rewrite" => rewrite::parse(d)
             .map(|r| PluginConfig::Rewrite(Box::new(r)))

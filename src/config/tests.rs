@@ -221,11 +221,27 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, autopath, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, autopath, bind, cache, errors, forward, health, hosts, k8s_external, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
             "/etc/coredns/Corefile:2:2: etcd: this CoreDNS directive is not supported by clusterdns yet",
+        ),
+        (
+            ".:53 {\n k8s_external example.org\n forward . 192.0.2.1\n}",
+            "2:2: k8s_external: needs a kubernetes directive in the same server block, whose Services it answers for",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n }\n k8s_external example.org {\n  ttl 3601\n }\n}",
+            "6:7: k8s_external: ttl: '3601' is not a TTL: expected 0 to 3600",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n }\n k8s_external example.org {\n  upstream\n }\n}",
+            "6:3: k8s_external: unknown property 'upstream'; expected apex, ttl, headless or fallthrough",
+        ),
+        (
+            ".:53 {\n kubernetes {\n  objects x\n }\n k8s_external example.org {\n  headless yes\n }\n}",
+            "6:12: k8s_external: headless",
         ),
         (
             ".:53 {\n autopath\n}",
@@ -852,4 +868,53 @@ fn templates_keep_corefile_order_and_defaults() {
     assert_eq!(b.answer.len(), 2);
     assert!(b.upstream);
     assert_eq!(b.fallthrough, Fallthrough::All);
+}
+
+#[test]
+fn k8s_external_takes_coredns_defaults_and_options() {
+    let cfg = load_text(
+        "example.org:53 {\n kubernetes cluster.local {\n  objects x\n }\n k8s_external\n}\n\
+         .:54 {\n kubernetes cluster.local {\n  objects x\n }\n k8s_external a.test b.test {\n  apex NS.Servers\n  ttl 0\n  headless\n  fallthrough b.test\n }\n}",
+    )
+    .unwrap();
+    let ext = |i: usize| -> crate::config::k8s_external::K8sExternalConfig {
+        cfg.servers[i]
+            .plugins
+            .iter()
+            .find_map(|p| match p {
+                PluginConfig::K8sExternal(k) => Some((**k).clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let first = ext(0);
+    assert_eq!(first.zones, [crate::names::fqdn("example.org").unwrap()]);
+    assert_eq!(
+        (first.apex.as_str(), first.ttl, first.headless),
+        ("dns", 5, false)
+    );
+    assert!(
+        !first
+            .fallthrough
+            .covers(&crate::names::fqdn("x.example.org").unwrap())
+    );
+    let second = ext(1);
+    assert_eq!(second.zones.len(), 2);
+    assert_eq!(
+        (second.apex.as_str(), second.ttl, second.headless),
+        ("ns.servers", 0, true)
+    );
+    assert!(
+        second
+            .fallthrough
+            .covers(&crate::names::fqdn("x.b.test").unwrap())
+    );
+    assert!(
+        !second
+            .fallthrough
+            .covers(&crate::names::fqdn("x.a.test").unwrap())
+    );
+    // It runs before kubernetes, as in CoreDNS's plugin.cfg.
+    let names: Vec<&str> = cfg.servers[1].plugins.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["k8s_external", "kubernetes"]);
 }

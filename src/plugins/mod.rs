@@ -6,6 +6,7 @@ pub mod cache;
 pub mod errors;
 pub mod forward;
 pub mod hosts;
+pub mod k8s_external;
 pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;

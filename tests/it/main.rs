@@ -15,6 +15,7 @@ mod files;
 mod forward;
 mod fuzzed;
 mod hosts;
+mod k8s_external;
 mod live;
 mod operability;
 mod packets;
