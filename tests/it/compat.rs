@@ -30,6 +30,7 @@ const EXPECTED: &[&str] = &[
     "kubeadm",
     "kubeadm-plain-cache",
     "kubespray",
+    "kubespray-k8s-external",
     "microk8s",
     "minikube",
     "nodelocaldns",
@@ -160,13 +161,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// One line of an `expect` file checked against the server; `Err` says what differed.
+/// One line of an `expect` file checked against the server; `Err` says what differed. A line is
+/// `NAME TYPE RCODE DATA…`, `-` for no records; records whose data holds spaces (SRV) end with
+/// `;`.
 async fn check(running: &Running, port: u16, line: &str) -> Result<(), String> {
-    let mut f = line.split_whitespace();
+    let mut f = line.splitn(4, char::is_whitespace);
     let (Some(name), Some(qtype), Some(rcode)) = (f.next(), f.next(), f.next()) else {
         return Err(format!("bad expect line: {line}"));
     };
-    let want: BTreeSet<String> = f.filter(|w| *w != "-").map(String::from).collect();
+    // The records' data: separated by spaces, or by ';' when one holds spaces (SRV).
+    let rest = f.next().unwrap_or_default();
+    let want: BTreeSet<String> = if rest.contains(';') {
+        rest.split(';')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect()
+    } else {
+        rest.split_whitespace()
+            .filter(|w| *w != "-")
+            .map(String::from)
+            .collect()
+    };
     let qtype: RecordType = qtype.parse().map_err(|_| format!("bad type in {line}"))?;
     let q = support::query(name, qtype, Some(1232)).to_vec().unwrap();
     let Some(bytes) = support::ask(running, port, &q, Transport::Udp).await else {
