@@ -1,5 +1,5 @@
 //! Bytes → the whole request path in-process: parse, route through a chain with the
-//! `kubernetes` handler on the demo cluster, encode the answer.
+//! `kubernetes` and `k8s_external` handlers on the demo cluster, encode the answer.
 //! Properties: no panic; every answer parses back; its ID and question echo the query's; over
 //! UDP it never exceeds the size the client allowed.
 #![no_main]
@@ -27,7 +27,7 @@ fn world() -> &'static World {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let objects = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/cluster.yaml");
         let text = format!(
-            ".:0 {{\n errors\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  objects {objects}\n  pods insecure\n  fallthrough in-addr.arpa ip6.arpa\n }}\n}}\nexample.org:0 {{\n kubernetes example.org {{\n  objects {objects}\n  pods verified\n  endpoint_pod_names\n }}\n}}\n"
+            ".:0 {{\n errors\n k8s_external k8s.example in-addr.arpa {{\n  headless\n  fallthrough in-addr.arpa\n }}\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  objects {objects}\n  pods insecure\n  fallthrough in-addr.arpa ip6.arpa\n }}\n}}\nexample.org:0 {{\n kubernetes example.org {{\n  objects {objects}\n  pods verified\n  endpoint_pod_names\n }}\n}}\n"
         );
         let cfg = config::from_str("fuzz", &text, &LoadOptions::default()).unwrap();
         let opts = StartOptions {
