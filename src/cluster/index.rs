@@ -136,6 +136,11 @@ impl Node {
         Some(self.answer(&set, this))
     }
 
+    /// Every record set, its owner written as `this`.
+    pub fn all(&self, this: &This) -> Vec<Answer> {
+        self.sets().map(|set| self.answer(&set, this)).collect()
+    }
+
     /// The first record set (what a minimal ANY answer carries).
     pub fn first(&self, this: &This) -> Option<Answer> {
         self.sets().next().map(|set| self.answer(&set, this))
@@ -636,6 +641,22 @@ impl Index {
     /// Changes each time the index's answers may have changed.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Every record of every name, in no particular order (additional records left out): the
+    /// zone as a file would hold it, for comparing with another server on the same data.
+    pub fn records(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for entry in self.names.iter() {
+            let node = entry.key();
+            let Ok(name) = Name::read(&mut BinDecoder::new(node.name())) else {
+                continue;
+            };
+            for set in node.all(&This::Question) {
+                out.extend(set.records.records(&name).unwrap_or_default());
+            }
+        }
+        out
     }
 
     /// How many names the index holds.

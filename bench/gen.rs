@@ -1,0 +1,209 @@
+//! Writes what `bench/run` serves: a synthetic cluster as a Kubernetes objects file, the same
+//! records as zone files for a reference server (Knot DNS), and dnsperf query files.
+//!
+//! ```text
+//! cargo bench --bench gen -- --services 10000 [--endpoints 21000] --out DIR
+//! ```
+//!
+//! The zone files are not a second implementation of the Kubernetes DNS schema: they are what
+//! clusterdns's own index holds for the objects file, written out record by record, with the
+//! SOA and NS that clusterdns answers at each apex. So both servers serve the very same data.
+//!
+//! Query files (dnsperf's `NAME TYPE` lines), in a fixed pseudo-random order:
+//! - `mix.txt`: 70% A of existing Services, 10% SRV of their named ports, 10% AAAA of
+//!   IPv4-only Services (NODATA), 10% search-path names that do not exist (NXDOMAIN);
+//! - `hits.txt`: A of existing Services only;
+//! - `nxdomain.txt`: search-path names only;
+//! - `ptr.txt`: PTR of cluster IPs.
+
+mod cluster;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
+
+use clusterdns::cluster::file::{self, Filters};
+use clusterdns::cluster::index::{Index, IndexOptions};
+use clusterdns::cluster::records::RecordOptions;
+use clusterdns::config::kubernetes::PodMode;
+
+use cluster::{NAMESPACES, cluster, ip};
+
+struct Args {
+    services: usize,
+    endpoints: Option<usize>,
+    out: PathBuf,
+    queries: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        services: 10_000,
+        endpoints: None,
+        out: PathBuf::from("target/bench"),
+        queries: 100_000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = || {
+            argv.get(i + 1)
+                .cloned()
+                .unwrap_or_else(|| panic!("{} needs a value", argv[i]))
+        };
+        let number = || {
+            value()
+                .parse()
+                .unwrap_or_else(|_| panic!("{} needs a number", argv[i]))
+        };
+        match argv[i].as_str() {
+            "--services" => a.services = number(),
+            "--endpoints" => a.endpoints = Some(number()),
+            "--queries" => a.queries = number(),
+            "--out" => a.out = PathBuf::from(value()),
+            "--bench" => {
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// A small, fixed pseudo-random sequence (xorshift), so that runs ask the same names.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+const TTL: u32 = 5;
+
+fn main() {
+    let a = args();
+    // About 2.1 endpoints per Service, as the issue's reference cluster has.
+    let endpoints = a.endpoints.unwrap_or(a.services * 21 / 10);
+    std::fs::create_dir_all(&a.out).expect("the output folder");
+    let objects = a.out.join("cluster.json");
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List",
+                                  "items": cluster(a.services, endpoints)});
+    std::fs::write(&objects, serde_json::to_vec(&list).unwrap()).unwrap();
+
+    let zones = ["cluster.local.", "in-addr.arpa."];
+    let index = Index::new(IndexOptions {
+        zones: zones.iter().map(|z| Name::from_ascii(z).unwrap()).collect(),
+        ttl: TTL,
+        records: RecordOptions {
+            pods: PodMode::Insecure,
+            endpoint_pod_names: false,
+            ignore_empty_service: false,
+        },
+    });
+    let snap = file::load(&objects, &Filters::default()).expect("the generated objects load");
+    index.replace_all(snap);
+
+    let mut files: Vec<String> = zones
+        .iter()
+        .map(|z| {
+            // The apex as clusterdns answers it.
+            format!(
+                "$ORIGIN {z}\n{z} {TTL} IN SOA ns.dns.{z} hostmaster.{z} 1 7200 1800 86400 {TTL}\n{z} {TTL} IN NS ns.dns.{z}\n"
+            )
+        })
+        .collect();
+    let mut count = 0;
+    let mut records = index.records();
+    records.sort_by(|x, y| x.name.cmp(&y.name));
+    for r in records {
+        let lower = LowerName::new(&r.name);
+        let Some(i) = zones
+            .iter()
+            .position(|z| LowerName::new(&Name::from_ascii(z).unwrap()).zone_of(&lower))
+        else {
+            continue;
+        };
+        writeln!(files[i], "{r}").unwrap();
+        count += 1;
+    }
+    for (z, text) in zones.iter().zip(&files) {
+        std::fs::write(a.out.join(format!("{z}zone")), text).unwrap();
+    }
+
+    // Query files.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let service = |rng: &mut Rng| {
+        let s = rng.below(a.services);
+        (
+            format!("svc-{s}"),
+            format!("ns-{}", s % NAMESPACES),
+            s.is_multiple_of(10),
+        )
+    };
+    let hit = |rng: &mut Rng| {
+        let (name, ns, _) = service(rng);
+        format!("{name}.{ns}.svc.cluster.local A")
+    };
+    let nx = |rng: &mut Rng| {
+        // What a pod's resolver asks first for a name with fewer than five dots: the name with
+        // its own namespace's search domain appended.
+        let (name, ns, _) = service(rng);
+        format!("{name}.{ns}.svc.cluster.local.{ns}.svc.cluster.local A")
+    };
+    let mut mix = String::new();
+    let mut hits = String::new();
+    let mut nxdomain = String::new();
+    let mut ptr = String::new();
+    for q in 0..a.queries {
+        let line = match q % 10 {
+            0..=6 => hit(&mut rng),
+            7 => {
+                let (name, ns, _) = service(&mut rng);
+                format!("_http._tcp.{name}.{ns}.svc.cluster.local SRV")
+            }
+            8 => {
+                // A ClusterIP Service: IPv4 only, so AAAA is NODATA.
+                let (mut name, mut ns, mut headless) = service(&mut rng);
+                while headless {
+                    (name, ns, headless) = service(&mut rng);
+                }
+                format!("{name}.{ns}.svc.cluster.local AAAA")
+            }
+            _ => nx(&mut rng),
+        };
+        writeln!(mix, "{line}").unwrap();
+        writeln!(hits, "{}", hit(&mut rng)).unwrap();
+        writeln!(nxdomain, "{}", nx(&mut rng)).unwrap();
+        let mut s = rng.below(a.services);
+        if s.is_multiple_of(10) {
+            s += 1; // headless Services have no cluster IP
+        }
+        let addr: std::net::IpAddr = ip(s % a.services, 96).parse().unwrap();
+        writeln!(ptr, "{} PTR", clusterdns::names::reverse_name(addr)).unwrap();
+    }
+    for (file, text) in [
+        ("mix.txt", mix),
+        ("hits.txt", hits),
+        ("nxdomain.txt", nxdomain),
+        ("ptr.txt", ptr),
+    ] {
+        std::fs::write(a.out.join(file), text).unwrap();
+    }
+    println!(
+        "{} Services, {endpoints} endpoints: {} names, {count} records (+ SOA and NS per zone) in {}",
+        a.services,
+        index.len(),
+        a.out.display()
+    );
+    // Every query type's answer exists in the index, or deliberately does not.
+    let probe = Name::from_ascii("svc-1.ns-1.svc.cluster.local.").unwrap();
+    let node = index.get(&LowerName::new(&probe)).expect("svc-1 exists");
+    assert!(node.has(RecordType::A) && !node.has(RecordType::AAAA));
+}
