@@ -45,11 +45,29 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<K8sExternalConfig, Vec
             errors.push(e);
         }
     }
+    // The default apex too must fit under every zone (a zone of 250 characters leaves no room).
+    if errors.is_empty()
+        && let Some(z) = cfg.zones.iter().find(|z| apex_name(&cfg.apex, z).is_none())
+    {
+        errors.push(ConfigError::new(
+            &d.name.pos,
+            format!(
+                "k8s_external: '{}.{z}' is not a valid name; use a shorter zone or apex",
+                cfg.apex
+            ),
+        ));
+    }
     if errors.is_empty() {
         Ok(cfg)
     } else {
         Err(errors)
     }
+}
+
+/// `APEX.ZONE`: where the zone's own name server lives. `None` when APEX does not read as labels.
+pub fn apex_name(apex: &str, zone: &Name) -> Option<Name> {
+    let labels: Vec<&str> = apex.split('.').collect();
+    names::join(&labels, zone)
 }
 
 fn property(p: &Directive, cfg: &mut K8sExternalConfig) -> Result<(), ConfigError> {
@@ -62,13 +80,17 @@ fn property(p: &Directive, cfg: &mut K8sExternalConfig) -> Result<(), ConfigErro
             let t = args.one("a label, e.g. 'dns'")?;
             let apex = t.text.trim_end_matches('.').to_ascii_lowercase();
             // It is joined to each zone: it must read as a relative name.
-            let usable = !apex.is_empty()
-                && cfg
-                    .zones
-                    .iter()
-                    .all(|z| names::fqdn(&format!("{apex}.{z}")).is_some());
+            let usable =
+                !apex.is_empty() && cfg.zones.iter().all(|z| apex_name(&apex, z).is_some());
             if !usable {
-                return Err(args.err(t, format!("'{}' is not a usable label", t.text)));
+                return Err(args.err(
+                    t,
+                    format!(
+                        "'{}' is not a usable apex; expected one or more DNS labels, e.g. 'dns', \
+                         that make APEX.ZONE a valid name",
+                        t.text
+                    ),
+                ));
             }
             cfg.apex = apex;
         }

@@ -244,6 +244,10 @@ fn errors_name_the_position_and_what_is_accepted() {
             "6:12: k8s_external: headless",
         ),
         (
+            ".:53 {\n kubernetes {\n  objects x\n }\n k8s_external example.org {\n  apex a..b\n }\n}",
+            "6:8: k8s_external: apex: 'a..b' is not a usable apex; expected one or more DNS labels",
+        ),
+        (
             ".:53 {\n autopath\n}",
             "2:2: autopath: expected @kubernetes or a resolv.conf file (e.g. 'autopath @kubernetes')",
         ),
@@ -913,6 +917,16 @@ fn k8s_external_takes_coredns_defaults_and_options() {
         !second
             .fallthrough
             .covers(&crate::names::fqdn("x.a.test").unwrap())
+    );
+    // The root zone's apex is `dns.`, not the root itself.
+    let root = crate::names::fqdn(".").unwrap();
+    assert_eq!(
+        crate::config::k8s_external::apex_name("dns", &root),
+        crate::names::fqdn("dns")
+    );
+    assert_eq!(
+        crate::config::k8s_external::apex_name("ns.servers", &second.zones[0]),
+        crate::names::fqdn("ns.servers.a.test")
     );
     // It runs before kubernetes, as in CoreDNS's plugin.cfg.
     let names: Vec<&str> = cfg.servers[1].plugins.iter().map(|p| p.name()).collect();
