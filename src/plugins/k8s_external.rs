@@ -27,7 +27,7 @@ use crate::cluster::index::{Exposed, Index};
 use crate::cluster::records::srv_weight;
 use crate::cluster::slim::{External, SlimPort};
 use crate::cluster::watch::SourceStatus;
-use crate::config::k8s_external::K8sExternalConfig;
+use crate::config::k8s_external::{K8sExternalConfig, apex_name};
 use crate::config::kubernetes::Fallthrough;
 use crate::names;
 use crate::wire::This;
@@ -68,7 +68,8 @@ impl K8sExternal {
             .zones
             .iter()
             .map(|z| {
-                let apex = names::fqdn(&format!("{}.{z}", cfg.apex)).unwrap_or_else(|| z.clone());
+                // The parser checked that the apex joins every zone.
+                let apex = apex_name(&cfg.apex, z).unwrap_or_else(|| z.clone());
                 ExtZone {
                     name: LowerName::new(z),
                     ns1: names::child(&apex, "ns1").unwrap_or_else(|| apex.clone()),
@@ -270,16 +271,21 @@ impl K8sExternal {
             return (Found::NxDomain, Vec::new());
         }
         let own = names::join(&[service, namespace], &Name::from(&zone.name));
-        let (found, chases) = match qtype {
-            RecordType::A | RecordType::AAAA => self.addresses(&entries, question, qtype),
-            RecordType::SRV => match own {
-                Some(own) => self.srv(&entries, question, &own),
-                None => (Vec::new(), Vec::new(), Vec::new()),
-            },
+        let (answers, extra, chases) = match (qtype, own) {
+            (RecordType::A | RecordType::AAAA, _) => self.addresses(&entries, question, qtype),
+            (RecordType::SRV, Some(own)) => self.srv(&entries, question, &own),
             _ => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        // Records of another type than the Service has (or than this plugin serves): NODATA.
+        if answers.is_empty() {
+            return (Found::NoData, Vec::new());
         }
-        .split();
-        (found, chases)
+        let mut reply = self.reply(ResponseCode::NoError);
+        reply.answers.push(self.records(answers));
+        if !extra.is_empty() {
+            reply.additionals.push(self.records(extra));
+        }
+        (Found::Answer(reply), chases)
     }
 
     /// A/AAAA: the addresses of that family, and a CNAME per load balancer hostname.
@@ -432,27 +438,6 @@ impl K8sExternal {
 
 /// Records for the answer and additional sections, and the lookups still to make.
 type Built = (Vec<Record>, Vec<Record>, Vec<Chase>);
-
-trait Split {
-    fn split(self) -> (Found, Vec<Chase>);
-}
-
-impl Split for Built {
-    /// Into an answer, or NODATA when there is nothing to say (a type the Service has none of).
-    fn split(self) -> (Found, Vec<Chase>) {
-        let (answers, extra, chases) = self;
-        if answers.is_empty() {
-            return (Found::NoData, Vec::new());
-        }
-        let mut reply = Reply::new(ResponseCode::NoError, NAME);
-        reply.authoritative = true;
-        reply.answers.push(Rrs::Records(Arc::from(answers)));
-        if !extra.is_empty() {
-            reply.additionals.push(Rrs::Records(Arc::from(extra)));
-        }
-        (Found::Answer(reply), chases)
-    }
-}
 
 /// A load balancer hostname to resolve through the server.
 struct Chase {

@@ -5,12 +5,10 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::op::Message;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{DNSClass, RecordType};
 use serde_json::json;
 
 use clusterdns::app::Running;
-use clusterdns::chain::Transport;
 
 use crate::apiserver::ApiServer;
 use crate::clients;
@@ -81,37 +79,17 @@ async fn server(dir: &Path, directive: &str, up: &FakeUpstream) -> Arc<Running> 
     running
 }
 
-/// The rcode, whether `aa` is set, and the three sections as `name ttl TYPE data`.
-struct Answer {
-    rcode: String,
-    aa: bool,
-    answers: Vec<String>,
-    authority: Vec<String>,
-    additionals: Vec<String>,
-}
-
-async fn ask(running: &Running, name: &str, qtype: RecordType) -> Answer {
-    let q = support::query(name, qtype, Some(1232)).to_vec().unwrap();
-    let port = running.listeners()[0].port;
-    let bytes = support::ask(running, port, &q, Transport::Udp)
-        .await
-        .expect("an answer");
-    let msg = Message::from_vec(&bytes).unwrap();
-    let show = |rs: &[hickory_proto::rr::Record]| -> Vec<String> {
-        rs.iter()
-            .map(|r| {
-                let r = support::fmt_record(r);
-                r.replace(" IN ", " ")
-            })
-            .collect()
-    };
-    Answer {
-        rcode: support::rcode_name(msg.metadata.response_code),
-        aa: msg.metadata.authoritative,
-        answers: show(&msg.answers),
-        authority: show(&msg.authorities),
-        additionals: show(&msg.additionals),
+/// The reply's sections, with SOA serials written `SERIAL` (they follow the cluster's changes).
+async fn ask(running: &Running, name: &str, qtype: RecordType) -> support::Sections {
+    let mut a = support::ask_sections(running, name, qtype, DNSClass::IN).await;
+    for r in a.answers.iter_mut().chain(a.authority.iter_mut()) {
+        let mut f: Vec<&str> = r.split(' ').collect();
+        if f.get(2) == Some(&"SOA") && f.len() > 5 {
+            f[5] = "SERIAL";
+            *r = f.join(" ");
+        }
     }
+    a
 }
 
 const SOA: &str =
@@ -155,7 +133,7 @@ async fn external_ips_and_load_balancers_answer_under_their_zone() {
         ]
     );
     assert_eq!(
-        a.additionals,
+        a.additional,
         [
             "web.shop.example.org. 5 A 198.51.100.7",
             "web.shop.example.org. 5 A 203.0.113.20",
@@ -208,9 +186,9 @@ async fn external_ips_and_load_balancers_answer_under_their_zone() {
         ["elb.shop.example.org. 5 SRV 0 100 80 web-123.elb.example.com."]
     );
     assert!(
-        a.additionals.iter().any(|r| r.ends_with("A 192.0.2.44")),
+        a.additional.iter().any(|r| r.ends_with("A 192.0.2.44")),
         "{:?}",
-        a.additionals
+        a.additional
     );
 
     // A Service with no ports: addresses, but no SRV records.
@@ -333,7 +311,7 @@ async fn headless_apex_and_ttl_options() {
             "_tcp-postgres._tcp.postgres.db.ext.test. 30 SRV 0 50 5432 postgres-1.postgres.db.ext.test."
         ]
     );
-    let mut extra = a.additionals.clone();
+    let mut extra = a.additional.clone();
     extra.retain(|r| !r.contains("OPT"));
     extra.sort();
     assert_eq!(
@@ -403,7 +381,7 @@ async fn load_balancer_changes_are_followed_live() {
     assert_eq!(a.rcode, "NXDOMAIN", "no ingress yet");
     let a = ask(&running, "example.org.", RecordType::NS).await;
     assert_eq!(
-        a.additionals
+        a.additional
             .iter()
             .filter(|r| !r.contains("OPT"))
             .collect::<Vec<_>>(),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use std::sync::Arc;
@@ -161,4 +161,41 @@ pub async fn until_ready(running: &Running) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("not ready after 20 s");
+}
+
+/// A reply as tests read it: the rcode, the `aa` bit, and each section as `name ttl TYPE data`.
+pub struct Sections {
+    pub rcode: String,
+    pub aa: bool,
+    pub answers: Vec<String>,
+    pub authority: Vec<String>,
+    pub additional: Vec<String>,
+}
+
+/// Asks the server's first listener over UDP (EDNS, 1232 bytes) and reads the reply's sections.
+pub async fn ask_sections(
+    running: &Running,
+    name: &str,
+    qtype: RecordType,
+    class: DNSClass,
+) -> Sections {
+    let mut q = query(name, qtype, Some(1232));
+    q.queries[0].set_query_class(class);
+    let port = running.listeners()[0].port;
+    let bytes = ask(running, port, &q.to_vec().unwrap(), Transport::Udp)
+        .await
+        .expect("an answer");
+    let msg = Message::from_vec(&bytes).unwrap();
+    let show = |rs: &[Record]| {
+        rs.iter()
+            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            .collect()
+    };
+    Sections {
+        rcode: rcode_name(msg.metadata.response_code),
+        aa: msg.metadata.authoritative,
+        answers: show(&msg.answers),
+        authority: show(&msg.authorities),
+        additional: show(&msg.additionals),
+    }
 }

@@ -3,47 +3,21 @@
 
 use std::net::Ipv4Addr;
 
-use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, RecordType};
 
 use clusterdns::app::Running;
-use clusterdns::chain::Transport;
 
 use crate::support;
 use crate::upstream::FakeUpstream;
 
-struct Answer {
-    rcode: String,
-    aa: bool,
-    answers: Vec<String>,
-    authority: Vec<String>,
-    additional: Vec<String>,
-}
+use support::Sections as Answer;
 
 async fn ask_class(running: &Running, name: &str, qtype: RecordType, class: DNSClass) -> Answer {
-    let mut q = support::query(name, qtype, Some(1232));
-    q.queries[0].set_query_class(class);
-    let port = running.listeners()[0].port;
-    let bytes = support::ask(running, port, &q.to_vec().unwrap(), Transport::Udp)
-        .await
-        .expect("an answer");
-    let msg = Message::from_vec(&bytes).unwrap();
-    let show = |rs: &[hickory_proto::rr::Record]| {
-        rs.iter()
-            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
-            .collect()
-    };
-    Answer {
-        rcode: support::rcode_name(msg.metadata.response_code),
-        aa: msg.metadata.authoritative,
-        answers: show(&msg.answers),
-        authority: show(&msg.authorities),
-        additional: show(&msg.additionals),
-    }
+    support::ask_sections(running, name, qtype, class).await
 }
 
 async fn ask(running: &Running, name: &str, qtype: RecordType) -> Answer {
-    ask_class(running, name, qtype, DNSClass::IN).await
+    support::ask_sections(running, name, qtype, DNSClass::IN).await
 }
 
 async fn server(templates: &str, upstream: &FakeUpstream) -> std::sync::Arc<Running> {
