@@ -3,7 +3,7 @@
 //! files. Decoded with the k8s-openapi types and slimmed by the same conversions the API
 //! watchers use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +11,7 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::config::kubernetes::{KubernetesConfig, PodMode};
 use crate::config::selector::Selector;
@@ -142,63 +141,341 @@ fn inode(_: &std::fs::Metadata) -> u64 {
 
 /// Reads every object behind `path` into a snapshot, keeping what `filters` let through.
 pub fn load(path: &Path, filters: &Filters) -> Result<Snapshot, LoadError> {
-    let mut objects = Objects::default();
+    let mut objects = Objects::new(filters);
     for file in files(path)? {
         let text = std::fs::read_to_string(&file)
             .map_err(|e| LoadError::at(&file, None, None, format!("cannot read: {e}")))?;
         decode_text(&file, &text, &mut objects)?;
     }
-    objects.into_snapshot(path, filters)
+    Ok(objects.into_snapshot(filters))
 }
 
 /// Decodes one file's text (for tests and fuzzing as much as for [`load`]).
 pub fn decode(file: &Path, text: &str, filters: &Filters) -> Result<Snapshot, LoadError> {
-    let mut objects = Objects::default();
+    let mut objects = Objects::new(filters);
     decode_text(file, text, &mut objects)?;
-    objects.into_snapshot(file, filters)
+    Ok(objects.into_snapshot(filters))
 }
 
-#[derive(Default)]
-struct Objects {
-    services: Vec<Service>,
-    slices: Vec<EndpointSlice>,
-    pods: Vec<Pod>,
-    namespaces: Vec<Namespace>,
+/// The objects read so far, already slimmed and filtered: each object is slimmed as soon as it
+/// is decoded, so a large dump never exists whole as Kubernetes objects.
+struct Objects<'f> {
+    filters: &'f Filters,
+    snap: Snapshot,
+    /// Namespaces that Services and Pods live in.
+    mentioned: BTreeSet<Arc<str>>,
+    any_namespace_objects: bool,
+}
+
+impl<'f> Objects<'f> {
+    fn new(filters: &'f Filters) -> Self {
+        Self {
+            filters,
+            snap: Snapshot::default(),
+            mentioned: BTreeSet::new(),
+            any_namespace_objects: false,
+        }
+    }
+
+    /// Takes in everything `other` read (a List's items, once the List's kind is known).
+    fn absorb(&mut self, other: Objects<'_>) {
+        self.snap.namespaces.extend(other.snap.namespaces);
+        self.snap.services.extend(other.snap.services);
+        self.snap.slices.extend(other.snap.slices);
+        self.snap.pods.extend(other.snap.pods);
+        self.mentioned.extend(other.mentioned);
+        self.any_namespace_objects |= other.any_namespace_objects;
+    }
+
+    fn namespace(&mut self, ns: &Namespace) -> Result<(), slim::SlimError> {
+        self.any_namespace_objects = true;
+        let (name, labels) = slim::namespace(ns)?;
+        let label_ok = self
+            .filters
+            .namespace_labels
+            .as_ref()
+            .is_none_or(|sel| sel.matches(&labels));
+        if label_ok && self.filters.namespace_ok(&name) {
+            self.snap.namespaces.insert(name);
+        }
+        Ok(())
+    }
+
+    fn service(&mut self, svc: &Service) -> Result<(), slim::SlimError> {
+        let s = slim::service(svc)?;
+        self.mentioned.insert(s.key.namespace.clone());
+        if self.filters.namespace_ok(&s.key.namespace)
+            && self.filters.labels_ok(svc.metadata.labels.as_ref())
+        {
+            self.snap.services.insert(s.key.clone(), s);
+        }
+        Ok(())
+    }
+
+    fn slice(&mut self, es: &EndpointSlice) -> Result<(), slim::SlimError> {
+        if self.filters.noendpoints {
+            return Ok(());
+        }
+        if let Some(s) = slim::endpoint_slice(es)?
+            && self.filters.namespace_ok(&s.key.namespace)
+            && self.filters.labels_ok(es.metadata.labels.as_ref())
+        {
+            self.snap.slices.insert(s.key.clone(), s);
+        }
+        Ok(())
+    }
+
+    fn pod(&mut self, pod: &Pod) -> Result<(), slim::SlimError> {
+        if !self.filters.pods {
+            return Ok(());
+        }
+        if let Some(p) = slim::pod(pod)?
+            && self.filters.namespace_ok(&p.key.namespace)
+        {
+            self.mentioned.insert(p.key.namespace.clone());
+            self.snap.pods.insert(p.key.clone(), p);
+        }
+        Ok(())
+    }
+
+    fn into_snapshot(mut self, filters: &Filters) -> Snapshot {
+        // A hand-written file may list no Namespace objects at all: then the namespaces its
+        // objects live in exist (in a real cluster they must).
+        if !self.any_namespace_objects && filters.namespace_labels.is_none() {
+            self.snap.namespaces.extend(
+                self.mentioned
+                    .into_iter()
+                    .filter(|ns: &Arc<str>| filters.namespace_ok(ns)),
+            );
+        }
+        self.snap
+    }
 }
 
 fn decode_text(file: &Path, text: &str, out: &mut Objects) -> Result<(), LoadError> {
     let is_json = file.extension().and_then(|e| e.to_str()) == Some("json")
         || text.trim_start().starts_with('{');
     if is_json {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            LoadError::at(
+        let mut failed = None;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let doc = Document {
+            file,
+            line: None,
+            item_lines: &[],
+            out,
+            failed: &mut failed,
+        };
+        let read = doc.deserialize(&mut de).and_then(|()| de.end());
+        return match (failed, read) {
+            (Some(e), _) => Err(e),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(LoadError::at(
                 file,
                 Some(e.line()),
                 Some(e.column()),
                 format!("invalid JSON: {e}"),
-            )
-        })?;
-        return add_object(file, None, &[], "", value, out);
+            )),
+        };
     }
     let starts = document_lines(text);
     for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(doc).map_err(|e| {
-            let loc = e.location();
-            LoadError::at(
-                file,
-                loc.as_ref().map(|l| l.line()),
-                loc.as_ref().map(|l| l.column()),
-                format!("invalid YAML: {e}"),
-            )
-        })?;
-        if value.is_null() {
-            continue;
-        }
         let line = starts.get(i).copied();
         let items = line.map(|l| item_lines(text, l)).unwrap_or_default();
-        add_object(file, line, &items, "", value, out)?;
+        let mut failed = None;
+        let read = Document {
+            file,
+            line,
+            item_lines: &items,
+            out: &mut *out,
+            failed: &mut failed,
+        }
+        .deserialize(doc);
+        match (failed, read) {
+            (Some(e), _) => return Err(e),
+            (None, Ok(())) => {}
+            (None, Err(e)) => {
+                let loc = e.location();
+                return Err(LoadError::at(
+                    file,
+                    loc.as_ref().map(|l| l.line()),
+                    loc.as_ref().map(|l| l.column()),
+                    format!("invalid YAML: {e}"),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// One document's top level, read field by field. A List's `items` are decoded one at a time
+/// and slimmed at once, so that the tree of a whole dump (hundreds of MB for a 9 MB file) is
+/// never built. kubectl writes `items` before `kind`: items that carry their own kind are
+/// read straight away; those that do not (typed lists may leave it off) wait for the List's.
+///
+/// An error of ours is kept in `failed`, and the decoder is stopped with a placeholder error
+/// that [`decode_text`] replaces by it.
+struct Document<'a, 'f> {
+    file: &'a Path,
+    line: Option<usize>,
+    item_lines: &'a [usize],
+    out: &'a mut Objects<'f>,
+    failed: &'a mut Option<LoadError>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Document<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Document<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Kubernetes object or List")
+    }
+
+    /// An empty YAML document.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut fields = serde_json::Map::new();
+        let mut items = Objects::new(self.out.filters);
+        let mut kindless = Vec::new();
+        let mut had_items = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" && !had_items {
+                had_items = true;
+                map.next_value_seed(Items {
+                    file: self.file,
+                    line: self.line,
+                    item_lines: self.item_lines,
+                    out: &mut items,
+                    kindless: &mut kindless,
+                    failed: &mut *self.failed,
+                })?;
+            } else {
+                fields.insert(key, map.next_value()?);
+            }
+        }
+        let kind = fields
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default();
+        let list_kind = match kind {
+            "List" => Some(None),
+            "ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList" => {
+                Some(kind.strip_suffix("List"))
+            }
+            _ => None,
+        };
+        let result = match list_kind {
+            // Not a List: any `items` of it were not objects of ours (no kind DNS reads has a
+            // top-level `items`), and the object is read from its other fields.
+            None => add_object(
+                self.file,
+                self.line,
+                "",
+                serde_json::Value::Object(fields),
+                self.out,
+            ),
+            Some(item_kind) => {
+                let mut result = Ok(());
+                for (j, item) in kindless {
+                    let at = self.item_lines.get(j).copied().or(self.line);
+                    let path = format!("items[{j}]");
+                    result = match item_kind {
+                        Some(k) => add_object(self.file, at, &path, with_kind(item, k), &mut items),
+                        None => add_object(self.file, at, &path, item, &mut items),
+                    };
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                self.out.absorb(items);
+                result
+            }
+        };
+        result.map_err(|e| {
+            *self.failed = Some(e);
+            serde::de::Error::custom("stopped at an invalid object")
+        })
+    }
+}
+
+/// Typed lists may leave `kind` and `apiVersion` off their items.
+fn with_kind(mut item: serde_json::Value, kind: &str) -> serde_json::Value {
+    if let Some(obj) = item.as_object_mut() {
+        obj.entry("kind").or_insert_with(|| kind.into());
+        let api = if kind == "EndpointSlice" {
+            "discovery.k8s.io/v1"
+        } else {
+            "v1"
+        };
+        obj.entry("apiVersion").or_insert_with(|| api.into());
+    }
+    item
+}
+
+/// A List's `items`, one object at a time (see [`Document`]).
+struct Items<'a, 'f> {
+    file: &'a Path,
+    line: Option<usize>,
+    item_lines: &'a [usize],
+    out: &'a mut Objects<'f>,
+    /// Items without a kind of their own, by position.
+    kindless: &'a mut Vec<(usize, serde_json::Value)>,
+    failed: &'a mut Option<LoadError>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Items<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Items<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut j = 0;
+        while let Some(item) = seq.next_element::<serde_json::Value>()? {
+            if item.get("kind").and_then(|k| k.as_str()).is_none() {
+                self.kindless.push((j, item));
+            } else {
+                let at = self.item_lines.get(j).copied().or(self.line);
+                let path = format!("items[{j}]");
+                if let Err(e) = add_object(self.file, at, &path, item, self.out) {
+                    *self.failed = Some(e);
+                    return Err(serde::de::Error::custom("stopped at an invalid object"));
+                }
+            }
+            j += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The first line of each YAML document (1-based), as far as `---` markers tell.
@@ -249,10 +526,10 @@ fn item_lines(text: &str, doc_line: usize) -> Vec<usize> {
     out
 }
 
+/// Reads one object (a List nested in a List included) into `out`.
 fn add_object(
     file: &Path,
     line: Option<usize>,
-    item_lines: &[usize],
     path: &str,
     value: serde_json::Value,
     out: &mut Objects,
@@ -275,48 +552,31 @@ fn add_object(
         };
         LoadError::at(file, line, None, format!("{at}{msg}"))
     };
+    let slimmed = |r: Result<(), slim::SlimError>| r.map_err(|e| here(e.to_string()));
     match kind.as_str() {
         "List" | "ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList" => {
-            let items = match value.get("items") {
-                Some(serde_json::Value::Array(items)) => items.clone(),
+            let serde_json::Value::Object(mut fields) = value else {
+                unreachable!("an object has a kind")
+            };
+            let items = match fields.remove("items") {
+                Some(serde_json::Value::Array(items)) => items,
                 Some(serde_json::Value::Null) | None => Vec::new(),
                 Some(_) => return Err(here(format!("{kind}: 'items' must be a list"))),
             };
             let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
-            // Item lines are known for the top-level list of a YAML document only.
-            let lines = if path.is_empty() && item_lines.len() == items.len() {
-                item_lines
-            } else {
-                &[]
-            };
-            for (j, mut item) in items.into_iter().enumerate() {
-                if let (Some(k), Some(obj)) = (item_kind, item.as_object_mut()) {
-                    // Typed lists may leave kind and apiVersion off their items.
-                    obj.entry("kind").or_insert_with(|| k.into());
-                    let api = if k == "EndpointSlice" {
-                        "discovery.k8s.io/v1"
-                    } else {
-                        "v1"
-                    };
-                    obj.entry("apiVersion").or_insert_with(|| api.into());
-                }
-                let at = lines.get(j).copied().or(line);
-                add_object(file, at, &[], &format!("{path}items[{j}]"), item, out)?;
+            for (j, item) in items.into_iter().enumerate() {
+                let item = match item_kind {
+                    Some(k) => with_kind(item, k),
+                    None => item,
+                };
+                add_object(file, line, &format!("{path}items[{j}]"), item, out)?;
             }
             Ok(())
         }
-        "Service" => typed(&kind, &name, value)
-            .map(|o| out.services.push(o))
-            .map_err(here),
-        "EndpointSlice" => typed(&kind, &name, value)
-            .map(|o| out.slices.push(o))
-            .map_err(here),
-        "Pod" => typed(&kind, &name, value)
-            .map(|o| out.pods.push(o))
-            .map_err(here),
-        "Namespace" => typed(&kind, &name, value)
-            .map(|o| out.namespaces.push(o))
-            .map_err(here),
+        "Service" => slimmed(out.service(&typed(&kind, &name, value).map_err(here)?)),
+        "EndpointSlice" => slimmed(out.slice(&typed(&kind, &name, value).map_err(here)?)),
+        "Pod" => slimmed(out.pod(&typed(&kind, &name, value).map_err(here)?)),
+        "Namespace" => slimmed(out.namespace(&typed(&kind, &name, value).map_err(here)?)),
         // kubectl dumps carry other kinds too (Endpoints next to EndpointSlices, say): DNS
         // does not read them.
         "" => Err(here(
@@ -341,62 +601,4 @@ fn typed<T: DeserializeOwned>(
         };
         format!("{kind} '{name}': {field}{}", e.inner())
     })
-}
-
-impl Objects {
-    fn into_snapshot(self, path: &Path, filters: &Filters) -> Result<Snapshot, LoadError> {
-        let err = |e: slim::SlimError| LoadError::at(path, None, None, e.to_string());
-        let mut snap = Snapshot::default();
-        let mut mentioned = std::collections::BTreeSet::new();
-        let any_namespace_objects = !self.namespaces.is_empty();
-        for ns in &self.namespaces {
-            let (name, labels) = slim::namespace(ns).map_err(err)?;
-            let label_ok = filters
-                .namespace_labels
-                .as_ref()
-                .is_none_or(|sel| sel.matches(&labels));
-            if label_ok && filters.namespace_ok(&name) {
-                snap.namespaces.insert(name);
-            }
-        }
-        for svc in &self.services {
-            let s = slim::service(svc).map_err(err)?;
-            mentioned.insert(s.key.namespace.clone());
-            if filters.namespace_ok(&s.key.namespace)
-                && filters.labels_ok(svc.metadata.labels.as_ref())
-            {
-                snap.services.insert(s.key.clone(), s);
-            }
-        }
-        if !filters.noendpoints {
-            for es in &self.slices {
-                if let Some(s) = slim::endpoint_slice(es).map_err(err)?
-                    && filters.namespace_ok(&s.key.namespace)
-                    && filters.labels_ok(es.metadata.labels.as_ref())
-                {
-                    snap.slices.insert(s.key.clone(), s);
-                }
-            }
-        }
-        if filters.pods {
-            for p in &self.pods {
-                if let Some(p) = slim::pod(p).map_err(err)?
-                    && filters.namespace_ok(&p.key.namespace)
-                {
-                    mentioned.insert(p.key.namespace.clone());
-                    snap.pods.insert(p.key.clone(), p);
-                }
-            }
-        }
-        // A hand-written file may list no Namespace objects at all: then the namespaces its
-        // objects live in exist (in a real cluster they must).
-        if !any_namespace_objects && filters.namespace_labels.is_none() {
-            snap.namespaces.extend(
-                mentioned
-                    .into_iter()
-                    .filter(|ns: &Arc<str>| filters.namespace_ok(ns)),
-            );
-        }
-        Ok(snap)
-    }
 }

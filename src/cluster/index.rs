@@ -14,6 +14,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
+
+/// The index's maps hash with foldhash: SipHash was a tenth of building the index, and the
+/// names map is hashed on every query. Keys come from the cluster (and queries only look up),
+/// and foldhash still seeds each map at random.
+type Hasher = foldhash::fast::RandomState;
+type Map<K, V> = HashMap<K, V, Hasher>;
+type SharedMap<K, V> = DashMap<K, V, Hasher>;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -408,7 +415,7 @@ type NameBytes = Box<[u8]>;
 
 pub struct Index {
     /// Every name, found by its wire form (see [`Node`]'s `Borrow`).
-    names: DashMap<Node, ()>,
+    names: SharedMap<Node, ()>,
     zones: Vec<Zone>,
     ttl: u32,
     writer: Mutex<Writer>,
@@ -416,7 +423,7 @@ pub struct Index {
     /// may be out of date.
     generation: AtomicU64,
     /// The pods (under `pods verified`) by IP, for `autopath` to find a client's namespace.
-    pods_by_ip: Arc<DashMap<IpAddr, Vec<Key>>>,
+    pods_by_ip: Arc<SharedMap<IpAddr, Vec<Key>>>,
     /// What `k8s_external` reads.
     exposed: Arc<ExposedServices>,
 }
@@ -435,9 +442,9 @@ pub struct Exposed {
 #[derive(Default)]
 struct ExposedServices {
     /// By `name.namespace`.
-    services: DashMap<Box<str>, Arc<Exposed>>,
+    services: SharedMap<Box<str>, Arc<Exposed>>,
     /// The Services each external IP belongs to, for PTR.
-    by_ip: DashMap<IpAddr, Vec<Key>>,
+    by_ip: SharedMap<IpAddr, Vec<Key>>,
 }
 
 impl ExposedServices {
@@ -510,12 +517,12 @@ struct Writer {
     /// The slices of each Service: `namespace/service` → slice names.
     /// Sorted; a Service has a slice or a few, for which a B-tree node (room for 11) is
     /// too big.
-    slices_by_service: HashMap<Key, Vec<Arc<str>>>,
+    slices_by_service: Map<Key, Vec<Arc<str>>>,
     /// The parts of names that more than one owner gives records, in owner order.
-    shared: HashMap<NameBytes, Vec<(Owner, Part)>>,
+    shared: Map<NameBytes, Vec<(Owner, Part)>>,
     /// How many owners make each name exist without records (empty non-terminals).
-    ents: HashMap<NameBytes, u32>,
-    pods_by_ip: Arc<DashMap<IpAddr, Vec<Key>>>,
+    ents: Map<NameBytes, u32>,
+    pods_by_ip: Arc<SharedMap<IpAddr, Vec<Key>>>,
     exposed: Arc<ExposedServices>,
 }
 
@@ -543,12 +550,12 @@ impl Index {
                 ns_name: LowerName::new(&ns_name),
             });
         }
-        let pods_by_ip = Arc::new(DashMap::new());
+        let pods_by_ip = Arc::new(SharedMap::default());
         let exposed = Arc::new(ExposedServices::default());
         let index = Self {
             pods_by_ip: pods_by_ip.clone(),
             exposed: exposed.clone(),
-            names: DashMap::new(),
+            names: SharedMap::default(),
             zones: zone_list,
             ttl: opts.ttl,
             generation: AtomicU64::new(0),
@@ -558,9 +565,9 @@ impl Index {
                 ttl: opts.ttl,
                 serial: 0,
                 state: Snapshot::default(),
-                slices_by_service: HashMap::new(),
-                shared: HashMap::new(),
-                ents: HashMap::new(),
+                slices_by_service: Map::default(),
+                shared: Map::default(),
+                ents: Map::default(),
                 pods_by_ip,
                 exposed,
             }),
@@ -1034,16 +1041,20 @@ impl Writer {
     /// `10.in-addr.arpa`, which thousands of owners share) is only counted: it touches the name
     /// when the count goes from or to zero, so a change to one Service never rebuilds names
     /// that every Service shares.
-    fn update(&mut self, map: &DashMap<Node, ()>, before: BTreeMap<Owner, Names>) -> (usize, bool) {
+    fn update(
+        &mut self,
+        map: &SharedMap<Node, ()>,
+        before: BTreeMap<Owner, Names>,
+    ) -> (usize, bool) {
         // A name's only owner is not stored with its parts: they are computed (once per owner
         // and update) when another owner's change touches that name.
-        let mut others: HashMap<Owner, HashMap<NameBytes, Part>> = HashMap::new();
+        let mut others: Map<Owner, Map<NameBytes, Part>> = Map::default();
         let mut changed = false;
         let mut count = 0;
         for (owner, names) in &before {
             let encoded = encode_owner(Some(owner));
             // Per name touched: the records this owner gives it now.
-            let mut touched: HashMap<NameBytes, Option<Part>> = HashMap::new();
+            let mut touched: Map<NameBytes, Option<Part>> = Map::default();
             for (name, records) in names {
                 if *records {
                     touched.entry(name.clone()).or_default();
@@ -1109,7 +1120,7 @@ impl Writer {
     /// Publishes the answers of `name` from its parts; returns whether anything changed.
     fn publish(
         &mut self,
-        map: &DashMap<Node, ()>,
+        map: &SharedMap<Node, ()>,
         name: NameBytes,
         parts: Vec<(Owner, Part)>,
     ) -> bool {
@@ -1138,7 +1149,7 @@ impl Writer {
 
 /// Publishes `node` in place of what its name had: readers see the old node or the new one,
 /// never neither.
-fn replace(map: &DashMap<Node, ()>, node: Node) {
+fn replace(map: &SharedMap<Node, ()>, node: Node) {
     match map.entry(node) {
         dashmap::Entry::Occupied(e) => {
             e.replace_entry(());

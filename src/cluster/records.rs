@@ -114,7 +114,7 @@ pub struct RecordOptions {
 /// Parts keyed by name, with every empty non-terminal between a name and its zone filled in.
 #[derive(Default)]
 pub struct Parts {
-    map: HashMap<LowerName, Part>,
+    map: HashMap<LowerName, Part, foldhash::fast::RandomState>,
 }
 
 impl Parts {
@@ -131,7 +131,13 @@ impl Parts {
     fn add_in(&mut self, zone: &Name, name: Name, part: Part) {
         let mut parent = name.base_name();
         while parent.num_labels() > zone.num_labels() {
-            self.map.entry(LowerName::new(&parent)).or_default();
+            let parent_name = LowerName::new(&parent);
+            // A name added here had its own ancestors added with it: stop at the first one
+            // already known (the ports of a Service share `_tcp.SVC.NS.svc.ZONE` and above).
+            if self.map.contains_key(&parent_name) {
+                break;
+            }
+            self.map.insert(parent_name, Part::default());
             parent = parent.base_name();
         }
         self.add(name, part);

@@ -220,3 +220,66 @@ fn the_demo_and_a_json_dump_decode_alike() {
     .unwrap();
     assert_eq!(yaml, json);
 }
+
+/// Lists are read item by item, as kubectl and the API write them: `items` before `kind`, typed
+/// lists whose items carry no kind, Lists inside Lists, and top-level objects of other kinds
+/// with an `items` field of their own.
+#[test]
+fn lists_are_read_item_by_item_in_any_field_order() {
+    let f = Filters::default();
+    let svc = |name: &str, ip: &str| {
+        format!(
+            r#"{{"metadata": {{"name": "{name}", "namespace": "app"}}, "spec": {{"clusterIP": "{ip}", "ports": [{{"port": 80}}]}}}}"#
+        )
+    };
+    // A typed list: its items have no kind; `kind` comes last.
+    let text = format!(
+        r#"{{"apiVersion": "v1", "items": [{}, {}], "kind": "ServiceList", "metadata": {{}}}}"#,
+        svc("a", "10.0.0.1"),
+        svc("b", "10.0.0.2")
+    );
+    let snap = decode(Path::new("svc.json"), &text, &f).unwrap();
+    assert_eq!(snap.services.len(), 2);
+    assert!(snap.namespaces.iter().any(|n| &**n == "app"));
+    // A mixed List with a List inside; items with and without a kind of their own.
+    let text = format!(
+        r#"{{"items": [{{"kind": "Namespace", "apiVersion": "v1", "metadata": {{"name": "app"}}}},
+            {{"kind": "List", "items": [{{"kind": "Service", "apiVersion": "v1", "metadata": {{"name": "c", "namespace": "app"}}, "spec": {{"clusterIP": "10.0.0.3"}}}}]}}],
+          "kind": "List"}}"#
+    );
+    let snap = decode(Path::new("mixed.json"), &text, &f).unwrap();
+    assert_eq!(snap.services.len(), 1);
+    assert_eq!(snap.namespaces.len(), 1);
+    // Another kind whose top level has `items`: skipped, as any kind DNS does not read.
+    let text = format!(
+        r#"{{"items": [{}], "kind": "ConfigMapList"}}"#,
+        svc("d", "10.0.0.4")
+    );
+    assert!(
+        decode(Path::new("cm.json"), &text, &f)
+            .unwrap()
+            .services
+            .is_empty()
+    );
+    // A bad item of a typed list is named by its place, though its kind came from the list.
+    let text = format!(
+        r#"{{"items": [{}, {{"metadata": {{"name": "bad"}}, "spec": {{"ports": "no"}}}}], "kind": "ServiceList"}}"#,
+        svc("a", "10.0.0.1")
+    );
+    let e = decode(Path::new("bad.json"), &text, &f).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("items[1]: Service 'bad': spec.ports: invalid type"),
+        "{e}"
+    );
+    // `items` that is not a list.
+    let e = decode(Path::new("x.json"), r#"{"kind": "List", "items": 3}"#, &f).unwrap_err();
+    assert!(e.to_string().contains("invalid JSON"), "{e}");
+    // A JSON document that is not an object.
+    let e = decode(Path::new("x.json"), "[1, 2]", &f).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected a Kubernetes object or List"),
+        "{e}"
+    );
+}
