@@ -236,6 +236,15 @@ pub fn undash(label: &str) -> Option<IpAddr> {
         .map(IpAddr::V6)
 }
 
+/// Whether the lower-case wire name `key`, whose labels start at the offsets `labels` (the
+/// root's terminating zero included), is `zone` (lower-case wire form) or a name below it.
+pub fn key_in_zone(key: &[u8], labels: &[u8], zone: &[u8]) -> bool {
+    let Some(at) = key.len().checked_sub(zone.len()) else {
+        return false;
+    };
+    key.ends_with(zone) && u8::try_from(at).is_ok_and(|at| labels.contains(&at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,12 @@ pub enum Data<'a> {
     Cname(&'a Name),
     Ns(&'a Name),
     Txt(&'a str),
+    Soa {
+        mname: &'a Name,
+        rname: &'a Name,
+        /// Serial, refresh, retry, expire and minimum, in that order.
+        times: [u32; 5],
+    },
 }
 
 impl Data<'_> {
@@ -89,6 +95,7 @@ impl Data<'_> {
             Data::Cname(_) => RecordType::CNAME,
             Data::Ns(_) => RecordType::NS,
             Data::Txt(_) => RecordType::TXT,
+            Data::Soa { .. } => RecordType::SOA,
         }
     }
 }
@@ -135,6 +142,17 @@ impl Builder {
                 }
             }
             Data::Ptr(name) | Data::Cname(name) | Data::Ns(name) => push_name(&mut self.data, name),
+            Data::Soa {
+                mname,
+                rname,
+                times,
+            } => {
+                push_name(&mut self.data, mname);
+                push_name(&mut self.data, rname);
+                for t in times {
+                    self.data.extend_from_slice(&t.to_be_bytes());
+                }
+            }
             Data::Txt(text) => {
                 for chunk in text.as_bytes().chunks(255) {
                     self.data.push(chunk.len() as u8);
@@ -320,7 +338,19 @@ impl Prepared {
             RecordType::PTR | RecordType::CNAME | RecordType::NS => (0, true, true),
             _ => (rdlen, false, false),
         };
-        if !name {
+        if rtype == RecordType::SOA {
+            // Two names, both compressible (RFC 1035), then five numbers.
+            enc.emit_vec(&fixed[..8])?;
+            let place = enc.place::<u16>()?;
+            let bad = || ProtoError::Message("bad prepared SOA");
+            let mname = name_len(rdata).ok_or_else(bad)?;
+            let rname = name_len(&rdata[mname..]).ok_or_else(bad)?;
+            names.write(enc, &rdata[..mname], true)?;
+            names.write(enc, &rdata[mname..mname + rname], true)?;
+            enc.emit_vec(&rdata[mname + rname..])?;
+            let len = enc.len_since_place(&place) as u16;
+            enc.emit_at(place, len)?;
+        } else if !name {
             enc.emit_vec(&bytes[at..at + 10 + rdlen])?;
         } else {
             enc.emit_vec(&fixed[..8])?;

@@ -1,6 +1,8 @@
 //! Bytes → the whole request path in-process: parse, route through a chain with the
-//! `kubernetes` and `k8s_external` handlers on the demo cluster, encode the answer.
-//! Properties: no panic; every answer parses back; its ID and question echo the query's; over
+//! `kubernetes` and `k8s_external` handlers on the demo cluster, encode the answer. The
+//! `cluster.local` block is one the fast path serves.
+//! Properties: no panic; the fast path, where it answers, answers as the general path does;
+//! every answer parses back; its ID and question echo the query's; over
 //! UDP it never exceeds the size the client allowed.
 #![no_main]
 
@@ -27,7 +29,7 @@ fn world() -> &'static World {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let objects = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/cluster.yaml");
         let text = format!(
-            ".:0 {{\n errors\n k8s_external k8s.example in-addr.arpa {{\n  headless\n  fallthrough in-addr.arpa\n }}\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  objects {objects}\n  pods insecure\n  fallthrough in-addr.arpa ip6.arpa\n }}\n}}\nexample.org:0 {{\n kubernetes example.org {{\n  objects {objects}\n  pods verified\n  endpoint_pod_names\n }}\n}}\n"
+            ".:0 {{\n errors\n k8s_external k8s.example in-addr.arpa {{\n  headless\n  fallthrough in-addr.arpa\n }}\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  objects {objects}\n  pods insecure\n  fallthrough in-addr.arpa ip6.arpa\n }}\n}}\ncluster.local:0 {{\n errors\n kubernetes cluster.local {{\n  objects {objects}\n  pods insecure\n }}\n}}\nexample.org:0 {{\n kubernetes example.org {{\n  objects {objects}\n  pods verified\n  endpoint_pod_names\n }}\n}}\n"
         );
         let cfg = config::from_str("fuzz", &text, &LoadOptions::default()).unwrap();
         let opts = StartOptions {
@@ -45,6 +47,12 @@ fuzz_target!(|data: &[u8]| {
     let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
     let query = Message::from_vec(data).ok();
     for transport in [Transport::Udp, Transport::Tcp] {
+        // Where the fast path answers, the general path answers the same bytes.
+        let mut fast = Vec::new();
+        if w.router.answer_fast(data, src, transport, &mut fast) {
+            let general = w.rt.block_on(w.router.handle_bytes_general(data, src, transport));
+            assert_eq!(general.as_deref(), Some(&fast[..]), "the fast and general paths agree");
+        }
         let Some(answer) = w.rt.block_on(w.router.handle_bytes(data, src, transport)) else {
             continue;
         };

@@ -163,6 +163,17 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, HandlerEr
 pub trait Handler: Send + Sync {
     fn name(&self) -> &'static str;
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a>;
+
+    /// Whether this handler leaves alone a plain query the rest of the chain answers without
+    /// error (`errors`, `loop`): the fast path may then skip it.
+    fn transparent(&self) -> bool {
+        false
+    }
+
+    /// The `kubernetes` handler, for the fast path.
+    fn as_kubernetes(&self) -> Option<&crate::plugins::kubernetes::Kubernetes> {
+        None
+    }
 }
 
 /// The handlers after the current one.
@@ -219,6 +230,17 @@ impl Chain {
 
     pub fn observers(&self) -> &[Arc<dyn Observer>] {
         &self.observers
+    }
+
+    /// The `kubernetes` handler when it is the first handler that does anything to a plain
+    /// query and nothing observes the answers (`log`): then its common answers can be written
+    /// without running the chain ([`crate::server::Router::answer_fast`]).
+    pub fn fast_kubernetes(&self) -> Option<&crate::plugins::kubernetes::Kubernetes> {
+        if !self.observers.is_empty() {
+            return None;
+        }
+        let first = self.handlers.iter().find(|h| !h.transparent())?;
+        first.as_kubernetes()
     }
 
     pub fn serve<'a>(&'a self, req: &'a Request<'a>) -> HandlerFuture<'a> {

@@ -325,8 +325,11 @@ impl NodeBuilder {
 /// One zone of the index, with its SOA and NS prebuilt.
 pub struct Zone {
     pub name: LowerName,
+    /// The name in lower-case wire form, as the index keys names.
+    pub key: Box<[u8]>,
     pub reverse: bool,
-    soa: ArcSwap<RecordSet>,
+    /// The SOA as records and as prepared wire data: one serial, built together.
+    soa: ArcSwap<(RecordSet, Prepared)>,
     pub ns: RecordSet,
     /// `ns.dns.ZONE`, where the NS record points.
     pub ns_name: LowerName,
@@ -336,7 +339,12 @@ pub struct Zone {
 
 impl Zone {
     pub fn soa(&self) -> RecordSet {
-        RecordSet::clone(&self.soa.load())
+        RecordSet::clone(&self.soa.load().0)
+    }
+
+    /// The SOA ready for a reply's authority section.
+    pub fn soa_prepared(&self) -> Prepared {
+        self.soa.load().1.clone()
     }
 }
 
@@ -539,6 +547,7 @@ impl Index {
             let ns_name = names::join(&["ns", "dns"], name).unwrap_or_else(|| name.clone());
             zone_list.push(Zone {
                 name: LowerName::new(name),
+                key: NameKey::new(name).as_bytes().into(),
                 reverse,
                 soa: ArcSwap::from_pointee(soa_record(name, opts.ttl, 0)),
                 ns: Arc::from(vec![Record::from_rdata(
@@ -637,8 +646,21 @@ impl Index {
     }
 
     pub fn get(&self, name: &LowerName) -> Option<Node> {
-        let key = NameKey::new(name);
-        self.names.get(key.as_bytes()).map(|n| n.key().clone())
+        self.get_key(NameKey::new(name).as_bytes())
+    }
+
+    /// The node of a name given in lower-case wire form.
+    pub fn get_key(&self, key: &[u8]) -> Option<Node> {
+        self.names.get(key).map(|n| n.key().clone())
+    }
+
+    /// The zone a lower-case wire name falls in (the most specific one), given where its
+    /// labels start.
+    pub fn zone_of_key(&self, key: &[u8], labels: &[u8]) -> Option<&Zone> {
+        self.zones
+            .iter()
+            .filter(|z| names::key_in_zone(key, labels, &z.key))
+            .max_by_key(|z| z.key.len())
     }
 
     pub fn ttl(&self) -> u32 {
@@ -799,14 +821,37 @@ fn next_serial(prev: u32) -> u32 {
     now.max(prev.wrapping_add(1))
 }
 
-fn soa_record(zone: &Name, ttl: u32, serial: u32) -> RecordSet {
+fn soa_record(zone: &Name, ttl: u32, serial: u32) -> (RecordSet, Prepared) {
     let ns = names::join(&["ns", "dns"], zone).unwrap_or_else(|| zone.clone());
     let mbox = names::child(zone, "hostmaster").unwrap_or_else(|| zone.clone());
-    Arc::from(vec![Record::from_rdata(
+    let times = [serial, 7200, 1800, 86400, ttl];
+    let mut b = Builder::default();
+    b.push(
+        Some(zone),
+        ttl.min(300),
+        Data::Soa {
+            mname: &ns,
+            rname: &mbox,
+            times,
+        },
+    );
+    let end = b.mark();
+    let prepared = Prepared::new(b.finish(), 0, end, 1, This::Question);
+    let [serial, refresh, retry, expire, minimum] = times;
+    let records = Arc::from(vec![Record::from_rdata(
         zone.clone(),
         ttl.min(300),
-        RData::SOA(SOA::new(ns, mbox, serial, 7200, 1800, 86400, ttl)),
-    )])
+        RData::SOA(SOA::new(
+            ns,
+            mbox,
+            serial,
+            refresh as i32,
+            retry as i32,
+            expire as i32,
+            minimum,
+        )),
+    )]);
+    (records, prepared)
 }
 
 /// The changes that turn `old` into `new`.

@@ -78,6 +78,11 @@ impl Handler for Errors {
         "errors"
     }
 
+    /// It only reports errors, and the fast path answers none.
+    fn transparent(&self) -> bool {
+        true
+    }
+
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
         Box::pin(async move {
             let result = next.serve(req).await;

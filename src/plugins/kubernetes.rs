@@ -13,7 +13,7 @@ use crate::cluster::index::{Answer, Index, Node, Zone};
 use crate::cluster::watch::SourceStatus;
 use crate::config::kubernetes::{Fallthrough, PodMode};
 use crate::names;
-use crate::wire::{NameKey, This};
+use crate::wire::{NameKey, Prepared, This};
 
 pub struct Kubernetes {
     index: Arc<Index>,
@@ -22,6 +22,14 @@ pub struct Kubernetes {
     /// Until the source has listed everything (or `startup_timeout` passed), names in our zones
     /// answer SERVFAIL: an NXDOMAIN now would be cached by clients as the truth.
     status: Arc<SourceStatus>,
+}
+
+/// What the fast path ([`Kubernetes::fast`]) answers.
+pub enum Fast {
+    /// NOERROR with this record set.
+    Answer(Answer),
+    /// NOERROR without records, or NXDOMAIN: the zone's SOA goes in the authority section.
+    Negative(ResponseCode, Prepared),
 }
 
 /// What the index says about a name, before fallthrough and following aliases out of our zones.
@@ -55,6 +63,47 @@ impl Kubernetes {
 
     pub fn index(&self) -> &Arc<Index> {
         &self.index
+    }
+
+    /// The common answers, straight from a lower-case wire name (`labels`: where its labels
+    /// start, the root's zero included): a record set, NODATA or NXDOMAIN. `None` for anything
+    /// else (not ready, not our zone, the apex, aliases, pod names by IP, fallthrough): the
+    /// general path answers those, and for the rest both paths answer alike (the DNS case
+    /// battery checks it byte for byte).
+    pub fn fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<Fast> {
+        if !self.status.ready() {
+            return None;
+        }
+        let zone = self.index.zone_of_key(key, labels)?;
+        if *key == *zone.key {
+            return None;
+        }
+        let Some(node) = self.index.get_key(key) else {
+            let maybe_pod = self.pods == PodMode::Insecure
+                && !zone.reverse
+                && labels.len() == zone_labels(zone) + 3;
+            if maybe_pod || self.fallthrough_covers(key, labels) {
+                return None;
+            }
+            return Some(Fast::Negative(ResponseCode::NXDomain, zone.soa_prepared()));
+        };
+        if let Some(set) = node.get(qtype, &This::Question) {
+            return Some(Fast::Answer(set));
+        }
+        if node.has(RecordType::CNAME) {
+            return None;
+        }
+        Some(Fast::Negative(ResponseCode::NoError, zone.soa_prepared()))
+    }
+
+    fn fallthrough_covers(&self, key: &[u8], labels: &[u8]) -> bool {
+        match &self.fallthrough {
+            Fallthrough::Never => false,
+            Fallthrough::All => true,
+            Fallthrough::Zones(zones) => zones
+                .iter()
+                .any(|z| names::key_in_zone(key, labels, NameKey::new(z).as_bytes())),
+        }
     }
 
     /// Answers `name`/`qtype` from the index alone. At depth 0 `name` is the question;
@@ -155,6 +204,11 @@ impl Kubernetes {
     }
 }
 
+/// Labels of a zone's name, the root's counted (as the fast path counts label starts).
+fn zone_labels(zone: &Zone) -> usize {
+    usize::from(zone.name.num_labels()) + 1
+}
+
 fn positive(records: Rrs, additionals: Option<Rrs>) -> Reply {
     let mut reply = Reply::new(ResponseCode::NoError, NAME);
     reply.authoritative = true;
@@ -170,13 +224,17 @@ fn answer(set: Answer) -> Reply {
 fn negative(zone: &Zone, rcode: ResponseCode) -> Reply {
     let mut reply = Reply::new(rcode, NAME);
     reply.authoritative = true;
-    reply.authority.push(zone.soa().into());
+    reply.authority.push(zone.soa_prepared().into());
     reply
 }
 
 impl Handler for Kubernetes {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn as_kubernetes(&self) -> Option<&Kubernetes> {
+        Some(self)
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {

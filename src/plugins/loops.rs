@@ -152,6 +152,11 @@ impl Handler for Loop {
         "loop"
     }
 
+    /// It only watches for its own HINFO probe, which the fast path never answers.
+    fn transparent(&self) -> bool {
+        true
+    }
+
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
         self.probe.arrived(req);
         next.serve(req)

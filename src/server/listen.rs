@@ -253,6 +253,8 @@ async fn udp_loop(
     per_source: Arc<std::sync::Mutex<PerSource>>,
 ) {
     let mut buf = vec![0u8; 65535];
+    // The fast path's answer, written here and sent at once: no task, no allocation.
+    let mut answer = Vec::with_capacity(usize::from(super::MAX_UDP_PAYLOAD));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -281,6 +283,35 @@ async fn udp_loop(
                 router.load().metrics().rate_limited.inc();
                 continue;
             }
+            // Most cluster queries are answered right here (see Router::answer_fast).
+            if router
+                .load()
+                .answer_fast(&buf[..n], src, Transport::Udp, &mut answer)
+            {
+                match sock.try_send_to(&answer, src) {
+                    Ok(_) => continue,
+                    // The send buffer is full: wait for room in a task, within the same
+                    // bound on queries in flight as the general path.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            continue;
+                        };
+                        let sock = sock.clone();
+                        let answer = answer.clone();
+                        tasks.spawn(async move {
+                            if let Err(e) = sock.send_to(&answer, src).await {
+                                tracing::debug!("udp send to {src}: {e}");
+                            }
+                            drop(slot);
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!("udp send to {src}: {e}");
+                        continue;
+                    }
+                }
+            }
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 continue; // too many in flight: drop, as a full socket buffer would
             };
@@ -288,7 +319,9 @@ async fn udp_loop(
             let router = router.load_full();
             let sock = sock.clone();
             tasks.spawn(async move {
-                if let Some(answer) = router.handle_bytes(&query, src, Transport::Udp).await
+                if let Some(answer) = router
+                    .handle_bytes_general(&query, src, Transport::Udp)
+                    .await
                     && let Err(e) = sock.send_to(&answer, src).await
                 {
                     tracing::debug!("udp send to {src}: {e}");

@@ -3,6 +3,7 @@
 //! the bytes a client sent to the bytes it gets back, used by the sockets, the tests and the
 //! fuzzers alike.
 
+pub mod fast;
 pub mod listen;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,6 +27,7 @@ use crate::chain::{
     Chain, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport, Upstream, UpstreamFuture,
 };
 use crate::observe::metrics::{DROPPED, Metrics, Observation};
+use crate::plugins::kubernetes::Fast;
 use crate::wire::{Compressor, NameKey};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
@@ -34,6 +36,10 @@ pub const MAX_UDP_PAYLOAD: u16 = 4096;
 /// One server block as a port sees it.
 pub struct Block {
     pub zone: LowerName,
+    /// The zone in lower-case wire form, for the fast path's routing.
+    key: Box<[u8]>,
+    /// Whether the chain lets the fast path answer for `kubernetes`.
+    fast: bool,
     /// The zone as the `zone` metric label writes it (`.`, `cluster.local.`).
     pub label: String,
     pub chain: Arc<Chain>,
@@ -66,6 +72,8 @@ impl Router {
             .into_iter()
             .map(|(z, chain)| Block {
                 zone: LowerName::new(&z),
+                key: NameKey::new(&z).as_bytes().into(),
+                fast: chain.fast_kubernetes().is_some(),
                 label: z.to_string(),
                 chain,
             })
@@ -174,7 +182,123 @@ impl Router {
     }
 
     /// Answers raw bytes: `None` where the server stays silent (no header, or not a query).
+    /// The fast path first ([`Router::answer_fast`]), the general one for the rest.
     pub async fn handle_bytes(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        if self.answer_fast(bytes, src, transport, &mut out) {
+            return Some(out);
+        }
+        self.handle_bytes_general(bytes, src, transport).await
+    }
+
+    /// Answers the plainest queries for a cluster name into `out`, without building a message
+    /// or running the chain: read the question from the bytes, look the name up, and copy the
+    /// prepared records behind the client's own question. Only where the block's chain would
+    /// do exactly that (`kubernetes` first, after only [`Handler::transparent`] handlers, and
+    /// no `log`), and only for an answer, NODATA or NXDOMAIN; `false` leaves the query,
+    /// untouched, to [`Router::handle_bytes_general`]. The answer is counted in the metrics
+    /// as the general path counts it, and is the same to the byte (the DNS case battery and
+    /// the `message` fuzzer compare the two).
+    ///
+    /// [`Handler::transparent`]: crate::chain::Handler::transparent
+    pub fn answer_fast(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let start = Instant::now();
+        let Some(q) = fast::parse(bytes) else {
+            return false;
+        };
+        let (key, labels) = (q.key(), q.labels());
+        let Some(block) = self
+            .blocks
+            .iter()
+            .find(|b| crate::names::key_in_zone(key, labels, &b.key))
+        else {
+            return false;
+        };
+        if !block.fast {
+            return false;
+        }
+        let Some(found) = block
+            .chain
+            .fast_kubernetes()
+            .and_then(|k| k.fast(key, labels, q.qtype))
+        else {
+            return false;
+        };
+        let (rcode, answer, authority, additional) = match found {
+            Fast::Answer(set) => (
+                ResponseCode::NoError,
+                Some(Rrs::Prepared(set.records)),
+                None,
+                set.additionals.map(Rrs::Prepared),
+            ),
+            Fast::Negative(rcode, soa) => (rcode, None, Some(Rrs::Prepared(soa)), None),
+        };
+        let mut metadata = Metadata::new(q.id, MessageType::Response, OpCode::Query);
+        metadata.authoritative = true;
+        metadata.recursion_desired = q.recursion_desired;
+        metadata.checking_disabled = q.checking_disabled;
+        metadata.response_code = rcode;
+        let (max, opt) = match (transport, q.edns) {
+            (Transport::Tcp, edns) => (u16::MAX, edns),
+            (Transport::Udp, fast::Edns::None) => (512, fast::Edns::None),
+            (Transport::Udp, fast::Edns::Payload(p)) => {
+                let p = p.clamp(512, MAX_UDP_PAYLOAD);
+                (p, fast::Edns::Payload(p))
+            }
+        };
+        let opt = match opt {
+            fast::Edns::None => None,
+            fast::Edns::Payload(p) => Some(opt_record(p.clamp(512, MAX_UDP_PAYLOAD), rcode)),
+        };
+        let sections = Sections {
+            answers: answer.as_slice(),
+            authority: authority.as_slice(),
+            additionals: additional.as_slice(),
+        };
+        out.clear();
+        let written = write_message(
+            out,
+            q.raw,
+            1,
+            Some(key),
+            metadata,
+            sections,
+            opt.as_ref().map(|o| &o[..]),
+            max,
+        );
+        if written.is_err() {
+            return false;
+        }
+        self.metrics.observe(&Observation {
+            server: &self.server,
+            zone: &block.label,
+            transport,
+            src,
+            qtype: Some(q.qtype),
+            dnssec_ok: false,
+            rcode,
+            plugin: "kubernetes",
+            request_size: bytes.len(),
+            response_size: out.len(),
+            duration: start.elapsed(),
+        });
+        true
+    }
+
+    /// Answers raw bytes through hickory's parser and the chain: every query the fast path
+    /// leaves.
+    pub async fn handle_bytes_general(
         &self,
         bytes: &[u8],
         src: SocketAddr,
@@ -341,8 +465,29 @@ pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8
         .queries()
         .first()
         .map(|q| NameKey::new(q.name()));
-    match write_message(queries, response, question.as_ref(), opt, max) {
-        Ok(buf) => buf,
+    // Compression points at the question only when there is exactly one.
+    let key = question
+        .as_ref()
+        .filter(|_| queries.len() == 1)
+        .map(NameKey::as_bytes);
+    let sections = Sections {
+        answers: &response.answers,
+        authority: &response.authority,
+        additionals: &response.additionals,
+    };
+    let mut buf = Vec::with_capacity(512);
+    let written = write_message(
+        &mut buf,
+        queries.as_bytes(),
+        queries.len() as u16,
+        key,
+        response.metadata,
+        sections,
+        opt.as_deref(),
+        max,
+    );
+    match written {
+        Ok(()) => buf,
         Err(_) => {
             // Could not encode: SERVFAIL with the header alone.
             let mut buf = Vec::with_capacity(12);
@@ -359,49 +504,69 @@ pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8
     }
 }
 
+/// An OPT record as we answer with it: no options, version 0, DO clear, the extended bits of
+/// `rcode`. The same bytes hickory writes for such an [`Edns`] (a unit test holds them equal).
+fn opt_record(payload: u16, rcode: ResponseCode) -> [u8; 11] {
+    let [p0, p1] = payload.to_be_bytes();
+    [0, 0, 41, p0, p1, rcode.high(), 0, 0, 0, 0, 0]
+}
+
+/// A response's record sections.
+struct Sections<'a> {
+    answers: &'a [Rrs],
+    authority: &'a [Rrs],
+    additionals: &'a [Rrs],
+}
+
+/// Writes a response into `buf`: the header from `metadata`, the question section `question`
+/// (`qcount` questions, as the client sent them), the sections, and `opt` last; at most `max`
+/// bytes. `key` is the one question's name in lower-case wire form, which answers' names are
+/// compressed against.
+#[allow(clippy::too_many_arguments)]
 fn write_message(
-    queries: &Queries,
-    response: &Response,
-    question: Option<&NameKey>,
-    opt: Option<Vec<u8>>,
+    buf: &mut Vec<u8>,
+    question: &[u8],
+    qcount: u16,
+    key: Option<&[u8]>,
+    metadata: Metadata,
+    sections: Sections<'_>,
+    opt: Option<&[u8]>,
     max: u16,
-) -> Result<Vec<u8>, ProtoError> {
-    let mut buf = Vec::with_capacity(512);
-    let mut enc = BinEncoder::new(&mut buf);
-    let opt_len = opt.as_ref().map_or(0, Vec::len) as u16;
+) -> Result<(), ProtoError> {
+    let mut enc = BinEncoder::new(buf);
+    let opt_len = opt.map_or(0, <[u8]>::len) as u16;
     enc.set_max_size(max.saturating_sub(opt_len));
     let place = enc.place::<Header>()?;
-    enc.emit_vec(queries.as_bytes())?;
+    enc.emit_vec(question)?;
     let root = [0u8];
-    let mut names = Compressor::new(question.map_or(&root[..], NameKey::as_bytes));
-    if question.is_none() || queries.len() != 1 {
+    let mut names = Compressor::new(key.unwrap_or(&root[..]));
+    if key.is_none() {
         names.truncate(0); // no question to point at
     }
-    let mut metadata = response.metadata;
+    let mut metadata = metadata;
     let mut counts = HeaderCounts {
-        queries: queries.len() as u16,
+        queries: qcount,
         ..HeaderCounts::default()
     };
-    let (answers, full) = write_section(&mut enc, &mut names, &response.answers);
+    let (answers, full) = write_section(&mut enc, &mut names, sections.answers);
     counts.answers = answers;
     let mut truncated = full;
     if !truncated {
-        let (n, full) = write_section(&mut enc, &mut names, &response.authority);
+        let (n, full) = write_section(&mut enc, &mut names, sections.authority);
         counts.authorities = n;
         truncated = full;
         if !truncated {
-            counts.additionals = write_section(&mut enc, &mut names, &response.additionals).0;
+            counts.additionals = write_section(&mut enc, &mut names, sections.additionals).0;
         }
     }
     metadata.truncation |= truncated;
     if let Some(opt) = opt {
         enc.set_max_size(max);
-        enc.emit_vec(&opt)?;
+        enc.emit_vec(opt)?;
         counts.additionals += 1;
     }
     place.replace(&mut enc, Header { metadata, counts })?;
-    drop(enc);
-    Ok(buf)
+    Ok(())
 }
 
 /// Writes whole records until one does not fit; returns how many went in, and whether one

@@ -242,12 +242,10 @@ fn lists_are_read_item_by_item_in_any_field_order() {
     assert_eq!(snap.services.len(), 2);
     assert!(snap.namespaces.iter().any(|n| &**n == "app"));
     // A mixed List with a List inside; items with and without a kind of their own.
-    let text = format!(
-        r#"{{"items": [{{"kind": "Namespace", "apiVersion": "v1", "metadata": {{"name": "app"}}}},
-            {{"kind": "List", "items": [{{"kind": "Service", "apiVersion": "v1", "metadata": {{"name": "c", "namespace": "app"}}, "spec": {{"clusterIP": "10.0.0.3"}}}}]}}],
-          "kind": "List"}}"#
-    );
-    let snap = decode(Path::new("mixed.json"), &text, &f).unwrap();
+    let text = r#"{"items": [{"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "app"}},
+            {"kind": "List", "items": [{"kind": "Service", "apiVersion": "v1", "metadata": {"name": "c", "namespace": "app"}, "spec": {"clusterIP": "10.0.0.3"}}]}],
+          "kind": "List"}"#;
+    let snap = decode(Path::new("mixed.json"), text, &f).unwrap();
     assert_eq!(snap.services.len(), 1);
     assert_eq!(snap.namespaces.len(), 1);
     // Another kind whose top level has `items`: skipped, as any kind DNS does not read.
