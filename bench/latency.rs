@@ -125,7 +125,8 @@ fn main() {
         let now = Instant::now();
         if sent < total && now >= start + interval * sent as u32 {
             let id = (sent & 0xFFFF) as u16;
-            let q = &mut queries[(sent as usize) % queries.len()];
+            let n = queries.len();
+            let q = &mut queries[(sent as usize) % n];
             q[..2].copy_from_slice(&id.to_be_bytes());
             let at = Instant::now();
             match socket.send(q) {
