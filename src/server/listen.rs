@@ -283,11 +283,20 @@ async fn udp_loop(
                 router.load().metrics().rate_limited.inc();
                 continue;
             }
-            // Most cluster queries are answered right here (see Router::answer_fast).
-            if router
-                .load()
-                .answer_fast(&buf[..n], src, Transport::Udp, &mut answer)
-            {
+            // Most cluster queries are answered right here (see Router::answer_fast). A panic
+            // would take this loop, and the port, with it: it costs the query the fast path
+            // instead, and the general path (which has its own guard) answers.
+            let current = router.load();
+            let fast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                current.answer_fast(&buf[..n], src, Transport::Udp, &mut answer)
+            }))
+            .unwrap_or_else(|_| {
+                current.metrics().panics.inc();
+                tracing::error!("recovered from a panic in the fast path answering {src}");
+                false
+            });
+            drop(current);
+            if fast {
                 match sock.try_send_to(&answer, src) {
                     Ok(_) => continue,
                     // The send buffer is full: wait for room in a task, within the same
