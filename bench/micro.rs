@@ -25,10 +25,6 @@ use hickory_server::server::Request as HickoryRequest;
 
 use clusterdns::app::{App, StartOptions};
 use clusterdns::chain::Transport;
-use clusterdns::cluster::file::{self, Filters};
-use clusterdns::cluster::index::{Index, IndexOptions};
-use clusterdns::cluster::records::RecordOptions;
-use clusterdns::config::kubernetes::PodMode;
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::server::{Router, encode};
 
@@ -37,7 +33,6 @@ const SERVICES: usize = 10_000;
 struct World {
     rt: tokio::runtime::Runtime,
     router: Arc<Router>,
-    index: Index,
     _app: Arc<App>,
     _dir: tempfile::TempDir,
 }
@@ -65,23 +60,9 @@ fn world() -> World {
     let app = rt.block_on(App::start(&cfg, opts)).unwrap();
     let router = app.router(0).unwrap();
 
-    let index = Index::new(IndexOptions {
-        zones: ["cluster.local.", "in-addr.arpa."]
-            .iter()
-            .map(|z| Name::from_ascii(z).unwrap())
-            .collect(),
-        ttl: 5,
-        records: RecordOptions {
-            pods: PodMode::Insecure,
-            endpoint_pod_names: false,
-            ignore_empty_service: false,
-        },
-    });
-    index.replace_all(file::load(&objects, &Filters::default()).unwrap());
     World {
         rt,
         router,
-        index,
         _app: app,
         _dir: dir,
     }
@@ -142,9 +123,15 @@ fn benches(c: &mut Criterion) {
         );
     }
 
+    // The index the server answers from.
+    let index = w.router.blocks()[0]
+        .chain
+        .fast_kubernetes()
+        .expect("the block's chain is kubernetes alone")
+        .index();
     let name = LowerName::new(&Name::from_ascii("svc-1.ns-1.svc.cluster.local.").unwrap());
     c.bench_function("index/get", |b| {
-        b.iter(|| black_box(w.index.get(black_box(&name))))
+        b.iter(|| black_box(index.get(black_box(&name))))
     });
 
     let mut answer = c.benchmark_group("answer");

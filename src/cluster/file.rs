@@ -147,14 +147,14 @@ pub fn load(path: &Path, filters: &Filters) -> Result<Snapshot, LoadError> {
             .map_err(|e| LoadError::at(&file, None, None, format!("cannot read: {e}")))?;
         decode_text(&file, &text, &mut objects)?;
     }
-    Ok(objects.into_snapshot(filters))
+    Ok(objects.into_snapshot())
 }
 
 /// Decodes one file's text (for tests and fuzzing as much as for [`load`]).
 pub fn decode(file: &Path, text: &str, filters: &Filters) -> Result<Snapshot, LoadError> {
     let mut objects = Objects::new(filters);
     decode_text(file, text, &mut objects)?;
-    Ok(objects.into_snapshot(filters))
+    Ok(objects.into_snapshot())
 }
 
 /// The objects read so far, already slimmed and filtered: each object is slimmed as soon as it
@@ -238,7 +238,8 @@ impl<'f> Objects<'f> {
         Ok(())
     }
 
-    fn into_snapshot(mut self, filters: &Filters) -> Snapshot {
+    fn into_snapshot(mut self) -> Snapshot {
+        let filters = self.filters;
         // A hand-written file may list no Namespace objects at all: then the namespaces its
         // objects live in exist (in a real cluster they must).
         if !self.any_namespace_objects && filters.namespace_labels.is_none() {

@@ -18,6 +18,8 @@ use crate::wire::{NameKey, Prepared, This};
 pub struct Kubernetes {
     index: Arc<Index>,
     fallthrough: Fallthrough,
+    /// The `fallthrough` zones in lower-case wire form, for the fast path.
+    fallthrough_keys: Vec<Box<[u8]>>,
     pods: PodMode,
     /// Until the source has listed everything (or `startup_timeout` passed), names in our zones
     /// answer SERVFAIL: an NXDOMAIN now would be cached by clients as the truth.
@@ -53,9 +55,17 @@ impl Kubernetes {
         pods: PodMode,
         status: Arc<SourceStatus>,
     ) -> Self {
+        let fallthrough_keys = match &fallthrough {
+            Fallthrough::Zones(zones) => zones
+                .iter()
+                .map(|z| NameKey::new(z).as_bytes().into())
+                .collect(),
+            Fallthrough::Never | Fallthrough::All => Vec::new(),
+        };
         Self {
             index,
             fallthrough,
+            fallthrough_keys,
             pods,
             status,
         }
@@ -100,9 +110,10 @@ impl Kubernetes {
         match &self.fallthrough {
             Fallthrough::Never => false,
             Fallthrough::All => true,
-            Fallthrough::Zones(zones) => zones
+            Fallthrough::Zones(_) => self
+                .fallthrough_keys
                 .iter()
-                .any(|z| names::key_in_zone(key, labels, NameKey::new(z).as_bytes())),
+                .any(|z| names::key_in_zone(key, labels, z)),
         }
     }
 

@@ -38,8 +38,6 @@ pub struct Block {
     pub zone: LowerName,
     /// The zone in lower-case wire form, for the fast path's routing.
     key: Box<[u8]>,
-    /// Whether the chain lets the fast path answer for `kubernetes`.
-    fast: bool,
     /// The zone as the `zone` metric label writes it (`.`, `cluster.local.`).
     pub label: String,
     pub chain: Arc<Chain>,
@@ -73,7 +71,6 @@ impl Router {
             .map(|(z, chain)| Block {
                 zone: LowerName::new(&z),
                 key: NameKey::new(&z).as_bytes().into(),
-                fast: chain.fast_kubernetes().is_some(),
                 label: z.to_string(),
                 chain,
             })
@@ -225,9 +222,6 @@ impl Router {
         else {
             return false;
         };
-        if !block.fast {
-            return false;
-        }
         let Some(found) = block
             .chain
             .fast_kubernetes()
@@ -249,18 +243,16 @@ impl Router {
         metadata.recursion_desired = q.recursion_desired;
         metadata.checking_disabled = q.checking_disabled;
         metadata.response_code = rcode;
-        let (max, opt) = match (transport, q.edns) {
-            (Transport::Tcp, edns) => (u16::MAX, edns),
-            (Transport::Udp, fast::Edns::None) => (512, fast::Edns::None),
-            (Transport::Udp, fast::Edns::Payload(p)) => {
-                let p = p.clamp(512, MAX_UDP_PAYLOAD);
-                (p, fast::Edns::Payload(p))
-            }
-        };
-        let opt = match opt {
+        // As the general path: the payload we offer is the client's within [512, 4096].
+        let payload = match q.edns {
             fast::Edns::None => None,
-            fast::Edns::Payload(p) => Some(opt_record(p.clamp(512, MAX_UDP_PAYLOAD), rcode)),
+            fast::Edns::Payload(p) => Some(p.clamp(512, MAX_UDP_PAYLOAD)),
         };
+        let max = match transport {
+            Transport::Tcp => u16::MAX,
+            Transport::Udp => payload.unwrap_or(512),
+        };
+        let opt = payload.map(|p| opt_record(p, rcode));
         let sections = Sections {
             answers: answer.as_slice(),
             authority: authority.as_slice(),
@@ -505,7 +497,7 @@ pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8
 }
 
 /// An OPT record as we answer with it: no options, version 0, DO clear, the extended bits of
-/// `rcode`. The same bytes hickory writes for such an [`Edns`] (a unit test holds them equal).
+/// `rcode`. The same bytes hickory writes for such an [`Edns`] (the test below holds them equal).
 fn opt_record(payload: u16, rcode: ResponseCode) -> [u8; 11] {
     let [p0, p1] = payload.to_be_bytes();
     [0, 0, 41, p0, p1, rcode.high(), 0, 0, 0, 0, 0]
@@ -660,5 +652,34 @@ impl Upstream for Router {
             };
             self.blocks[block].chain.serve(&req).await.ok()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_paths_opt_record_is_hickorys() {
+        for (payload, rcode) in [
+            (512, ResponseCode::NoError),
+            (1232, ResponseCode::NXDomain),
+            (4096, ResponseCode::BADVERS),
+        ] {
+            let mut edns = Edns::new();
+            edns.set_max_payload(payload);
+            edns.set_version(0);
+            edns.set_dnssec_ok(false);
+            edns.set_rcode_high(rcode.high());
+            let mut bytes = Vec::new();
+            Record::from(&edns)
+                .emit(&mut BinEncoder::new(&mut bytes))
+                .unwrap();
+            assert_eq!(
+                opt_record(payload, rcode)[..],
+                bytes[..],
+                "{payload} {rcode}"
+            );
+        }
     }
 }
