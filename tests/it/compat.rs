@@ -65,17 +65,17 @@ fn folders() -> Vec<PathBuf> {
 }
 
 /// Where each `forward` of the copy goes.
-struct Upstreams {
+pub(crate) struct Upstreams {
     /// Blocks for the root zone: the node's resolvers, here Knot DNS.
-    root: SocketAddr,
+    pub root: SocketAddr,
     /// Blocks for the cluster's zones (NodeLocal DNSCache): a clusterdns serving the demo.
-    cluster: SocketAddr,
+    pub cluster: SocketAddr,
     /// Blocks for other zones (stub domains): a test upstream answering [`STUB_ANSWER`].
-    stub: SocketAddr,
+    pub stub: SocketAddr,
 }
 
 /// The Corefile with its addresses changed; nothing else is touched.
-fn localize(text: &str, dir: &Path, port: u16, up: &Upstreams) -> String {
+pub(crate) fn localize(text: &str, dir: &Path, port: u16, up: &Upstreams) -> String {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let mut http: BTreeMap<String, u16> = BTreeMap::new();
     let mut out = String::new();
@@ -164,7 +164,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// One line of an `expect` file checked against the server; `Err` says what differed. A line is
 /// `NAME TYPE RCODE DATA…`, `-` for no records; records whose data holds spaces (SRV) end with
 /// `;`.
-async fn check(running: &Running, port: u16, line: &str) -> Result<(), String> {
+pub(crate) async fn check(running: &Running, port: u16, line: &str) -> Result<(), String> {
     let mut f = line.splitn(4, char::is_whitespace);
     let (Some(name), Some(qtype), Some(rcode)) = (f.next(), f.next(), f.next()) else {
         return Err(format!("bad expect line: {line}"));

@@ -5,6 +5,7 @@
 //! own so that an edit to the manifests cannot change what they are checked against.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 
 use clusterdns::config::{self, LoadOptions};
 
+use crate::compat::{Upstreams, check, localize};
 use crate::support;
 
 /// kubeadm's Corefile (its `CoreDNSConfigMap` with the domain cluster.local).
@@ -522,6 +524,159 @@ fn the_swap_image_overlay_changes_only_the_image() {
     assert_eq!(live, ours);
     let swapped: Deployment = serde_json::from_value(live).unwrap();
     check_stock_deployment(&swapped);
+}
+
+/// k3s's packaged CoreDNS Deployment, the fields that matter to a swap: the second key of the
+/// ConfigMap (`NodeHosts`) mounted beside the Corefile, the optional `coredns-custom` ConfigMap
+/// at `/etc/coredns/custom`, topology spread instead of anti-affinity, and k3s's probe timings
+/// (k3s-io/k3s `manifests/coredns.yaml`, with its template variables filled in).
+fn k3s_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "coredns",
+            "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+        },
+        "spec": {
+            "revisionHistoryLimit": 0,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            "template": {
+                "metadata": {"labels": {"k8s-app": "kube-dns"}},
+                "spec": {
+                    "priorityClassName": "system-cluster-critical",
+                    "serviceAccountName": "coredns",
+                    "tolerations": [
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+                    ],
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "topologySpreadConstraints": [{
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "DoNotSchedule",
+                        "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}}
+                    }],
+                    "containers": [{
+                        "name": "coredns",
+                        "image": "rancher/mirrored-coredns-coredns:1.12.1",
+                        "imagePullPolicy": "IfNotPresent",
+                        "resources": {"limits": {"memory": "170Mi"}, "requests": {"cpu": "100m", "memory": "70Mi"}},
+                        "args": ["-conf", "/etc/coredns/Corefile"],
+                        "volumeMounts": [
+                            {"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": true},
+                            {"name": "custom-config-volume", "mountPath": "/etc/coredns/custom", "readOnly": true}
+                        ],
+                        "ports": [
+                            {"containerPort": 53, "name": "dns", "protocol": "UDP"},
+                            {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
+                            {"containerPort": 9153, "name": "metrics", "protocol": "TCP"}
+                        ],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["all"]},
+                            "readOnlyRootFilesystem": true
+                        },
+                        "livenessProbe": {
+                            "httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
+                            "initialDelaySeconds": 60, "periodSeconds": 10, "timeoutSeconds": 1,
+                            "successThreshold": 1, "failureThreshold": 3
+                        },
+                        "readinessProbe": {
+                            "httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
+                            "initialDelaySeconds": 0, "periodSeconds": 2, "timeoutSeconds": 1,
+                            "successThreshold": 1, "failureThreshold": 3
+                        }
+                    }],
+                    "dnsPolicy": "Default",
+                    "volumes": [
+                        {"name": "config-volume", "configMap": {"name": "coredns", "items": [
+                            {"key": "Corefile", "path": "Corefile"},
+                            {"key": "NodeHosts", "path": "NodeHosts"}
+                        ]}},
+                        {"name": "custom-config-volume", "configMap": {"name": "coredns-custom", "optional": true}}
+                    ]
+                }
+            }
+        }
+    })
+}
+
+/// Swapped into k3s's Deployment, the image changes and nothing else: the pod still mounts
+/// `NodeHosts` and the optional custom folder, and clusterdns serves k3s's Corefile from files
+/// laid out as kubelet lays out those volumes (k3s's ConfigMap, no `coredns-custom`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_k3s_the_swap_keeps_node_hosts_and_the_custom_imports() {
+    let patch = render("swap-image").remove(0);
+    let stock = k3s_deployment();
+    let mut live = stock.clone();
+    apply(&mut live, &patch);
+    let mut expected = stock;
+    expected["spec"]["template"]["spec"]["containers"][0]["image"] = json!(IMAGE);
+    assert_eq!(live, expected);
+    let swapped: Deployment = serde_json::from_value(live).expect("parses as a Deployment");
+
+    let k3s = support::root().join("Corefile-compat/k3s");
+    let read = |f: &str| std::fs::read_to_string(k3s.join(f)).unwrap();
+    // The ConfigMaps a stock k3s cluster has: `coredns` with both keys, no `coredns-custom`.
+    let config_maps = BTreeMap::from([(
+        "coredns",
+        BTreeMap::from([
+            ("Corefile", read("Corefile")),
+            ("NodeHosts", read("NodeHosts")),
+        ]),
+    )]);
+    let pod = swapped.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.args.as_deref(),
+        Some(&strings(&["-conf", "/etc/coredns/Corefile"])[..])
+    );
+    let root = tempfile::tempdir().unwrap();
+    let volumes = pod.volumes.unwrap();
+    for mount in container.volume_mounts.as_ref().unwrap() {
+        let volume = volumes.iter().find(|v| v.name == mount.name).unwrap();
+        let source = volume.config_map.as_ref().expect("a ConfigMap volume");
+        let dir = root.path().join(mount.mount_path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).unwrap();
+        match config_maps.get(source.name.as_str()) {
+            Some(data) => {
+                for item in source.items.as_ref().expect("k3s lists the keys it mounts") {
+                    std::fs::write(dir.join(&item.path), &data[item.key.as_str()]).unwrap();
+                }
+            }
+            None => assert_eq!(source.optional, Some(true), "{} is missing", source.name),
+        }
+    }
+
+    // Served as mounted, with only its addresses changed, as the compat test does.
+    let etc = root.path().join("etc/coredns");
+    assert!(etc.join("NodeHosts").is_file(), "NodeHosts is mounted");
+    let text = std::fs::read_to_string(etc.join("Corefile")).unwrap();
+    let nowhere = SocketAddr::from((Ipv4Addr::LOCALHOST, 9));
+    let up = Upstreams {
+        root: nowhere,
+        cluster: nowhere,
+        stub: nowhere,
+    };
+    let port = crate::cli::free_port();
+    let corefile = localize(&text, &etc, port, &up);
+    let path = root.path().join("Corefile");
+    std::fs::write(&path, &corefile).unwrap();
+    let running = support::start(&path, &corefile).await;
+    support::until_ready(&running).await;
+    for line in [
+        "kubernetes.default.svc.cluster.local. A NOERROR 10.96.0.1",
+        "k3s-server. A NOERROR 172.18.0.2",
+        "3.0.18.172.in-addr.arpa. PTR NOERROR k3s-agent-1.",
+    ] {
+        if let Err(e) = check(&running, port, line).await {
+            panic!("{e}\n{corefile}");
+        }
+    }
+    running.close().await;
 }
 
 /// The rendered ConfigMap's Corefile, the one a fresh install serves.
