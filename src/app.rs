@@ -787,6 +787,7 @@ async fn kubernetes(
                 .await?
                 .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {e}"))?;
             index.replace_all(snap);
+            crate::memory::release_freed();
             tracing::info!(
                 "plugin/kubernetes: loaded {} ({} names)",
                 path.display(),

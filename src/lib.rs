@@ -9,6 +9,7 @@ pub mod chain;
 pub mod cluster;
 pub mod config;
 pub mod corefile;
+pub mod memory;
 pub mod names;
 pub mod observe;
 pub mod plugins;

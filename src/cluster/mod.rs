@@ -41,6 +41,7 @@ pub fn watch_file(
             match loaded {
                 Ok(Ok(snap)) => {
                     let applied = index.replace_all(snap);
+                    crate::memory::release_freed();
                     if broken || applied.changed {
                         tracing::info!(
                             "plugin/kubernetes: reloaded {} ({} names)",

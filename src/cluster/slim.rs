@@ -199,10 +199,12 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
                     ips.push(ip);
                 }
             }
+            // Kept for the Service's life: no room to grow (a push starts at four).
+            ips.shrink_to_fit();
             ServiceKind::ClusterIp(ips)
         }
     };
-    let mut ports = Vec::new();
+    let mut ports = Vec::with_capacity(spec.ports.as_ref().map_or(0, Vec::len));
     for p in spec.ports.iter().flatten() {
         let port = u16::try_from(p.port).map_err(|_| SlimError {
             what: what.clone(),
@@ -246,6 +248,7 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
             _ => {}
         }
     }
+    external.shrink_to_fit();
     Ok(SlimService {
         key,
         kind,

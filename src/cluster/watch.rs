@@ -475,6 +475,7 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>) {
                 Ok(Event::InitDone) => {
                     let objects = listing.take().unwrap_or_default();
                     let applied = shared.index.replace_kind(kind, objects);
+                    crate::memory::release_freed();
                     tracing::debug!(
                         "plugin/kubernetes: listed {}: {} owners changed",
                         kind.plural(),
