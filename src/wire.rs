@@ -14,6 +14,7 @@ use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::SRV;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, Restrict};
+use smallvec::SmallVec;
 
 /// The owner that stands for "the name these records belong to". A compression pointer to
 /// offset 0 is never valid in a message (the header is there), so it cannot be mistaken for a
@@ -390,9 +391,15 @@ fn name_len(bytes: &[u8]) -> Option<usize> {
 /// still correct, and it bounds the work a huge answer costs.
 const COMPRESSION_CANDIDATES: usize = 256;
 
+/// Suffixes a [`Compressor`] keeps without allocating: the question's name and an answer's
+/// owners and targets (an SRV answer for three endpoints remembers about 20).
+const INLINE_CANDIDATES: usize = 32;
+
 /// The names (every suffix of them) a message already holds, lower case, and where.
 pub struct Compressor<'a> {
-    seen: Vec<(&'a [u8], u16)>,
+    /// Inline up to [`INLINE_CANDIDATES`]: a typical answer stays on the stack, so writing it
+    /// allocates nothing.
+    seen: SmallVec<[(&'a [u8], u16); INLINE_CANDIDATES]>,
     /// The question's name, lower case, wire form.
     question: &'a [u8],
 }
@@ -401,7 +408,7 @@ impl<'a> Compressor<'a> {
     /// Starts with the question's name (lower case, wire form) at its place after the header.
     pub fn new(question: &'a [u8]) -> Self {
         let mut c = Self {
-            seen: Vec::with_capacity(16),
+            seen: SmallVec::new(),
             question,
         };
         c.remember(question, question.len(), QUESTION_AT as usize);

@@ -2,6 +2,7 @@
 //! dashboards and alerts operators run against CoreDNS read clusterdns unchanged.
 //! (Names and buckets from CoreDNS's `plugin/metrics/vars`.)
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -604,21 +605,22 @@ pub fn type_label(t: RecordType) -> &'static str {
     }
 }
 
-/// Rcode names as CoreDNS (miekg/dns) writes them.
-pub fn rcode_label(r: ResponseCode) -> String {
+/// Rcode names as CoreDNS (miekg/dns) writes them; borrowed, so that counting an answer
+/// allocates nothing.
+pub fn rcode_label(r: ResponseCode) -> Cow<'static, str> {
     match r {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::YXDomain => "YXDOMAIN".into(),
-        ResponseCode::YXRRSet => "YXRRSET".into(),
-        ResponseCode::NXRRSet => "NXRRSET".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        ResponseCode::BADVERS | ResponseCode::BADSIG => "BADSIG".into(),
-        other => u16::from(other).to_string(),
+        ResponseCode::NoError => Cow::Borrowed("NOERROR"),
+        ResponseCode::FormErr => Cow::Borrowed("FORMERR"),
+        ResponseCode::ServFail => Cow::Borrowed("SERVFAIL"),
+        ResponseCode::NXDomain => Cow::Borrowed("NXDOMAIN"),
+        ResponseCode::NotImp => Cow::Borrowed("NOTIMP"),
+        ResponseCode::Refused => Cow::Borrowed("REFUSED"),
+        ResponseCode::YXDomain => Cow::Borrowed("YXDOMAIN"),
+        ResponseCode::YXRRSet => Cow::Borrowed("YXRRSET"),
+        ResponseCode::NXRRSet => Cow::Borrowed("NXRRSET"),
+        ResponseCode::NotAuth => Cow::Borrowed("NOTAUTH"),
+        ResponseCode::NotZone => Cow::Borrowed("NOTZONE"),
+        ResponseCode::BADVERS | ResponseCode::BADSIG => Cow::Borrowed("BADSIG"),
+        other => Cow::Owned(u16::from(other).to_string()),
     }
 }

@@ -227,10 +227,10 @@ impl Forward {
             .observe(secs);
         f.legacy_requests.with_label_values(&[&proxy.label]).inc();
         f.legacy_responses
-            .with_label_values(&[&proxy.label, &rcode])
+            .with_label_values(&[proxy.label.as_str(), &rcode])
             .inc();
         f.legacy_duration
-            .with_label_values(&[&proxy.label, &rcode])
+            .with_label_values(&[proxy.label.as_str(), &rcode])
             .observe(secs);
     }
 }

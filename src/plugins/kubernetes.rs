@@ -89,9 +89,11 @@ impl Kubernetes {
             return None;
         }
         let Some(node) = self.index.get_key(key) else {
+            // `IP.NAMESPACE.pod.ZONE`, which `pod_name` answers: three labels, the third `pod`.
             let maybe_pod = self.pods == PodMode::Insecure
                 && !zone.reverse
-                && labels.len() == zone_labels(zone) + 3;
+                && labels.len() == zone_labels(zone) + 3
+                && label(key, labels[2]) == b"pod";
             if maybe_pod || self.fallthrough_covers(key, labels) {
                 return None;
             }
@@ -213,6 +215,13 @@ impl Kubernetes {
             self.index.ttl(),
         ))
     }
+}
+
+/// The label whose length byte is at `at` in a wire-form name.
+fn label(key: &[u8], at: u8) -> &[u8] {
+    let at = usize::from(at);
+    let len = usize::from(key[at]);
+    &key[at + 1..at + 1 + len]
 }
 
 /// Labels of a zone's name, the root's counted (as the fast path counts label starts).

@@ -2,6 +2,7 @@
 //! objects-file reloads and malformed packets.
 
 mod abuse;
+mod allocations;
 mod any;
 mod apiserver;
 mod autopath;
@@ -25,3 +26,7 @@ mod rewrite;
 mod support;
 mod template;
 mod upstream;
+
+/// Counts each thread's allocations for `allocations.rs`; otherwise the system allocator.
+#[global_allocator]
+static ALLOCATOR: allocations::Counting = allocations::Counting;

@@ -126,7 +126,7 @@ pub async fn tcp(to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// Rcode names as CoreDNS writes them, except 16, which with an OPT record means BADVERS.
 pub fn rcode_name(r: ResponseCode) -> String {
-    match clusterdns::observe::metrics::rcode_label(r).as_str() {
+    match clusterdns::observe::metrics::rcode_label(r).as_ref() {
         "BADSIG" => "BADVERS".into(),
         name => name.into(),
     }
