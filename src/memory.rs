@@ -6,9 +6,9 @@
 //! allocates: an idle server kept the list's pages resident, several MiB at 10,000 Services.
 //! [`release_freed`] hands them back at once.
 
-/// Returns the allocator's freed pages to the kernel. Costs a pass over jemalloc's dirty
-/// extents (well under a millisecond after a 10,000-Service list); call it after bulk changes,
-/// never per query. Without the `jemalloc` feature it does nothing.
+/// Returns the allocator's freed pages to the kernel: a pass over jemalloc's dirty extents, one
+/// `madvise` each, so call it after bulk changes, never per query. Without the `jemalloc`
+/// feature it does nothing.
 pub fn release_freed() {
     #[cfg(feature = "jemalloc")]
     {
