@@ -252,9 +252,10 @@ async fn udp_loop(
     slots: Arc<Semaphore>,
     per_source: Arc<std::sync::Mutex<PerSource>>,
 ) {
-    let mut buf = vec![0u8; 65535];
-    // The fast path's answer, written here and sent at once: no task, no allocation.
-    let mut answer = Vec::with_capacity(usize::from(super::MAX_UDP_PAYLOAD));
+    // Datagrams are read, and the fast path's answers sent, a batch per system call (see
+    // `mmsg`); the buffers are kept from batch to batch: no task, no allocation per query.
+    let mut received = super::mmsg::Received::default();
+    let mut answers = super::mmsg::Answers::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -262,80 +263,80 @@ async fn udp_loop(
         }
         // Drain what is queued without a wake-up per datagram: reading must outpace a flood
         // so that the queue the kernel keeps for this socket has room for everyone else.
-        for _ in 0..UDP_BATCH {
-            let (n, src) = match sock.try_recv_from(&mut buf) {
-                Ok(x) => x,
+        let mut read = 0;
+        while read < UDP_BATCH {
+            match received.recv(&sock) {
+                Ok(n) => read += n.max(1),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors from earlier sends surface here on some systems: keep going.
                     tracing::debug!("udp receive: {e}");
+                    read += 1;
                     continue;
                 }
-            };
-            if src.port() == 0 {
-                continue; // nowhere to answer to
             }
-            let allowed = per_source
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .allow(src.ip());
-            if !allowed {
-                router.load().metrics().rate_limited.inc();
-                continue;
-            }
-            // Most cluster queries are answered right here (see Router::answer_fast). A panic
-            // would take this loop, and the port, with it: it costs the query the fast path
-            // instead, and the general path (which has its own guard) answers.
             let current = router.load();
-            let fast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                current.answer_fast(&buf[..n], src, Transport::Udp, &mut answer)
-            }))
-            .unwrap_or_else(|_| {
-                current.metrics().panics.inc();
-                tracing::error!("recovered from a panic in the fast path answering {src}");
-                false
-            });
-            drop(current);
-            if fast {
-                match sock.try_send_to(&answer, src) {
-                    Ok(_) => continue,
-                    // The send buffer is full: wait for room in a task, within the same
-                    // bound on queries in flight as the general path.
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        let Ok(slot) = slots.clone().try_acquire_owned() else {
-                            continue;
-                        };
-                        let sock = sock.clone();
-                        let answer = answer.clone();
-                        tasks.spawn(async move {
-                            if let Err(e) = sock.send_to(&answer, src).await {
-                                tracing::debug!("udp send to {src}: {e}");
-                            }
-                            drop(slot);
-                        });
+            for (query, src) in received.iter() {
+                let Some(src) = src.filter(|s| s.port() != 0) else {
+                    continue; // nowhere to answer to
+                };
+                let allowed = per_source
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .allow(src.ip());
+                if !allowed {
+                    current.metrics().rate_limited.inc();
+                    continue;
+                }
+                // Most cluster queries are answered right here (see Router::answer_fast). A
+                // panic would take this loop, and the port, with it: it costs the query the
+                // fast path instead, and the general path (which has its own guard) answers.
+                if let Some(out) = answers.next() {
+                    let fast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        current.answer_fast(query, src, Transport::Udp, out)
+                    }))
+                    .unwrap_or_else(|_| {
+                        current.metrics().panics.inc();
+                        tracing::error!("recovered from a panic in the fast path answering {src}");
+                        false
+                    });
+                    if fast {
+                        answers.push(src);
                         continue;
                     }
-                    Err(e) => {
+                }
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    continue; // too many in flight: drop, as a full socket buffer would
+                };
+                let query = query.to_vec();
+                let router = router.load_full();
+                let sock = sock.clone();
+                tasks.spawn(async move {
+                    if let Some(answer) = router
+                        .handle_bytes_general(&query, src, Transport::Udp)
+                        .await
+                        && let Err(e) = sock.send_to(&answer, src).await
+                    {
                         tracing::debug!("udp send to {src}: {e}");
-                        continue;
                     }
-                }
+                    drop(slot);
+                });
             }
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                continue; // too many in flight: drop, as a full socket buffer would
-            };
-            let query = buf[..n].to_vec();
-            let router = router.load_full();
-            let sock = sock.clone();
-            tasks.spawn(async move {
-                if let Some(answer) = router
-                    .handle_bytes_general(&query, src, Transport::Udp)
-                    .await
-                    && let Err(e) = sock.send_to(&answer, src).await
-                {
-                    tracing::debug!("udp send to {src}: {e}");
-                }
-                drop(slot);
+            drop(current);
+            // The send buffer is full: what did not fit waits for room in a task, within the
+            // same bound on queries in flight as the general path.
+            answers.send(&sock, |answer, to| {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    return;
+                };
+                let sock = sock.clone();
+                let answer = answer.to_vec();
+                tasks.spawn(async move {
+                    if let Err(e) = sock.send_to(&answer, to).await {
+                        tracing::debug!("udp send to {to}: {e}");
+                    }
+                    drop(slot);
+                });
             });
         }
     }

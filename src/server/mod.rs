@@ -5,6 +5,7 @@
 
 pub mod fast;
 pub mod listen;
+mod mmsg;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

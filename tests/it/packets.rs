@@ -268,3 +268,89 @@ async fn large_answers_set_tc_over_udp_and_arrive_whole_over_tcp() {
     }
     running.shutdown().await;
 }
+
+/// The UDP loop reads and answers datagrams in batches (`recvmmsg`, `sendmmsg`): a burst from
+/// one socket, fast-path and general-path queries mixed, gets every answer, each under its own
+/// ID and with its own records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_queries_gets_every_answer_under_its_own_id() {
+    let running = demo().await;
+    let to = running.listeners()[0].udp;
+    let sock = std::sync::Arc::new(
+        tokio::net::UdpSocket::bind((support::LOCALHOST, 0))
+            .await
+            .unwrap(),
+    );
+    // The cluster names' A and AAAA take the fast path; the apex SOA takes the general one.
+    let kinds = [
+        ("kubernetes.default.svc.cluster.local.", RecordType::A, 1),
+        ("cluster.local.", RecordType::SOA, 1),
+        ("kube-dns.kube-system.svc.cluster.local.", RecordType::A, 1),
+        ("kubernetes.default.svc.cluster.local.", RecordType::AAAA, 0),
+    ];
+    const N: u16 = 120;
+    let reader = tokio::spawn({
+        let sock = sock.clone();
+        async move {
+            let mut got = std::collections::BTreeMap::new();
+            let mut buf = vec![0u8; 65535];
+            while got.len() < usize::from(N) {
+                let read =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), sock.recv(&mut buf))
+                        .await;
+                let Ok(Ok(n)) = read else { break };
+                let msg = Message::from_vec(&buf[..n]).unwrap();
+                got.insert(msg.metadata.id, msg);
+            }
+            got
+        }
+    });
+    for id in 0..N {
+        let (name, qtype, _) = kinds[usize::from(id) % kinds.len()];
+        let mut q = support::query(name, qtype, Some(1232));
+        q.metadata.id = id;
+        sock.send_to(&q.to_vec().unwrap(), to).await.unwrap();
+    }
+    let got = reader.await.unwrap();
+    assert_eq!(got.len(), usize::from(N), "answers missing");
+    for (id, msg) in &got {
+        let (name, qtype, answers) = kinds[usize::from(*id) % kinds.len()];
+        assert_eq!(msg.queries[0].name().to_string(), name, "id {id}");
+        assert_eq!(msg.queries[0].query_type(), qtype, "id {id}");
+        assert_eq!(rcode_name(msg.metadata.response_code), "NOERROR", "id {id}");
+        assert_eq!(msg.answers.len(), answers, "id {id}: {name} {qtype}");
+        assert!(msg.answers.iter().all(|r| r.record_type() == qtype));
+    }
+    running.shutdown().await;
+}
+
+/// A datagram is read up to 4096 bytes: a longer query is cut there, and the cut message is
+/// malformed (FORMERR, under its ID). The same query over TCP is whole and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_longer_than_4096_bytes_is_formerr_over_udp_and_answered_over_tcp() {
+    let running = demo().await;
+    let port = running.listeners()[0].port;
+    // An OPT record carrying 5,000 bytes of EDNS padding (option 12).
+    let pad = 5000u16;
+    let mut opt = vec![0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0];
+    opt.extend_from_slice(&(pad + 4).to_be_bytes());
+    opt.extend_from_slice(&12u16.to_be_bytes());
+    opt.extend_from_slice(&pad.to_be_bytes());
+    opt.extend(std::iter::repeat_n(0u8, usize::from(pad)));
+    let bytes = raw(0x4242, 0x0100, 1, 1, &[question(), opt].concat());
+    assert!(bytes.len() > 5000);
+    for (how, want, answers) in [
+        (Transport::Udp, "FORMERR", 0),
+        (Transport::Tcp, "NOERROR", 1),
+    ] {
+        let b = support::ask(&running, port, &bytes, how)
+            .await
+            .unwrap_or_else(|| panic!("no answer over {how:?}"));
+        let msg = Message::from_vec(&b).unwrap();
+        assert_eq!(msg.metadata.id, 0x4242, "{how:?}");
+        assert_eq!(rcode_name(msg.metadata.response_code), want, "{how:?}");
+        assert_eq!(msg.answers.len(), answers, "{how:?}");
+        still_answers(&running, how).await;
+    }
+    running.shutdown().await;
+}
