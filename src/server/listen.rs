@@ -323,8 +323,8 @@ async fn udp_loop(
                 });
             }
             drop(current);
-            // The send buffer is full: what did not fit waits for room in a task, within the
-            // same bound on queries in flight as the general path.
+            // The batch's fast answers in one call. What the send buffer has no room for waits
+            // for room in a task, within the same bound on queries in flight as the general path.
             answers.send(&sock, |answer, to| {
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     return;
