@@ -26,7 +26,7 @@ pub struct Received {
     bufs: Box<[u8]>,
     got: Vec<(usize, Option<SocketAddr>)>,
     #[cfg(target_os = "linux")]
-    names: Box<[libc::sockaddr_storage]>,
+    names: Box<[socket2::SockAddrStorage]>,
 }
 
 impl Default for Received {
@@ -35,9 +35,9 @@ impl Default for Received {
             bufs: vec![0; SLOTS * SLOT].into_boxed_slice(),
             got: Vec::with_capacity(SLOTS),
             #[cfg(target_os = "linux")]
-            // SAFETY: all zeros is a valid `sockaddr_storage` (family AF_UNSPEC).
-            names: vec![unsafe { std::mem::zeroed::<libc::sockaddr_storage>() }; SLOTS]
-                .into_boxed_slice(),
+            names: (0..SLOTS)
+                .map(|_| socket2::SockAddrStorage::zeroed())
+                .collect(),
         }
     }
 }
@@ -83,12 +83,12 @@ impl Received {
             };
         }
         for (i, (hdr, name)) in hdrs.iter_mut().zip(self.names.iter_mut()).enumerate() {
-            hdr.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            hdr.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+            hdr.msg_hdr.msg_namelen = name.size_of();
+            hdr.msg_hdr.msg_name = (name as *mut socket2::SockAddrStorage).cast();
             hdr.msg_hdr.msg_iov = &mut iovs[i];
             hdr.msg_hdr.msg_iovlen = 1;
         }
-        // SAFETY: every header points at a buffer of SLOT bytes and a sockaddr_storage that
+        // SAFETY: every header points at a buffer of SLOT bytes and an address storage that
         // outlive the call, and `hdrs` holds SLOTS headers.
         let n = unsafe {
             libc::recvmmsg(
@@ -103,9 +103,11 @@ impl Received {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
-        for (hdr, name) in hdrs.iter().zip(self.names.iter()).take(n) {
-            let src = socket_addr(name, hdr.msg_hdr.msg_namelen as usize);
-            self.got.push((hdr.msg_len as usize, src));
+        for (hdr, name) in hdrs.iter().zip(self.names.iter_mut()).take(n) {
+            let name = std::mem::replace(name, socket2::SockAddrStorage::zeroed());
+            // SAFETY: the kernel wrote an address of this length into the storage.
+            let src = unsafe { socket2::SockAddr::new(name, hdr.msg_hdr.msg_namelen) };
+            self.got.push((hdr.msg_len as usize, src.as_socket()));
         }
         Ok(n)
     }
@@ -173,20 +175,23 @@ impl Answers {
     fn send_some(&self, sock: &UdpSocket, from: usize) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         let count = self.to.len() - from;
+        let names: smallvec::SmallVec<[socket2::SockAddr; SLOTS]> = self.to[from..]
+            .iter()
+            .map(|&to| socket2::SockAddr::from(to))
+            .collect();
         // SAFETY: as in `recv_linux`: zeroed headers are valid and are filled in before use.
-        let mut names: [libc::sockaddr_storage; SLOTS] = unsafe { std::mem::zeroed() };
         let mut iovs: [libc::iovec; SLOTS] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; SLOTS] = unsafe { std::mem::zeroed() };
-        for i in 0..count {
+        for (i, name) in names.iter().enumerate() {
             let buf = &self.bufs[from + i];
             iovs[i] = libc::iovec {
                 // The kernel only reads through it.
                 iov_base: buf.as_ptr().cast_mut().cast(),
                 iov_len: buf.len(),
             };
-            let len = sockaddr(self.to[from + i], &mut names[i]);
-            hdrs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            hdrs[i].msg_hdr.msg_namelen = len;
+            // Read, not written, by the kernel, as the answer.
+            hdrs[i].msg_hdr.msg_name = name.as_ptr().cast_mut().cast();
+            hdrs[i].msg_hdr.msg_namelen = name.len();
             hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
@@ -209,83 +214,27 @@ impl Answers {
     }
 }
 
-/// A source address as the kernel wrote it.
-#[cfg(target_os = "linux")]
-fn socket_addr(name: &libc::sockaddr_storage, len: usize) -> Option<SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-    let p = (name as *const libc::sockaddr_storage).cast::<u8>();
-    match libc::c_int::from(name.ss_family) {
-        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the kernel wrote a sockaddr_in there; storage is aligned for any sockaddr.
-            let sin = unsafe { &*p.cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, a sockaddr_in6.
-            let sin6 = unsafe { &*p.cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-/// Writes `addr` as a sockaddr into `out`, and returns its length.
-#[cfg(target_os = "linux")]
-fn sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
-    let p = (out as *mut libc::sockaddr_storage).cast::<u8>();
-    match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
-            let sin = unsafe { &mut *p.cast::<libc::sockaddr_in>() };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from(*a.ip()).to_be(),
-            };
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: as above.
-            let sin6 = unsafe { &mut *p.cast::<libc::sockaddr_in6>() };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
+    /// A source goes through socket2's storage as `recv_linux` reads it, and comes back whole.
     #[test]
-    fn addresses_survive_the_round_trip_through_sockaddr() {
+    fn addresses_survive_the_round_trip_through_the_storage() {
         for addr in [
             "192.0.2.7:53".parse::<SocketAddr>().unwrap(),
             "[2001:db8::1]:5353".parse().unwrap(),
             "[::ffff:10.1.2.3]:40000".parse().unwrap(),
             "[fe80::1%3]:1".parse().unwrap(),
         ] {
-            // SAFETY: all zeros is a valid sockaddr_storage.
-            let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            let len = sockaddr(addr, &mut s);
-            assert_eq!(socket_addr(&s, len as usize), Some(addr));
+            let written = socket2::SockAddr::from(addr);
+            let (len, storage) = (written.len(), written.as_storage());
+            // SAFETY: `storage` holds an address of `len` bytes.
+            let read = unsafe { socket2::SockAddr::new(storage, len) };
+            assert_eq!(read.as_socket(), Some(addr));
         }
-        // SAFETY: as above.
-        let s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        assert_eq!(socket_addr(&s, 16), None, "AF_UNSPEC is no address");
+        // SAFETY: a zeroed storage is AF_UNSPEC.
+        let unspec = unsafe { socket2::SockAddr::new(socket2::SockAddrStorage::zeroed(), 16) };
+        assert_eq!(unspec.as_socket(), None, "AF_UNSPEC is no address");
     }
 }
