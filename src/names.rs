@@ -245,6 +245,21 @@ pub fn key_in_zone(key: &[u8], labels: &[u8], zone: &[u8]) -> bool {
     key.ends_with(zone) && u8::try_from(at).is_ok_and(|at| labels.contains(&at))
 }
 
+/// The labels of the uncompressed wire name `wire`, the root's empty one left out. Stops at
+/// a length that runs past the end (or is a pointer).
+pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = usize::from(*wire.get(at)?);
+        if len == 0 || len > 63 {
+            return None;
+        }
+        let label = wire.get(at + 1..at + 1 + len)?;
+        at += 1 + len;
+        Some(label)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

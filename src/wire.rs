@@ -171,6 +171,11 @@ impl Builder {
     pub fn finish(self) -> Arc<[u8]> {
         Arc::from(self.data)
     }
+
+    /// What was built so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 /// Which name [`THIS`] stands for in a run.

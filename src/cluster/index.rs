@@ -37,15 +37,21 @@ use super::slim::{External, Key, ServiceKind, SlimPod, SlimPort, SlimService, Sl
 /// an `Arc`.
 ///
 /// Layout: the name (its length, then its lower-case wire form, which is how the index finds
-/// the node: the map has no keys of its own); the number of sets; per set its type, record and
-/// additional counts, and where its additionals and its end lie ([`SET_INFO`] bytes); the owner
-/// (see [`encode_owner`]); then the records of each set followed by its additionals, as
-/// [`wire::Builder`] writes them.
+/// the node: the map has no keys of its own); the number of sets, its top bit set when the
+/// node is narrow (see [`NARROW`]); per set its type, record and additional counts, and where
+/// its additionals and its end lie; the owner (see [`encode_owner`]); then the records of each
+/// set followed by its additionals, as [`wire::Builder`] writes them.
 #[derive(Clone, Debug)]
 pub struct Node(Arc<[u8]>);
 
-/// Bytes per set in a node's header.
-const SET_INFO: usize = 14;
+/// Bytes per set in a node's header: type, counts, the offsets of its additionals and end.
+/// A node of under 64 KiB whose sets hold at most 255 records each (nearly every node) is
+/// narrow: one-byte counts and two-byte offsets. The others are wide: two and four.
+const SET_INFO_NARROW: usize = 8;
+const SET_INFO_WIDE: usize = 14;
+
+/// The flag, in a node's count of sets, of the narrow header.
+const NARROW: u8 = 0x80;
 
 impl std::borrow::Borrow<[u8]> for Node {
     fn borrow(&self) -> &[u8] {
@@ -104,19 +110,46 @@ impl Node {
         1 + usize::from(self.0[0])
     }
 
+    /// The number of sets.
+    fn set_count(&self) -> usize {
+        usize::from(self.0[self.base()] & !NARROW)
+    }
+
+    fn narrow(&self) -> bool {
+        self.0[self.base()] & NARROW != 0
+    }
+
     fn sets(&self) -> impl Iterator<Item = SetInfo> + '_ {
         let base = self.base();
-        let n = usize::from(self.0[base]);
-        let mut start = (base + 1 + n * SET_INFO + self.owner_len()) as u32;
+        let n = self.set_count();
+        let narrow = self.narrow();
+        let info = if narrow {
+            SET_INFO_NARROW
+        } else {
+            SET_INFO_WIDE
+        };
+        let mut start = (base + 1 + n * info + self.owner_len()) as u32;
         (0..n).map(move |i| {
-            let at = base + 1 + i * SET_INFO;
-            let set = SetInfo {
-                rtype: RecordType::from(self.u16_at(at)),
-                count: self.u16_at(at + 2),
-                extra: self.u16_at(at + 4),
-                start,
-                mid: self.u32_at(at + 6),
-                end: self.u32_at(at + 10),
+            let at = base + 1 + i * info;
+            let rtype = RecordType::from(self.u16_at(at));
+            let set = if narrow {
+                SetInfo {
+                    rtype,
+                    count: u16::from(self.0[at + 2]),
+                    extra: u16::from(self.0[at + 3]),
+                    start,
+                    mid: u32::from(self.u16_at(at + 4)),
+                    end: u32::from(self.u16_at(at + 6)),
+                }
+            } else {
+                SetInfo {
+                    rtype,
+                    count: self.u16_at(at + 2),
+                    extra: self.u16_at(at + 4),
+                    start,
+                    mid: self.u32_at(at + 6),
+                    end: self.u32_at(at + 10),
+                }
             };
             start = set.end;
             set
@@ -129,8 +162,12 @@ impl Node {
     }
 
     fn owner_at(&self) -> usize {
-        let base = self.base();
-        base + 1 + usize::from(self.0[base]) * SET_INFO
+        let info = if self.narrow() {
+            SET_INFO_NARROW
+        } else {
+            SET_INFO_WIDE
+        };
+        self.base() + 1 + self.set_count() * info
     }
 
     fn owner_len(&self) -> usize {
@@ -158,7 +195,7 @@ impl Node {
     }
 
     pub fn has_records(&self) -> bool {
-        self.0[self.base()] > 0
+        self.set_count() > 0
     }
 
     /// Whether `self` and `other` are the very same published node.
@@ -187,24 +224,42 @@ impl Node {
     pub fn address(name: &[u8], ip: IpAddr, ttl: u32) -> Node {
         let mut b = NodeBuilder::default();
         b.set(ttl, [data_of(ip)], Vec::new());
-        b.finish(name, &[0])
+        b.finish(name, None)
     }
 
     /// `name`, which exists without records (an empty non-terminal).
     fn empty(name: &[u8]) -> Node {
-        NodeBuilder::default().finish(name, &[0])
+        NodeBuilder::default().finish(name, None)
     }
 }
 
-/// An owner as a node stores it: a tag (0 none, 1 static, 2 namespace, 3 Service, 4 Pod),
-/// then for the last three the namespace and for the last two the name, each as a length and
-/// bytes (both are DNS labels, so at most 63 bytes).
-fn encode_owner(owner: Option<&Owner>) -> Vec<u8> {
+/// An owner as a node stores it: a tag, then what names the owner.
+/// - 0: none; 1: the zones' static names.
+/// - 2 a namespace, 3 a Service, 4 a Pod: then the namespace, and for the last two the name,
+///   each as a length and bytes (both are DNS labels, so at most 63 bytes).
+/// - 5: a Service whose name and namespace are labels `i` and `i + 1` of the node's own name;
+///   6: the same, of the target of the node's first record (a PTR). Then `i`.
+///
+/// Nearly every name is a Service's and spells the Service in itself (`web.prod.svc.…`,
+/// `_http._tcp.web.prod.svc.…`) or, for a PTR, in its target: two bytes instead of about
+/// fifteen, on most of a cluster's hundreds of thousands of names.
+fn encode_owner(owner: Option<&Owner>, name: &[u8], target: Option<&[u8]>) -> Vec<u8> {
+    if let Some(Owner::Service(k)) = owner {
+        let spelled = |wire: &[u8]| {
+            let labels: Vec<&[u8]> = names::wire_labels(wire).collect();
+            labels
+                .windows(2)
+                .position(|w| w[0] == k.name.as_bytes() && w[1] == k.namespace.as_bytes())
+                .and_then(|i| u8::try_from(i).ok())
+        };
+        if let Some(i) = spelled(name) {
+            return vec![5, i];
+        }
+        if let Some(i) = target.and_then(spelled) {
+            return vec![6, i];
+        }
+    }
     let mut out = Vec::with_capacity(32);
-    let mut label = |s: &str| {
-        out.push(s.len().min(255) as u8);
-        out.extend_from_slice(&s.as_bytes()[..s.len().min(255)]);
-    };
     let (tag, ns, name) = match owner {
         None => (0, None, None),
         Some(Owner::Static) => (1, None, None),
@@ -212,18 +267,19 @@ fn encode_owner(owner: Option<&Owner>) -> Vec<u8> {
         Some(Owner::Service(k)) => (3, Some(&k.namespace), Some(&k.name)),
         Some(Owner::Pod(k)) => (4, Some(&k.namespace), Some(&k.name)),
     };
-    let mut head = vec![tag];
+    out.push(tag);
     for s in [ns, name].into_iter().flatten() {
-        label(s);
+        out.push(s.len().min(255) as u8);
+        out.extend_from_slice(&s.as_bytes()[..s.len().min(255)]);
     }
-    head.append(&mut out);
-    head
+    out
 }
 
 fn encoded_owner_len(bytes: &[u8]) -> usize {
     let labels = match bytes.first() {
         Some(2) => 1,
         Some(3 | 4) => 2,
+        Some(5 | 6) => return 2.min(bytes.len()),
         _ => 0,
     };
     let mut at = 1;
@@ -233,26 +289,88 @@ fn encoded_owner_len(bytes: &[u8]) -> usize {
     at.min(bytes.len())
 }
 
-fn decode_owner(bytes: &[u8]) -> Option<Owner> {
-    let label = |at: usize| -> Option<(Arc<str>, usize)> {
-        let len = usize::from(*bytes.get(at)?);
-        let s = std::str::from_utf8(bytes.get(at + 1..at + 1 + len)?).ok()?;
-        Some((Arc::from(s), at + 1 + len))
-    };
-    match bytes.first()? {
-        1 => Some(Owner::Static),
-        2 => Some(Owner::Namespace(label(1)?.0)),
-        tag @ (3 | 4) => {
-            let (namespace, at) = label(1)?;
-            let (name, _) = label(at)?;
-            let key = Key { namespace, name };
-            Some(if *tag == 3 {
-                Owner::Service(key)
-            } else {
-                Owner::Pod(key)
-            })
+/// An owner as a node spells it: its tag (1 static, 2 namespace, 3 Service, 4 Pod), the
+/// namespace and the name.
+type OwnerSpelled<'a> = (u8, Option<&'a [u8]>, Option<&'a [u8]>);
+
+impl Node {
+    /// The owner's parts as the node holds them, borrowed.
+    fn owner_spelled(&self) -> Option<OwnerSpelled<'_>> {
+        let bytes = self.owner_bytes();
+        let label = |at: usize| -> Option<(&[u8], usize)> {
+            let len = usize::from(*bytes.get(at)?);
+            Some((bytes.get(at + 1..at + 1 + len)?, at + 1 + len))
+        };
+        fn pair(wire: &[u8], i: u8) -> Option<(&[u8], &[u8])> {
+            let mut labels = names::wire_labels(wire).skip(usize::from(i));
+            Some((labels.next()?, labels.next()?))
         }
-        _ => None,
+        match *bytes.first()? {
+            1 => Some((1, None, None)),
+            2 => Some((2, Some(label(1)?.0), None)),
+            tag @ (3 | 4) => {
+                let (namespace, at) = label(1)?;
+                Some((tag, Some(namespace), Some(label(at)?.0)))
+            }
+            5 => {
+                let (name, namespace) = pair(self.name(), *bytes.get(1)?)?;
+                Some((3, Some(namespace), Some(name)))
+            }
+            6 => {
+                let (name, namespace) = pair(self.first_target()?, *bytes.get(1)?)?;
+                Some((3, Some(namespace), Some(name)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The target of the first record, when it is a PTR.
+    fn first_target(&self) -> Option<&[u8]> {
+        let set = self.sets().next()?;
+        // The record: the owner marker (2), type, class, TTL and length (10), the target.
+        (set.rtype == RecordType::PTR)
+            .then(|| self.0.get(set.start as usize + 12..set.mid as usize))
+            .flatten()
+    }
+
+    /// The owner recorded in the node (a name with several owners records none).
+    fn owner(&self) -> Option<Owner> {
+        let text =
+            |b: Option<&[u8]>| -> Option<Arc<str>> { std::str::from_utf8(b?).ok().map(Arc::from) };
+        let (tag, namespace, name) = self.owner_spelled()?;
+        match tag {
+            1 => Some(Owner::Static),
+            2 => Some(Owner::Namespace(text(namespace)?)),
+            3 | 4 => {
+                let key = Key {
+                    namespace: text(namespace)?,
+                    name: text(name)?,
+                };
+                Some(if tag == 3 {
+                    Owner::Service(key)
+                } else {
+                    Owner::Pod(key)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `owner` is the owner the node records, without building it.
+    fn owned_by(&self, owner: &Owner) -> bool {
+        let Some(spelled) = self.owner_spelled() else {
+            return false;
+        };
+        fn b(s: &Arc<str>) -> Option<&[u8]> {
+            Some(s.as_bytes())
+        }
+        let wanted: OwnerSpelled<'_> = match owner {
+            Owner::Static => (1, None, None),
+            Owner::Namespace(ns) => (2, b(ns), None),
+            Owner::Service(k) => (3, b(&k.namespace), b(&k.name)),
+            Owner::Pod(k) => (4, b(&k.namespace), b(&k.name)),
+        };
+        spelled == wanted
     }
 }
 
@@ -300,24 +418,48 @@ impl NodeBuilder {
             .push((rtype, count, extra_count, mid, self.data.mark()));
     }
 
-    /// The node of `name` (wire form, lower case), with `owner` as [`encode_owner`] wrote it.
-    fn finish(self, name: &[u8], owner: &[u8]) -> Node {
-        let records = self.data.finish();
+    /// The node of `name` (wire form, lower case), recording `owner`.
+    fn finish(self, name: &[u8], owner: Option<&Owner>) -> Node {
+        let records = self.data.bytes();
         let name = &name[..name.len().min(255)];
-        let head = 1 + name.len() + 1 + self.sets.len() * SET_INFO + owner.len();
+        let target = match self.sets.first() {
+            // The first record: the owner marker (2), type, class, TTL and length (10), the PTR's
+            // target.
+            Some((RecordType::PTR, _, _, mid, _)) => records.get(12..*mid as usize),
+            _ => None,
+        };
+        let owner = encode_owner(owner, name, target);
+        let narrow_head = 1 + name.len() + 1 + self.sets.len() * SET_INFO_NARROW + owner.len();
+        let narrow = narrow_head + records.len() <= usize::from(u16::MAX)
+            && self
+                .sets
+                .iter()
+                .all(|(_, count, extra, ..)| *count <= 255 && *extra <= 255);
+        let head = if narrow {
+            narrow_head
+        } else {
+            1 + name.len() + 1 + self.sets.len() * SET_INFO_WIDE + owner.len()
+        };
         let mut out = Vec::with_capacity(head + records.len());
         out.push(name.len() as u8);
         out.extend_from_slice(name);
-        out.push(self.sets.len() as u8);
+        out.push(self.sets.len() as u8 | if narrow { NARROW } else { 0 });
         for (rtype, count, extra, mid, end) in &self.sets {
             out.extend_from_slice(&u16::from(*rtype).to_be_bytes());
-            out.extend_from_slice(&count.to_be_bytes());
-            out.extend_from_slice(&extra.to_be_bytes());
-            out.extend_from_slice(&(mid + head as u32).to_be_bytes());
-            out.extend_from_slice(&(end + head as u32).to_be_bytes());
+            let (mid, end) = (mid + head as u32, end + head as u32);
+            if narrow {
+                out.extend_from_slice(&[*count as u8, *extra as u8]);
+                out.extend_from_slice(&(mid as u16).to_be_bytes());
+                out.extend_from_slice(&(end as u16).to_be_bytes());
+            } else {
+                out.extend_from_slice(&count.to_be_bytes());
+                out.extend_from_slice(&extra.to_be_bytes());
+                out.extend_from_slice(&mid.to_be_bytes());
+                out.extend_from_slice(&end.to_be_bytes());
+            }
         }
-        out.extend_from_slice(owner);
-        out.extend_from_slice(&records);
+        out.extend_from_slice(&owner);
+        out.extend_from_slice(records);
         Node(Arc::from(out))
     }
 }
@@ -355,6 +497,23 @@ pub struct Snapshot {
     pub services: BTreeMap<Key, SlimService>,
     pub slices: BTreeMap<Key, SlimSlice>,
     pub pods: BTreeMap<Key, SlimPod>,
+}
+
+impl Snapshot {
+    /// Rebuilds the maps with full B-tree nodes. Objects arrive in key order (a list is sorted),
+    /// and a B-tree filled in order splits each node in half and never fills it again: after a
+    /// full list the maps took about twice the room their entries need. A bulk build packs
+    /// them; it moves each entry once, which a full list's cost already covers.
+    fn repack(&mut self) {
+        fn packed<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+            *map = std::mem::take(map).into_iter().collect();
+        }
+        packed(&mut self.services);
+        packed(&mut self.slices);
+        packed(&mut self.pods);
+        let namespaces = std::mem::take(&mut self.namespaces);
+        self.namespaces = namespaces.into_iter().collect();
+    }
 }
 
 /// One change to the cluster.
@@ -738,7 +897,9 @@ impl Index {
             let w = self.lock_writer();
             diff(&w.state, snap)
         };
-        self.apply(changes)
+        let applied = self.apply(changes);
+        self.lock_writer().state.repack();
+        applied
     }
 
     /// Replaces every object of `kind` with `objects` (a relist), applying only the
@@ -784,7 +945,9 @@ impl Index {
             }
             changes
         };
-        self.apply(changes)
+        let applied = self.apply(changes);
+        self.lock_writer().state.repack();
+        applied
     }
 
     /// How many objects of `kind` the index holds.
@@ -1097,7 +1260,6 @@ impl Writer {
         let mut changed = false;
         let mut count = 0;
         for (owner, names) in &before {
-            let encoded = encode_owner(Some(owner));
             // Per name touched: the records this owner gives it now.
             let mut touched: Map<NameBytes, Option<Part>> = Map::default();
             for (name, records) in names {
@@ -1132,10 +1294,8 @@ impl Writer {
                     Some(list) => list.into_iter().map(|(o, p)| (o, Some(p))).collect(),
                     // Most names have this owner alone: that is seen without decoding it.
                     None => match map.get(&name[..]) {
-                        Some(n) if n.key().owner_bytes() != encoded.as_slice() => {
-                            decode_owner(n.key().owner_bytes())
-                                .map(|o| vec![(o, None)])
-                                .unwrap_or_default()
+                        Some(n) if !n.key().owned_by(owner) => {
+                            n.key().owner().map(|o| vec![(o, None)]).unwrap_or_default()
                         }
                         _ => Vec::new(),
                     },
@@ -1261,5 +1421,5 @@ fn build_node(wire: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Own
     if let Some(txt) = &merged.txt {
         b.set(ttl, [Data::Txt(txt)], Vec::new());
     }
-    b.finish(wire, &encode_owner(owner))
+    b.finish(wire, owner)
 }

@@ -334,3 +334,125 @@ fn external_addresses_follow_service_updates_and_deletes() {
     let e = ix.exposed("shop", "pg").expect("headless kept");
     assert!(e.headless && e.external.is_empty());
 }
+
+#[test]
+fn each_node_records_its_owner_in_the_shortest_spelling_that_reads_back() {
+    let ix = index();
+    ix.replace_all(big_cluster());
+    let svc = Owner::Service(Key::new("ns", "svc-7"));
+    let cases = [
+        // The name spells the Service: two bytes.
+        ("svc-7.ns.svc.cluster.local.", 5),
+        ("_http._tcp.svc-7.ns.svc.cluster.local.", 5),
+        ("10-244-0-8.svc-7.ns.svc.cluster.local.", 5),
+        // A PTR's target spells it.
+        ("8.0.96.10.in-addr.arpa.", 6),
+        ("8.0.244.10.in-addr.arpa.", 6),
+    ];
+    for (name, tag) in cases {
+        let node = ix
+            .get(&LowerName::from(Name::from_ascii(name).unwrap()))
+            .unwrap();
+        assert_eq!(node.owner_bytes(), [tag, node.owner_bytes()[1]], "{name}");
+        assert_eq!(node.owner(), Some(svc.clone()), "{name}");
+        assert!(node.owned_by(&svc), "{name}");
+        assert!(
+            !node.owned_by(&Owner::Service(Key::new("ns", "svc-8"))),
+            "{name}"
+        );
+        assert!(
+            !node.owned_by(&Owner::Pod(Key::new("ns", "svc-7"))),
+            "{name}"
+        );
+    }
+    // A node without an owner, and one whose name does not spell its owner (a Pod's), which
+    // keeps the owner whole.
+    let node = Node::address(
+        NameKey::new(&Name::from_ascii("1.200.244.10.in-addr.arpa.").unwrap()).as_bytes(),
+        "10.244.200.1".parse().unwrap(),
+        5,
+    );
+    assert_eq!(node.owner(), None);
+    let wire = NameKey::new(&Name::from_ascii("x.ns.pod.cluster.local.").unwrap());
+    let mut b = NodeBuilder::default();
+    b.set(5, [Data::A("10.244.200.1".parse().unwrap())], Vec::new());
+    let pod = Owner::Pod(Key::new("ns", "p"));
+    let node = b.finish(wire.as_bytes(), Some(&pod));
+    assert_eq!(node.owner_bytes()[0], 4);
+    assert_eq!(node.owner(), Some(pod.clone()));
+    assert!(node.owned_by(&pod));
+}
+
+#[test]
+fn a_set_of_more_than_255_records_makes_the_node_wide_and_it_reads_the_same() {
+    let ix = index();
+    let mut snap = Snapshot::default();
+    snap.namespaces.insert(Arc::from("ns"));
+    let ips: Vec<String> = (0..300)
+        .map(|i| format!("10.244.{}.{}", i / 200, i % 200 + 1))
+        .collect();
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut headless = svc("ns", "big", "10.96.0.1");
+    headless.kind = ServiceKind::Headless;
+    snap.services.insert(Key::new("ns", "big"), headless);
+    let s = slice("ns", "big", &refs);
+    snap.slices.insert(s.key.clone(), s);
+    let mut small = svc("ns", "small", "10.96.0.2");
+    small.kind = ServiceKind::Headless;
+    snap.services.insert(Key::new("ns", "small"), small);
+    let s = slice("ns", "small", &refs[..2]);
+    snap.slices.insert(s.key.clone(), s);
+    ix.replace_all(snap);
+
+    let question = Name::from_ascii("big.ns.svc.cluster.local.").unwrap();
+    let node = ix.get(&LowerName::from(question.clone())).unwrap();
+    assert!(!node.narrow());
+    let a = node.get(RecordType::A, &This::Question).unwrap();
+    assert_eq!(a.records.records(&question).unwrap().len(), 300);
+    assert!(a.additionals.is_none());
+    let srv = node.get(RecordType::SRV, &This::Question).unwrap();
+    assert_eq!(srv.records.records(&question).unwrap().len(), 300);
+    assert_eq!(
+        srv.additionals.unwrap().records(&question).unwrap().len(),
+        300
+    );
+    assert_eq!(node.owner(), Some(Owner::Service(Key::new("ns", "big"))));
+
+    let question = Name::from_ascii("small.ns.svc.cluster.local.").unwrap();
+    let node = ix.get(&LowerName::from(question.clone())).unwrap();
+    assert!(node.narrow());
+    let srv = node.get(RecordType::SRV, &This::Question).unwrap();
+    let text: Vec<String> = srv
+        .records
+        .records(&question)
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(
+        text,
+        [
+            "small.ns.svc.cluster.local. 5 IN SRV 0 50 8080 10-244-0-1.small.ns.svc.cluster.local.",
+            "small.ns.svc.cluster.local. 5 IN SRV 0 50 8080 10-244-0-2.small.ns.svc.cluster.local.",
+        ]
+    );
+}
+
+#[test]
+fn a_full_list_leaves_the_object_maps_packed() {
+    let ix = index();
+    ix.replace_all(big_cluster());
+    let w = ix.lock_writer();
+    // Packed, the maps answer as before: every object is there, in order.
+    assert_eq!(w.state.services.len(), 2000);
+    assert_eq!(w.state.slices.len(), 2000);
+    assert!(w.state.services.keys().is_sorted());
+    drop(w);
+    assert!(has(&ix, "svc-1999.ns.svc.cluster.local", RecordType::A));
+    // A change after the repack lands as any other.
+    let mut snap = big_cluster();
+    snap.services.remove(&Key::new("ns", "svc-5"));
+    ix.replace_all(snap);
+    assert!(!has(&ix, "svc-5.ns.svc.cluster.local", RecordType::A));
+    assert_eq!(ix.count(Kind::Service), 1999);
+}
