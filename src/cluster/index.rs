@@ -30,7 +30,7 @@ use crate::names;
 use crate::wire::{Builder, Data, NameKey, Prepared, This};
 
 use super::records::{self, Owner, Part, RecordOptions, Zones};
-use super::slim::{External, Key, ServiceKind, SlimPod, SlimPort, SlimService, SlimSlice};
+use super::slim::{External, Key, Ports, ServiceKind, SlimPod, SlimService, SlimSlice};
 
 /// What one name answers: its record sets, prepared in wire form when the data changed, all in
 /// one shared allocation (a cluster has hundreds of thousands of names). Cloning it is cloning
@@ -600,7 +600,7 @@ pub struct Index {
 pub struct Exposed {
     pub headless: bool,
     pub external: Vec<External>,
-    pub ports: Vec<SlimPort>,
+    pub ports: Ports,
 }
 
 /// The Services `k8s_external` can answer for, kept beside the names so that the query path
@@ -691,6 +691,42 @@ struct Writer {
     ents: Map<NameBytes, u32>,
     pods_by_ip: Arc<SharedMap<IpAddr, Vec<Key>>>,
     exposed: Arc<ExposedServices>,
+    /// One copy of each namespace's name, which every object in it holds.
+    spaces: Interned<str>,
+    /// One copy of each port list.
+    port_lists: Interned<[super::slim::SlimPort]>,
+}
+
+/// One shared copy of each value many objects repeat. What nothing else holds any more is
+/// swept out whenever the table has doubled since the last sweep, so values that churned
+/// away do not stay.
+struct Interned<T: ?Sized> {
+    set: std::collections::HashSet<Arc<T>, Hasher>,
+    sweep_at: usize,
+}
+
+impl<T: ?Sized> Default for Interned<T> {
+    fn default() -> Self {
+        Self {
+            set: Default::default(),
+            sweep_at: 64,
+        }
+    }
+}
+
+impl<T: ?Sized + Eq + std::hash::Hash> Interned<T> {
+    /// The shared copy of `value` (`value` itself, the first time).
+    fn get(&mut self, value: Arc<T>) -> Arc<T> {
+        if let Some(have) = self.set.get(&*value) {
+            return have.clone();
+        }
+        if self.set.len() >= self.sweep_at {
+            self.set.retain(|v| Arc::strong_count(v) > 1);
+            self.sweep_at = (self.set.len() * 2).max(64);
+        }
+        self.set.insert(value.clone());
+        value
+    }
 }
 
 impl Index {
@@ -738,6 +774,8 @@ impl Index {
                 ents: Map::default(),
                 pods_by_ip,
                 exposed,
+                spaces: Interned::default(),
+                port_lists: Interned::default(),
             }),
         };
         {
@@ -1115,15 +1153,27 @@ impl Writer {
         }
     }
 
+    /// `key` holding the shared copy of its namespace.
+    fn share(&mut self, key: Key) -> Key {
+        Key {
+            namespace: self.spaces.get(key.namespace),
+            name: key.name,
+        }
+    }
+
     fn store(&mut self, change: Change) {
         match change {
             Change::Namespace(ns, true) => {
+                let ns = self.spaces.get(ns);
                 self.state.namespaces.insert(ns);
             }
             Change::Namespace(ns, false) => {
                 self.state.namespaces.remove(&ns);
             }
-            Change::Service(key, Some(svc)) => {
+            Change::Service(key, Some(mut svc)) => {
+                let key = self.share(key);
+                svc.key = self.share(svc.key);
+                svc.ports = self.port_lists.get(svc.ports);
                 self.exposed
                     .update(&key, self.state.services.get(&key), Some(&svc));
                 self.state.services.insert(key, svc);
@@ -1145,7 +1195,10 @@ impl Writer {
                         }
                     }
                 }
-                if let Some(new) = slice {
+                if let Some(mut new) = slice {
+                    let key = self.share(key);
+                    new.key = self.share(new.key);
+                    new.ports = new.ports.map(|p| self.port_lists.get(p));
                     let names = self.slices_by_service.entry(service_of(&new)).or_default();
                     if let Err(i) = names.binary_search(&key.name) {
                         names.insert(i, key.name.clone());
@@ -1153,7 +1206,9 @@ impl Writer {
                     self.state.slices.insert(key, new);
                 }
             }
-            Change::Pod(key, Some(pod)) => {
+            Change::Pod(key, Some(mut pod)) => {
+                let key = self.share(key);
+                pod.key = self.share(pod.key);
                 for ip in &pod.ips {
                     self.pods_by_ip.entry(*ip).or_default().push(key.clone());
                 }

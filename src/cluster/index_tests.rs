@@ -31,7 +31,8 @@ fn svc(ns: &str, name: &str, ip: &str) -> SlimService {
             name: "http".into(),
             protocol: "tcp".into(),
             port: 80,
-        }],
+        }]
+        .into(),
         publish_not_ready: false,
         external: Vec::new(),
     }
@@ -50,11 +51,14 @@ fn slice(ns: &str, svc: &str, ips: &[&str]) -> SlimSlice {
                 ready: true,
             })
             .collect(),
-        ports: Some(vec![SlimPort {
-            name: "http".into(),
-            protocol: "tcp".into(),
-            port: 8080,
-        }]),
+        ports: Some(
+            vec![SlimPort {
+                name: "http".into(),
+                protocol: "tcp".into(),
+                port: 8080,
+            }]
+            .into(),
+        ),
     }
 }
 
@@ -455,4 +459,65 @@ fn a_full_list_leaves_the_object_maps_packed() {
     ix.replace_all(snap);
     assert!(!has(&ix, "svc-5.ns.svc.cluster.local", RecordType::A));
     assert_eq!(ix.count(Kind::Service), 1999);
+}
+
+#[test]
+fn objects_share_one_copy_of_each_namespace_and_port_list() {
+    let ix = index();
+    ix.replace_all(big_cluster());
+    let w = ix.lock_writer();
+    let services: Vec<&SlimService> = w.state.services.values().collect();
+    let (a, b) = (services[0], services[1]);
+    assert!(Arc::ptr_eq(&a.ports, &b.ports));
+    assert!(Arc::ptr_eq(&a.key.namespace, &b.key.namespace));
+    let slices: Vec<&SlimSlice> = w.state.slices.values().collect();
+    assert!(Arc::ptr_eq(
+        slices[0].ports.as_ref().unwrap(),
+        slices[1].ports.as_ref().unwrap()
+    ));
+    assert!(Arc::ptr_eq(&slices[0].key.namespace, &a.key.namespace));
+    let (key, _) = w.state.services.first_key_value().unwrap();
+    assert!(Arc::ptr_eq(&key.namespace, &a.key.namespace));
+    // A different list is its own, and equal lists compare equal whatever their copy.
+    drop(w);
+    let mut snap = big_cluster();
+    let mut odd = svc("ns", "svc-3", "10.96.0.4");
+    odd.ports = vec![SlimPort {
+        name: "dns".into(),
+        protocol: "udp".into(),
+        port: 53,
+    }]
+    .into();
+    snap.services.insert(Key::new("ns", "svc-3"), odd);
+    ix.replace_all(snap);
+    assert!(has(
+        &ix,
+        "_dns._udp.svc-3.ns.svc.cluster.local",
+        RecordType::SRV
+    ));
+    assert!(!has(
+        &ix,
+        "_http._tcp.svc-3.ns.svc.cluster.local",
+        RecordType::SRV
+    ));
+    assert!(has(
+        &ix,
+        "_http._tcp.svc-4.ns.svc.cluster.local",
+        RecordType::SRV
+    ));
+}
+
+#[test]
+fn interned_values_nobody_holds_are_swept_when_the_table_doubles() {
+    let mut shared: Interned<str> = Interned::default();
+    let kept = shared.get(Arc::from("kept"));
+    for i in 0..63 {
+        shared.get(Arc::from(format!("gone-{i}")));
+    }
+    assert_eq!(shared.set.len(), 64);
+    // The 65th value sweeps: only what is still held stays.
+    let again = shared.get(Arc::from("new"));
+    assert_eq!(shared.set.len(), 2);
+    assert!(Arc::ptr_eq(&shared.get(Arc::from("kept")), &kept));
+    assert!(Arc::ptr_eq(&shared.get(Arc::from("new")), &again));
 }

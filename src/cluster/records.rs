@@ -338,7 +338,7 @@ fn cluster_ip_names(
     // The Service name: its cluster IPs, and SRV for every port.
     let mut part = addr_part(ips.iter().copied());
     let weight = srv_weight(svc.ports.len() * ips.len());
-    for p in &svc.ports {
+    for p in svc.ports.iter() {
         if !part.srv.iter().any(|s| s.port == p.port) {
             part.srv.push(Srv {
                 weight,

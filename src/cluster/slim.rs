@@ -42,7 +42,7 @@ pub enum ServiceKind {
     ExternalName(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SlimPort {
     /// Lower-cased; empty for an unnamed port.
     pub name: String,
@@ -50,6 +50,10 @@ pub struct SlimPort {
     pub protocol: Cow<'static, str>,
     pub port: u16,
 }
+
+/// A list of ports, shared: Services and slices repeat the same few lists (`http/8080`,
+/// `metrics/9090`), and the index keeps one copy of each.
+pub type Ports = Arc<[SlimPort]>;
 
 /// An address a Service is reachable at from outside the cluster (`k8s_external` answers them).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +67,7 @@ pub enum External {
 pub struct SlimService {
     pub key: Key,
     pub kind: ServiceKind,
-    pub ports: Vec<SlimPort>,
+    pub ports: Ports,
     pub publish_not_ready: bool,
     /// `spec.externalIPs`, then `status.loadBalancer.ingress` (an IP, else its hostname), in
     /// that order, as CoreDNS lists them.
@@ -87,7 +91,7 @@ pub struct SlimSlice {
     pub service: Arc<str>,
     pub endpoints: Vec<SlimEndpoint>,
     /// Ports of this slice; `None` when the slice declares none (CoreDNS's "port -1").
-    pub ports: Option<Vec<SlimPort>>,
+    pub ports: Option<Ports>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,7 +256,7 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
     Ok(SlimService {
         key,
         kind,
-        ports,
+        ports: ports.into(),
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         external,
     })
@@ -308,7 +312,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<Option<SlimSlice>, SlimEr
                     port,
                 });
             }
-            Some(out)
+            Some(out.into())
         }
         _ => None,
     };
