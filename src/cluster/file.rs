@@ -29,6 +29,8 @@ pub struct Filters {
     pub noendpoints: bool,
     /// Pods are kept only when `pods verified` needs them.
     pub pods: bool,
+    /// Endpoints keep their pod's name only when `endpoint_pod_names` names them by it.
+    pub pod_names: bool,
 }
 
 impl Filters {
@@ -39,6 +41,7 @@ impl Filters {
             namespace_labels: cfg.namespace_labels.clone(),
             noendpoints: cfg.noendpoints,
             pods: cfg.pods == PodMode::Verified,
+            pod_names: cfg.endpoint_pod_names,
         }
     }
 
@@ -216,7 +219,7 @@ impl<'f> Objects<'f> {
         if self.filters.noendpoints {
             return Ok(());
         }
-        if let Some(s) = slim::endpoint_slice(es)?
+        if let Some(s) = slim::endpoint_slice(es, self.filters.pod_names)?
             && self.filters.namespace_ok(&s.key.namespace)
             && self.filters.labels_ok(es.metadata.labels.as_ref())
         {

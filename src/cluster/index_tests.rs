@@ -45,7 +45,7 @@ fn slice(ns: &str, svc: &str, ips: &[&str]) -> SlimSlice {
         endpoints: ips
             .iter()
             .map(|ip| SlimEndpoint {
-                addresses: vec![ip.parse::<IpAddr>().unwrap()],
+                addresses: smallvec::smallvec![ip.parse::<IpAddr>().unwrap()],
                 hostname: None,
                 pod_name: None,
                 ready: true,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use smallvec::SmallVec;
 
 /// `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,12 +75,15 @@ pub struct SlimService {
     pub external: Vec<External>,
 }
 
+/// One endpoint: a cluster has hundreds of thousands, nearly all with one address, so the
+/// address is kept inline and the strings without room to grow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlimEndpoint {
-    pub addresses: Vec<IpAddr>,
-    pub hostname: Option<String>,
-    /// The name in `targetRef` when it points at a Pod.
-    pub pod_name: Option<String>,
+    pub addresses: SmallVec<[IpAddr; 1]>,
+    pub hostname: Option<Box<str>>,
+    /// The name in `targetRef` when it points at a Pod, kept only where `endpoint_pod_names`
+    /// names endpoints by it.
+    pub pod_name: Option<Box<str>>,
     /// `conditions.ready`, where an absent value means ready (as the API defines it).
     pub ready: bool,
 }
@@ -262,8 +266,12 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
     })
 }
 
-/// `Ok(None)` for slices DNS does not use (FQDN address type, no owning Service).
-pub fn endpoint_slice(slice: &EndpointSlice) -> Result<Option<SlimSlice>, SlimError> {
+/// `Ok(None)` for slices DNS does not use (FQDN address type, no owning Service). The
+/// endpoints' pod names are kept only with `pod_names`.
+pub fn endpoint_slice(
+    slice: &EndpointSlice,
+    pod_names: bool,
+) -> Result<Option<SlimSlice>, SlimError> {
     let key = meta_key("EndpointSlice", &slice.metadata)?;
     let what = format!("EndpointSlice {key}");
     if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
@@ -280,19 +288,23 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<Option<SlimSlice>, SlimEr
     };
     let mut endpoints = Vec::with_capacity(slice.endpoints.len());
     for e in &slice.endpoints {
-        let mut addresses = Vec::with_capacity(e.addresses.len());
+        let mut addresses = SmallVec::with_capacity(e.addresses.len());
         for a in &e.addresses {
             addresses.push(parse_ip(&what, "endpoints.addresses", a)?);
         }
         let pod_name = e
             .target_ref
             .as_ref()
+            .filter(|_| pod_names)
             .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
             .and_then(|r| r.name.as_deref())
-            .map(str::to_ascii_lowercase);
+            .map(|n| n.to_ascii_lowercase().into_boxed_str());
         endpoints.push(SlimEndpoint {
             addresses,
-            hostname: e.hostname.as_deref().map(str::to_ascii_lowercase),
+            hostname: e
+                .hostname
+                .as_deref()
+                .map(|h| h.to_ascii_lowercase().into_boxed_str()),
             pod_name,
             ready: e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
         });
@@ -436,5 +448,29 @@ mod tests {
             assert!(err.to_string().contains(field), "{err}");
             assert!(err.to_string().starts_with("Service shop/web"), "{err}");
         }
+    }
+
+    #[test]
+    fn endpoints_keep_their_pod_name_only_when_asked() {
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-x1", "namespace": "Shop",
+                         "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"], "hostname": "Db-0",
+                           "targetRef": {"kind": "Pod", "name": "Web-7f9"}}],
+        }))
+        .unwrap();
+        let kept = endpoint_slice(&slice, true).unwrap().unwrap();
+        let e = &kept.endpoints[0];
+        assert_eq!(e.pod_name.as_deref(), Some("web-7f9"));
+        assert_eq!(e.hostname.as_deref(), Some("db-0"));
+        assert_eq!(
+            e.addresses.as_slice(),
+            ["10.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(kept.key, Key::new("shop", "web-x1"));
+        let dropped = endpoint_slice(&slice, false).unwrap().unwrap();
+        assert_eq!(dropped.endpoints[0].pod_name, None);
+        assert_eq!(dropped.endpoints[0].hostname.as_deref(), Some("db-0"));
     }
 }
