@@ -5,7 +5,11 @@
 //!
 //! A prepared run of records is a byte string of records in wire form, with two differences:
 //! every name is uncompressed and lower case, and an owner may be [`THIS`], which stands for the
-//! name the records belong to (the question, or the name a CNAME led to).
+//! name the records belong to (the question, or the name a CNAME led to). In the runs of an
+//! index node (see [`Builder::for_name`]), an owner or an SRV target may also be a reference:
+//! [`SUFFIX`], to the end of the node's own name, or [`BACK`], to a name written out earlier
+//! in the node. They are resolved to the same bytes when the run is written, so they change
+//! what a node holds, never what an answer says.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -20,6 +24,52 @@ use smallvec::SmallVec;
 /// offset 0 is never valid in a message (the header is there), so it cannot be mistaken for a
 /// name.
 const THIS: [u8; 2] = [0xC0, 0x00];
+
+/// `[0xC0, SUFFIX, k]`: the node's own name from its byte `k` on (`_http._tcp.web.prod.svc.…`
+/// names `web.prod.svc.…` as its SRV target and as the owner of its address).
+const SUFFIX: u8 = 0x01;
+
+/// `[0xC0, BACK, d, d]`: the name written out `d` bytes (big-endian) before the reference (an
+/// SRV target's address record, after the target).
+const BACK: u8 = 0x02;
+
+/// How a name field of a prepared record holds its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// [`THIS`].
+    This,
+    /// Written out here, uncompressed.
+    Here,
+    /// [`SUFFIX`].
+    Suffix(u8),
+    /// [`BACK`].
+    Back(u16),
+}
+
+/// How the name field at the start of `bytes` holds its name, and the field's length.
+fn held(bytes: &[u8]) -> Option<(Held, usize)> {
+    match bytes {
+        [0xC0, 0x00, ..] => Some((Held::This, 2)),
+        [0xC0, SUFFIX, k, ..] => Some((Held::Suffix(*k), 3)),
+        [0xC0, BACK, hi, lo, ..] => Some((Held::Back(u16::from_be_bytes([*hi, *lo])), 4)),
+        _ => Some((Held::Here, name_len(bytes)?)),
+    }
+}
+
+/// Where `name` starts in `own` as a whole suffix of it (at a label), if it does.
+fn suffix_of(own: &[u8], name: &[u8]) -> Option<u8> {
+    let mut at = 0;
+    while at < own.len() {
+        if own[at..] == *name {
+            return u8::try_from(at).ok();
+        }
+        if own[at] == 0 {
+            return None;
+        }
+        at += 1 + usize::from(own[at]);
+    }
+    None
+}
 
 /// Where the question's name starts in every message: right after the header.
 const QUESTION_AT: u16 = 12;
@@ -105,9 +155,59 @@ impl Data<'_> {
 #[derive(Default)]
 pub struct Builder {
     data: Vec<u8>,
+    /// The name the records belong to, for a node's builder: owners and SRV targets are then
+    /// written as references where they can be.
+    own: Option<Box<[u8]>>,
+    /// Where the owners and SRV targets written out in full are, and their lengths.
+    written: SmallVec<[(u32, u8); 4]>,
 }
 
 impl Builder {
+    /// A builder for the records of `own` (lower-case wire form): an index node, whose owners
+    /// and SRV targets may then be references to its own name or to a name written earlier in
+    /// it. The data they are read from must start with `own`'s length (one byte) and `own`,
+    /// as a node does: that is where [`SUFFIX`] points.
+    pub fn for_name(own: &[u8]) -> Self {
+        Self {
+            own: Some(own.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Writes the owner or SRV target `name`: as a reference where the builder is a node's
+    /// and one will do, else in full.
+    fn push_ref(&mut self, name: &Name) {
+        let key = NameKey::new(name);
+        let key = key.as_bytes();
+        let Some(own) = &self.own else {
+            self.data.extend_from_slice(key);
+            return;
+        };
+        if **own == *key {
+            self.data.extend_from_slice(&THIS);
+            return;
+        }
+        if let Some(k) = suffix_of(own, key) {
+            self.data.extend_from_slice(&[0xC0, SUFFIX, k]);
+            return;
+        }
+        let here = self.data.len();
+        let earlier = self.written.iter().find(|(at, len)| {
+            self.data
+                .get(*at as usize..*at as usize + usize::from(*len))
+                == Some(key)
+        });
+        if let Some(d) = earlier.and_then(|(at, _)| u16::try_from(here - *at as usize).ok()) {
+            self.data.extend_from_slice(&[0xC0, BACK]);
+            self.data.extend_from_slice(&d.to_be_bytes());
+            return;
+        }
+        if let (Ok(at), Ok(len)) = (u32::try_from(here), u8::try_from(key.len())) {
+            self.written.push((at, len));
+        }
+        self.data.extend_from_slice(key);
+    }
+
     /// Where the next record starts.
     pub fn mark(&self) -> u32 {
         self.data.len() as u32
@@ -117,7 +217,7 @@ impl Builder {
     pub fn push(&mut self, owner: Option<&Name>, ttl: u32, data: Data) {
         match owner {
             None => self.data.extend_from_slice(&THIS),
-            Some(name) => push_name(&mut self.data, name),
+            Some(name) => self.push_ref(name),
         }
         self.data
             .extend_from_slice(&u16::from(data.rtype()).to_be_bytes());
@@ -138,7 +238,7 @@ impl Builder {
                     self.data.extend_from_slice(&v.to_be_bytes());
                 }
                 match target {
-                    Some(target) => push_name(&mut self.data, target),
+                    Some(target) => self.push_ref(target),
                     None => self.data.extend_from_slice(&THIS),
                 }
             }
@@ -233,18 +333,7 @@ impl Prepared {
         let mut at = 0usize;
         std::iter::from_fn(move || {
             let rest = bytes.get(at..)?;
-            let owner = if rest.starts_with(&THIS) {
-                2
-            } else {
-                let mut i = 0;
-                loop {
-                    let len = usize::from(*rest.get(i)?);
-                    if len == 0 {
-                        break i + 1;
-                    }
-                    i += 1 + len;
-                }
-            };
+            let (_, owner) = held(rest)?;
             let head = rest.get(owner..owner + 10)?;
             let rtype = RecordType::from(u16::from_be_bytes([head[0], head[1]]));
             let rdlen = usize::from(u16::from_be_bytes([head[8], head[9]]));
@@ -259,6 +348,38 @@ impl Prepared {
             .unwrap_or_default()
     }
 
+    /// The bytes of a name held as `held` (not [`THIS`]) in the `len` bytes at `at` of the
+    /// run: where it is written out.
+    fn resolve(&self, at: usize, held: Held, len: usize) -> Option<&[u8]> {
+        let at = self.start as usize + at;
+        match held {
+            Held::This => None,
+            Held::Here => self.data.get(at..at + len),
+            Held::Suffix(k) => {
+                let own = 1 + usize::from(*self.data.first()?);
+                self.data.get(1 + usize::from(k)..own)
+            }
+            Held::Back(d) => {
+                let from = at.checked_sub(usize::from(d))?;
+                let len = name_len(self.data.get(from..)?)?;
+                self.data.get(from..from + len)
+            }
+        }
+    }
+
+    /// The name held at `at` of the run, as a name; [`THIS`] is `this`.
+    fn name_at(&self, at: usize, this: &Name) -> Result<(Name, usize), ProtoError> {
+        let bad = || ProtoError::Message("bad prepared name");
+        let (how, len) = held(self.bytes().get(at..).ok_or_else(bad)?).ok_or_else(bad)?;
+        let name = match how {
+            Held::This => this.clone(),
+            _ => Name::read(&mut BinDecoder::new(
+                self.resolve(at, how, len).ok_or_else(bad)?,
+            ))?,
+        };
+        Ok((name, len))
+    }
+
     /// The records as hickory's type, [`This::Question`] read as `question`: for tests and for
     /// readers that need records rather than bytes.
     pub fn records(&self, question: &Name) -> Result<Vec<Record>, ProtoError> {
@@ -270,27 +391,28 @@ impl Prepared {
         let mut out = Vec::with_capacity(self.len());
         let mut at = 0;
         while at < bytes.len() {
-            let mut decoder = BinDecoder::new(&bytes[at..]);
-            let owner = if bytes[at..].starts_with(&THIS) {
-                decoder.read_slice(2)?;
-                this.clone()
-            } else {
-                Name::read(&mut decoder)?
-            };
+            let (owner, owner_len) = self.name_at(at, &this)?;
+            let mut decoder = BinDecoder::new(&bytes[at + owner_len..]);
             let rtype = RecordType::from(decoder.read_u16()?.unverified());
             let _class = decoder.read_u16()?;
             let ttl = decoder.read_u32()?.unverified();
             let len = decoder.read_u16()?.unverified();
-            let rest = &bytes[at + decoder.index()..];
-            let rdata = if rtype == RecordType::SRV && rest.get(6..8) == Some(&THIS[..]) {
-                let field = |i: usize| u16::from_be_bytes([rest[i], rest[i + 1]]);
+            let rdata_at = at + owner_len + decoder.index();
+            let rest = &bytes[rdata_at..];
+            let rdata = if rtype == RecordType::SRV {
+                let field = |i: usize| -> Result<u16, ProtoError> {
+                    rest.get(i..i + 2)
+                        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                        .ok_or(ProtoError::Message("bad prepared SRV"))
+                };
+                let (target, _) = self.name_at(rdata_at + 6, &this)?;
                 decoder.read_slice(usize::from(len))?;
-                RData::SRV(SRV::new(field(0), field(2), field(4), this.clone()))
+                RData::SRV(SRV::new(field(0)?, field(2)?, field(4)?, target))
             } else {
                 RData::read(&mut decoder, rtype, Restrict::new(len))?
             };
             out.push(Record::from_rdata(owner, ttl, rdata));
-            at += decoder.index();
+            at += owner_len + decoder.index();
         }
         Ok(out)
     }
@@ -318,17 +440,14 @@ impl Prepared {
         enc: &mut BinEncoder<'_>,
         names: &mut Compressor<'a>,
     ) -> Result<usize, ProtoError> {
-        if bytes[at..].starts_with(&THIS) {
-            match &self.this {
-                This::Question => enc.emit_u16(0xC000 | QUESTION_AT)?,
-                This::Name(wire) => names.write(enc, wire, true)?,
-            }
-            at += 2;
-        } else {
-            let len = name_len(&bytes[at..]).ok_or(ProtoError::Message("bad prepared name"))?;
-            names.write(enc, &bytes[at..at + len], true)?;
-            at += len;
+        let bad_name = || ProtoError::Message("bad prepared name");
+        let (how, len) = held(&bytes[at..]).ok_or_else(bad_name)?;
+        match (how, &self.this) {
+            (Held::This, This::Question) => enc.emit_u16(0xC000 | QUESTION_AT)?,
+            (Held::This, This::Name(wire)) => names.write(enc, wire, true)?,
+            _ => names.write(enc, self.resolve(at, how, len).ok_or_else(bad_name)?, true)?,
         }
+        at += len;
         let fixed = bytes
             .get(at..at + 10)
             .ok_or(ProtoError::Message("bad prepared record"))?;
@@ -362,12 +481,13 @@ impl Prepared {
             enc.emit_vec(&fixed[..8])?;
             let place = enc.place::<u16>()?;
             enc.emit_vec(&rdata[..head])?;
-            let target = match &rdata[head..] {
-                t if t == THIS => match &self.this {
-                    This::Question => names.question,
-                    This::Name(wire) => wire,
-                },
-                t => t,
+            let (how, len) = held(&rdata[head..]).ok_or_else(bad_name)?;
+            let target = match (how, &self.this) {
+                (Held::This, This::Question) => names.question,
+                (Held::This, This::Name(wire)) => wire,
+                _ => self
+                    .resolve(at + 10 + head, how, len)
+                    .ok_or_else(bad_name)?,
             };
             names.write(enc, target, compress)?;
             let len = enc.len_since_place(&place) as u16;
@@ -550,5 +670,96 @@ mod tests {
                 "ptr.default.svc.cluster.local. 5 IN A 10.0.0.2",
             ]
         );
+    }
+
+    /// The message a run makes as the answer to `qname` (the header, the question, the records).
+    fn written(p: &Prepared, qname: &Name, rtype: RecordType) -> Vec<u8> {
+        let mut query = Message::query();
+        query.add_query(hickory_proto::op::Query::query(qname.clone(), rtype));
+        let mut buf = query.to_vec().unwrap();
+        let key = NameKey::new(qname);
+        let mut enc = BinEncoder::with_offset(&mut buf, 0);
+        enc.set_offset(enc.len());
+        let mut names = Compressor::new(key.as_bytes());
+        p.write(&mut enc, &mut names).unwrap();
+        buf.drain(..2); // the query's random ID
+        buf
+    }
+
+    #[test]
+    fn a_nodes_references_read_and_write_as_the_names_written_out() {
+        // A ClusterIP Service's port: its SRV target is the end of the node's own name. A
+        // headless Service's: its targets are other names, each also its address's owner.
+        let cases = [
+            (
+                "_http._tcp.web.prod.svc.cluster.local.",
+                vec!["web.prod.svc.cluster.local."],
+                // The target and its address's owner (28 bytes each) become SUFFIX (3 each).
+                2 * 28 - 2 * 3,
+            ),
+            (
+                "web.prod.svc.cluster.local.",
+                vec![
+                    "db-0.web.prod.svc.cluster.local.",
+                    "db-1.web.prod.svc.cluster.local.",
+                ],
+                // Each target stays written out (33 bytes); its address's owner is BACK (4).
+                2 * (33 - 4),
+            ),
+        ];
+        for (own, targets, saved) in cases {
+            let own = name(own);
+            let targets: Vec<Name> = targets.iter().map(|t| name(t)).collect();
+            let build = |mut b: Builder| {
+                for t in &targets {
+                    let srv = Data::Srv {
+                        priority: 0,
+                        weight: 50,
+                        port: 8080,
+                        target: Some(t),
+                    };
+                    b.push(None, 5, srv);
+                }
+                let mid = b.mark();
+                for (i, t) in targets.iter().enumerate() {
+                    b.push(Some(t), 5, Data::A(Ipv4Addr::new(10, 0, 0, i as u8)));
+                }
+                (mid, b.mark(), b.bytes().to_vec())
+            };
+            let key = NameKey::new(&own);
+            // As a node holds it: the own name first.
+            let (mid, end, records) = build(Builder::for_name(key.as_bytes()));
+            let head = 1 + key.as_bytes().len() as u32;
+            let mut data = vec![key.as_bytes().len() as u8];
+            data.extend_from_slice(key.as_bytes());
+            data.extend_from_slice(&records);
+            let n = targets.len() as u16;
+            let node = |s, e, c| {
+                Prepared::new(Arc::from(&data[..]), head + s, head + e, c, This::Question)
+            };
+            let (node_srv, node_extra) = (node(0, mid, n), node(mid, end, n));
+            let (plain_mid, plain_end, plain) = build(Builder::default());
+            let plain: Arc<[u8]> = Arc::from(plain);
+            let plain_srv = Prepared::new(plain.clone(), 0, plain_mid, n, This::Question);
+            let plain_extra = Prepared::new(plain.clone(), plain_mid, plain_end, n, This::Question);
+
+            // Smaller by the names the references stand for.
+            assert_eq!(plain.len() - records.len(), saved, "{own}");
+            // Read back and written out, the same.
+            for (a, b) in [(&node_srv, &plain_srv), (&node_extra, &plain_extra)] {
+                assert_eq!(a.records(&own).unwrap(), b.records(&own).unwrap(), "{own}");
+                assert_eq!(a.types().collect::<Vec<_>>(), b.types().collect::<Vec<_>>());
+                assert_eq!(
+                    written(a, &own, RecordType::SRV),
+                    written(b, &own, RecordType::SRV)
+                );
+            }
+            let srv = node_srv.records(&own).unwrap();
+            let first = match &srv[0].data {
+                RData::SRV(s) => s.target.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(first, targets[0]);
+        }
     }
 }

@@ -222,14 +222,14 @@ impl Node {
 
     /// `name` answering one address (an A or AAAA record), built on the spot.
     pub fn address(name: &[u8], ip: IpAddr, ttl: u32) -> Node {
-        let mut b = NodeBuilder::default();
+        let mut b = NodeBuilder::new(name);
         b.set(ttl, [data_of(ip)], Vec::new());
         b.finish(name, None)
     }
 
     /// `name`, which exists without records (an empty non-terminal).
     fn empty(name: &[u8]) -> Node {
-        NodeBuilder::default().finish(name, None)
+        NodeBuilder::new(name).finish(name, None)
     }
 }
 
@@ -382,7 +382,6 @@ fn data_of(ip: IpAddr) -> Data<'static> {
 }
 
 /// Prepares the record sets of one name.
-#[derive(Default)]
 struct NodeBuilder {
     /// Type, counts, and where the additionals and the end lie in `data`.
     sets: Vec<(RecordType, u16, u16, u32, u32)>,
@@ -390,6 +389,14 @@ struct NodeBuilder {
 }
 
 impl NodeBuilder {
+    /// A builder for the node of `name` (wire form, lower case).
+    fn new(name: &[u8]) -> Self {
+        Self {
+            sets: Vec::new(),
+            data: Builder::for_name(name),
+        }
+    }
+
     /// Adds a set (skipped when empty), its owner the name itself; `extra` owners are `None`
     /// for the name itself. A set holds at most 65,535 records, far more than a message can.
     fn set<'a>(
@@ -1449,7 +1456,7 @@ fn build_node(wire: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Own
 
     // Records whose owner is the name itself are written as "this name".
     let owner_of = |n: &'_ Name| -> bool { *n == name };
-    let mut b = NodeBuilder::default();
+    let mut b = NodeBuilder::new(wire);
     let v4 = merged.addrs.iter().filter(|ip| ip.is_ipv4());
     let v6 = merged.addrs.iter().filter(|ip| ip.is_ipv6());
     b.set(ttl, v4.map(|ip| data_of(*ip)), Vec::new());
