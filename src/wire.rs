@@ -9,7 +9,9 @@
 //! index node (see [`Builder::for_name`]), an owner or an SRV target may also be a reference:
 //! [`SUFFIX`], to the end of the node's own name, or [`BACK`], to a name written out earlier
 //! in the node. They are resolved to the same bytes when the run is written, so they change
-//! what a node holds, never what an answer says.
+//! what a node holds, never what an answer says. A node's records are also compact: type and
+//! length only, as every record of a node is of class IN and has the node's one TTL, which the
+//! run is given ([`Prepared::compact`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -54,6 +56,15 @@ fn held(bytes: &[u8]) -> Option<(Held, usize)> {
         [0xC0, BACK, hi, lo, ..] => Some((Held::Back(u16::from_be_bytes([*hi, *lo])), 4)),
         _ => Some((Held::Here, name_len(bytes)?)),
     }
+}
+
+/// The data of the compact record (as [`Builder::for_name`] writes it) at the start of
+/// `bytes`.
+pub fn compact_rdata(bytes: &[u8]) -> Option<&[u8]> {
+    let (_, owner) = held(bytes)?;
+    let len = bytes.get(owner + 2..owner + 4)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    bytes.get(owner + 4..owner + 4 + len)
 }
 
 /// Where `name` starts in `own` as a whole suffix of it (at a label), if it does.
@@ -160,6 +171,9 @@ pub struct Builder {
     own: Option<Box<[u8]>>,
     /// Where the owners and SRV targets written out in full are, and their lengths.
     written: SmallVec<[(u32, u8); 4]>,
+    /// For a node's builder, the one TTL of its records, which it then leaves out of them
+    /// (with their class, IN).
+    ttl: Option<u32>,
 }
 
 impl Builder {
@@ -167,9 +181,11 @@ impl Builder {
     /// and SRV targets may then be references to its own name or to a name written earlier in
     /// it. The data they are read from must start with `own`'s length (one byte) and `own`,
     /// as a node does: that is where [`SUFFIX`] points.
-    pub fn for_name(own: &[u8]) -> Self {
+    /// Its records are compact: every one has the TTL `ttl`.
+    pub fn for_name(own: &[u8], ttl: u32) -> Self {
         Self {
             own: Some(own.into()),
+            ttl: Some(ttl),
             ..Self::default()
         }
     }
@@ -221,8 +237,13 @@ impl Builder {
         }
         self.data
             .extend_from_slice(&u16::from(data.rtype()).to_be_bytes());
-        self.data.extend_from_slice(&1u16.to_be_bytes()); // IN
-        self.data.extend_from_slice(&ttl.to_be_bytes());
+        match self.ttl {
+            Some(one) => debug_assert_eq!(one, ttl, "a node's records share one TTL"),
+            None => {
+                self.data.extend_from_slice(&1u16.to_be_bytes()); // IN
+                self.data.extend_from_slice(&ttl.to_be_bytes());
+            }
+        }
         let len_at = self.data.len();
         self.data.extend_from_slice(&[0, 0]);
         match data {
@@ -295,6 +316,22 @@ pub struct Prepared {
     end: u32,
     count: u16,
     this: This,
+    /// `Some`: the records are compact, and this is their TTL.
+    ttl: Option<u32>,
+}
+
+/// One record of a run, as read from its bytes.
+struct Parsed<'a> {
+    /// How the owner is held, and the field's length.
+    owner: (Held, usize),
+    rtype: RecordType,
+    /// Type, class and TTL, as a message holds them.
+    fixed: [u8; 8],
+    /// Where the data starts in the run.
+    rdata_at: usize,
+    rdata: &'a [u8],
+    /// Where the next record starts in the run.
+    next: usize,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -316,7 +353,53 @@ impl Prepared {
             end,
             count,
             this,
+            ttl: None,
         }
+    }
+
+    /// Records `start..end` of `data` as [`Builder::for_name`] writes them: compact, each
+    /// with the TTL `ttl`.
+    pub fn compact(
+        data: Arc<[u8]>,
+        start: u32,
+        end: u32,
+        count: u16,
+        this: This,
+        ttl: u32,
+    ) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..Self::new(data, start, end, count, this)
+        }
+    }
+
+    /// The record at `at` of the run `bytes`.
+    fn parse<'a>(&self, bytes: &'a [u8], at: usize) -> Option<Parsed<'a>> {
+        let owner = held(bytes.get(at..)?)?;
+        let head = at + owner.1;
+        let mut fixed = [0u8; 8];
+        let (rdlen_at, rdata_at) = match self.ttl {
+            Some(ttl) => {
+                fixed[..2].copy_from_slice(bytes.get(head..head + 2)?);
+                fixed[2..4].copy_from_slice(&1u16.to_be_bytes()); // IN
+                fixed[4..].copy_from_slice(&ttl.to_be_bytes());
+                (head + 2, head + 4)
+            }
+            None => {
+                fixed.copy_from_slice(bytes.get(head..head + 8)?);
+                (head + 8, head + 10)
+            }
+        };
+        let rdlen = bytes.get(rdlen_at..rdata_at)?;
+        let rdlen = usize::from(u16::from_be_bytes([rdlen[0], rdlen[1]]));
+        Some(Parsed {
+            owner,
+            rtype: RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]])),
+            fixed,
+            rdata_at,
+            rdata: bytes.get(rdata_at..rdata_at + rdlen)?,
+            next: rdata_at + rdlen,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -332,13 +415,9 @@ impl Prepared {
         let bytes = self.bytes();
         let mut at = 0usize;
         std::iter::from_fn(move || {
-            let rest = bytes.get(at..)?;
-            let (_, owner) = held(rest)?;
-            let head = rest.get(owner..owner + 10)?;
-            let rtype = RecordType::from(u16::from_be_bytes([head[0], head[1]]));
-            let rdlen = usize::from(u16::from_be_bytes([head[8], head[9]]));
-            at += owner + 10 + rdlen;
-            Some(rtype)
+            let record = self.parse(bytes, at)?;
+            at = record.next;
+            Some(record.rtype)
         })
     }
 
@@ -391,28 +470,27 @@ impl Prepared {
         let mut out = Vec::with_capacity(self.len());
         let mut at = 0;
         while at < bytes.len() {
-            let (owner, owner_len) = self.name_at(at, &this)?;
-            let mut decoder = BinDecoder::new(&bytes[at + owner_len..]);
-            let rtype = RecordType::from(decoder.read_u16()?.unverified());
-            let _class = decoder.read_u16()?;
-            let ttl = decoder.read_u32()?.unverified();
-            let len = decoder.read_u16()?.unverified();
-            let rdata_at = at + owner_len + decoder.index();
-            let rest = &bytes[rdata_at..];
-            let rdata = if rtype == RecordType::SRV {
+            let record = self
+                .parse(bytes, at)
+                .ok_or(ProtoError::Message("bad prepared record"))?;
+            let (owner, _) = self.name_at(at, &this)?;
+            let f = &record.fixed;
+            let ttl = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+            let rest = record.rdata;
+            let rdata = if record.rtype == RecordType::SRV {
                 let field = |i: usize| -> Result<u16, ProtoError> {
                     rest.get(i..i + 2)
                         .map(|b| u16::from_be_bytes([b[0], b[1]]))
                         .ok_or(ProtoError::Message("bad prepared SRV"))
                 };
-                let (target, _) = self.name_at(rdata_at + 6, &this)?;
-                decoder.read_slice(usize::from(len))?;
+                let (target, _) = self.name_at(record.rdata_at + 6, &this)?;
                 RData::SRV(SRV::new(field(0)?, field(2)?, field(4)?, target))
             } else {
-                RData::read(&mut decoder, rtype, Restrict::new(len))?
+                let len = Restrict::new(rest.len() as u16);
+                RData::read(&mut BinDecoder::new(rest), record.rtype, len)?
             };
             out.push(Record::from_rdata(owner, ttl, rdata));
-            at += owner_len + decoder.index();
+            at = record.next;
         }
         Ok(out)
     }
@@ -436,36 +514,31 @@ impl Prepared {
     fn write_one<'a>(
         &'a self,
         bytes: &'a [u8],
-        mut at: usize,
+        at: usize,
         enc: &mut BinEncoder<'_>,
         names: &mut Compressor<'a>,
     ) -> Result<usize, ProtoError> {
         let bad_name = || ProtoError::Message("bad prepared name");
-        let (how, len) = held(&bytes[at..]).ok_or_else(bad_name)?;
+        let record = self
+            .parse(bytes, at)
+            .ok_or(ProtoError::Message("bad prepared record"))?;
+        let (how, len) = record.owner;
         match (how, &self.this) {
             (Held::This, This::Question) => enc.emit_u16(0xC000 | QUESTION_AT)?,
             (Held::This, This::Name(wire)) => names.write(enc, wire, true)?,
             _ => names.write(enc, self.resolve(at, how, len).ok_or_else(bad_name)?, true)?,
         }
-        at += len;
-        let fixed = bytes
-            .get(at..at + 10)
-            .ok_or(ProtoError::Message("bad prepared record"))?;
-        let rtype = RecordType::from(u16::from_be_bytes([fixed[0], fixed[1]]));
-        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-        let rdata = bytes
-            .get(at + 10..at + 10 + rdlen)
-            .ok_or(ProtoError::Message("bad prepared record"))?;
+        let (fixed, rdata) = (&record.fixed, record.rdata);
         // Names in RDATA are compressed only for the types of RFC 1035 (RFC 3597 section 4);
         // an SRV target is written whole (RFC 2782), as CoreDNS writes it.
-        let (head, name, compress) = match rtype {
+        let (head, name, compress) = match record.rtype {
             RecordType::SRV => (6, true, false),
             RecordType::PTR | RecordType::CNAME | RecordType::NS => (0, true, true),
-            _ => (rdlen, false, false),
+            _ => (rdata.len(), false, false),
         };
-        if rtype == RecordType::SOA {
+        if record.rtype == RecordType::SOA {
             // Two names, both compressible (RFC 1035), then five numbers.
-            enc.emit_vec(&fixed[..8])?;
+            enc.emit_vec(fixed)?;
             let place = enc.place::<u16>()?;
             let bad = || ProtoError::Message("bad prepared SOA");
             let mname = name_len(rdata).ok_or_else(bad)?;
@@ -476,9 +549,11 @@ impl Prepared {
             let len = enc.len_since_place(&place) as u16;
             enc.emit_at(place, len)?;
         } else if !name {
-            enc.emit_vec(&bytes[at..at + 10 + rdlen])?;
+            enc.emit_vec(fixed)?;
+            enc.emit_u16(rdata.len() as u16)?;
+            enc.emit_vec(rdata)?;
         } else {
-            enc.emit_vec(&fixed[..8])?;
+            enc.emit_vec(fixed)?;
             let place = enc.place::<u16>()?;
             enc.emit_vec(&rdata[..head])?;
             let (how, len) = held(&rdata[head..]).ok_or_else(bad_name)?;
@@ -486,14 +561,14 @@ impl Prepared {
                 (Held::This, This::Question) => names.question,
                 (Held::This, This::Name(wire)) => wire,
                 _ => self
-                    .resolve(at + 10 + head, how, len)
+                    .resolve(record.rdata_at + head, how, len)
                     .ok_or_else(bad_name)?,
             };
             names.write(enc, target, compress)?;
             let len = enc.len_since_place(&place) as u16;
             enc.emit_at(place, len)?;
         }
-        Ok(at + 10 + rdlen)
+        Ok(record.next)
     }
 }
 
@@ -728,14 +803,21 @@ mod tests {
             };
             let key = NameKey::new(&own);
             // As a node holds it: the own name first.
-            let (mid, end, records) = build(Builder::for_name(key.as_bytes()));
+            let (mid, end, records) = build(Builder::for_name(key.as_bytes(), 5));
             let head = 1 + key.as_bytes().len() as u32;
             let mut data = vec![key.as_bytes().len() as u8];
             data.extend_from_slice(key.as_bytes());
             data.extend_from_slice(&records);
             let n = targets.len() as u16;
             let node = |s, e, c| {
-                Prepared::new(Arc::from(&data[..]), head + s, head + e, c, This::Question)
+                Prepared::compact(
+                    Arc::from(&data[..]),
+                    head + s,
+                    head + e,
+                    c,
+                    This::Question,
+                    5,
+                )
             };
             let (node_srv, node_extra) = (node(0, mid, n), node(mid, end, n));
             let (plain_mid, plain_end, plain) = build(Builder::default());
@@ -743,8 +825,10 @@ mod tests {
             let plain_srv = Prepared::new(plain.clone(), 0, plain_mid, n, This::Question);
             let plain_extra = Prepared::new(plain.clone(), plain_mid, plain_end, n, This::Question);
 
-            // Smaller by the names the references stand for.
-            assert_eq!(plain.len() - records.len(), saved, "{own}");
+            // Smaller by the names the references stand for, and by class and TTL (6 bytes)
+            // on each record.
+            let compact = 6 * 2 * targets.len();
+            assert_eq!(plain.len() - records.len(), saved + compact, "{own}");
             // Read back and written out, the same.
             for (a, b) in [(&node_srv, &plain_srv), (&node_extra, &plain_extra)] {
                 assert_eq!(a.records(&own).unwrap(), b.records(&own).unwrap(), "{own}");

@@ -27,7 +27,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::chain::RecordSet;
 use crate::names;
-use crate::wire::{Builder, Data, NameKey, Prepared, This};
+use crate::wire::{self, Builder, Data, NameKey, Prepared, This};
 
 use super::records::{self, Owner, Part, RecordOptions, Zones};
 use super::slim::{External, Key, Ports, ServiceKind, SlimPod, SlimService, SlimSlice};
@@ -38,9 +38,10 @@ use super::slim::{External, Key, Ports, ServiceKind, SlimPod, SlimService, SlimS
 ///
 /// Layout: the name (its length, then its lower-case wire form, which is how the index finds
 /// the node: the map has no keys of its own); the number of sets, its top bit set when the
-/// node is narrow (see [`NARROW`]); per set its type, record and additional counts, and where
-/// its additionals and its end lie; the owner (see [`encode_owner`]); then the records of each
-/// set followed by its additionals, as [`wire::Builder`] writes them.
+/// node is narrow (see [`NARROW`]); when there are sets, the TTL of every record; per set its
+/// type, record and additional counts, and where its additionals and its end lie; the owner
+/// (see [`encode_owner`]); then the records of each set followed by its additionals, compact,
+/// as [`wire::Builder::for_name`] writes them.
 #[derive(Clone, Debug)]
 pub struct Node(Arc<[u8]>);
 
@@ -119,8 +120,21 @@ impl Node {
         self.0[self.base()] & NARROW != 0
     }
 
+    /// The TTL of every record (0 for a node without any).
+    fn ttl(&self) -> u32 {
+        if self.set_count() > 0 {
+            self.u32_at(self.base() + 1)
+        } else {
+            0
+        }
+    }
+
+    /// Where the set headers start: after the count, and the TTL when there are sets.
+    fn infos_at(&self) -> usize {
+        self.base() + 1 + if self.set_count() > 0 { 4 } else { 0 }
+    }
+
     fn sets(&self) -> impl Iterator<Item = SetInfo> + '_ {
-        let base = self.base();
         let n = self.set_count();
         let narrow = self.narrow();
         let info = if narrow {
@@ -128,9 +142,10 @@ impl Node {
         } else {
             SET_INFO_WIDE
         };
-        let mut start = (base + 1 + n * info + self.owner_len()) as u32;
+        let infos = self.infos_at();
+        let mut start = (infos + n * info + self.owner_len()) as u32;
         (0..n).map(move |i| {
-            let at = base + 1 + i * info;
+            let at = infos + i * info;
             let rtype = RecordType::from(self.u16_at(at));
             let set = if narrow {
                 SetInfo {
@@ -167,7 +182,7 @@ impl Node {
         } else {
             SET_INFO_WIDE
         };
-        self.base() + 1 + self.set_count() * info
+        self.infos_at() + self.set_count() * info
     }
 
     fn owner_len(&self) -> usize {
@@ -206,14 +221,15 @@ impl Node {
     /// Where the name is an alias to (an ExternalName Service).
     pub fn cname(&self) -> Option<Name> {
         let set = self.sets().find(|s| s.rtype == RecordType::CNAME)?;
-        // The record: the owner marker (2), type, class, TTL and length (10), the target.
-        let target = self.0.get(set.start as usize + 12..set.mid as usize)?;
+        let target = wire::compact_rdata(self.0.get(set.start as usize..set.mid as usize)?)?;
         Name::read(&mut BinDecoder::new(target)).ok()
     }
 
     fn answer(&self, set: &SetInfo, this: &This) -> Answer {
-        let run =
-            |start, end, count| Prepared::new(self.0.clone(), start, end, count, this.clone());
+        let ttl = self.ttl();
+        let run = |start, end, count| {
+            Prepared::compact(self.0.clone(), start, end, count, this.clone(), ttl)
+        };
         Answer {
             records: run(set.start, set.mid, set.count),
             additionals: (set.extra > 0).then(|| run(set.mid, set.end, set.extra)),
@@ -222,14 +238,14 @@ impl Node {
 
     /// `name` answering one address (an A or AAAA record), built on the spot.
     pub fn address(name: &[u8], ip: IpAddr, ttl: u32) -> Node {
-        let mut b = NodeBuilder::new(name);
-        b.set(ttl, [data_of(ip)], Vec::new());
+        let mut b = NodeBuilder::new(name, ttl);
+        b.set([data_of(ip)], Vec::new());
         b.finish(name, None)
     }
 
     /// `name`, which exists without records (an empty non-terminal).
     fn empty(name: &[u8]) -> Node {
-        NodeBuilder::new(name).finish(name, None)
+        NodeBuilder::new(name, 0).finish(name, None)
     }
 }
 
@@ -327,9 +343,8 @@ impl Node {
     /// The target of the first record, when it is a PTR.
     fn first_target(&self) -> Option<&[u8]> {
         let set = self.sets().next()?;
-        // The record: the owner marker (2), type, class, TTL and length (10), the target.
         (set.rtype == RecordType::PTR)
-            .then(|| self.0.get(set.start as usize + 12..set.mid as usize))
+            .then(|| wire::compact_rdata(self.0.get(set.start as usize..set.mid as usize)?))
             .flatten()
     }
 
@@ -386,14 +401,17 @@ struct NodeBuilder {
     /// Type, counts, and where the additionals and the end lie in `data`.
     sets: Vec<(RecordType, u16, u16, u32, u32)>,
     data: Builder,
+    ttl: u32,
 }
 
 impl NodeBuilder {
-    /// A builder for the node of `name` (wire form, lower case).
-    fn new(name: &[u8]) -> Self {
+    /// A builder for the node of `name` (wire form, lower case), whose records have the TTL
+    /// `ttl`.
+    fn new(name: &[u8], ttl: u32) -> Self {
         Self {
             sets: Vec::new(),
-            data: Builder::for_name(name),
+            data: Builder::for_name(name, ttl),
+            ttl,
         }
     }
 
@@ -401,7 +419,6 @@ impl NodeBuilder {
     /// for the name itself. A set holds at most 65,535 records, far more than a message can.
     fn set<'a>(
         &mut self,
-        ttl: u32,
         records: impl IntoIterator<Item = Data<'a>>,
         extra: Vec<(Option<&'a Name>, Data<'a>)>,
     ) {
@@ -410,7 +427,7 @@ impl NodeBuilder {
         let mut count = 0u16;
         for d in records.into_iter().take(limit) {
             rtype.get_or_insert(d.rtype());
-            self.data.push(None, ttl, d);
+            self.data.push(None, self.ttl, d);
             count += 1;
         }
         let Some(rtype) = rtype else {
@@ -419,7 +436,7 @@ impl NodeBuilder {
         let mid = self.data.mark();
         let extra_count = extra.len().min(limit) as u16;
         for (owner, d) in extra.into_iter().take(limit) {
-            self.data.push(owner, ttl, d);
+            self.data.push(owner, self.ttl, d);
         }
         self.sets
             .push((rtype, count, extra_count, mid, self.data.mark()));
@@ -430,13 +447,15 @@ impl NodeBuilder {
         let records = self.data.bytes();
         let name = &name[..name.len().min(255)];
         let target = match self.sets.first() {
-            // The first record: the owner marker (2), type, class, TTL and length (10), the PTR's
-            // target.
-            Some((RecordType::PTR, _, _, mid, _)) => records.get(12..*mid as usize),
+            Some((RecordType::PTR, _, _, mid, _)) => {
+                records.get(..*mid as usize).and_then(wire::compact_rdata)
+            }
             _ => None,
         };
         let owner = encode_owner(owner, name, target);
-        let narrow_head = 1 + name.len() + 1 + self.sets.len() * SET_INFO_NARROW + owner.len();
+        let ttl = if self.sets.is_empty() { 0 } else { 4 };
+        let narrow_head =
+            1 + name.len() + 1 + ttl + self.sets.len() * SET_INFO_NARROW + owner.len();
         let narrow = narrow_head + records.len() <= usize::from(u16::MAX)
             && self
                 .sets
@@ -445,12 +464,15 @@ impl NodeBuilder {
         let head = if narrow {
             narrow_head
         } else {
-            1 + name.len() + 1 + self.sets.len() * SET_INFO_WIDE + owner.len()
+            1 + name.len() + 1 + ttl + self.sets.len() * SET_INFO_WIDE + owner.len()
         };
         let mut out = Vec::with_capacity(head + records.len());
         out.push(name.len() as u8);
         out.extend_from_slice(name);
         out.push(self.sets.len() as u8 | if narrow { NARROW } else { 0 });
+        if !self.sets.is_empty() {
+            out.extend_from_slice(&self.ttl.to_be_bytes());
+        }
         for (rtype, count, extra, mid, end) in &self.sets {
             out.extend_from_slice(&u16::from(*rtype).to_be_bytes());
             let (mid, end) = (mid + head as u32, end + head as u32);
@@ -1456,18 +1478,17 @@ fn build_node(wire: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Own
 
     // Records whose owner is the name itself are written as "this name".
     let owner_of = |n: &'_ Name| -> bool { *n == name };
-    let mut b = NodeBuilder::new(wire);
+    let mut b = NodeBuilder::new(wire, ttl);
     let v4 = merged.addrs.iter().filter(|ip| ip.is_ipv4());
     let v6 = merged.addrs.iter().filter(|ip| ip.is_ipv6());
-    b.set(ttl, v4.map(|ip| data_of(*ip)), Vec::new());
-    b.set(ttl, v6.map(|ip| data_of(*ip)), Vec::new());
+    b.set(v4.map(|ip| data_of(*ip)), Vec::new());
+    b.set(v6.map(|ip| data_of(*ip)), Vec::new());
     let extra = merged
         .srv_extra
         .iter()
         .map(|(target, ip)| ((!owner_of(target)).then_some(target), data_of(*ip)))
         .collect();
     b.set(
-        ttl,
         merged.srv.iter().map(|s| Data::Srv {
             priority: 0,
             weight: s.weight,
@@ -1476,12 +1497,12 @@ fn build_node(wire: &[u8], parts: &[(Owner, Part)], ttl: u32, owner: Option<&Own
         }),
         extra,
     );
-    b.set(ttl, merged.ptr.iter().map(Data::Ptr), Vec::new());
+    b.set(merged.ptr.iter().map(Data::Ptr), Vec::new());
     if let Some(target) = &merged.cname {
-        b.set(ttl, [Data::Cname(target)], Vec::new());
+        b.set([Data::Cname(target)], Vec::new());
     }
     if let Some(txt) = &merged.txt {
-        b.set(ttl, [Data::Txt(txt)], Vec::new());
+        b.set([Data::Txt(txt)], Vec::new());
     }
     b.finish(wire, owner)
 }

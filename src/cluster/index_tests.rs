@@ -378,8 +378,8 @@ fn each_node_records_its_owner_in_the_shortest_spelling_that_reads_back() {
     );
     assert_eq!(node.owner(), None);
     let wire = NameKey::new(&Name::from_ascii("x.ns.pod.cluster.local.").unwrap());
-    let mut b = NodeBuilder::new(wire.as_bytes());
-    b.set(5, [Data::A("10.244.200.1".parse().unwrap())], Vec::new());
+    let mut b = NodeBuilder::new(wire.as_bytes(), 5);
+    b.set([Data::A("10.244.200.1".parse().unwrap())], Vec::new());
     let pod = Owner::Pod(Key::new("ns", "p"));
     let node = b.finish(wire.as_bytes(), Some(&pod));
     assert_eq!(node.owner_bytes()[0], 4);
