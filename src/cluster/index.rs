@@ -532,16 +532,26 @@ impl Snapshot {
     /// Rebuilds the maps with full B-tree nodes. Objects arrive in key order (a list is sorted),
     /// and a B-tree filled in order splits each node in half and never fills it again: after a
     /// full list the maps took about twice the room their entries need. A bulk build packs
-    /// them; it moves each entry once, which a full list's cost already covers.
-    fn repack(&mut self) {
+    /// them; it moves each entry once, which a full list's cost already covers. `None` packs
+    /// every kind (after a whole snapshot), `Some` the one a relist listed.
+    fn repack(&mut self, kind: Option<Kind>) {
         fn packed<K: Ord, V>(map: &mut BTreeMap<K, V>) {
             *map = std::mem::take(map).into_iter().collect();
         }
-        packed(&mut self.services);
-        packed(&mut self.slices);
-        packed(&mut self.pods);
-        let namespaces = std::mem::take(&mut self.namespaces);
-        self.namespaces = namespaces.into_iter().collect();
+        let this = |k: Kind| kind.is_none_or(|only| only == k);
+        if this(Kind::Service) {
+            packed(&mut self.services);
+        }
+        if this(Kind::Slice) {
+            packed(&mut self.slices);
+        }
+        if this(Kind::Pod) {
+            packed(&mut self.pods);
+        }
+        if this(Kind::Namespace) {
+            let namespaces = std::mem::take(&mut self.namespaces);
+            self.namespaces = namespaces.into_iter().collect();
+        }
     }
 }
 
@@ -965,7 +975,7 @@ impl Index {
             diff(&w.state, snap)
         };
         let applied = self.apply(changes);
-        self.lock_writer().state.repack();
+        self.lock_writer().state.repack(None);
         applied
     }
 
@@ -1013,7 +1023,7 @@ impl Index {
             changes
         };
         let applied = self.apply(changes);
-        self.lock_writer().state.repack();
+        self.lock_writer().state.repack(Some(kind));
         applied
     }
 
