@@ -13,9 +13,12 @@
 //! length only, as every record of a node is of class IN and has the node's one TTL, which the
 //! run is given ([`Prepared::compact`]).
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use foldhash::fast::FixedState;
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::SRV;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -169,8 +172,10 @@ pub struct Builder {
     /// The name the records belong to, for a node's builder: owners and SRV targets are then
     /// written as references where they can be.
     own: Option<Box<[u8]>>,
-    /// Where the owners and SRV targets written out in full are, and their lengths.
-    written: SmallVec<[(u32, u8); 4]>,
+    /// Where the owners and SRV targets written out in full are, by a hash of the name (the
+    /// first of each): a headless Service's node writes hundreds of them, and a list would
+    /// make finding one cost the whole list.
+    written: HashMap<u64, u32, FixedState>,
     /// For a node's builder, the one TTL of its records, which it then leaves out of them
     /// (with their class, IN).
     ttl: Option<u32>,
@@ -208,18 +213,20 @@ impl Builder {
             return;
         }
         let here = self.data.len();
-        let earlier = self.written.iter().find(|(at, len)| {
-            self.data
-                .get(*at as usize..*at as usize + usize::from(*len))
-                == Some(key)
-        });
-        if let Some(d) = earlier.and_then(|(at, _)| u16::try_from(here - *at as usize).ok()) {
+        let hash = FixedState::default().hash_one(key);
+        // A different name with the same hash is written out in full: never wrong, rarely met.
+        let earlier = self
+            .written
+            .get(&hash)
+            .map(|&at| at as usize)
+            .filter(|&at| self.data.get(at..at + key.len()) == Some(key));
+        if let Some(d) = earlier.and_then(|at| u16::try_from(here - at).ok()) {
             self.data.extend_from_slice(&[0xC0, BACK]);
             self.data.extend_from_slice(&d.to_be_bytes());
             return;
         }
-        if let (Ok(at), Ok(len)) = (u32::try_from(here), u8::try_from(key.len())) {
-            self.written.push((at, len));
+        if let Ok(at) = u32::try_from(here) {
+            self.written.entry(hash).or_insert(at);
         }
         self.data.extend_from_slice(key);
     }
