@@ -502,20 +502,61 @@ impl Prepared {
         Ok(out)
     }
 
-    /// Writes the records into a message, compressing names against what it holds. On an
-    /// error (the message is full) the encoder may hold part of a record: the caller rolls
-    /// back to where it was.
+    /// Whether the records share one TTL, held once ([`Prepared::compact`]).
+    pub fn is_compact(&self) -> bool {
+        self.ttl.is_some()
+    }
+
+    /// The same records with every TTL `ttl`, where the run is compact (its records share one
+    /// TTL, held once); `None` for a run whose records hold their own.
+    pub fn with_ttl(&self, ttl: u32) -> Option<Self> {
+        self.ttl.map(|_| Self {
+            ttl: Some(ttl),
+            ..self.clone()
+        })
+    }
+
+    /// Writes the records into a message, compressing names against what it holds: all of
+    /// them, or an error (the message is full) with the encoder holding part of the run, which
+    /// the caller rolls back.
     pub fn write<'a>(
         &'a self,
         enc: &mut BinEncoder<'_>,
         names: &mut Compressor<'a>,
     ) -> Result<(), ProtoError> {
-        let bytes = self.bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            at = self.write_one(bytes, at, enc, names)?;
+        match self.write_fitting(enc, names) {
+            (_, false) => Ok(()),
+            (_, true) => Err(ProtoError::Message("message full")),
         }
-        Ok(())
+    }
+
+    /// Writes as many whole records as fit, in order, compressing names against what the
+    /// message holds; returns how many went in and whether one did not fit. A record that does
+    /// not fit is rolled back, bytes and remembered names, so the message ends after the last
+    /// whole record (as CoreDNS truncates an answer).
+    pub fn write_fitting<'a>(
+        &'a self,
+        enc: &mut BinEncoder<'_>,
+        names: &mut Compressor<'a>,
+    ) -> (u16, bool) {
+        let bytes = self.bytes();
+        let (mut at, mut written) = (0, 0u16);
+        while at < bytes.len() {
+            let (mark, known) = (enc.offset(), names.len());
+            match self.write_one(bytes, at, enc, names) {
+                Ok(next) => {
+                    at = next;
+                    written += 1;
+                }
+                Err(_) => {
+                    enc.set_offset(mark);
+                    enc.trim();
+                    names.truncate(known);
+                    return (written, true);
+                }
+            }
+        }
+        (written, false)
     }
 
     fn write_one<'a>(

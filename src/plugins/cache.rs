@@ -86,9 +86,11 @@ struct Entry {
     authoritative: bool,
     recursion_available: bool,
     authentic_data: bool,
-    answers: Vec<Record>,
-    authority: Vec<Record>,
-    additionals: Vec<Record>,
+    /// The sections as kept: prepared runs that share one TTL stay prepared (so a hit is
+    /// written, and truncated, to the same bytes as the answer it keeps); the rest as records.
+    answers: Vec<Rrs>,
+    authority: Vec<Rrs>,
+    additionals: Vec<Rrs>,
     stored: Instant,
     /// Seconds the entry is fresh for.
     ttl: u32,
@@ -126,17 +128,22 @@ impl Entry {
         reply.authoritative = self.authoritative;
         reply.recursion_available = self.recursion_available;
         reply.authentic_data = self.authentic_data;
-        let section = |records: &[Record]| -> Vec<Rrs> {
-            if records.is_empty() {
-                return Vec::new();
-            }
-            let mut out = records.to_vec();
-            if let Some(ttl) = ttl {
-                for r in &mut out {
-                    r.ttl = ttl;
-                }
-            }
-            vec![Rrs::Records(RecordSet::from(out))]
+        let section = |sets: &[Rrs]| -> Vec<Rrs> {
+            let Some(ttl) = ttl else {
+                return sets.to_vec();
+            };
+            sets.iter()
+                .map(|set| match set {
+                    Rrs::Prepared(p) => p.with_ttl(ttl).map_or_else(|| set.clone(), Rrs::Prepared),
+                    Rrs::Records(records) => {
+                        let mut out = records.to_vec();
+                        for r in &mut out {
+                            r.ttl = ttl;
+                        }
+                        Rrs::Records(RecordSet::from(out))
+                    }
+                })
+                .collect()
         };
         reply.answers = section(&self.answers);
         reply.authority = section(&self.authority);
@@ -373,17 +380,32 @@ impl Inner {
             return;
         }
         let owner = Name::from(&key.name);
-        let records = |sets: &[Rrs]| -> Vec<Record> {
-            sets.iter()
-                .flat_map(|s| s.records(&owner))
-                .map(|mut r| {
-                    // Kept in lower case; the server writes the next client's spelling.
-                    if r.name == owner {
-                        r.name = owner.clone();
+        let records = |sets: &[Rrs]| -> Vec<Rrs> {
+            let mut kept = Vec::with_capacity(sets.len());
+            let mut loose: Vec<Record> = Vec::new();
+            let flush = |loose: &mut Vec<Record>, kept: &mut Vec<Rrs>| {
+                if !loose.is_empty() {
+                    kept.push(Rrs::Records(RecordSet::from(std::mem::take(loose))));
+                }
+            };
+            for set in sets {
+                match set {
+                    // A compact run can take a new TTL as it is.
+                    Rrs::Prepared(p) if p.is_compact() => {
+                        flush(&mut loose, &mut kept);
+                        kept.push(set.clone());
                     }
-                    r
-                })
-                .collect()
+                    _ => loose.extend(set.records(&owner).into_iter().map(|mut r| {
+                        // Kept in lower case; the server writes the next client's spelling.
+                        if r.name == owner {
+                            r.name = owner.clone();
+                        }
+                        r
+                    })),
+                }
+            }
+            flush(&mut loose, &mut kept);
+            kept
         };
         let entry = Arc::new(Entry {
             kind,

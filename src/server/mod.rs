@@ -440,7 +440,8 @@ fn echoed_question(request: &HickoryRequest) -> Option<Queries> {
 ///
 /// What does not fit is left out as CoreDNS leaves it out: additional records silently
 /// (RFC 2181 section 9), answers and authority with TC set, and nothing after the first record
-/// that did not fit. Room for the OPT record is kept, so an EDNS client always gets one.
+/// that did not fit; every whole record before it stays, part of an RRset too (a resolver
+/// that never retries over TCP, such as musl's before 1.2.4, still gets addresses). Room for the OPT record is kept, so an EDNS client always gets one.
 pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8> {
     let echo = echoed_question(request);
     let queries = echo.as_ref().unwrap_or(&request.queries);
@@ -584,15 +585,11 @@ fn write_section<'a>(
                 }
             }
             Rrs::Prepared(p) => {
-                let (mark, known) = (enc.offset(), names.len());
-                if p.write(enc, names).is_err() {
-                    // A run goes in whole or not at all (it is one RRset).
-                    enc.set_offset(mark);
-                    enc.trim();
-                    names.truncate(known);
+                let (n, full) = p.write_fitting(enc, names);
+                count += n;
+                if full {
                     return (count, true);
                 }
-                count += p.len() as u16;
             }
         }
     }

@@ -2,7 +2,9 @@
 //! and the server keeps answering afterwards.
 
 use hickory_proto::op::{Edns, Message, OpCode};
-use hickory_proto::rr::RecordType;
+use std::net::SocketAddr;
+
+use hickory_proto::rr::{Record, RecordType};
 
 use clusterdns::app::Running;
 use clusterdns::chain::Transport;
@@ -262,11 +264,107 @@ async fn large_answers_set_tc_over_udp_and_arrive_whole_over_tcp() {
         );
         let m = Message::from_vec(&b).unwrap();
         assert_eq!(m.metadata.truncation, tc, "{how:?} {edns:?}");
-        if !tc {
+        if tc {
+            // As many whole records as fit: header, question, 16 bytes an A record (its owner
+            // a pointer), and room for the OPT record.
+            let question = name.len() + 1 + 4;
+            let opt = if edns.is_some() { 11 } else { 0 };
+            let fit = (max - 12 - question - opt) / 16;
+            assert_eq!(m.answers.len(), fit, "{how:?} {edns:?}");
+        } else {
             assert_eq!(m.answers.len(), 100, "{how:?} {edns:?}");
         }
     }
     running.shutdown().await;
+}
+
+/// A truncated answer is the same whichever path writes it: the fast path, the chain, and a
+/// cache in front (a hit is written from what the cache kept, not from the cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_answer_is_the_same_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut objs = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: default}}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: big, namespace: default}\n  spec: {clusterIP: None, ports: [{name: http, port: 80, protocol: TCP}]}\n- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata: {name: big-1, namespace: default, labels: {kubernetes.io/service-name: big}}\n  addressType: IPv4\n  ports: [{name: http, port: 80, protocol: TCP}]\n  endpoints:\n",
+    );
+    for i in 0..60 {
+        objs.push_str(&format!("  - addresses: [10.60.0.{i}]\n"));
+    }
+    std::fs::write(dir.path().join("objs.yaml"), objs).unwrap();
+    let plain = ".:0 {\n kubernetes cluster.local {\n  objects objs.yaml\n }\n}\n";
+    let keep = ".:0 {\n cache 30 {\n  keepttl\n }\n kubernetes cluster.local {\n  objects objs.yaml\n }\n}\n";
+    let aging = ".:0 {\n cache 30\n kubernetes cluster.local {\n  objects objs.yaml\n }\n}\n";
+    let corefile = dir.path().join("Corefile");
+    let (plain, keep, aging) = (
+        support::start(&corefile, plain).await,
+        support::start(&corefile, keep).await,
+        support::start(&corefile, aging).await,
+    );
+    let src = SocketAddr::new(support::LOCALHOST, 40000);
+    for (name, qtype) in [
+        ("big.default.svc.cluster.local.", RecordType::A),
+        ("BIG.Default.svc.cluster.local.", RecordType::A),
+        ("_http._tcp.big.default.svc.cluster.local.", RecordType::SRV),
+    ] {
+        for edns in [None, Some(512), Some(1232)] {
+            let what = format!("{name} {qtype} {edns:?}");
+            let q = support::query(name, qtype, edns).to_vec().unwrap();
+            let router = plain.router(plain.listeners()[0].port).unwrap();
+            let mut fast = Vec::new();
+            assert!(
+                router.answer_fast(&q, src, Transport::Udp, &mut fast),
+                "{what}: the fast path takes it"
+            );
+            let general = router
+                .handle_bytes_general(&q, src, Transport::Udp)
+                .await
+                .unwrap();
+            assert_eq!(fast, general, "{what}: fast and general paths");
+            let m = Message::from_vec(&fast).unwrap();
+            // 60 A records fit in 1232 bytes; nothing else here does.
+            let whole = qtype == RecordType::A && edns == Some(1232);
+            assert_eq!(m.metadata.truncation, !whole, "{what}: TC");
+            assert!(!m.answers.is_empty(), "{what}: what fits is kept");
+            assert_eq!(m.answers.len() == 60, whole, "{what}: {}", m.answers.len());
+            // Over UDP the wire is the same too.
+            let port = plain.listeners()[0].port;
+            let sent = support::ask(&plain, port, &q, Transport::Udp).await.unwrap();
+            assert_eq!(sent, fast, "{what}: over UDP");
+
+            let port = keep.listeners()[0].port;
+            let miss = support::ask(&keep, port, &q, Transport::Udp).await.unwrap();
+            let hit = support::ask(&keep, port, &q, Transport::Udp).await.unwrap();
+            assert_eq!(miss, fast, "{what}: through the cache, a miss");
+            assert_eq!(hit, fast, "{what}: through the cache, a hit (keepttl)");
+
+            // A cache that ages its TTLs writes the same records; only the TTLs may differ.
+            let port = aging.listeners()[0].port;
+            let _ = support::ask(&aging, port, &q, Transport::Udp).await.unwrap();
+            let hit = support::ask(&aging, port, &q, Transport::Udp).await.unwrap();
+            assert_eq!(hit.len(), fast.len(), "{what}: an aged hit's size");
+            let strip = |b: &[u8]| {
+                let m = Message::from_vec(b).unwrap();
+                let names = |rs: &[Record]| -> Vec<String> {
+                    rs.iter().map(|r| format!("{} {}", r.name, r.data)).collect()
+                };
+                (m.metadata.truncation, names(&m.answers), names(&m.additionals))
+            };
+            assert_eq!(strip(&hit), strip(&fast), "{what}: an aged hit's records");
+        }
+    }
+    // Over TCP, every record.
+    let q = support::query("big.default.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    for running in [&plain, &keep, &aging] {
+        let port = running.listeners()[0].port;
+        let b = support::ask(running, port, &q, Transport::Tcp).await.unwrap();
+        let m = Message::from_vec(&b).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 60);
+    }
+    for running in [plain, keep, aging] {
+        running.shutdown().await;
+    }
 }
 
 /// The UDP loop reads and answers datagrams in batches (`recvmmsg`, `sendmmsg`): a burst from
