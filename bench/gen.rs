@@ -1,4 +1,6 @@
-//! Writes what `bench/run` serves: a synthetic cluster as a Kubernetes objects file, the same
+//! Writes what `bench/run` serves: a synthetic cluster as a Kubernetes objects file (a List
+//! in JSON, and for the load figures the same objects as multi-document YAML and as a List in
+//! YAML), the same
 //! records as zone files for a reference server (Knot DNS), and dnsperf query files.
 //!
 //! ```text
@@ -93,8 +95,22 @@ fn main() {
     let endpoints = a.endpoints.unwrap_or(a.services * 21 / 10);
     std::fs::create_dir_all(&a.out).expect("the output folder");
     let objects = a.out.join("cluster.json");
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List",
-                                  "items": cluster(a.services, endpoints)});
+    let items = cluster(a.services, endpoints);
+    // The other forms an objects file takes, for bench/run's load figures: the objects as
+    // multi-document YAML (`kubectl get -o yaml` of each, `---` between them), and as one List
+    // in YAML (`kubectl get -o yaml` of several kinds at once).
+    let mut docs = String::new();
+    for item in &items {
+        docs.push_str("---\n");
+        docs.push_str(&yaml_serde::to_string(item).unwrap());
+    }
+    std::fs::write(a.out.join("cluster.yaml"), docs).unwrap();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    std::fs::write(
+        a.out.join("cluster-list.yaml"),
+        yaml_serde::to_string(&list).unwrap(),
+    )
+    .unwrap();
     std::fs::write(&objects, serde_json::to_vec(&list).unwrap()).unwrap();
 
     let zones = ["cluster.local.", "in-addr.arpa."];

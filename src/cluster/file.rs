@@ -65,6 +65,9 @@ pub struct LoadError {
     pub line: Option<usize>,
     pub col: Option<usize>,
     pub msg: String,
+    /// The field of the object that is wrong (`spec.ports[0].port`), where one is: what
+    /// [`decode_text`] looks for in the YAML to point at the value itself.
+    field: Option<String>,
 }
 
 impl fmt::Display for LoadError {
@@ -87,6 +90,7 @@ impl LoadError {
             line,
             col,
             msg: msg.into(),
+            field: None,
         }
     }
 }
@@ -281,21 +285,28 @@ fn decode_text(file: &Path, text: &str, out: &mut Objects) -> Result<(), LoadErr
             )),
         };
     }
-    let starts = document_lines(text);
+    let layout = yaml_layout(text);
     for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let line = starts.get(i).copied();
-        let items = line.map(|l| item_lines(text, l)).unwrap_or_default();
+        let here = layout.get(i);
         let mut failed = None;
         let read = Document {
             file,
-            line,
-            item_lines: &items,
+            line: here.map(|d| d.line),
+            item_lines: here.map_or(&[], |d| &d.items[..]),
             out: &mut *out,
             failed: &mut failed,
         }
         .deserialize(doc);
         match (failed, read) {
-            (Some(e), _) => return Err(e),
+            (Some(mut e), _) => {
+                // Point at the wrong value itself, not at the start of its object.
+                if let (Some(start), Some(field)) = (e.line, e.field.as_deref())
+                    && let Some((line, col)) = value_position(text, start, field)
+                {
+                    (e.line, e.col) = (Some(line), col);
+                }
+                return Err(e);
+            }
             (None, Ok(())) => {}
             (None, Err(e)) => {
                 let loc = e.location();
@@ -482,52 +493,73 @@ impl<'de> serde::de::Visitor<'de> for Items<'_, '_> {
     }
 }
 
-/// The first line of each YAML document (1-based), as far as `---` markers tell.
-fn document_lines(text: &str) -> Vec<usize> {
-    let mut starts = Vec::new();
+/// Where a YAML document starts, and where its top-level `items:` entries do.
+#[derive(Debug, Default, PartialEq)]
+struct DocLayout {
+    /// The document's first line (1-based).
+    line: usize,
+    /// The first line (1-based) of each entry of its top-level `items:` list, as `kubectl -o
+    /// yaml` lays it out; empty when the layout is another.
+    items: Vec<usize>,
+}
+
+/// The layout of every YAML document in `text`, as far as `---` markers and indentation tell,
+/// in one pass over the lines: the work is linear in the file's size however many documents
+/// it holds.
+fn yaml_layout(text: &str) -> Vec<DocLayout> {
+    /// Where the scan of the current document's `items:` list stands.
+    enum Items {
+        /// No `items:` line yet.
+        Before,
+        /// Inside the list; the entries' indentation once the first is seen.
+        In(Option<usize>),
+        /// The list ended.
+        After,
+    }
+    let mut docs: Vec<DocLayout> = Vec::new();
+    let mut items = Items::Before;
     let mut seen_content = false;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if line.starts_with("---") {
-            starts.push(i + 2);
+            docs.push(DocLayout {
+                line: i + 2,
+                items: Vec::new(),
+            });
             seen_content = true;
-        } else if !seen_content && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            starts.push(i + 1);
-            seen_content = true;
+            items = Items::Before;
+            continue;
         }
-    }
-    starts
-}
-
-/// The first line (1-based) of each entry of the top-level `items:` list of the YAML document
-/// starting at `doc_line`, as `kubectl -o yaml` lays it out; empty when the layout is another.
-fn item_lines(text: &str, doc_line: usize) -> Vec<usize> {
-    let mut lines = text.lines().enumerate().skip(doc_line.saturating_sub(1));
-    if !lines.any(|(_, l)| l.starts_with("items:")) {
-        return Vec::new();
-    }
-    let mut indent = None;
-    let mut out = Vec::new();
-    for (i, l) in lines {
-        let trimmed = l.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let depth = l.len() - trimmed.len();
-        if l.starts_with("---") || (depth == 0 && !trimmed.starts_with('-')) {
-            break;
+        if !seen_content {
+            docs.push(DocLayout {
+                line: i + 1,
+                items: Vec::new(),
+            });
+            seen_content = true;
         }
-        match indent {
-            None if trimmed.starts_with("- ") => {
-                indent = Some(depth);
-                out.push(i + 1);
+        let Some(doc) = docs.last_mut() else {
+            continue;
+        };
+        let depth = line.len() - trimmed.len();
+        items = match items {
+            Items::Before if line.starts_with("items:") => Items::In(None),
+            Items::In(_) if depth == 0 && !trimmed.starts_with('-') => Items::After,
+            Items::In(None) if trimmed.starts_with("- ") => {
+                doc.items.push(i + 1);
+                Items::In(Some(depth))
             }
-            Some(d) if depth == d && trimmed.starts_with("- ") => out.push(i + 1),
-            Some(d) if depth < d => break,
-            _ => {}
-        }
+            Items::In(Some(d)) if depth == d && trimmed.starts_with("- ") => {
+                doc.items.push(i + 1);
+                Items::In(Some(d))
+            }
+            Items::In(Some(d)) if depth < d => Items::After,
+            other => other,
+        };
     }
-    out
+    docs
 }
 
 /// Reads one object (a List nested in a List included) into `out`.
@@ -548,14 +580,13 @@ fn add_object(
         .and_then(|n| n.as_str())
         .unwrap_or_default()
         .to_string();
-    let here = |msg: String| {
-        let at = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
-        LoadError::at(file, line, None, format!("{at}{msg}"))
+    let at = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
     };
+    let here = |msg: String| LoadError::at(file, line, None, format!("{at}{msg}"));
+    let bad_field = |(msg, field): (String, Option<String>)| LoadError { field, ..here(msg) };
     let slimmed = |r: Result<(), slim::SlimError>| r.map_err(|e| here(e.to_string()));
     match kind.as_str() {
         "List" | "ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList" => {
@@ -577,10 +608,10 @@ fn add_object(
             }
             Ok(())
         }
-        "Service" => slimmed(out.service(&typed(&kind, &name, value).map_err(here)?)),
-        "EndpointSlice" => slimmed(out.slice(&typed(&kind, &name, value).map_err(here)?)),
-        "Pod" => slimmed(out.pod(&typed(&kind, &name, value).map_err(here)?)),
-        "Namespace" => slimmed(out.namespace(&typed(&kind, &name, value).map_err(here)?)),
+        "Service" => slimmed(out.service(&typed(&kind, &name, value).map_err(bad_field)?)),
+        "EndpointSlice" => slimmed(out.slice(&typed(&kind, &name, value).map_err(bad_field)?)),
+        "Pod" => slimmed(out.pod(&typed(&kind, &name, value).map_err(bad_field)?)),
+        "Namespace" => slimmed(out.namespace(&typed(&kind, &name, value).map_err(bad_field)?)),
         // kubectl dumps carry other kinds too (Endpoints next to EndpointSlices, say): DNS
         // does not read them.
         "" => Err(here(
@@ -591,18 +622,274 @@ fn add_object(
     }
 }
 
+/// The object as its type; an error says which field is wrong, in the message and apart.
 fn typed<T: DeserializeOwned>(
     kind: &str,
     name: &str,
     value: serde_json::Value,
-) -> Result<T, String> {
+) -> Result<T, (String, Option<String>)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
-        let field = if field == "." {
-            String::new()
+        let (shown, field) = if field == "." {
+            (String::new(), None)
         } else {
-            format!("{field}: ")
+            (format!("{field}: "), Some(field))
         };
-        format!("{kind} '{name}': {field}{}", e.inner())
+        (format!("{kind} '{name}': {shown}{}", e.inner()), field)
     })
+}
+
+/// One step of a field's path: a key, or an index into a list.
+#[derive(Debug, PartialEq)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `spec.ports[0].port` as steps.
+fn steps(path: &str) -> Vec<Step<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            out.push(Step::Key(key));
+        }
+        while let Some((n, after)) = rest.split_once(']') {
+            if let Ok(i) = n.parse() {
+                out.push(Step::Index(i));
+            }
+            rest = after.strip_prefix('[').unwrap_or(after);
+        }
+    }
+    out
+}
+
+/// A line of block-style YAML as the field search reads it: the columns of its `- ` markers and
+/// its key (0-based), if it has one.
+struct YamlLine<'a> {
+    dashes: Vec<usize>,
+    key: Option<(usize, &'a str)>,
+    /// Where the key's value starts (0-based), if on this line.
+    value_col: Option<usize>,
+}
+
+impl YamlLine<'_> {
+    /// The column of the line's first marker or key.
+    fn first(&self) -> Option<usize> {
+        self.dashes.first().copied().or(self.key.map(|(c, _)| c))
+    }
+}
+
+fn yaml_line(line: &str) -> YamlLine<'_> {
+    let mut col = line.len() - line.trim_start().len();
+    let mut rest = line.trim_start();
+    let mut dashes = Vec::new();
+    while rest == "-" || rest.starts_with("- ") {
+        dashes.push(col);
+        let after = rest[1..].trim_start();
+        col += rest.len() - after.len();
+        rest = after;
+    }
+    let key = rest.split_once(':').and_then(|(k, v)| {
+        let plain = !k.is_empty()
+            && !k.starts_with(['#', '{', '[', '"', '\''])
+            && !k.contains(' ')
+            && (v.is_empty() || v.starts_with(' '));
+        plain.then_some((k, v))
+    });
+    let value_col = key.and_then(|(k, v)| {
+        let trimmed = v.trim_start();
+        (!trimmed.is_empty() && !trimmed.starts_with('#'))
+            .then(|| col + k.len() + 1 + (v.len() - trimmed.len()))
+    });
+    YamlLine {
+        dashes,
+        key: key.map(|(k, _)| (col, k)),
+        value_col,
+    }
+}
+
+/// Where the value of `field` stands in the object whose block-style YAML starts at line
+/// `start` (1-based) of `text`: its line and column (1-based), or as near as the layout lets
+/// us tell (the deepest part of the path found; flow-style values are not looked into).
+fn value_position(text: &str, start: usize, field: &str) -> Option<(usize, Option<usize>)> {
+    let lines: Vec<YamlLine> = text
+        .lines()
+        .skip(start.saturating_sub(1))
+        .take_while({
+            let mut first = true;
+            move |l| std::mem::replace(&mut first, false) || !l.starts_with("---")
+        })
+        .map(yaml_line)
+        .collect();
+    // What is found so far: the line (index into `lines`), the column its children are
+    // deeper than, and the value's column on that line.
+    let (mut at, mut parent, mut found): (usize, Option<usize>, Option<(usize, Option<usize>)>) =
+        (0, None, None);
+    // The first key of the object may sit after the `- ` of its List entry.
+    let deeper = |col: usize, parent: Option<usize>| parent.is_none_or(|p| col > p);
+    for step in steps(field) {
+        match step {
+            Step::Key(k) => {
+                // Within the scope of what was found last: until a line as far left as it.
+                let hit = (at..lines.len())
+                    .take_while(|&i| lines[i].first().is_none_or(|c| deeper(c, parent)) || i == at)
+                    .find(|&i| {
+                        lines[i]
+                            .key
+                            .is_some_and(|(c, name)| name == k && deeper(c, parent))
+                    });
+                let Some(i) = hit else { break };
+                let (col, _) = lines[i].key?;
+                parent = Some(col);
+                at = i;
+                found = Some((i, lines[i].value_col));
+                // A nested key starts below; an index may start below too.
+                at += 1;
+            }
+            Step::Index(n) => {
+                // Entries of the list under the key found last: `- ` at or right of its column.
+                let p = parent.unwrap_or(0);
+                let mut entries = (at..lines.len())
+                    .take_while(|&i| {
+                        let l = &lines[i];
+                        l.first()
+                            .is_none_or(|c| c > p || (c == p && !l.dashes.is_empty()))
+                    })
+                    .filter_map(|i| {
+                        lines[i]
+                            .dashes
+                            .first()
+                            .filter(|&&c| c >= p)
+                            .map(|&c| (i, c))
+                    });
+                let Some((i, col)) = entries.nth(n) else {
+                    break;
+                };
+                parent = Some(col);
+                at = i;
+                found = Some((i, lines[i].key.map(|(c, _)| c)));
+            }
+        }
+    }
+    let (i, col) = found?;
+    Some((start + i, col.map(|c| c + 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_layout_finds_each_document_and_its_own_items() {
+        let text = "# a comment\n\
+                    kind: Service\n\
+                    metadata: {name: a}\n\
+                    ---\n\
+                    apiVersion: v1\n\
+                    items:\n\
+                    - kind: Service\n\
+                    \x20 metadata: {name: b}\n\
+                    # between items\n\
+                    - kind: Pod\n\
+                    kind: List\n\
+                    ---\n\
+                    kind: List\n\
+                    items:\n\
+                    \x20 - kind: Namespace\n\
+                    \x20   metadata:\n\
+                    \x20     name: c\n\
+                    \x20 - kind: Namespace\n\
+                    ---\n\
+                    kind: Namespace\n";
+        let got = yaml_layout(text);
+        let want = [
+            DocLayout {
+                line: 2,
+                items: vec![],
+            },
+            DocLayout {
+                line: 5,
+                items: vec![7, 10],
+            },
+            DocLayout {
+                line: 13,
+                items: vec![15, 18],
+            },
+            DocLayout {
+                line: 20,
+                items: vec![],
+            },
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_fields_value_is_found_in_block_yaml() {
+        let text = "---\n\
+                    apiVersion: v1\n\
+                    kind: Service\n\
+                    metadata:\n\
+                    \x20 name: web\n\
+                    spec:\n\
+                    \x20 selector:\n\
+                    \x20   port: 1\n\
+                    \x20 ports:\n\
+                    \x20 - name: http\n\
+                    \x20   port: 80\n\
+                    \x20 - name: dns\n\
+                    \x20   protocol: UDP\n\
+                    \x20   port: eighty\n\
+                    \x20 clusterIP: [1, 2]\n";
+        assert_eq!(
+            value_position(text, 2, "spec.ports[1].port"),
+            Some((14, Some(11)))
+        );
+        assert_eq!(
+            value_position(text, 2, "spec.ports[0]"),
+            Some((10, Some(5)))
+        );
+        assert_eq!(
+            value_position(text, 2, "spec.clusterIP"),
+            Some((15, Some(14)))
+        );
+        // Not in the layout: as near as it gets.
+        assert_eq!(
+            value_position(text, 2, "spec.ports[1].nodePort"),
+            Some((12, Some(5)))
+        );
+        assert_eq!(value_position(text, 2, "status"), None);
+        // A List's item, starting at its `- `.
+        let list = "items:\n- kind: Service\n  spec:\n    ports:\n    - port: x\n- kind: Pod\n";
+        assert_eq!(
+            value_position(list, 2, "spec.ports[0].port"),
+            Some((5, Some(13)))
+        );
+        assert_eq!(value_position(list, 2, "kind"), Some((2, Some(9))));
+        assert_eq!(
+            steps("spec.ports[0].port"),
+            [
+                Step::Key("spec"),
+                Step::Key("ports"),
+                Step::Index(0),
+                Step::Key("port")
+            ]
+        );
+    }
+
+    /// The layout is read in one pass: a document without `items:` no longer scans the rest of
+    /// the file for one (which made 20,000 documents take minutes), and so never takes the
+    /// items of a later List for its own.
+    #[test]
+    fn a_document_without_items_takes_none_of_a_later_lists() {
+        let mut text = String::new();
+        for i in 0..3 {
+            text.push_str(&format!("---\nkind: Namespace\nmetadata: {{name: n{i}}}\n"));
+        }
+        text.push_str("---\nkind: List\nitems:\n- kind: Namespace\n");
+        let got = yaml_layout(&text);
+        assert_eq!(got.len(), 4);
+        assert!(got[..3].iter().all(|d| d.items.is_empty()), "{got:?}");
+        assert_eq!(got[3].items, [13]);
+    }
 }

@@ -155,10 +155,11 @@ fn decode_errors_say_where() {
         e.to_string().starts_with("objs.yaml:") && e.line.is_some(),
         "{e}"
     );
-    // A field of the wrong type: the document's line and the field's path.
+    // A field of the wrong type: the field's path, and the value's place as far as the
+    // layout tells (a flow-style value is not looked into: the line of its key).
     let text = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec:\n  ports: [{port: eighty}]\n";
     let e = decode(p, text, &f).unwrap_err();
-    assert_eq!(e.line, Some(6), "{e}");
+    assert_eq!((e.line, e.col), (Some(10), Some(10)), "{e}");
     assert!(
         e.to_string()
             .contains("Service 'web': spec.ports[0].port: invalid type"),
@@ -179,10 +180,20 @@ fn decode_errors_say_where() {
             .contains("items[0]: Service 'web': spec.ports: invalid type"),
         "{e}"
     );
-    assert_eq!(e.line, Some(4), "the item's own line: {e}");
+    assert_eq!(e.line, Some(7), "the line of the item's 'spec': {e}");
     // After a leading comment, the document starts on its first line of content.
     let e = decode(p, &format!("# dump\n{text}"), &f).unwrap_err();
-    assert_eq!(e.line, Some(5), "{e}");
+    assert_eq!(e.line, Some(8), "{e}");
+    // In block style, as kubectl writes it: the value itself, in the item that has it.
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: ok\n  spec:\n    ports:\n    - port: 80\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: web\n  spec:\n    ports:\n    - name: http\n      port: 80\n    - name: dns\n      port: eighty\n";
+    let e = decode(p, text, &f).unwrap_err();
+    assert_eq!((e.line, e.col), (Some(20), Some(13)), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "objs.yaml:20:13: items[1]: Service 'web': spec.ports[1].port: invalid type"
+        ),
+        "{e}"
+    );
     // JSON: line and column.
     let e = decode(
         Path::new("objs.json"),
