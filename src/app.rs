@@ -30,6 +30,7 @@ use crate::observe::http::{HttpListener, Readiness, Routes, Shared};
 use crate::observe::metrics::Metrics;
 use crate::plugins;
 use crate::server::Router;
+use crate::server::limit::SourceLimitConfig;
 use crate::server::listen::{DnsListener, Limits};
 
 /// How a configuration is started.
@@ -102,6 +103,8 @@ impl IndexKey {
     fn of(cfg: &KubernetesConfig) -> Self {
         let mut k = cfg.clone();
         k.fallthrough = Default::default();
+        // Moving the line in the Corefile changes nothing served.
+        k.objects_at = None;
         Self(k)
     }
 }
@@ -136,6 +139,8 @@ struct Built {
     reload: Option<ReloadConfig>,
     /// `loop` probes to send once the ports listen: (where, probe).
     probes: Vec<(DnsKey, Arc<plugins::loops::Probe>)>,
+    /// `ratelimit` of the blocks on each port, merged.
+    source_limits: BTreeMap<DnsKey, SourceLimitConfig>,
 }
 
 impl App {
@@ -333,19 +338,28 @@ impl App {
 
     /// Binds the ports and HTTP addresses `built` needs that are not open yet.
     async fn bind_new(&self, built: &Built) -> anyhow::Result<New> {
-        let routers: BTreeMap<DnsKey, Arc<Router>> = built
-            .ports
-            .iter()
-            .map(|(key, blocks)| (*key, blocks.clone()))
-            .map(|(key, blocks)| {
-                let router = Router::new(
-                    blocks,
-                    server_label(key.0.or(self.opts.bind), key.1),
-                    self.shared.metrics.clone(),
-                );
-                (key, Arc::new(router))
-            })
-            .collect();
+        let routers: BTreeMap<DnsKey, Arc<Router>> =
+            built
+                .ports
+                .iter()
+                .map(|(key, blocks)| (*key, blocks.clone()))
+                .map(|(key, blocks)| {
+                    // The Corefile's `ratelimit` for the port, else the command line's.
+                    let limit = built.source_limits.get(&key).cloned().unwrap_or_else(|| {
+                        SourceLimitConfig {
+                            limit: self.opts.limits.udp_per_source_qps,
+                            exempt: Vec::new(),
+                        }
+                    });
+                    let router = Router::new(
+                        blocks,
+                        server_label(key.0.or(self.opts.bind), key.1),
+                        self.shared.metrics.clone(),
+                    )
+                    .with_source_limit(&limit);
+                    (key, Arc::new(router))
+                })
+                .collect();
         // Bind what is new first: if that fails, the running configuration stays as it was.
         let (have_dns, have_http): (Vec<DnsKey>, Vec<ListenAddr>) = {
             let s = self.lock();
@@ -548,6 +562,7 @@ async fn build(
         lameduck: None,
         reload: None,
         probes: Vec::new(),
+        source_limits: BTreeMap::new(),
     };
     // Hands back what was taken from `reuse` and drops what was built for nothing.
     fn give_back(built: Built, mut reuse: Vec<Kube>) -> Vec<Kube> {
@@ -579,6 +594,17 @@ async fn build(
                 }
                 PluginConfig::Any => handlers.push(Box::new(plugins::any::Any)),
                 PluginConfig::Bind(_) => {}
+                PluginConfig::Ratelimit(c) => {
+                    for key in &block.keys {
+                        for bind in binds {
+                            let merged = match built.source_limits.get(&(*bind, key.port)) {
+                                Some(had) => had.merge(c),
+                                None => c.clone(),
+                            };
+                            built.source_limits.insert((*bind, key.port), merged);
+                        }
+                    }
+                }
                 PluginConfig::Autopath(c) => {
                     // @kubernetes needs the block's index, built further down the chain: the
                     // handler goes in once the loop is done.
@@ -785,7 +811,7 @@ async fn kubernetes(
             let (p, f) = (path.clone(), filters.clone());
             let snap = tokio::task::spawn_blocking(move || file::load(&p, &f))
                 .await?
-                .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("plugin/kubernetes: {}", cfg.objects_error(&e)))?;
             index.replace_all(snap);
             crate::memory::release_freed();
             tracing::info!(

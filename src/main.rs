@@ -41,9 +41,10 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
 
-    /// UDP queries answered per second from one source address; the rest are dropped before any
-    /// work is done, so one flooding client cannot starve the others. 0 turns the limit off.
-    #[arg(long = "udp-per-source-qps", value_name = "N", default_value_t = clusterdns::server::listen::DEFAULT_UDP_PER_SOURCE_QPS)]
+    /// UDP queries answered per second from one source address, on ports whose Corefile blocks
+    /// set no `ratelimit`; the rest are dropped before any work is done. 0 (the default, as in
+    /// CoreDNS): no limit.
+    #[arg(long = "udp-per-source-qps", value_name = "N", default_value_t = 0)]
     udp_per_source_qps: u32,
 
     /// How log lines are written: `text` as CoreDNS writes them, or `json` (one object a line).
@@ -65,7 +66,8 @@ enum Command {
     /// Validate a Corefile (and the objects files it names); print every error as
     /// FILE:LINE:COL: message and exit non-zero if there is any.
     Check {
-        /// The Corefile to check.
+        /// The Corefile to check (default ./Corefile, as -conf).
+        #[arg(default_value = "Corefile")]
         file: PathBuf,
         /// The port for keys that name none, as with -dns.port.
         #[arg(long = "dns.port", value_name = "PORT")]
@@ -178,7 +180,7 @@ async fn serve_signals(app: &app::App) -> std::io::Result<()> {
     }
 }
 
-/// `clusterdns check FILE`.
+/// `clusterdns check [FILE]`.
 fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
     let opts = LoadOptions {
         default_port: dns_port.unwrap_or(config::DEFAULT_PORT),
@@ -198,7 +200,7 @@ fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
                     config::kubernetes::Source::Objects(path) => {
                         let filters = cluster::file::Filters::from_config(k);
                         if let Err(e) = cluster::file::load(path, &filters) {
-                            eprintln!("{e}");
+                            eprintln!("{}", k.objects_error(&e));
                             failed = true;
                         }
                     }

@@ -16,6 +16,9 @@ pub const ORDER: &[&str] = &[
     "nsid",
     "bufsize",
     "bind",
+    // Not in CoreDNS's plugin.cfg: the external `ratelimit` plugin, which clusterdns applies
+    // to a port's datagrams before any handler (server/limit.rs).
+    "ratelimit",
     "debug",
     "trace",
     "ready",

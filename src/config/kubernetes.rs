@@ -135,6 +135,20 @@ pub struct KubernetesConfig {
     pub noendpoints: bool,
     pub ignore_empty_service: bool,
     pub startup_timeout: Duration,
+    /// Where the `objects` property stands, for errors in reading the file it names.
+    pub objects_at: Option<Pos>,
+}
+
+impl KubernetesConfig {
+    /// An error from loading the objects file, told as `check` and startup print it: where
+    /// the error has no place in the file (it cannot be read, say), at the `objects` line of
+    /// the Corefile; else at its place in the objects file.
+    pub fn objects_error(&self, e: &crate::cluster::file::LoadError) -> String {
+        match (&self.objects_at, e.line) {
+            (Some(at), None) => format!("{at}: kubernetes: objects: {e}"),
+            _ => e.to_string(),
+        }
+    }
 }
 
 pub const DEFAULT_TTL: u32 = 5;
@@ -159,6 +173,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
         noendpoints: false,
         ignore_empty_service: false,
         startup_timeout: Duration::from_secs(5),
+        objects_at: None,
     };
     for p in d.block.iter().flatten() {
         let name = p.name.text.as_str();
@@ -169,6 +184,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
             errors.push(e);
         }
     }
+    cfg.objects_at = source.objects.as_ref().map(|(at, _)| at.clone());
     match source.finish(&d.name.pos) {
         Ok(s) => cfg.source = s,
         Err(e) => errors.push(e),

@@ -14,6 +14,7 @@ pub mod k8s_external;
 pub mod kubernetes;
 pub mod log;
 pub mod prometheus;
+pub mod ratelimit;
 pub mod ready;
 pub mod reload;
 pub mod rewrite;
@@ -144,6 +145,8 @@ pub enum PluginConfig {
     Template(Box<template::TemplateConfig>),
     Rewrite(Box<rewrite::RewriteRule>),
     Bind(bind::BindConfig),
+    /// `ratelimit LIMIT { whitelist … }`: the port's per-source UDP limit.
+    Ratelimit(crate::server::limit::SourceLimitConfig),
     Autopath(autopath::AutopathConfig),
     K8sExternal(Box<k8s_external::K8sExternalConfig>),
     Loop,
@@ -169,6 +172,7 @@ impl PluginConfig {
             PluginConfig::Template(_) => "template",
             PluginConfig::Rewrite(_) => "rewrite",
             PluginConfig::Bind(_) => "bind",
+            PluginConfig::Ratelimit(_) => "ratelimit",
             PluginConfig::Autopath(_) => "autopath",
             PluginConfig::K8sExternal(_) => "k8s_external",
             PluginConfig::Loop => "loop",
@@ -194,6 +198,7 @@ pub const SUPPORTED: &[&str] = &[
     "log",
     "loop",
     "prometheus",
+    "ratelimit",
     "ready",
     "reload",
     "rewrite",
@@ -384,6 +389,9 @@ fn parse_directive(d: &Directive, ctx: &BlockContext) -> Result<PluginConfig, Ve
             k8s_external::parse(d, ctx).map(|k| PluginConfig::K8sExternal(Box::new(k)))
         }
         "bind" => bind::parse(d).map(PluginConfig::Bind).map_err(|e| vec![e]),
+        "ratelimit" => ratelimit::parse(d)
+            .map(PluginConfig::Ratelimit)
+            .map_err(|e| vec![e]),
         "rewrite" => rewrite::parse(d)
             .map(|r| PluginConfig::Rewrite(Box::new(r)))
             .map_err(|e| vec![e]),
@@ -557,6 +565,14 @@ pub fn zones_or_block(args: &[Token], ctx: &BlockContext) -> Result<Vec<Name>, V
     let mut zones = Vec::new();
     let mut errors = Vec::new();
     for a in args {
+        if let Some(looks) = odd_zone(&a.text) {
+            // CoreDNS takes it as a zone too, so the meaning stays; the operator hears of it.
+            tracing::warn!(
+                "{}: '{}' is read as a zone, as CoreDNS reads it, but it looks like {looks}",
+                a.pos,
+                a.text
+            );
+        }
         match parse_zone(&a.text) {
             Ok(mut z) => zones.append(&mut z),
             Err(msg) => errors.push(ConfigError::new(&a.pos, msg)),
@@ -566,6 +582,22 @@ pub fn zones_or_block(args: &[Token], ctx: &BlockContext) -> Result<Vec<Name>, V
         Ok(zones)
     } else {
         Err(errors)
+    }
+}
+
+/// What a zone argument looks like when it is more likely a slip than a zone: a duration
+/// (`cache 30s`: the TTL is whole seconds), a number, or an address (reverse zones are written
+/// as CIDRs, `10.0.0.0/8`).
+fn odd_zone(text: &str) -> Option<&'static str> {
+    let bare = text.trim_end_matches('.');
+    if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit()) {
+        Some("a number (a TTL, say); TTLs are whole seconds before any zone, e.g. 'cache 30'")
+    } else if bare.parse::<std::net::IpAddr>().is_ok() {
+        Some("an address; a reverse zone is written as a CIDR, e.g. '10.0.0.0/8'")
+    } else if args::parse_duration(bare).is_some() {
+        Some("a duration; TTLs are whole seconds, e.g. 'cache 30', not 'cache 30s'")
+    } else {
+        None
     }
 }
 

@@ -221,7 +221,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     let table: &[(&str, &str)] = &[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, autopath, bind, cache, errors, forward, health, hosts, k8s_external, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: any, autopath, bind, cache, errors, forward, health, hosts, k8s_external, kubernetes, loadbalance, log, loop, prometheus, ratelimit, ready, reload, rewrite, template",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
@@ -270,6 +270,22 @@ fn errors_name_the_position_and_what_is_accepted() {
         (
             ".:53 {\n bind 127.0.0.1\n}\n.:53 {\n bind 127.0.0.1 127.0.0.2\n}",
             "4:1: zone '.' on port 53 at 127.0.0.1 is already served by the block at /etc/coredns/Corefile:1:1",
+        ),
+        (
+            ".:53 {\n ratelimit\n}",
+            "2:2: ratelimit: expected LIMIT, the queries per second one source address may ask",
+        ),
+        (
+            ".:53 {\n ratelimit 0\n}",
+            "2:12: ratelimit: '0' is not a number of queries above 0",
+        ),
+        (
+            ".:53 {\n ratelimit 50 {\n  whitelist 10.0.0.0/8\n }\n}",
+            "3:13: ratelimit: whitelist: '10.0.0.0/8' is not an IP address",
+        ),
+        (
+            ".:53 {\n ratelimit 50 {\n  allow 10.0.0.1\n }\n}",
+            "3:3: ratelimit: allow: unknown property 'allow'; expected whitelist",
         ),
         (
             ".:53 {\n rewrite\n}",
@@ -931,4 +947,23 @@ fn k8s_external_takes_coredns_defaults_and_options() {
     // It runs before kubernetes, as in CoreDNS's plugin.cfg.
     let names: Vec<&str> = cfg.servers[1].plugins.iter().map(|p| p.name()).collect();
     assert_eq!(names, ["k8s_external", "kubernetes"]);
+}
+
+#[test]
+fn ratelimit_reads_a_limit_and_exempt_addresses() {
+    let cfg = load_text(
+        ".:53 {\n ratelimit 50 {\n  whitelist 127.0.0.1 ::1\n  whitelist 127.0.0.1\n }\n}",
+    )
+    .unwrap();
+    let [PluginConfig::Ratelimit(r)] = &cfg.servers[0].plugins[..] else {
+        panic!("{:?}", cfg.servers[0].plugins);
+    };
+    assert_eq!(r.limit, 50);
+    assert_eq!(
+        r.exempt,
+        [
+            "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+            "::1".parse().unwrap()
+        ]
+    );
 }

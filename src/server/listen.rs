@@ -20,56 +20,6 @@ use super::Router;
 /// How long a stopping listener waits for queries in flight.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
-/// The default of [`Limits::udp_per_source_qps`]: far above what a pod asks, below what one
-/// core answers.
-pub const DEFAULT_UDP_PER_SOURCE_QPS: u32 = 20_000;
-
-/// Sources tracked at once by the per-source limit; beyond this, new sources go unchecked until
-/// the next second (so a spoofed flood cannot grow the table).
-const MAX_TRACKED_SOURCES: usize = 65_536;
-
-/// Counts queries per source address in one-second windows.
-struct PerSource {
-    limit: u32,
-    window: std::time::Instant,
-    counts: std::collections::HashMap<IpAddr, u32>,
-}
-
-impl PerSource {
-    fn new(limit: u32) -> Self {
-        Self {
-            limit,
-            window: std::time::Instant::now(),
-            counts: std::collections::HashMap::new(),
-        }
-    }
-
-    /// Whether a query from `ip` may be answered now.
-    fn allow(&mut self, ip: IpAddr) -> bool {
-        if self.limit == 0 {
-            return true;
-        }
-        let now = std::time::Instant::now();
-        if now.duration_since(self.window) >= Duration::from_secs(1) {
-            self.counts.clear();
-            self.window = now;
-        }
-        match self.counts.get_mut(&ip) {
-            Some(n) if *n >= self.limit => false,
-            Some(n) => {
-                *n += 1;
-                true
-            }
-            None => {
-                if self.counts.len() < MAX_TRACKED_SOURCES {
-                    self.counts.insert(ip, 1);
-                }
-                true
-            }
-        }
-    }
-}
-
 /// What one client may cost the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -82,8 +32,9 @@ pub struct Limits {
     /// UDP queries being answered at once; beyond this, new ones are dropped (the client retries),
     /// so a flood costs bounded memory.
     pub max_udp_inflight: usize,
-    /// UDP queries answered per second from one source address; the rest are read and dropped
-    /// before any work is done, so one flooding client cannot starve the others. 0: no limit.
+    /// UDP queries answered per second from one source address, for ports whose Corefile blocks
+    /// set no `ratelimit`; the rest are read and dropped before any work is done, so one
+    /// flooding client cannot starve the others. 0 (the default, as CoreDNS): no limit.
     pub udp_per_source_qps: u32,
 }
 
@@ -94,7 +45,7 @@ impl Default for Limits {
             tcp_io: Duration::from_secs(3),
             max_tcp_connections: 1024,
             max_udp_inflight: 4096,
-            udp_per_source_qps: DEFAULT_UDP_PER_SOURCE_QPS,
+            udp_per_source_qps: 0,
         }
     }
 }
@@ -126,11 +77,6 @@ impl DnsListener {
             tasks: TaskTracker::new(),
         };
         let slots = Arc::new(Semaphore::new(limits.max_udp_inflight));
-        // One count per source across the port's sockets: a client cannot multiply its budget by
-        // spreading over source ports.
-        let per_source = Arc::new(std::sync::Mutex::new(PerSource::new(
-            limits.udp_per_source_qps,
-        )));
         for sock in udp {
             this.tasks.spawn(udp_loop(
                 Arc::new(sock),
@@ -138,7 +84,6 @@ impl DnsListener {
                 this.stop.clone(),
                 this.tasks.clone(),
                 slots.clone(),
-                per_source.clone(),
             ));
         }
         this.tasks.spawn(tcp_loop(
@@ -250,7 +195,6 @@ async fn udp_loop(
     stop: CancellationToken,
     tasks: TaskTracker,
     slots: Arc<Semaphore>,
-    per_source: Arc<std::sync::Mutex<PerSource>>,
 ) {
     // Datagrams are read, and the fast path's answers sent, a batch per system call (see
     // `mmsg`); the buffers are kept from batch to batch: no task, no allocation per query.
@@ -280,11 +224,12 @@ async fn udp_loop(
                 let Some(src) = src.filter(|s| s.port() != 0) else {
                     continue; // nowhere to answer to
                 };
-                let allowed = per_source
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .allow(src.ip());
-                if !allowed {
+                // One count per source across the port's sockets, without a lock (see
+                // `limit`): a client cannot multiply its budget by spreading over source ports.
+                if current
+                    .source_limit()
+                    .is_some_and(|limit| !limit.allow(src.ip()))
+                {
                     current.metrics().rate_limited.inc();
                     continue;
                 }
@@ -423,33 +368,5 @@ async fn connection(
         ) {
             return; // a client that does not read
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_source_limit_counts_each_source_in_one_second_windows() {
-        let mut p = PerSource::new(3);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        assert_eq!(
-            (0..5).map(|_| p.allow(a)).collect::<Vec<_>>(),
-            [true, true, true, false, false]
-        );
-        assert!(p.allow(b), "another source has its own budget");
-        p.window -= Duration::from_secs(1);
-        assert!(p.allow(a), "a new second, a new budget");
-        // No limit.
-        let mut p = PerSource::new(0);
-        assert!((0..10_000).all(|_| p.allow(a)));
-        // The table does not grow past its cap: untracked sources pass.
-        let mut p = PerSource::new(1);
-        for i in 0..(MAX_TRACKED_SOURCES as u32 + 10) {
-            p.allow(IpAddr::V4(i.into()));
-        }
-        assert_eq!(p.counts.len(), MAX_TRACKED_SOURCES);
     }
 }

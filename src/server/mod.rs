@@ -4,6 +4,7 @@
 //! fuzzers alike.
 
 pub mod fast;
+pub mod limit;
 pub mod listen;
 mod mmsg;
 
@@ -50,6 +51,8 @@ pub struct Router {
     /// The `server` metric label: `dns://:53`.
     server: String,
     metrics: Arc<Metrics>,
+    /// The per-source UDP limit of the port, where one is set.
+    source_limit: Option<limit::SourceLimit>,
 }
 
 /// A response, before encoding.
@@ -81,7 +84,21 @@ impl Router {
             blocks,
             server,
             metrics,
+            source_limit: None,
         }
+    }
+
+    /// The same router, with the port's per-source UDP limit (none where `cfg` sets none).
+    pub fn with_source_limit(self, cfg: &limit::SourceLimitConfig) -> Self {
+        Self {
+            source_limit: limit::SourceLimit::new(cfg),
+            ..self
+        }
+    }
+
+    /// The port's per-source UDP limit, if one is set.
+    pub fn source_limit(&self) -> Option<&limit::SourceLimit> {
+        self.source_limit.as_ref()
     }
 
     /// The block with the most specific zone holding `name`.

@@ -97,6 +97,85 @@ fn check_reports_a_broken_objects_file_with_its_position() {
     );
 }
 
+/// Every error of `check` has a place: an objects file that cannot be read is named at the
+/// Corefile line of its `objects` property.
+#[test]
+fn check_names_the_corefile_line_of_an_objects_file_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        ".:53 {\n kubernetes {\n  objects nosuch.yaml\n }\n}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["check", corefile.to_str().unwrap()]);
+    assert!(!ok);
+    let want = format!(
+        "{}:3:3: kubernetes: objects: {}: cannot read",
+        corefile.display(),
+        dir.path().join("nosuch.yaml").display()
+    );
+    assert!(err.starts_with(&want), "{err}");
+}
+
+/// `check` with no FILE reads ./Corefile, as `-conf` does.
+#[test]
+fn check_defaults_to_the_corefile_here() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        support::root().join("deploy/local/cluster.yaml"),
+        dir.path().join("cluster.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        support::root().join("deploy/local/Corefile"),
+        dir.path().join("Corefile"),
+    )
+    .unwrap();
+    let out = bin().arg("check").current_dir(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Corefile: OK"), "{stdout}");
+    let empty = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("check")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("Corefile: cannot read the Corefile"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A zone that looks like a duration, a number or an address is kept (CoreDNS reads it as a
+/// zone too), with a warning at its place.
+#[test]
+fn check_warns_of_zones_that_look_like_slips() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Corefile");
+    std::fs::write(
+        &path,
+        ".:53 {\n cache 30s\n}\ncluster.local:53 {\n cache 30 60 10.0.0.1\n}\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(&["check", path.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    for want in [
+        ":2:8: '30s' is read as a zone, as CoreDNS reads it, but it looks like a duration",
+        ":5:11: '60' is read as a zone, as CoreDNS reads it, but it looks like a number",
+        ":5:14: '10.0.0.1' is read as a zone, as CoreDNS reads it, but it looks like an address",
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+}
+
 #[test]
 fn check_reads_the_kubeconfig_and_its_context() {
     let dir = tempfile::tempdir().unwrap();

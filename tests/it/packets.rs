@@ -327,7 +327,9 @@ async fn a_truncated_answer_is_the_same_on_every_path() {
             assert_eq!(m.answers.len() == 60, whole, "{what}: {}", m.answers.len());
             // Over UDP the wire is the same too.
             let port = plain.listeners()[0].port;
-            let sent = support::ask(&plain, port, &q, Transport::Udp).await.unwrap();
+            let sent = support::ask(&plain, port, &q, Transport::Udp)
+                .await
+                .unwrap();
             assert_eq!(sent, fast, "{what}: over UDP");
 
             let port = keep.listeners()[0].port;
@@ -338,15 +340,25 @@ async fn a_truncated_answer_is_the_same_on_every_path() {
 
             // A cache that ages its TTLs writes the same records; only the TTLs may differ.
             let port = aging.listeners()[0].port;
-            let _ = support::ask(&aging, port, &q, Transport::Udp).await.unwrap();
-            let hit = support::ask(&aging, port, &q, Transport::Udp).await.unwrap();
+            let _ = support::ask(&aging, port, &q, Transport::Udp)
+                .await
+                .unwrap();
+            let hit = support::ask(&aging, port, &q, Transport::Udp)
+                .await
+                .unwrap();
             assert_eq!(hit.len(), fast.len(), "{what}: an aged hit's size");
             let strip = |b: &[u8]| {
                 let m = Message::from_vec(b).unwrap();
                 let names = |rs: &[Record]| -> Vec<String> {
-                    rs.iter().map(|r| format!("{} {}", r.name, r.data)).collect()
+                    rs.iter()
+                        .map(|r| format!("{} {}", r.name, r.data))
+                        .collect()
                 };
-                (m.metadata.truncation, names(&m.answers), names(&m.additionals))
+                (
+                    m.metadata.truncation,
+                    names(&m.answers),
+                    names(&m.additionals),
+                )
             };
             assert_eq!(strip(&hit), strip(&fast), "{what}: an aged hit's records");
         }
@@ -357,7 +369,9 @@ async fn a_truncated_answer_is_the_same_on_every_path() {
         .unwrap();
     for running in [&plain, &keep, &aging] {
         let port = running.listeners()[0].port;
-        let b = support::ask(running, port, &q, Transport::Tcp).await.unwrap();
+        let b = support::ask(running, port, &q, Transport::Tcp)
+            .await
+            .unwrap();
         let m = Message::from_vec(&b).unwrap();
         assert!(!m.metadata.truncation);
         assert_eq!(m.answers.len(), 60);

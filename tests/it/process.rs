@@ -466,7 +466,7 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 fn a_udp_flood_from_one_source_costs_bounded_memory_and_others_are_answered() {
     let _serial = one_at_a_time();
     let dns = free_port();
-    let (dir, _) = setup(dns, "", 5);
+    let (dir, _) = setup(dns, "    ratelimit 20000", 5);
     let p = Proc::start(dir.path(), &[], dns);
     let pid = p.child.id();
     let before = status_kb(pid, "VmRSS:");
@@ -574,4 +574,38 @@ fn the_per_source_limit_counts_an_address_across_its_source_ports() {
     let (dir, _) = setup(dns, "", 5);
     let _p = Proc::start(dir.path(), &["--udp-per-source-qps", "0"], dns);
     assert_eq!(burst(dns, 200), 200, "no limit");
+}
+
+/// Out of the box there is no per-source limit (as in CoreDNS and Knot): dnsperf from one host,
+/// or every pod of a node behind NodeLocal DNSCache, is one address. The Corefile's `ratelimit`
+/// sets one (so the ConfigMap controls it), over the command line's, and its `whitelist` is
+/// never limited.
+#[test]
+fn the_per_source_limit_is_off_by_default_and_set_by_the_corefile() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let (dir, _) = setup(dns, "", 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    assert_eq!(burst(dns, 200), 200, "no limit by default");
+    drop(p);
+
+    let dns = free_port();
+    let (dir, _) = setup(dns, "    ratelimit 50", 5);
+    let p = Proc::start(dir.path(), &["--udp-per-source-qps", "1000"], dns);
+    std::thread::sleep(Duration::from_millis(1100));
+    let answered = burst(dns, 200);
+    assert!(
+        (40..=100).contains(&answered),
+        "{answered} of 200 answered with ratelimit 50"
+    );
+    drop(p);
+
+    let dns = free_port();
+    let (dir, _) = setup(
+        dns,
+        "    ratelimit 50 {\n        whitelist 127.0.0.1\n    }",
+        5,
+    );
+    let _p = Proc::start(dir.path(), &[], dns);
+    assert_eq!(burst(dns, 200), 200, "a whitelisted source");
 }
