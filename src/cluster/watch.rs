@@ -139,7 +139,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A client for the API `cfg` names: a kubeconfig, an endpoint (with optional client TLS), or
 /// the pod's service account.
 pub async fn client(cfg: &ApiConfig) -> anyhow::Result<Client> {
-    let config = if let Some(path) = &cfg.kubeconfig {
+    let mut config = if let Some(path) = &cfg.kubeconfig {
         let kc = Kubeconfig::read_from(path)
             .with_context(|| format!("kubeconfig {}", path.display()))?;
         let opts = KubeConfigOptions {
@@ -192,6 +192,13 @@ pub async fn client(cfg: &ApiConfig) -> anyhow::Result<Client> {
              configuration needs KUBERNETES_SERVICE_HOST and the service account files)",
         )?
     };
+    // kube's client retries 429, 503 and 504 answers by itself, up to 15 times with a backoff
+    // that doubles from 5 ms: minutes during which an API server that answers 503 (one that is
+    // down behind a load balancer, say) looks, to the watcher, like one that is slow to
+    // answer. The outage then goes unnoticed (no stale metric, no log line) until the retries
+    // run out. The watch loop below retries with its own backoff and says what it sees, as
+    // client-go's informers do; so the client does not retry.
+    config.default_retry = false;
     Client::try_from(config).context("building the Kubernetes client")
 }
 

@@ -105,6 +105,9 @@ pub enum Mode {
     Failing,
     /// Every connection is closed as soon as it is accepted.
     Down,
+    /// Every request is answered 503, as a load balancer in front of API servers that are all
+    /// down answers (connections stay open: a client reuses them).
+    Unavailable,
 }
 
 struct State {
@@ -330,11 +333,11 @@ impl ApiServer {
         self.state.gone.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Failing and Down also cut the open watches (after the mode is in place, so that the
+    /// Failing, Down and Unavailable also cut the open watches (after the mode is in place, so that the
     /// clients' reconnections meet it).
     pub fn set_mode(&self, mode: Mode) {
         self.state.mode.send_replace(mode);
-        if matches!(mode, Mode::Down | Mode::Failing) {
+        if matches!(mode, Mode::Down | Mode::Failing | Mode::Unavailable) {
             self.drop_watches();
         }
     }
@@ -450,7 +453,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             Mode::Failing => {
                 return status(500, "InternalError", "the test server is failing requests");
             }
-            Mode::Down => return status(503, "ServiceUnavailable", "down"),
+            Mode::Down | Mode::Unavailable => {
+                return status(503, "ServiceUnavailable", "down");
+            }
             Mode::Hung => {
                 if mode.changed().await.is_err() {
                     return status(503, "ServiceUnavailable", "shutting down");

@@ -399,6 +399,43 @@ async fn an_outage_serves_the_last_data_then_catches_up() {
     running.shutdown().await;
 }
 
+/// An API server that answers 503 (all of them down behind a load balancer) is an outage at
+/// once, not after the kube client's own retries of 503 (minutes of them): clusterdns asks
+/// without them and retries in its watch loop, which says what it sees. (With those retries on,
+/// `an_outage_serves_the_last_data_then_catches_up` failed now and then: a re-watch that went
+/// out on a kept-alive connection met 503s and was retried silently past the test's minute.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_answering_503_is_an_outage_at_once() {
+    let api = small_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), "").await;
+    support::until_ready(&running).await;
+    api.set_mode(Mode::Unavailable);
+    eventually("the outage is noticed and shown as a metric", || async {
+        let m = metrics(&running);
+        ["namespaces", "services", "endpointslices"]
+            .iter()
+            .all(|k| {
+                sample(
+                    &m,
+                    &format!("clusterdns_kubernetes_stale_seconds{{kind=\"{k}\"}}"),
+                )
+                .is_some_and(|v| v > 0.0)
+            })
+    })
+    .await;
+    assert!(answers(&running, "web.shop.svc.cluster.local.", &["10.96.0.10"]).await);
+    api.set_mode(Mode::Up);
+    eventually("the stale metric goes back to 0", || async {
+        sample(
+            &metrics(&running),
+            "clusterdns_kubernetes_stale_seconds{kind=\"services\"}",
+        ) == Some(0.0)
+    })
+    .await;
+    running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_is_503_until_every_kind_is_listed() {
     let api = small_cluster().await;
