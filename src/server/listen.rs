@@ -345,11 +345,15 @@ async fn connection(
         if n == 0 {
             return;
         }
+        // Nothing that waits on the client holds a stopping server: a query not read in
+        // whole yet, or an answer the client does not read, is dropped at once (a query being
+        // answered is not: it finishes).
         let mut query = vec![0u8; n];
-        if !matches!(
-            tokio::time::timeout(limits.tcp_io, stream.read_exact(&mut query)).await,
-            Ok(Ok(_))
-        ) {
+        let read = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(limits.tcp_io, stream.read_exact(&mut query)) => r,
+        };
+        if !matches!(read, Ok(Ok(_))) {
             return; // a length that lies, or a client gone quiet mid-message
         }
         let router = router.load_full();
@@ -362,10 +366,11 @@ async fn connection(
         let mut framed = Vec::with_capacity(answer.len() + 2);
         framed.extend_from_slice(&alen.to_be_bytes());
         framed.extend_from_slice(&answer);
-        if !matches!(
-            tokio::time::timeout(limits.tcp_io, stream.write_all(&framed)).await,
-            Ok(Ok(_))
-        ) {
+        let written = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(limits.tcp_io, stream.write_all(&framed)) => r,
+        };
+        if !matches!(written, Ok(Ok(_))) {
             return; // a client that does not read
         }
     }

@@ -312,6 +312,47 @@ fn sigterm_with_lameduck_loses_no_query() {
     );
 }
 
+/// Without a lameduck time, SIGTERM stops the server without waiting on its clients: an idle
+/// TCP connection, one that sent half a query, one that does not read its answers. (Waiting
+/// for the 3 s a client gets to finish a message held every stop that long.)
+#[test]
+fn sigterm_without_lameduck_does_not_wait_on_clients() {
+    use std::io::Write;
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let (dir, _) = setup(dns, "", 5);
+    let mut p = Proc::start(dir.path(), &[], dns);
+    let idle = std::net::TcpStream::connect(("127.0.0.1", dns)).unwrap();
+    let mut half = std::net::TcpStream::connect(("127.0.0.1", dns)).unwrap();
+    half.write_all(&[0, 48, 1, 2, 3]).unwrap();
+    // Queries it never reads the answers of, until the socket buffers are full.
+    let mut deaf = std::net::TcpStream::connect(("127.0.0.1", dns)).unwrap();
+    let q = support::query("postgres-peers.db.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    deaf.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    for _ in 0..20_000 {
+        if deaf.write_all(&framed).is_err() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    p.signal("TERM");
+    let term = Instant::now();
+    let status = p.child.wait().unwrap();
+    let waited = term.elapsed();
+    assert!(status.success(), "{status:?}\n{}", p.output());
+    assert!(
+        waited < Duration::from_secs(2),
+        "stopped after {waited:?}: it waited on a client"
+    );
+    println!("SIGTERM to exit, with three stalled TCP clients: {waited:?}");
+    drop((idle, half, deaf));
+}
+
 #[test]
 fn reloads_lose_no_query_and_never_make_ready_fail() {
     let _serial = one_at_a_time();
