@@ -722,10 +722,11 @@ fn value_position(text: &str, start: usize, field: &str) -> Option<(usize, Optio
         })
         .map(yaml_line)
         .collect();
-    // What is found so far: the line (index into `lines`), the column its children are
-    // deeper than, and the value's column on that line.
-    let (mut at, mut parent, mut found): (usize, Option<usize>, Option<(usize, Option<usize>)>) =
-        (0, None, None);
+    // Where the search stands: the line (index into `lines`) to look from, and the column
+    // the next step's key or entry must be right of (none at the object's top).
+    let (mut at, mut parent): (usize, Option<usize>) = (0, None);
+    // What was found last: its line, and its value's column there (if on that line).
+    let mut found: Option<(usize, Option<usize>)> = None;
     // The first key of the object may sit after the `- ` of its List entry.
     let deeper = |col: usize, parent: Option<usize>| parent.is_none_or(|p| col > p);
     for step in steps(field) {

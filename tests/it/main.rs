@@ -22,6 +22,7 @@ mod operability;
 mod packets;
 mod process;
 mod readme;
+mod resolvers;
 mod rewrite;
 mod support;
 mod template;

@@ -53,7 +53,7 @@ pub async fn demo_with(limits: Limits) -> Arc<Running> {
     let corefile = root().join("deploy/local/Corefile");
     let text = std::fs::read_to_string(&corefile)
         .expect("the demo Corefile")
-        .replace(".:1053", ".:0");
+        .replace(":1053", ":0");
     start_with(&corefile, &text, limits).await
 }
 
