@@ -285,41 +285,62 @@ fn decode_text(file: &Path, text: &str, out: &mut Objects) -> Result<(), LoadErr
             )),
         };
     }
-    let layout = yaml_layout(text);
-    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
-        let here = layout.get(i);
-        let mut failed = None;
-        let read = Document {
-            file,
-            line: here.map(|d| d.line),
-            item_lines: here.map_or(&[], |d| &d.items[..]),
-            out: &mut *out,
-            failed: &mut failed,
-        }
-        .deserialize(doc);
-        match (failed, read) {
-            (Some(mut e), _) => {
-                // Point at the wrong value itself, not at the start of its object.
-                if let (Some(start), Some(field)) = (e.line, e.field.as_deref())
-                    && let Some((line, col)) = value_position(text, start, field)
-                {
-                    (e.line, e.col) = (Some(line), col);
-                }
-                return Err(e);
+    let (layout, plain) = yaml_layout(text);
+    if plain && layout.iter().any(|d| d.list.is_some()) {
+        // Where the documents can be told apart by their `---` lines, each is read on its
+        // own, and a List item by item.
+        for doc in &layout {
+            if let Some(done) = decode_list_by_item(file, text, doc, out) {
+                done?;
+                continue;
             }
-            (None, Ok(())) => {}
-            (None, Err(e)) => {
-                let loc = e.location();
-                return Err(LoadError::at(
-                    file,
-                    loc.as_ref().map(|l| l.line()),
-                    loc.as_ref().map(|l| l.column()),
-                    format!("invalid YAML: {e}"),
-                ));
+            let one = text.get(doc.start..doc.end).unwrap_or_default();
+            // Lines before the document's text: its marker's and those above.
+            let above = if doc.start == 0 { 0 } else { doc.line - 1 };
+            for de in yaml_serde::Deserializer::from_str(one) {
+                read_document(file, text, Some(doc), above, de, out)?;
             }
         }
+        return Ok(());
+    }
+    for (i, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        read_document(file, text, layout.get(i), 0, de, out)?;
     }
     Ok(())
+}
+
+/// Reads one YAML document, laid out as `doc` says, through [`Document`]; `above` is how many
+/// lines of the file come before the text `de` reads.
+fn read_document(
+    file: &Path,
+    text: &str,
+    doc: Option<&DocLayout>,
+    above: usize,
+    de: yaml_serde::Deserializer<'_>,
+    out: &mut Objects,
+) -> Result<(), LoadError> {
+    let mut failed = None;
+    let read = Document {
+        file,
+        line: doc.map(|d| d.line),
+        item_lines: doc.map_or(&[], |d| &d.items[..]),
+        out,
+        failed: &mut failed,
+    }
+    .deserialize(de);
+    match (failed, read) {
+        (Some(e), _) => Err(at_value(text, e)),
+        (None, Ok(())) => Ok(()),
+        (None, Err(e)) => {
+            let loc = e.location();
+            Err(LoadError::at(
+                file,
+                loc.as_ref().map(|l| l.line() + above),
+                loc.as_ref().map(|l| l.column()),
+                format!("invalid YAML: {e}"),
+            ))
+        }
+    }
 }
 
 /// One document's top level, read field by field. A List's `items` are decoded one at a time
@@ -501,12 +522,29 @@ struct DocLayout {
     /// The first line (1-based) of each entry of its top-level `items:` list, as `kubectl -o
     /// yaml` lays it out; empty when the layout is another.
     items: Vec<usize>,
+    /// Byte offsets: where the document's text starts and ends (without its `---` line).
+    start: usize,
+    end: usize,
+    /// Byte offsets of the `items:` line, of each entry's first line, and of where the list
+    /// ends; set only where every entry starts `- ` on a line of its own indentation, so that
+    /// each entry's text is the lines from its start to the next one's.
+    list: Option<ListLayout>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct ListLayout {
+    key: usize,
+    entries: Vec<usize>,
+    end: usize,
+    /// The entries' indentation.
+    indent: usize,
 }
 
 /// The layout of every YAML document in `text`, as far as `---` markers and indentation tell,
 /// in one pass over the lines: the work is linear in the file's size however many documents
-/// it holds.
-fn yaml_layout(text: &str) -> Vec<DocLayout> {
+/// it holds. `None` where the markers are not plain `---` lines (a document that starts on
+/// its marker's line, or `...`): then only yaml_serde knows where documents start.
+fn yaml_layout(text: &str) -> (Vec<DocLayout>, bool) {
     /// Where the scan of the current document's `items:` list stands.
     enum Items {
         /// No `items:` line yet.
@@ -519,15 +557,39 @@ fn yaml_layout(text: &str) -> Vec<DocLayout> {
     let mut docs: Vec<DocLayout> = Vec::new();
     let mut items = Items::Before;
     let mut seen_content = false;
-    for (i, line) in text.lines().enumerate() {
+    let mut plain = true;
+    // Whether the current document's entries can be cut out line by line.
+    let mut regular = true;
+    let mut at = 0;
+    let finish = |doc: Option<&mut DocLayout>, items: &Items, regular: bool, end: usize| {
+        let Some(doc) = doc else { return };
+        doc.end = end;
+        if let Some(list) = &mut doc.list {
+            if matches!(items, Items::In(_)) {
+                list.end = end;
+            }
+            if !regular || list.entries.is_empty() {
+                doc.list = None;
+            }
+        }
+    };
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let start = at;
+        at += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
         let trimmed = line.trim_start();
-        if line.starts_with("---") {
+        if line.starts_with("---") || line.starts_with("...") {
+            let bare = line.trim_end() == "---" || line.starts_with("--- #");
+            plain &= bare;
+            finish(docs.last_mut(), &items, regular, start);
             docs.push(DocLayout {
                 line: i + 2,
-                items: Vec::new(),
+                start: at,
+                ..DocLayout::default()
             });
             seen_content = true;
             items = Items::Before;
+            regular = true;
             continue;
         }
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -536,7 +598,8 @@ fn yaml_layout(text: &str) -> Vec<DocLayout> {
         if !seen_content {
             docs.push(DocLayout {
                 line: i + 1,
-                items: Vec::new(),
+                start: 0,
+                ..DocLayout::default()
             });
             seen_content = true;
         }
@@ -544,22 +607,133 @@ fn yaml_layout(text: &str) -> Vec<DocLayout> {
             continue;
         };
         let depth = line.len() - trimmed.len();
+        let entry = trimmed.starts_with("- ");
         items = match items {
-            Items::Before if line.starts_with("items:") => Items::In(None),
-            Items::In(_) if depth == 0 && !trimmed.starts_with('-') => Items::After,
-            Items::In(None) if trimmed.starts_with("- ") => {
+            Items::Before if line.starts_with("items:") => {
+                doc.list = Some(ListLayout {
+                    key: start,
+                    ..ListLayout::default()
+                });
+                // `items: []` or a flow list: nothing to cut out.
+                regular &= line["items:".len()..].trim().is_empty();
+                Items::In(None)
+            }
+            Items::In(_) if depth == 0 && !trimmed.starts_with('-') => {
+                if let Some(list) = &mut doc.list {
+                    list.end = start;
+                }
+                Items::After
+            }
+            Items::In(None) if entry => {
                 doc.items.push(i + 1);
+                if let Some(list) = &mut doc.list {
+                    list.entries.push(start);
+                    list.indent = depth;
+                }
                 Items::In(Some(depth))
             }
-            Items::In(Some(d)) if depth == d && trimmed.starts_with("- ") => {
+            Items::In(Some(d)) if depth == d && entry => {
                 doc.items.push(i + 1);
+                if let Some(list) = &mut doc.list {
+                    list.entries.push(start);
+                }
                 Items::In(Some(d))
             }
-            Items::In(Some(d)) if depth < d => Items::After,
+            Items::In(Some(d)) if depth < d => {
+                if let Some(list) = &mut doc.list {
+                    list.end = start;
+                }
+                Items::After
+            }
+            Items::In(indent) => {
+                // An entry not written `- ` on a line of its own (`-` alone, say), or a line
+                // left of the entries' content.
+                regular &= indent.is_some_and(|d| depth >= d + 2);
+                Items::In(indent)
+            }
             other => other,
         };
     }
-    docs
+    finish(docs.last_mut(), &items, regular, text.len());
+    (docs, plain)
+}
+
+/// Decodes a YAML document whose top-level `items:` list [`yaml_layout`] could cut up: the
+/// document without its items first (for its kind), then each item on its own, so that memory
+/// holds one item's parse at a time (yaml_serde holds a whole document's events: 1.7 GB for
+/// a List of 100,000 Services). `None` where the document must be read whole (it is not a
+/// List, say); the caller then reads it with [`Document`].
+fn decode_list_by_item(
+    file: &Path,
+    text: &str,
+    doc: &DocLayout,
+    out: &mut Objects,
+) -> Option<Result<(), LoadError>> {
+    let list = doc.list.as_ref()?;
+    let head = format!(
+        "{}{}",
+        text.get(doc.start..list.key)?,
+        text.get(list.end..doc.end)?
+    );
+    let head: serde_json::Value = yaml_serde::from_str(&head).ok()?;
+    let item_kind = match head.get("kind").and_then(|k| k.as_str())? {
+        "List" => None,
+        kind @ ("ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList") => {
+            kind.strip_suffix("List")
+        }
+        _ => return None,
+    };
+    let bounds = || list.entries.iter().chain([&list.end, &doc.end]);
+    if bounds().any(|&o| !text.is_char_boundary(o)) || list.end < list.key {
+        return None;
+    }
+    let strip = list.indent + 2;
+    let mut one = String::new();
+    for (j, &from) in list.entries.iter().enumerate() {
+        let to = list.entries.get(j + 1).copied().unwrap_or(list.end);
+        let line = doc.items[j];
+        // The entry without its `- ` and indentation, as a document of its own.
+        one.clear();
+        for (k, l) in text[from..to].split_inclusive('\n').enumerate() {
+            let lead = if k == 0 {
+                strip
+            } else {
+                l.len() - l.trim_start_matches(' ').len()
+            };
+            one.push_str(l.get(lead.min(strip)..).unwrap_or(""));
+        }
+        let item: serde_json::Value = match yaml_serde::from_str(&one) {
+            Ok(v) => v,
+            Err(e) => {
+                let loc = e.location();
+                return Some(Err(LoadError::at(
+                    file,
+                    Some(loc.as_ref().map_or(line, |l| line + l.line() - 1)),
+                    loc.as_ref().map(|l| l.column() + strip),
+                    format!("invalid YAML: {e}"),
+                )));
+            }
+        };
+        let item = match item_kind {
+            Some(k) => with_kind(item, k),
+            None => item,
+        };
+        if let Err(e) = add_object(file, Some(line), &format!("items[{j}]"), item, out) {
+            return Some(Err(at_value(text, e)));
+        }
+    }
+    Some(Ok(()))
+}
+
+/// An error about a field, pointed at the field's value where the YAML's layout tells where
+/// it is, rather than at the start of its object.
+fn at_value(text: &str, mut e: LoadError) -> LoadError {
+    if let (Some(start), Some(field)) = (e.line, e.field.as_deref())
+        && let Some((line, col)) = value_position(text, start, field)
+    {
+        (e.line, e.col) = (Some(line), col);
+    }
+    e
 }
 
 /// Reads one object (a List nested in a List included) into `out`.
@@ -803,25 +977,10 @@ mod tests {
                     \x20 - kind: Namespace\n\
                     ---\n\
                     kind: Namespace\n";
-        let got = yaml_layout(text);
-        let want = [
-            DocLayout {
-                line: 2,
-                items: vec![],
-            },
-            DocLayout {
-                line: 5,
-                items: vec![7, 10],
-            },
-            DocLayout {
-                line: 13,
-                items: vec![15, 18],
-            },
-            DocLayout {
-                line: 20,
-                items: vec![],
-            },
-        ];
+        let (got, plain) = yaml_layout(text);
+        assert!(plain);
+        let got: Vec<(usize, &[usize])> = got.iter().map(|d| (d.line, &d.items[..])).collect();
+        let want: [(usize, &[usize]); 4] = [(2, &[]), (5, &[7, 10]), (13, &[15, 18]), (20, &[])];
         assert_eq!(got, want);
     }
 
@@ -888,7 +1047,7 @@ mod tests {
             text.push_str(&format!("---\nkind: Namespace\nmetadata: {{name: n{i}}}\n"));
         }
         text.push_str("---\nkind: List\nitems:\n- kind: Namespace\n");
-        let got = yaml_layout(&text);
+        let (got, _) = yaml_layout(&text);
         assert_eq!(got.len(), 4);
         assert!(got[..3].iter().all(|d| d.items.is_empty()), "{got:?}");
         assert_eq!(got[3].items, [13]);

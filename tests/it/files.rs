@@ -232,6 +232,79 @@ fn the_demo_and_a_json_dump_decode_alike() {
     assert_eq!(yaml, json);
 }
 
+/// A block-style YAML List is cut into its items, each parsed on its own (yaml_serde holds a
+/// whole document's parse: 1.7 GB for a List of 100,000 Services): every layout kubectl and
+/// people write reads as the whole document would. (A `...` line makes the reader take the
+/// file whole, as it does wherever the documents cannot be told apart by their lines.)
+#[test]
+fn yaml_lists_read_item_by_item_as_whole() {
+    let f = Filters::default();
+    let svc = |indent: &str, name: &str, ip: &str| {
+        format!(
+            "{indent}- apiVersion: v1\n{indent}  kind: Service\n{indent}  metadata:\n{indent}    name: {name}\n{indent}    namespace: app\n{indent}  spec:\n{indent}    clusterIP: {ip}\n{indent}    ports:\n{indent}    - name: http\n{indent}      port: 80\n"
+        )
+    };
+    let texts = [
+        // kubectl's layout, entries at the key's indentation.
+        format!(
+            "apiVersion: v1\nitems:\n{}{}kind: List\nmetadata:\n  resourceVersion: \"\"\n",
+            svc("", "a", "10.0.0.1"),
+            svc("", "b", "10.0.0.2")
+        ),
+        // Indented entries, comments and blank lines between them, kind first.
+        format!(
+            "# dump\nkind: List\napiVersion: v1\nitems:\n{}\n  # the next one\n{}",
+            svc("  ", "a", "10.0.0.1"),
+            svc("  ", "b", "10.0.0.2")
+        ),
+        // A typed list: its items carry no kind.
+        "kind: ServiceList\napiVersion: v1\nitems:\n- metadata: {name: a, namespace: app}\n  spec:\n    clusterIP: 10.0.0.1\n    ports: [{port: 80}]\n  # a comment at the entry's depth\n- metadata: {name: b, namespace: app}\n  spec: {clusterIP: 10.0.0.2, ports: [{port: 80}]}\n".to_string(),
+        // Lists among plain documents, a List nested in a List, a kind DNS does not read.
+        format!(
+            "kind: Namespace\napiVersion: v1\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: List\nitems:\n{}- kind: List\n  items:\n  - kind: Namespace\n    metadata: {{name: other}}\n--- # a comment\nkind: ConfigMapList\nitems:\n- kind: Service\n  metadata: {{name: x, namespace: app}}\n---\nkind: Service\napiVersion: v1\nmetadata: {{name: c, namespace: app}}\nspec: {{clusterIP: 10.0.0.3, ports: [{{port: 80}}]}}\n",
+            svc("", "a", "10.0.0.1")
+        ),
+        // An entry written `-` alone: the reader takes the document whole.
+        "kind: List\nitems:\n-\n  kind: Namespace\n  metadata: {name: app}\n".to_string(),
+    ];
+    for text in &texts {
+        let by_item =
+            decode(Path::new("objs.yaml"), text, &f).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let whole = decode(Path::new("objs.yaml"), &format!("{text}...\n"), &f)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(by_item, whole, "{text}");
+        assert!(!by_item.namespaces.is_empty(), "{text}");
+    }
+    assert_eq!(
+        decode(Path::new("objs.yaml"), &texts[3], &f)
+            .unwrap()
+            .services
+            .len(),
+        2
+    );
+    // An error in an item is reported at the same place either way.
+    let text = format!(
+        "kind: List\nitems:\n{}- kind: Service\n  metadata: {{name: bad}}\n  spec:\n    ports:\n    - port: eighty\n",
+        svc("", "a", "10.0.0.1")
+    );
+    let by_item = decode(Path::new("objs.yaml"), &text, &f).unwrap_err();
+    let whole = decode(Path::new("objs.yaml"), &format!("{text}...\n"), &f).unwrap_err();
+    assert_eq!(by_item, whole);
+    assert_eq!(
+        (by_item.line, by_item.col),
+        (Some(17), Some(13)),
+        "{by_item}"
+    );
+    // And so is YAML that does not parse, inside an item.
+    let text = format!(
+        "kind: List\nitems:\n{}- kind: Service\n  metadata: {{name: [\n",
+        svc("", "a", "10.0.0.1")
+    );
+    let e = decode(Path::new("objs.yaml"), &text, &f).unwrap_err();
+    assert!(e.to_string().contains("invalid YAML"), "{e}");
+    assert!(e.line.is_some_and(|l| l >= 13), "{e}");
+}
+
 /// Lists are read item by item, as kubectl and the API write them: `items` before `kind`, typed
 /// lists whose items carry no kind, Lists inside Lists, and top-level objects of other kinds
 /// with an `items` field of their own.
