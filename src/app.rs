@@ -153,7 +153,7 @@ impl App {
     pub async fn start_file(opts: StartOptions) -> anyhow::Result<Arc<App>> {
         let path = opts.path.clone().context("no Corefile path")?;
         let loaded = config::read(&path, &opts.load);
-        let config = loaded.config.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config = loaded.config().map_err(|e| anyhow::anyhow!("{e}"))?;
         Self::start_with_digest(&config, loaded.digest, opts).await
     }
 
@@ -266,7 +266,7 @@ impl App {
         tracing::info!("Reloading");
         // Do not retry the same broken file every interval: remember its digest either way.
         self.lock().digest = loaded.digest.clone();
-        let config = match loaded.config {
+        let config = match loaded.config() {
             Ok(c) => c,
             Err(errors) => {
                 self.shared.metrics.reload_failed.inc();

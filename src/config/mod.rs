@@ -210,14 +210,28 @@ const REPEATABLE: &[&str] = &["log", "forward", "template", "rewrite", "bind"];
 
 /// Reads, parses and types the Corefile at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigErrors> {
-    read(path, opts).config
+    read(path, opts).config()
 }
 
-/// A Corefile read from disk, with a digest of everything that went into it.
+/// A Corefile read from disk and parsed, not yet typed, with a digest of everything that went
+/// into it: `reload` compares digests every interval and types only a Corefile that changed,
+/// so the warnings typing logs (a deprecated property, a zone that looks like a slip) are
+/// said once per change, not every interval.
 pub struct Loaded {
-    pub config: Result<Config, ConfigErrors>,
+    blocks: Result<Vec<ServerBlock>, ConfigErrors>,
+    opts: LoadOptions,
     /// SHA-512 (hex) of the Corefile and every file it imports; empty if nothing could be read.
     pub digest: String,
+}
+
+impl Loaded {
+    /// The typed configuration, or every error in it.
+    pub fn config(&self) -> Result<Config, ConfigErrors> {
+        match &self.blocks {
+            Ok(blocks) => from_blocks(blocks, &self.opts),
+            Err(e) => Err(e.clone()),
+        }
+    }
 }
 
 /// Reads the Corefile at `path` and what it imports; the digest changes when any of them does.
@@ -237,11 +251,11 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Loaded {
         }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     };
-    let config = parsed
-        .blocks
-        .map_err(|e| ConfigErrors(vec![e.into()]))
-        .and_then(|blocks| from_blocks(&blocks, opts));
-    Loaded { config, digest }
+    Loaded {
+        blocks: parsed.blocks.map_err(|e| ConfigErrors(vec![e.into()])),
+        opts: opts.clone(),
+        digest,
+    }
 }
 
 /// Parses Corefile text (named `file` in errors; imports are relative to its folder).

@@ -353,6 +353,20 @@ fn sigterm_without_lameduck_does_not_wait_on_clients() {
     drop((idle, half, deaf));
 }
 
+/// A warning about the Corefile is said once, when it is read, not again at every `reload`
+/// interval that finds it unchanged.
+#[test]
+fn a_corefile_warning_is_said_once_not_every_reload_interval() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let (dir, _) = setup(dns, "    reload 2s 1s\n    cache 30s", 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    // Two intervals and more (2 s ± 0.5 s each).
+    std::thread::sleep(Duration::from_millis(5500));
+    let out = p.output();
+    assert_eq!(out.matches("'30s' is read as a zone").count(), 1, "{out}");
+}
+
 #[test]
 fn reloads_lose_no_query_and_never_make_ready_fail() {
     let _serial = one_at_a_time();
