@@ -18,16 +18,12 @@ use crate::upstream::FakeUpstream;
 const CLIENT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: Running, podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n";
 
 async fn server(dir: &Path, with_client: bool, up: &FakeUpstream) -> std::sync::Arc<Running> {
-    let objects = dir.join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    std::fs::copy(
-        support::root().join("deploy/local/cluster.yaml"),
-        objects.join("cluster.yaml"),
-    )
-    .unwrap();
-    if with_client {
-        std::fs::write(objects.join("client.yaml"), CLIENT_POD).unwrap();
-    }
+    let client: &[(&str, &str)] = if with_client {
+        &[("client.yaml", CLIENT_POD)]
+    } else {
+        &[]
+    };
+    let objects = support::demo_objects(dir, client);
     let corefile = format!(
         ".:0 {{\n    errors\n    autopath @kubernetes\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        pods verified\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    forward . {}\n}}\n",
         objects.display(),

@@ -61,14 +61,7 @@ items:
 "#;
 
 async fn server(dir: &Path, directive: &str, up: &FakeUpstream) -> Arc<Running> {
-    let objects = dir.join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    std::fs::copy(
-        support::root().join("deploy/local/cluster.yaml"),
-        objects.join("cluster.yaml"),
-    )
-    .unwrap();
-    std::fs::write(objects.join("extra.yaml"), EXTRA).unwrap();
+    let objects = support::demo_objects(dir, &[("extra.yaml", EXTRA)]);
     let corefile = format!(
         ".:0 {{\n    errors\n    {directive}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    forward . {}\n}}\n",
         objects.display(),

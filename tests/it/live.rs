@@ -124,6 +124,20 @@ fn metrics(running: &Running) -> String {
     String::from_utf8(running.metrics().render()).unwrap()
 }
 
+/// `clusterdns_kubernetes_stale_seconds` of namespaces, services and endpointslices.
+fn stale_seconds(running: &Running) -> Vec<Option<f64>> {
+    let m = metrics(running);
+    ["namespaces", "services", "endpointslices"]
+        .iter()
+        .map(|k| {
+            sample(
+                &m,
+                &format!("clusterdns_kubernetes_stale_seconds{{kind=\"{k}\"}}"),
+            )
+        })
+        .collect()
+}
+
 /// The value of the sample whose line starts with `prefix`.
 fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
@@ -385,15 +399,7 @@ async fn an_outage_serves_the_last_data_then_catches_up() {
     })
     .await;
     eventually("the stale metric goes back to 0", || async {
-        let m = metrics(&running);
-        ["namespaces", "services", "endpointslices"]
-            .iter()
-            .all(|k| {
-                sample(
-                    &m,
-                    &format!("clusterdns_kubernetes_stale_seconds{{kind=\"{k}\"}}"),
-                ) == Some(0.0)
-            })
+        stale_seconds(&running).iter().all(|v| *v == Some(0.0))
     })
     .await;
     running.shutdown().await;
@@ -412,16 +418,9 @@ async fn an_api_answering_503_is_an_outage_at_once() {
     support::until_ready(&running).await;
     api.set_mode(Mode::Unavailable);
     eventually("the outage is noticed and shown as a metric", || async {
-        let m = metrics(&running);
-        ["namespaces", "services", "endpointslices"]
+        stale_seconds(&running)
             .iter()
-            .all(|k| {
-                sample(
-                    &m,
-                    &format!("clusterdns_kubernetes_stale_seconds{{kind=\"{k}\"}}"),
-                )
-                .is_some_and(|v| v > 0.0)
-            })
+            .all(|v| v.is_some_and(|v| v > 0.0))
     })
     .await;
     assert!(answers(&running, "web.shop.svc.cluster.local.", &["10.96.0.10"]).await);

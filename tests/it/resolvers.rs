@@ -107,14 +107,7 @@ impl Pod {
 
         // The demo, on port 53, with a large headless Service beside its cluster.
         let dir = pod._dir.path();
-        let objects = dir.join("objects");
-        std::fs::create_dir_all(&objects).unwrap();
-        std::fs::copy(
-            support::root().join("deploy/local/cluster.yaml"),
-            objects.join("cluster.yaml"),
-        )
-        .unwrap();
-        std::fs::write(objects.join("big.yaml"), big_service()).unwrap();
+        support::demo_objects(dir, &[("big.yaml", &big_service())]);
         let corefile = std::fs::read_to_string(support::root().join("deploy/local/Corefile"))
             .unwrap()
             .replace(":1053", ":53")

@@ -57,6 +57,22 @@ pub async fn demo_with(limits: Limits) -> Arc<Running> {
     start_with(&corefile, &text, limits).await
 }
 
+/// A folder `objects` in `dir` holding the demo's cluster and `extra` (file name, YAML text):
+/// what a `kubernetes` block's `objects` then reads whole.
+pub fn demo_objects(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let objects = dir.join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    std::fs::copy(
+        root().join("deploy/local/cluster.yaml"),
+        objects.join("cluster.yaml"),
+    )
+    .unwrap();
+    for (name, text) in extra {
+        std::fs::write(objects.join(name), text).unwrap();
+    }
+    objects
+}
+
 /// A query as dig sends it by default: RD set, EDNS with a 1232-byte buffer when `edns`.
 pub fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Message {
     let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
