@@ -25,6 +25,10 @@ use hickory_server::server::Request as HickoryRequest;
 
 use clusterdns::app::{App, StartOptions};
 use clusterdns::chain::Transport;
+use clusterdns::cluster::file::{self, Filters};
+use clusterdns::cluster::index::{Index, IndexOptions};
+use clusterdns::cluster::records::RecordOptions;
+use clusterdns::config::kubernetes::PodMode;
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::server::{Router, encode};
 
@@ -33,6 +37,7 @@ const SERVICES: usize = 10_000;
 struct World {
     rt: tokio::runtime::Runtime,
     router: Arc<Router>,
+    objects: std::path::PathBuf,
     _app: Arc<App>,
     _dir: tempfile::TempDir,
 }
@@ -63,6 +68,7 @@ fn world() -> World {
     World {
         rt,
         router,
+        objects,
         _app: app,
         _dir: dir,
     }
@@ -123,12 +129,20 @@ fn benches(c: &mut Criterion) {
         );
     }
 
-    // The index the server answers from.
-    let index = w.router.blocks()[0]
-        .chain
-        .fast_kubernetes()
-        .expect("the block's chain is kubernetes alone")
-        .index();
+    // An index of the same objects, as the server's `kubernetes` handler holds it.
+    let index = Index::new(IndexOptions {
+        zones: ["cluster.local.", "in-addr.arpa."]
+            .iter()
+            .map(|z| Name::from_ascii(z).unwrap())
+            .collect(),
+        ttl: 5,
+        records: RecordOptions {
+            pods: PodMode::Insecure,
+            endpoint_pod_names: false,
+            ignore_empty_service: false,
+        },
+    });
+    index.replace_all(file::load(&w.objects, &Filters::default()).expect("the objects load"));
     let name = LowerName::new(&Name::from_ascii("svc-1.ns-1.svc.cluster.local.").unwrap());
     c.bench_function("index/get", |b| {
         b.iter(|| black_box(index.get(black_box(&name))))

@@ -25,6 +25,25 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, Restrict};
 use smallvec::SmallVec;
 
+/// An immutable, shareable run of records, built when data changes and cloned per query.
+pub type RecordSet = std::sync::Arc<[hickory_proto::rr::Record]>;
+
+/// The transport a query came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 /// The owner that stands for "the name these records belong to". A compression pointer to
 /// offset 0 is never valid in a message (the header is there), so it cannot be mistaken for a
 /// name.

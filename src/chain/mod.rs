@@ -22,8 +22,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::wire::Prepared;
 
-/// An immutable, shareable run of records, built when data changes and cloned per query.
-pub type RecordSet = Arc<[Record]>;
+pub use crate::wire::{RecordSet, Transport};
 
 /// A run of records in a reply: hickory's records, or records prepared in wire form by an index.
 #[derive(Clone, Debug)]
@@ -65,22 +64,6 @@ impl From<RecordSet> for Rrs {
 impl From<Prepared> for Rrs {
     fn from(p: Prepared) -> Self {
         Rrs::Prepared(p)
-    }
-}
-
-/// The transport a query came over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
     }
 }
 
@@ -170,10 +153,29 @@ pub trait Handler: Send + Sync {
         false
     }
 
-    /// The `kubernetes` handler, for the fast path.
-    fn as_kubernetes(&self) -> Option<&crate::plugins::kubernetes::Kubernetes> {
+    /// Answers a plain query from data prepared in wire form, without running the chain: only
+    /// where [`Handler::serve`] would answer it exactly so, to the byte, and only with an
+    /// answer, NODATA or NXDOMAIN. `key` is the name in lower-case wire form and `labels` where
+    /// its labels start (the root's zero included); the query is IN, not ANY, with no EDNS
+    /// option the handler would act on. `None` leaves the query to `serve`. The server asks the
+    /// first handler of a block that is not [`Handler::transparent`], where nothing observes the
+    /// answers ([`crate::server::Router::answer_fast`]).
+    fn answer_fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
+        let _ = (key, labels, qtype);
         None
     }
+}
+
+/// What [`Handler::answer_fast`] answers: records prepared by an index, behind the client's own
+/// question.
+pub enum FastAnswer {
+    /// NOERROR with these records, and what goes in the additional section with them.
+    Answer {
+        records: Prepared,
+        additionals: Option<Prepared>,
+    },
+    /// NOERROR without records, or NXDOMAIN: this SOA goes in the authority section.
+    Negative(ResponseCode, Prepared),
 }
 
 /// The handlers after the current one.
@@ -232,15 +234,16 @@ impl Chain {
         &self.observers
     }
 
-    /// The `kubernetes` handler when it is the first handler that does anything to a plain
-    /// query and nothing observes the answers (`log`): then its common answers can be written
-    /// without running the chain ([`crate::server::Router::answer_fast`]).
-    pub fn fast_kubernetes(&self) -> Option<&crate::plugins::kubernetes::Kubernetes> {
+    /// The handler asked for fast answers ([`Handler::answer_fast`]): the first that does
+    /// anything to a plain query, where nothing observes the answers (`log`).
+    pub fn fast_handler(&self) -> Option<&dyn Handler> {
         if !self.observers.is_empty() {
             return None;
         }
-        let first = self.handlers.iter().find(|h| !h.transparent())?;
-        first.as_kubernetes()
+        self.handlers
+            .iter()
+            .find(|h| !h.transparent())
+            .map(|h| h.as_ref())
     }
 
     pub fn serve<'a>(&'a self, req: &'a Request<'a>) -> HandlerFuture<'a> {

@@ -25,8 +25,8 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::chain::RecordSet;
 use crate::names;
+use crate::wire::RecordSet;
 use crate::wire::{self, Builder, Data, NameKey, Prepared, This};
 
 use super::records::{self, Owner, Part, RecordOptions, Zones};

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
-use crate::chain::{Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs};
+use crate::chain::{FastAnswer, Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs};
 use crate::cluster::index::{Answer, Index, Node, Zone};
 use crate::cluster::watch::SourceStatus;
 use crate::config::kubernetes::{Fallthrough, PodMode};
 use crate::names;
-use crate::wire::{NameKey, Prepared, This};
+use crate::wire::{NameKey, This};
 
 pub struct Kubernetes {
     index: Arc<Index>,
@@ -24,14 +24,6 @@ pub struct Kubernetes {
     /// Until the source has listed everything (or `startup_timeout` passed), names in our zones
     /// answer SERVFAIL: an NXDOMAIN now would be cached by clients as the truth.
     status: Arc<SourceStatus>,
-}
-
-/// What the fast path ([`Kubernetes::fast`]) answers.
-pub enum Fast {
-    /// NOERROR with this record set.
-    Answer(Answer),
-    /// NOERROR without records, or NXDOMAIN: the zone's SOA goes in the authority section.
-    Negative(ResponseCode, Prepared),
 }
 
 /// What the index says about a name, before fallthrough and following aliases out of our zones.
@@ -80,7 +72,7 @@ impl Kubernetes {
     /// else (not ready, not our zone, the apex, aliases, pod names by IP, fallthrough): the
     /// general path answers those, and for the rest both paths answer alike (the DNS case
     /// battery checks it byte for byte).
-    pub fn fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<Fast> {
+    pub fn fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
         if !self.status.ready() {
             return None;
         }
@@ -97,15 +89,28 @@ impl Kubernetes {
             if maybe_pod || self.fallthrough_covers(key, labels) {
                 return None;
             }
-            return Some(Fast::Negative(ResponseCode::NXDomain, zone.soa_prepared()));
+            return Some(FastAnswer::Negative(
+                ResponseCode::NXDomain,
+                zone.soa_prepared(),
+            ));
         };
-        if let Some(set) = node.get(qtype, &This::Question) {
-            return Some(Fast::Answer(set));
+        if let Some(Answer {
+            records,
+            additionals,
+        }) = node.get(qtype, &This::Question)
+        {
+            return Some(FastAnswer::Answer {
+                records,
+                additionals,
+            });
         }
         if node.has(RecordType::CNAME) {
             return None;
         }
-        Some(Fast::Negative(ResponseCode::NoError, zone.soa_prepared()))
+        Some(FastAnswer::Negative(
+            ResponseCode::NoError,
+            zone.soa_prepared(),
+        ))
     }
 
     fn fallthrough_covers(&self, key: &[u8], labels: &[u8]) -> bool {
@@ -253,8 +258,8 @@ impl Handler for Kubernetes {
         NAME
     }
 
-    fn as_kubernetes(&self) -> Option<&Kubernetes> {
-        Some(self)
+    fn answer_fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
+        self.fast(key, labels, qtype)
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {

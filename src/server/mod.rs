@@ -26,10 +26,10 @@ use hickory_server::server::Request as HickoryRequest;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::chain::{
-    Chain, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport, Upstream, UpstreamFuture,
+    Chain, FastAnswer, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport, Upstream,
+    UpstreamFuture,
 };
 use crate::observe::metrics::{DROPPED, Metrics, Observation};
-use crate::plugins::kubernetes::Fast;
 use crate::wire::{Compressor, NameKey};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
@@ -240,21 +240,23 @@ impl Router {
         else {
             return false;
         };
-        let Some(found) = block
-            .chain
-            .fast_kubernetes()
-            .and_then(|k| k.fast(key, labels, q.qtype))
-        else {
+        let Some(handler) = block.chain.fast_handler() else {
+            return false;
+        };
+        let Some(found) = handler.answer_fast(key, labels, q.qtype) else {
             return false;
         };
         let (rcode, answer, authority, additional) = match found {
-            Fast::Answer(set) => (
+            FastAnswer::Answer {
+                records,
+                additionals,
+            } => (
                 ResponseCode::NoError,
-                Some(Rrs::Prepared(set.records)),
+                Some(Rrs::Prepared(records)),
                 None,
-                set.additionals.map(Rrs::Prepared),
+                additionals.map(Rrs::Prepared),
             ),
-            Fast::Negative(rcode, soa) => (rcode, None, Some(Rrs::Prepared(soa)), None),
+            FastAnswer::Negative(rcode, soa) => (rcode, None, Some(Rrs::Prepared(soa)), None),
         };
         let mut metadata = Metadata::new(q.id, MessageType::Response, OpCode::Query);
         metadata.authoritative = true;
@@ -298,7 +300,7 @@ impl Router {
             qtype: Some(q.qtype),
             dnssec_ok: false,
             rcode,
-            plugin: "kubernetes",
+            plugin: handler.name(),
             request_size: bytes.len(),
             response_size: out.len(),
             duration: start.elapsed(),
