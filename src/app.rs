@@ -245,7 +245,7 @@ impl App {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Re-reads the Corefile. Unless `force`, nothing happens when its content is unchanged.

@@ -14,6 +14,7 @@ pub mod names;
 pub mod observe;
 pub mod plugins;
 pub mod server;
+pub mod sync;
 pub mod wire;
 
 /// `clusterdns-VERSION`, as CoreDNS prints `CoreDNS-VERSION`.

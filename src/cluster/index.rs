@@ -1049,7 +1049,7 @@ impl Index {
 
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
         // A writer that panicked left consistent data behind (every step replaces whole values).
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.writer)
     }
 }
 

@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::kubernetes::ApiConfig;
 use crate::observe::metrics::Metrics;
+use crate::sync::lock;
 
 use super::file::Filters;
 use super::index::{Change, Index, Kind};
@@ -130,10 +131,6 @@ impl SourceStatus {
     pub fn stale_for(&self, kind: Kind) -> Option<Duration> {
         lock(&self.stale).get(&kind).map(|t| t.elapsed())
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A client for the API `cfg` names: a kubeconfig, an endpoint (with optional client TLS), or

@@ -170,9 +170,7 @@ impl Store {
     }
 
     fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Entry>>> {
-        self.shards[key.shard()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.shards[key.shard()])
     }
 
     fn get(&self, key: &Key) -> Option<Arc<Entry>> {

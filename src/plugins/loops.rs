@@ -52,7 +52,7 @@ impl Probe {
     /// `forward` tells where it sent `name`.
     pub fn sent(&self, name: &LowerName, upstream: &str) {
         if *name == self.lower && !self.done.load(Ordering::Relaxed) {
-            let mut u = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+            let mut u = crate::sync::lock(&self.upstreams);
             if !u.iter().any(|x| x == upstream) {
                 u.push(upstream.to_string());
             }
@@ -68,15 +68,8 @@ impl Probe {
         }
         let seen = self.seen.fetch_add(1, Ordering::AcqRel) + 1;
         if seen > 2 {
-            let upstreams = self
-                .upstreams
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .join(", ");
-            let listen = self
-                .listen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            let upstreams = crate::sync::lock(&self.upstreams).join(", ");
+            let listen = crate::sync::lock(&self.listen)
                 .map_or_else(|| "this server".to_string(), |a| a.to_string());
             tracing::error!(
                 "plugin/loop: Loop ({} -> {listen}) detected for zone \"{}\": the probe query \
@@ -99,7 +92,7 @@ impl Probe {
 
     /// Sends the probe to the server at `addr` until it is answered or [`PROBE_FOR`] passes.
     pub async fn run(self: Arc<Self>, addr: SocketAddr) {
-        *self.listen.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+        *crate::sync::lock(&self.listen) = Some(addr);
         let started = Instant::now();
         let mut msg = Message::new(rand::random(), MessageType::Query, OpCode::Query);
         msg.metadata.recursion_desired = true;

@@ -182,7 +182,7 @@ impl Proxy {
     }
 
     fn take(&self, proto: Proto) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = crate::sync::lock(&self.idle);
         let now = Instant::now();
         while idle
             .front()
@@ -196,7 +196,7 @@ impl Proxy {
     }
 
     fn put(&self, conn: Conn, proto: Proto) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = crate::sync::lock(&self.idle);
         if self.opts.max_idle != 0 && idle.len() >= self.opts.max_idle {
             return;
         }
