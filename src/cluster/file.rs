@@ -660,9 +660,10 @@ fn yaml_layout(text: &str) -> (Vec<DocLayout>, bool) {
 
 /// Decodes a YAML document whose top-level `items:` list [`yaml_layout`] could cut up: the
 /// document without its items first (for its kind), then each item on its own, so that memory
-/// holds one item's parse at a time (yaml_serde holds a whole document's events: 1.7 GB for
-/// a List of 100,000 Services). `None` where the document must be read whole (it is not a
-/// List, say); the caller then reads it with [`Document`].
+/// holds one item's parse at a time: yaml_serde holds a whole document's events, which for a
+/// large List is many times the file (bench/README.md has the figures). `None` where the
+/// document must be read whole (it is not a List, say); the caller then reads it with
+/// [`Document`].
 fn decode_list_by_item(
     file: &Path,
     text: &str,
@@ -1038,8 +1039,8 @@ mod tests {
     }
 
     /// The layout is read in one pass: a document without `items:` no longer scans the rest of
-    /// the file for one (which made 20,000 documents take minutes), and so never takes the
-    /// items of a later List for its own.
+    /// the file for one (which made the load quadratic in the number of documents), and so
+    /// never takes the items of a later List for its own.
     #[test]
     fn a_document_without_items_takes_none_of_a_later_lists() {
         let mut text = String::new();

@@ -233,7 +233,7 @@ fn the_demo_and_a_json_dump_decode_alike() {
 }
 
 /// A block-style YAML List is cut into its items, each parsed on its own (yaml_serde holds a
-/// whole document's parse: 1.7 GB for a List of 100,000 Services): every layout kubectl and
+/// whole document's parse, many times the file for a large List): every layout kubectl and
 /// people write reads as the whole document would. (A `...` line makes the reader take the
 /// file whole, as it does wherever the documents cannot be told apart by their lines.)
 #[test]
