@@ -34,7 +34,8 @@ fn big_ip(i: usize) -> String {
 /// A network namespace with the demo serving on 127.0.0.1:53 inside it.
 struct Pod {
     netns: String,
-    server: Child,
+    /// The server, once started (the namespace is cleaned up either way).
+    server: Option<Child>,
     _dir: tempfile::TempDir,
 }
 
@@ -73,7 +74,7 @@ impl Pod {
         std::fs::write(etc.join("nsswitch.conf"), "hosts: files dns\n").unwrap();
         let mut pod = Pod {
             netns,
-            server: Command::new("true").spawn().unwrap(),
+            server: None,
             _dir: tempfile::tempdir().unwrap(),
         };
         // Loopback, and an interface with an address of each family as a pod has: glibc's
@@ -114,7 +115,7 @@ impl Pod {
             .replace("objects cluster.yaml", "objects objects");
         std::fs::write(dir.join("Corefile"), corefile).unwrap();
         let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        pod.server = Command::new("ip")
+        let server = Command::new("ip")
             .args(["netns", "exec", &pod.netns])
             .arg(env!("CARGO_BIN_EXE_clusterdns"))
             .args(["-conf", dir.join("Corefile").to_str().unwrap()])
@@ -123,6 +124,7 @@ impl Pod {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
+        pod.server = Some(server);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let out = pod.exec(&[
@@ -169,8 +171,10 @@ impl Pod {
 
 impl Drop for Pod {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        if let Some(server) = &mut self.server {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
         let _ = ip(&["netns", "del", &self.netns]);
         let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.netns));
     }
