@@ -2,7 +2,15 @@
 //! named ports each) and one EndpointSlice per Service with its share of the endpoints, as
 //! Kubernetes API objects.
 
+use std::path::Path;
+
+use hickory_proto::rr::Name;
 use serde_json::{Value, json};
+
+use clusterdns::cluster::file::{self, Filters};
+use clusterdns::cluster::index::{Index, IndexOptions};
+use clusterdns::cluster::records::RecordOptions;
+use clusterdns::config::kubernetes::PodMode;
 
 pub const NAMESPACES: usize = 20;
 
@@ -75,4 +83,24 @@ pub fn slice(ns: &str, svc: &str, eps: Vec<Value>) -> Value {
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
                   {"name": "metrics", "port": 9090, "protocol": "TCP"}],
     })
+}
+
+/// The index the served cluster's `kubernetes` block builds from `objects` (`pods insecure`,
+/// TTL `ttl`), for what reads the records without a server.
+#[allow(dead_code)] // live.rs shares this module and serves through the API instead
+pub fn index(objects: &Path, ttl: u32) -> Index {
+    let index = Index::new(IndexOptions {
+        zones: ["cluster.local.", "in-addr.arpa."]
+            .iter()
+            .map(|z| Name::from_ascii(z).unwrap())
+            .collect(),
+        ttl,
+        records: RecordOptions {
+            pods: PodMode::Insecure,
+            endpoint_pod_names: false,
+            ignore_empty_service: false,
+        },
+    });
+    index.replace_all(file::load(objects, &Filters::default()).expect("the objects load"));
+    index
 }

@@ -25,11 +25,6 @@ use std::path::PathBuf;
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
-use clusterdns::cluster::file::{self, Filters};
-use clusterdns::cluster::index::{Index, IndexOptions};
-use clusterdns::cluster::records::RecordOptions;
-use clusterdns::config::kubernetes::PodMode;
-
 use cluster::{NAMESPACES, cluster, ip};
 
 struct Args {
@@ -114,17 +109,7 @@ fn main() {
     std::fs::write(&objects, serde_json::to_vec(&list).unwrap()).unwrap();
 
     let zones = ["cluster.local.", "in-addr.arpa."];
-    let index = Index::new(IndexOptions {
-        zones: zones.iter().map(|z| Name::from_ascii(z).unwrap()).collect(),
-        ttl: TTL,
-        records: RecordOptions {
-            pods: PodMode::Insecure,
-            endpoint_pod_names: false,
-            ignore_empty_service: false,
-        },
-    });
-    let snap = file::load(&objects, &Filters::default()).expect("the generated objects load");
-    index.replace_all(snap);
+    let index = cluster::index(&objects, TTL);
 
     let mut files: Vec<String> = zones
         .iter()

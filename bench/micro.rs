@@ -25,10 +25,6 @@ use hickory_server::server::Request as HickoryRequest;
 
 use clusterdns::app::{App, StartOptions};
 use clusterdns::chain::Transport;
-use clusterdns::cluster::file::{self, Filters};
-use clusterdns::cluster::index::{Index, IndexOptions};
-use clusterdns::cluster::records::RecordOptions;
-use clusterdns::config::kubernetes::PodMode;
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::server::{Router, encode};
 
@@ -130,19 +126,7 @@ fn benches(c: &mut Criterion) {
     }
 
     // An index of the same objects, as the server's `kubernetes` handler holds it.
-    let index = Index::new(IndexOptions {
-        zones: ["cluster.local.", "in-addr.arpa."]
-            .iter()
-            .map(|z| Name::from_ascii(z).unwrap())
-            .collect(),
-        ttl: 5,
-        records: RecordOptions {
-            pods: PodMode::Insecure,
-            endpoint_pod_names: false,
-            ignore_empty_service: false,
-        },
-    });
-    index.replace_all(file::load(&w.objects, &Filters::default()).expect("the objects load"));
+    let index = cluster::index(&w.objects, 5);
     let name = LowerName::new(&Name::from_ascii("svc-1.ns-1.svc.cluster.local.").unwrap());
     c.bench_function("index/get", |b| {
         b.iter(|| black_box(index.get(black_box(&name))))
