@@ -535,20 +535,6 @@ impl Prepared {
         })
     }
 
-    /// Writes the records into a message, compressing names against what it holds: all of
-    /// them, or an error (the message is full) with the encoder holding part of the run, which
-    /// the caller rolls back.
-    pub fn write<'a>(
-        &'a self,
-        enc: &mut BinEncoder<'_>,
-        names: &mut Compressor<'a>,
-    ) -> Result<(), ProtoError> {
-        match self.write_fitting(enc, names) {
-            (_, false) => Ok(()),
-            (_, true) => Err(ProtoError::Message("message full")),
-        }
-    }
-
     /// Writes as many whole records as fit, in order, compressing names against what the
     /// message holds; returns how many went in and whether one did not fit. A record that does
     /// not fit is rolled back, bytes and remembered names, so the message ends after the last
@@ -796,7 +782,10 @@ mod tests {
         let mut enc = BinEncoder::with_offset(&mut buf, 0);
         enc.set_offset(enc.len());
         let mut names = Compressor::new(key.as_bytes());
-        p.write(&mut enc, &mut names).unwrap();
+        assert_eq!(
+            p.write_fitting(&mut enc, &mut names),
+            (p.len() as u16, false)
+        );
         // Owner: a pointer (2); PTR: fixed part (10) + "ptr" (4) + pointer (2);
         // A: a pointer to the PTR target (2) + fixed part (10) + address (4).
         let written = buf.len() - query.to_vec().unwrap().len();
@@ -823,7 +812,10 @@ mod tests {
         let mut enc = BinEncoder::with_offset(&mut buf, 0);
         enc.set_offset(enc.len());
         let mut names = Compressor::new(key.as_bytes());
-        p.write(&mut enc, &mut names).unwrap();
+        assert_eq!(
+            p.write_fitting(&mut enc, &mut names),
+            (p.len() as u16, false)
+        );
         buf.drain(..2); // the query's random ID
         buf
     }

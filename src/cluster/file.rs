@@ -542,8 +542,9 @@ struct ListLayout {
 
 /// The layout of every YAML document in `text`, as far as `---` markers and indentation tell,
 /// in one pass over the lines: the work is linear in the file's size however many documents
-/// it holds. `None` where the markers are not plain `---` lines (a document that starts on
-/// its marker's line, or `...`): then only yaml_serde knows where documents start.
+/// it holds. The flag is false where the markers are not all plain `---` lines (a document
+/// that starts on its marker's line, or `...`): then only yaml_serde knows where documents
+/// start, and the offsets are not to be cut by.
 fn yaml_layout(text: &str) -> (Vec<DocLayout>, bool) {
     /// Where the scan of the current document's `items:` list stands.
     enum Items {
