@@ -7,10 +7,10 @@ use std::path::Path;
 use hickory_proto::rr::Name;
 use serde_json::{Value, json};
 
-use clusterdns::cluster::file::{self, Filters};
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
-use clusterdns::config::kubernetes::PodMode;
+use clusterdns::cluster::source::file::{self, Filters};
+use clusterdns::plugin::kubernetes::config::PodMode;
 
 pub const NAMESPACES: usize = 20;
 

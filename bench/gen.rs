@@ -187,7 +187,7 @@ fn main() {
             s += 1; // headless Services have no cluster IP
         }
         let addr: std::net::IpAddr = ip(s % a.services, 96).parse().unwrap();
-        writeln!(ptr, "{} PTR", clusterdns::names::reverse_name(addr)).unwrap();
+        writeln!(ptr, "{} PTR", clusterdns::dns::name::reverse_name(addr)).unwrap();
     }
     for (file, text) in [
         ("mix.txt", mix),

@@ -24,8 +24,8 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request as HickoryRequest;
 
 use clusterdns::app::{App, StartOptions};
-use clusterdns::chain::Transport;
 use clusterdns::config::{self, LoadOptions};
+use clusterdns::plugin::Transport;
 use clusterdns::server::{Router, encode};
 
 const SERVICES: usize = 10_000;
@@ -109,7 +109,7 @@ fn benches(c: &mut Criterion) {
         (
             "ptr",
             query_name(
-                clusterdns::names::reverse_name(cluster::ip(1, 96).parse().unwrap()),
+                clusterdns::dns::name::reverse_name(cluster::ip(1, 96).parse().unwrap()),
                 RecordType::PTR,
             ),
         ),

@@ -5,17 +5,16 @@
 //! The flow of configuration: `corefile` (text → syntax) → `config` (syntax → typed) → `app`.
 
 pub mod app;
-pub mod chain;
 pub mod cluster;
 pub mod config;
 pub mod corefile;
+pub mod dns;
 pub mod memory;
-pub mod names;
 pub mod observe;
-pub mod plugins;
+pub mod plugin;
 pub mod server;
 pub mod sync;
-pub mod wire;
+pub mod watched;
 
 /// `clusterdns-VERSION`, as CoreDNS prints `CoreDNS-VERSION`.
 pub fn version_line() -> String {

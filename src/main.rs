@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use clusterdns::config::{self, LoadOptions, PluginConfig};
+use clusterdns::config::{self, LoadOptions};
+use clusterdns::plugin::registry::{self, PluginConfig};
 use clusterdns::{app, cluster, observe};
 
 #[derive(Parser, Debug)]
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
     }
     if cli.plugins {
         println!("Server types:\n  dns\n\nPlugins:");
-        for p in config::SUPPORTED {
+        for p in registry::SUPPORTED {
             println!("  dns.{p}");
         }
         return ExitCode::SUCCESS;
@@ -197,16 +198,16 @@ fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
         for plugin in &server.plugins {
             if let PluginConfig::Kubernetes(k) = plugin {
                 match &k.source {
-                    config::kubernetes::Source::Objects(path) => {
-                        let filters = cluster::file::Filters::from_config(k);
-                        if let Err(e) = cluster::file::load(path, &filters) {
+                    clusterdns::plugin::kubernetes::config::Source::Objects(path) => {
+                        let filters = k.filters();
+                        if let Err(e) = cluster::source::file::load(path, &filters) {
                             eprintln!("{}", k.objects_error(&e));
                             failed = true;
                         }
                     }
                     // Offline, the kubeconfig can be read but the API not reached.
-                    config::kubernetes::Source::Api(api) => {
-                        if let Err(e) = cluster::watch::check(api) {
+                    clusterdns::plugin::kubernetes::config::Source::Api(api) => {
+                        if let Err(e) = cluster::source::api::check(api) {
                             eprintln!("{e}");
                             failed = true;
                         }

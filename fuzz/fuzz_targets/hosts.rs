@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, RData, RecordType};
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::config::hosts::HostsConfig;
-use clusterdns::config::kubernetes::Fallthrough;
-use clusterdns::names;
-use clusterdns::plugins::hosts::{Table, parse_file};
+use clusterdns::plugin::hosts::config::HostsConfig;
+use clusterdns::plugin::kubernetes::config::Fallthrough;
+use clusterdns::dns::name;
+use clusterdns::plugin::hosts::{Table, parse_file};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(got.iter().filter(|g| *g == ip).count(), 1, "{host} {ip}");
             let ptr = table
                 .lookup(
-                    &hickory_proto::rr::LowerName::from(names::reverse_name(*ip)),
+                    &hickory_proto::rr::LowerName::from(name::reverse_name(*ip)),
                     RecordType::PTR,
                 )
                 .flatten()

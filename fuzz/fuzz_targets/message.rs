@@ -13,7 +13,7 @@ use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
 
 use clusterdns::app::{App, StartOptions};
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::server::Router;
 

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::cluster::file::{Filters, decode};
+use clusterdns::cluster::source::file::{Filters, decode};
 use clusterdns::cluster::index::{Index, IndexOptions, Snapshot};
 use clusterdns::cluster::records::RecordOptions;
-use clusterdns::config::kubernetes::PodMode;
-use clusterdns::names;
+use clusterdns::plugin::kubernetes::config::PodMode;
+use clusterdns::dns::name;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     let index = Index::new(IndexOptions {
         zones: ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]
             .iter()
-            .filter_map(|z| names::fqdn(z))
+            .filter_map(|z| name::fqdn(z))
             .collect(),
         ttl: 5,
         records: RecordOptions {

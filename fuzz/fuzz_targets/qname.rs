@@ -11,13 +11,13 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::cluster::file::{Filters, load};
+use clusterdns::cluster::source::file::{Filters, load};
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
-use clusterdns::cluster::watch::SourceStatus;
-use clusterdns::config::kubernetes::{Fallthrough, PodMode};
-use clusterdns::names;
-use clusterdns::plugins::kubernetes::{Kubernetes, Outcome};
+use clusterdns::cluster::source::api::SourceStatus;
+use clusterdns::plugin::kubernetes::config::{Fallthrough, PodMode};
+use clusterdns::dns::name;
+use clusterdns::plugin::kubernetes::{Kubernetes, Outcome};
 
 fn handler() -> &'static Kubernetes {
     static K: OnceLock<Kubernetes> = OnceLock::new();
@@ -26,7 +26,7 @@ fn handler() -> &'static Kubernetes {
         let index = Arc::new(Index::new(IndexOptions {
             zones: ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]
                 .iter()
-                .filter_map(|z| names::fqdn(z))
+                .filter_map(|z| name::fqdn(z))
                 .collect(),
             ttl: 5,
             records: RecordOptions {
@@ -60,8 +60,8 @@ const TYPES: &[RecordType] = &[
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = names::undash(text);
-        let _ = names::fqdn(text);
+        let _ = name::undash(text);
+        let _ = name::fqdn(text);
     }
     let Ok(name) = Name::read(&mut BinDecoder::new(data)) else {
         return;

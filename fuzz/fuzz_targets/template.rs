@@ -11,11 +11,11 @@ use hickory_proto::rr::{LowerName, Name};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::config::rewrite::parse as rewrite_rule;
-use clusterdns::config::template::compile;
+use clusterdns::plugin::rewrite::config::parse as rewrite_rule;
+use clusterdns::plugin::template::config::compile;
 use clusterdns::corefile::{Directive, Pos, Token};
-use clusterdns::plugins::rewrite::{Rewrite, revert};
-use clusterdns::plugins::template::{Data, parse_rr, render};
+use clusterdns::plugin::rewrite::{Rewrite, revert};
+use clusterdns::plugin::template::{Data, parse_rr, render};
 
 fn directive(words: &[&str]) -> Directive {
     let token = |t: &str| Token {
@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(name) = Name::read(&mut decoder) else {
         return;
     };
-    let text = clusterdns::names::to_presentation(&name.to_lowercase());
+    let text = clusterdns::dns::name::to_presentation(&name.to_lowercase());
     static REGEX: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let regex = REGEX.get_or_init(|| regex::Regex::new(r"^(?P<first>[^.]*)\.(.*)$").unwrap());
     let caps = regex.captures(&text);
@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
         &text,
         hickory_proto::rr::RecordType::A,
         hickory_proto::rr::DNSClass::IN,
-    ) && let Some(new) = clusterdns::names::from_presentation(&q.name)
+    ) && let Some(new) = clusterdns::dns::name::from_presentation(&q.name)
     {
         let mut r = hickory_proto::rr::Record::from_rdata(
             new,

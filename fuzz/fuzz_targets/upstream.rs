@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use tokio::net::UdpSocket;
 
 use clusterdns::app::{App, StartOptions};
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::server::Router;
 

@@ -1,62 +1,8 @@
-//! The cluster's data: the only module that knows Kubernetes object types. Sources (the objects
-//! file now, the API watchers later) slim objects at the boundary and feed [`index::Index`],
-//! which the `kubernetes` handler reads.
+//! The cluster's data: the only module that knows Kubernetes object types. Sources (the API's
+//! lists and watches, or an objects file) slim objects at the boundary and feed
+//! [`index::Index`], which the `kubernetes` handler reads.
 
-pub mod file;
 pub mod index;
 pub mod records;
 pub mod slim;
-pub mod watch;
-
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use index::Index;
-
-/// How often the objects file is checked for changes.
-pub const FILE_POLL: Duration = Duration::from_secs(1);
-
-/// Re-reads the objects behind `path` whenever their fingerprint changes from `seen` (taken
-/// before the first load, so a change during it is not missed). A broken file is
-/// logged with its position and the last good data keeps serving.
-pub fn watch_file(
-    path: PathBuf,
-    filters: file::Filters,
-    index: Arc<Index>,
-    every: Duration,
-    mut seen: Vec<file::Fingerprint>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut broken = false;
-        loop {
-            tokio::time::sleep(every).await;
-            let now = file::fingerprint(&path);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            let (p, f) = (path.clone(), filters.clone());
-            let loaded = tokio::task::spawn_blocking(move || file::load(&p, &f)).await;
-            match loaded {
-                Ok(Ok(snap)) => {
-                    let applied = index.replace_all(snap);
-                    crate::memory::release_freed();
-                    if broken || applied.changed {
-                        tracing::info!(
-                            "plugin/kubernetes: reloaded {} ({} names)",
-                            path.display(),
-                            index.len()
-                        );
-                    }
-                    broken = false;
-                }
-                Ok(Err(e)) => {
-                    broken = true;
-                    tracing::error!("plugin/kubernetes: {e}; still serving the last good objects");
-                }
-                Err(e) => tracing::error!("plugin/kubernetes: reading {}: {e}", path.display()),
-            }
-        }
-    })
-}
+pub mod source;

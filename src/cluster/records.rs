@@ -7,10 +7,21 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{LowerName, Name};
 
-use crate::config::kubernetes::PodMode;
-use crate::names;
+use crate::dns::name;
 
 use super::slim::{Key, ServiceKind, SlimPod, SlimPort, SlimService, SlimSlice};
+
+/// How `A-B-C-D.NAMESPACE.pod.ZONE` names are answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PodMode {
+    /// No pod records (CoreDNS's default).
+    #[default]
+    Disabled,
+    /// Any well-formed name answers with the IP it spells.
+    Insecure,
+    /// Only IPs of pods that exist in that namespace.
+    Verified,
+}
 
 /// What one owner says about one name. Merged across owners into the answers for that name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,7 +97,7 @@ pub struct Zones {
 
 impl Zones {
     pub fn new(all: &[Name]) -> Self {
-        let arpa = names::fqdn("arpa.").unwrap_or_else(Name::root);
+        let arpa = name::fqdn("arpa.").unwrap_or_else(Name::root);
         let (reverse, forward): (Vec<Name>, Vec<Name>) = all
             .iter()
             .cloned()
@@ -163,11 +174,11 @@ pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
     for z in &zones.forward {
         parts.add(z.clone(), Part::default());
         for label in ["svc", "pod"] {
-            if let Some(n) = names::child(z, label) {
+            if let Some(n) = name::child(z, label) {
                 parts.add_in(z, n, Part::default());
             }
         }
-        if let Some(n) = names::child(z, "dns-version") {
+        if let Some(n) = name::child(z, "dns-version") {
             parts.add_in(
                 z,
                 n,
@@ -177,7 +188,7 @@ pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
                 },
             );
         }
-        if let Some(n) = names::join(&["ns", "dns"], z) {
+        if let Some(n) = name::join(&["ns", "dns"], z) {
             parts.add_in(z, n, Part::default());
         }
     }
@@ -194,11 +205,11 @@ pub const SCHEMA_VERSION: &str = "1.1.0";
 pub fn namespace_parts(ns: &str, zones: &Zones, opts: &RecordOptions) -> Vec<(LowerName, Part)> {
     let mut parts = Parts::default();
     for z in &zones.forward {
-        if let Some(n) = names::join(&[ns, "svc"], z) {
+        if let Some(n) = name::join(&[ns, "svc"], z) {
             parts.add_in(z, n, Part::default());
         }
         if opts.pods != PodMode::Disabled
-            && let Some(n) = names::join(&[ns, "pod"], z)
+            && let Some(n) = name::join(&[ns, "pod"], z)
         {
             parts.add_in(z, n, Part::default());
         }
@@ -214,7 +225,7 @@ pub fn pod_parts(pod: &SlimPod, zones: &Zones, opts: &RecordOptions) -> Vec<(Low
     }
     for z in &zones.forward {
         for ip in &pod.ips {
-            if let Some(n) = names::join(&[&names::dashed(*ip), &pod.key.namespace, "pod"], z) {
+            if let Some(n) = name::join(&[&name::dashed(*ip), &pod.key.namespace, "pod"], z) {
                 parts.add_in(z, n, addr_part([*ip]));
             }
         }
@@ -237,7 +248,7 @@ fn endpoint_host(hostname: Option<&str>, pod: Option<&str>, ip: IpAddr, pod_name
         .filter(usable)
         .or(pod.filter(|_| pod_names).filter(usable))
         .map(str::to_string)
-        .unwrap_or_else(|| names::dashed(ip))
+        .unwrap_or_else(|| name::dashed(ip))
 }
 
 /// CoreDNS spreads weight evenly over the entries an SRV query matched, before duplicates are
@@ -289,7 +300,7 @@ pub fn service_parts(
 
     for (zi, z) in zones.forward.iter().enumerate() {
         let primary = zi == 0;
-        let Some(base) = names::join(&[&svc.key.name, &svc.key.namespace, "svc"], z) else {
+        let Some(base) = name::join(&[&svc.key.name, &svc.key.namespace, "svc"], z) else {
             continue;
         };
         match &svc.kind {
@@ -298,7 +309,7 @@ pub fn service_parts(
                 if target.trim_end_matches('.').parse::<IpAddr>().is_ok() {
                     continue;
                 }
-                let Some(target) = names::fqdn(target) else {
+                let Some(target) = name::fqdn(target) else {
                     continue;
                 };
                 if target != base {
@@ -377,7 +388,7 @@ fn cluster_ip_names(
         // The stock kube-dns Service is what `ns.dns.ZONE` resolves to.
         if &*svc.key.namespace == "kube-system" && &*svc.key.name == "kube-dns" {
             for z in &zones.forward {
-                if let Some(ns) = names::join(&["ns", "dns"], z) {
+                if let Some(ns) = name::join(&["ns", "dns"], z) {
                     parts.add_in(z, ns, addr_part(ips.iter().copied()));
                 }
             }
@@ -440,7 +451,7 @@ fn endpoint_names(
         }
     }
     for host in hosts {
-        let Some(name) = names::child(base, host) else {
+        let Some(name) = name::child(base, host) else {
             continue;
         };
         let mine = eps.iter().filter(|e| e.host == host);
@@ -476,7 +487,7 @@ fn endpoint_srv<'a>(
     let mut srv: Vec<Srv> = Vec::new();
     let mut extra = Vec::new();
     for e in eps {
-        let Some(target) = names::child(base, &e.host) else {
+        let Some(target) = name::child(base, &e.host) else {
             continue;
         };
         for p in e.ports.into_iter().flatten().filter(|p| keep(p)) {
@@ -496,11 +507,11 @@ fn endpoint_srv<'a>(
 fn srv_name(p: &SlimPort, base: &Name) -> Option<Name> {
     let port = format!("_{}", p.name);
     let proto = format!("_{}", p.protocol);
-    names::join(&[&port, &proto], base)
+    name::join(&[&port, &proto], base)
 }
 
 fn add_ptr(parts: &mut Parts, zones: &Zones, ip: IpAddr, target: Name, cluster_ip: bool) {
-    let name = names::reverse_name(ip);
+    let name = name::reverse_name(ip);
     if let Some(zone) = zones.reverse_zone_of(&name) {
         let zone = zone.clone();
         parts.add_in(

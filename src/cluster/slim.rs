@@ -241,7 +241,7 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
                 ip,
             )?)),
             (_, Some(host)) if !host.is_empty() => {
-                let name = crate::names::fqdn(host.trim_end_matches('.'))
+                let name = crate::dns::name::fqdn(host.trim_end_matches('.'))
                     .filter(|n| !n.is_root() && host.parse::<IpAddr>().is_err());
                 let Some(name) = name else {
                     return Err(SlimError {
@@ -409,7 +409,7 @@ mod tests {
             [
                 External::Ip("198.51.100.7".parse().unwrap()),
                 External::Ip("203.0.113.1".parse().unwrap()),
-                External::Host(crate::names::fqdn("lb-1.example.com").unwrap()),
+                External::Host(crate::dns::name::fqdn("lb-1.example.com").unwrap()),
             ]
         );
         let plain = from_json(serde_json::json!({

@@ -13,7 +13,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::wire::Transport;
+use crate::dns::wire::Transport;
 
 /// `ExponentialBuckets(0.00025, 2, 16)`: 0.25 ms to about 8 s.
 pub fn time_buckets() -> Vec<f64> {

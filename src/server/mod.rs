@@ -25,12 +25,12 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request as HickoryRequest;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
-use crate::chain::{
+use crate::dns::wire::{Compressor, NameKey};
+use crate::observe::metrics::{DROPPED, Metrics, Observation};
+use crate::plugin::{
     Chain, FastAnswer, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport, Upstream,
     UpstreamFuture,
 };
-use crate::observe::metrics::{DROPPED, Metrics, Observation};
-use crate::wire::{Compressor, NameKey};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
@@ -46,6 +46,10 @@ pub struct Block {
 }
 
 /// The server blocks listening on one port, most specific zone first.
+/// Where a DNS listener listens: the address a `bind` named (`None`: every address, or the
+/// one given on the command line) and the port the Corefile named.
+pub type DnsKey = (Option<IpAddr>, u16);
+
 pub struct Router {
     blocks: Vec<Block>,
     /// The `server` metric label: `dns://:53`.
@@ -220,7 +224,7 @@ impl Router {
     /// as the general path counts it, and is the same to the byte (the DNS case battery and
     /// the `message` fuzzer compare the two).
     ///
-    /// [`Handler::transparent`]: crate::chain::Handler::transparent
+    /// [`Handler::transparent`]: crate::plugin::Handler::transparent
     pub fn answer_fast(
         &self,
         bytes: &[u8],
@@ -236,7 +240,7 @@ impl Router {
         let Some(block) = self
             .blocks
             .iter()
-            .find(|b| crate::names::key_in_zone(key, labels, &b.key))
+            .find(|b| crate::dns::name::key_in_zone(key, labels, &b.key))
         else {
             return false;
         };

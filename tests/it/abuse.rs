@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use clusterdns::app::Running;
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 use clusterdns::server::listen::Limits;
 
 use crate::support;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 
 use crate::support;
 

@@ -20,7 +20,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use serde::Deserialize;
 
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 
 use crate::apiserver::ApiServer;
 use crate::support::{self, fmt_record, rcode_name};

@@ -13,7 +13,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
 use clusterdns::app::Running;
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 
 use crate::support;
 use crate::upstream::{FakeUpstream, Knot};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 
-use clusterdns::chain::Transport;
-use clusterdns::cluster::file::{Filters, decode};
+use clusterdns::cluster::source::file::{Filters, decode};
+use clusterdns::plugin::Transport;
 
 use crate::support;
 

@@ -11,7 +11,7 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
 use clusterdns::app::Running;
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 
 use crate::support;
 use crate::upstream::{FakeUpstream, Knot, Mode, addresses, corefile_path, free_port, tls_server};

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use hickory_proto::op::Message;
 
-use clusterdns::chain::Transport;
-use clusterdns::cluster::file::{Filters, decode};
+use clusterdns::cluster::source::file::{Filters, decode};
+use clusterdns::plugin::Transport;
 
 use crate::support;
 

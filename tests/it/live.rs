@@ -77,7 +77,7 @@ pub async fn start(api: &ApiServer, dir: &std::path::Path, extra: &str) -> Arc<R
 pub async fn ask(running: &Running, name: &str, qtype: RecordType) -> (String, Vec<String>) {
     let port = running.listeners()[0].port;
     let q = support::query(name, qtype, None).to_vec().unwrap();
-    let Some(bytes) = support::ask(running, port, &q, clusterdns::chain::Transport::Udp).await
+    let Some(bytes) = support::ask(running, port, &q, clusterdns::plugin::Transport::Udp).await
     else {
         return ("no answer".into(), Vec::new());
     };

@@ -9,8 +9,8 @@ use hickory_proto::op::{Edns, Message};
 use hickory_proto::rr::RecordType;
 
 use clusterdns::app::{App, StartOptions};
-use clusterdns::chain::Transport;
 use clusterdns::config::LoadOptions;
+use clusterdns::plugin::Transport;
 
 use crate::support::{self, LOCALHOST};
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use hickory_proto::rr::{Record, RecordType};
 
 use clusterdns::app::Running;
-use clusterdns::chain::Transport;
+use clusterdns::plugin::Transport;
 
 use crate::support::{self, rcode_name};
 

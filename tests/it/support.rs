@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use std::sync::Arc;
 
 use clusterdns::app::{App, Running, StartOptions};
-use clusterdns::chain::Transport;
 use clusterdns::config::{self, LoadOptions};
+use clusterdns::plugin::Transport;
 use clusterdns::server::listen::Limits;
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -1,0 +1,562 @@
+//! The Kubernetes API as a source: one kube-rs watcher per kind (Namespaces, Services,
+//! EndpointSlices, and Pods when `pods verified` needs them), each object slimmed as it arrives
+//! and applied to the [`Index`] as one change.
+//!
+//! A list, first or after trouble, is buffered and swapped in whole with
+//! [`Index::replace_kind`], so what was deleted while the watch was down disappears and what did
+//! not change costs nothing. When a watch fails the kind is *stale*: answers keep coming from the
+//! last data, one line is logged, `clusterdns_kubernetes_stale_seconds` counts, and the watcher
+//! starts over with a fresh list after a backoff. A kind catches up when that list is in.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::config::{
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
+    NamedContext,
+};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, DefaultBackoff, Event};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::observe::metrics::Metrics;
+use crate::sync::lock;
+
+use super::file::Filters;
+use crate::cluster::index::{Change, Index, Kind};
+use crate::cluster::slim::{self, Key, SlimError};
+
+/// The annotation the EndpointSlice controller sets to when the change behind a slice happened.
+const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+/// How to reach the Kubernetes API. All `None`: in-cluster, with the pod's service account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `kubeconfig PATH [CONTEXT]`.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// `endpoint URL`.
+    pub endpoint: Option<String>,
+    /// `tls CERT KEY CACERT` (with `endpoint`).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// Where a source stands: synced (for readiness) and stale (for the log and the metric).
+pub struct SourceStatus {
+    started: Instant,
+    startup_timeout: Duration,
+    /// Kinds whose first list is not in yet.
+    pending: std::sync::Mutex<Vec<Kind>>,
+    /// Latched once ready, so the query path reads one atomic.
+    ready: AtomicBool,
+    /// Kinds whose watch is failing, and since when.
+    stale: std::sync::Mutex<BTreeMap<Kind, Instant>>,
+}
+
+impl SourceStatus {
+    /// A source that has everything already (the objects file, loaded before serving).
+    pub fn loaded() -> Arc<Self> {
+        let s = Self::waiting_for(&[], Duration::ZERO);
+        s.ready.store(true, Ordering::Release);
+        s
+    }
+
+    pub fn waiting_for(kinds: &[Kind], startup_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            startup_timeout,
+            pending: std::sync::Mutex::new(kinds.to_vec()),
+            ready: AtomicBool::new(kinds.is_empty()),
+            stale: Default::default(),
+        })
+    }
+
+    /// Ready to answer: every kind has been listed once, or `startup_timeout` has passed
+    /// (CoreDNS's contract: serve what there is rather than stay unready forever).
+    pub fn ready(&self) -> bool {
+        if self.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.started.elapsed() >= self.startup_timeout {
+            self.ready.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// Every kind has finished its first list.
+    pub fn synced(&self) -> bool {
+        lock(&self.pending).is_empty()
+    }
+
+    fn listed(&self, kind: Kind) {
+        let mut pending = lock(&self.pending);
+        pending.retain(|k| *k != kind);
+        if pending.is_empty() {
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+
+    /// Marks `kind` stale; logs only when the source was healthy until now.
+    fn failing(&self, kind: Kind, error: &dyn std::fmt::Display) {
+        let mut stale = lock(&self.stale);
+        if stale.contains_key(&kind) {
+            tracing::debug!("plugin/kubernetes: watching {}: {error}", kind.plural());
+            return;
+        }
+        if stale.is_empty() {
+            tracing::error!(
+                "plugin/kubernetes: lost the Kubernetes API (watching {}: {error}); answering \
+                 from the last known data until it is back",
+                kind.plural()
+            );
+        } else {
+            tracing::debug!("plugin/kubernetes: watching {}: {error}", kind.plural());
+        }
+        stale.insert(kind, Instant::now());
+    }
+
+    /// `kind` has listed again after failing.
+    fn caught_up(&self, kind: Kind) {
+        let mut stale = lock(&self.stale);
+        let Some(since) = stale.remove(&kind) else {
+            return;
+        };
+        tracing::info!(
+            "plugin/kubernetes: {} caught up with the Kubernetes API after {:.1}s of stale data",
+            kind.plural(),
+            since.elapsed().as_secs_f64()
+        );
+    }
+
+    /// How long `kind` has been stale.
+    pub fn stale_for(&self, kind: Kind) -> Option<Duration> {
+        lock(&self.stale).get(&kind).map(|t| t.elapsed())
+    }
+}
+
+/// A client for the API `cfg` names: a kubeconfig, an endpoint (with optional client TLS), or
+/// the pod's service account.
+pub async fn client(cfg: &ApiConfig) -> anyhow::Result<Client> {
+    let mut config = if let Some(path) = &cfg.kubeconfig {
+        let kc = Kubeconfig::read_from(path)
+            .with_context(|| format!("kubeconfig {}", path.display()))?;
+        let opts = KubeConfigOptions {
+            context: cfg.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .with_context(|| format!("kubeconfig {}", path.display()))?
+    } else if let Some(url) = &cfg.endpoint {
+        // Spelled as a one-context kubeconfig, so kube reads the certificate files itself.
+        let path = |p: &std::path::Path| Some(p.display().to_string());
+        let kc = Kubeconfig {
+            clusters: vec![NamedCluster {
+                name: "endpoint".into(),
+                cluster: Some(Cluster {
+                    server: Some(url.clone()),
+                    certificate_authority: cfg.tls.as_ref().and_then(|t| path(&t.ca)),
+                    ..Cluster::default()
+                }),
+                ..NamedCluster::default()
+            }],
+            auth_infos: vec![NamedAuthInfo {
+                name: "endpoint".into(),
+                auth_info: Some(AuthInfo {
+                    client_certificate: cfg.tls.as_ref().and_then(|t| path(&t.cert)),
+                    client_key: cfg.tls.as_ref().and_then(|t| path(&t.key)),
+                    ..AuthInfo::default()
+                }),
+                ..NamedAuthInfo::default()
+            }],
+            contexts: vec![NamedContext {
+                name: "endpoint".into(),
+                context: Some(Context {
+                    cluster: "endpoint".into(),
+                    user: Some("endpoint".into()),
+                    ..Context::default()
+                }),
+                ..NamedContext::default()
+            }],
+            current_context: Some("endpoint".into()),
+            ..Kubeconfig::default()
+        };
+        kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .with_context(|| format!("endpoint {url}"))?
+    } else {
+        kube::Config::incluster().context(
+            "no kubeconfig or endpoint given and not running in a cluster (in-cluster \
+             configuration needs KUBERNETES_SERVICE_HOST and the service account files)",
+        )?
+    };
+    // kube's client retries 429, 503 and 504 answers by itself, up to 15 times with a backoff
+    // that doubles from 5 ms: minutes during which an API server that answers 503 (one that is
+    // down behind a load balancer, say) looks, to the watcher, like one that is slow to
+    // answer. The outage then goes unnoticed (no stale metric, no log line) until the retries
+    // run out. The watch loop below retries with its own backoff and says what it sees, as
+    // client-go's informers do; so the client does not retry.
+    config.default_retry = false;
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// What can be checked without reaching the API: the kubeconfig reads and names the context.
+pub fn check(cfg: &ApiConfig) -> Result<(), String> {
+    let Some(path) = &cfg.kubeconfig else {
+        return Ok(());
+    };
+    let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(ctx) = &cfg.context
+        && !kc.contexts.iter().any(|c| &c.name == ctx)
+    {
+        return Err(format!(
+            "{}: no context named '{ctx}' (it has: {})",
+            path.display(),
+            kc.contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// What every kind's task shares.
+struct Shared {
+    index: Arc<Index>,
+    filters: Filters,
+    metrics: Arc<Metrics>,
+    status: Arc<SourceStatus>,
+}
+
+/// The kinds a `kubernetes` block with `filters` watches.
+pub fn kinds(filters: &Filters) -> Vec<Kind> {
+    let mut kinds = vec![Kind::Namespace, Kind::Service];
+    if !filters.noendpoints {
+        kinds.push(Kind::Slice);
+    }
+    if filters.pods {
+        kinds.push(Kind::Pod);
+    }
+    kinds
+}
+
+/// Starts one watcher per kind; the returned task owns them (aborting it stops them all).
+pub fn spawn(
+    client: Client,
+    filters: Filters,
+    index: Arc<Index>,
+    metrics: Arc<Metrics>,
+    status: Arc<SourceStatus>,
+) -> tokio::task::JoinHandle<()> {
+    let kinds = kinds(&filters);
+    let shared = Arc::new(Shared {
+        index,
+        filters,
+        metrics,
+        status,
+    });
+    tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for kind in &kinds {
+            let s = shared.clone();
+            let c = client.clone();
+            match kind {
+                Kind::Namespace => tasks.spawn(run::<Namespace>(c, s)),
+                Kind::Service => tasks.spawn(run::<Service>(c, s)),
+                Kind::Slice => tasks.spawn(run::<EndpointSlice>(c, s)),
+                Kind::Pod => tasks.spawn(run::<Pod>(c, s)),
+            };
+        }
+        tasks.spawn(report(shared, kinds));
+        // The tasks loop forever; the JoinSet aborts them when this task is aborted.
+        while tasks.join_next().await.is_some() {}
+    })
+}
+
+/// Keeps the stale and objects gauges current, and says once when readiness came from
+/// `startup_timeout` rather than a finished list.
+async fn report(shared: Arc<Shared>, kinds: Vec<Kind>) {
+    let mut warned = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for kind in &kinds {
+            let stale = shared.status.stale_for(*kind).unwrap_or_default();
+            shared
+                .metrics
+                .kubernetes_stale
+                .with_label_values(&[kind.plural()])
+                .set(stale.as_secs_f64());
+        }
+        if !warned && shared.status.ready() && !shared.status.synced() {
+            warned = true;
+            let pending: Vec<&str> = lock(&shared.status.pending)
+                .iter()
+                .map(|k| k.plural())
+                .collect();
+            tracing::warn!(
+                "plugin/kubernetes: startup_timeout passed before the first list of {} \
+                 finished; serving what there is",
+                pending.join(", ")
+            );
+        }
+    }
+}
+
+/// A kind of object the source watches.
+trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+    const KIND: Kind;
+    /// Where this kind is listed and watched.
+    fn api(client: Client, filters: &Filters) -> Api<Self>;
+    /// Server-side selectors for this kind.
+    fn config(filters: &Filters) -> watcher::Config;
+    /// The object as the index should hold it: an upsert, or a removal when the filters or
+    /// DNS do not want it.
+    fn change(&self, filters: &Filters) -> Result<Change, SlimError>;
+    /// The removal of the object `meta` names.
+    fn removal(meta: &ObjectMeta) -> Change;
+}
+
+/// The object's namespace, lower-cased, and `name`.
+fn key_in(meta: &ObjectMeta, name: &str) -> Key {
+    Key::new(
+        &meta
+            .namespace
+            .as_deref()
+            .unwrap_or("default")
+            .to_ascii_lowercase(),
+        &name.to_ascii_lowercase(),
+    )
+}
+
+fn key(meta: &ObjectMeta) -> Key {
+    key_in(meta, meta.name.as_deref().unwrap_or_default())
+}
+
+/// The base config: lists served from the API server's cache (resourceVersion=0) as
+/// client-go's informers do, in pages.
+fn base(filters: &Filters, labels: bool) -> watcher::Config {
+    let mut wc = watcher::Config::default().any_semantic();
+    if labels && let Some(sel) = &filters.labels {
+        wc = wc.labels(&sel.to_string());
+    }
+    wc
+}
+
+/// One namespace when only one is served; otherwise every namespace, with the filter applied
+/// here.
+fn namespaced<K>(client: Client, filters: &Filters) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match filters.namespaces.as_slice() {
+        [one] => Api::namespaced(client, one),
+        _ => Api::all(client),
+    }
+}
+
+impl Watched for Namespace {
+    const KIND: Kind = Kind::Namespace;
+    fn api(client: Client, _: &Filters) -> Api<Self> {
+        Api::all(client)
+    }
+    fn config(filters: &Filters) -> watcher::Config {
+        let mut wc = watcher::Config::default().any_semantic();
+        if let Some(sel) = &filters.namespace_labels {
+            wc = wc.labels(&sel.to_string());
+        }
+        if let [one] = filters.namespaces.as_slice() {
+            wc = wc.fields(&format!("metadata.name={one}"));
+        }
+        wc
+    }
+    fn change(&self, filters: &Filters) -> Result<Change, SlimError> {
+        let (name, labels) = slim::namespace(self)?;
+        let wanted = filters.namespace_ok(&name)
+            && filters
+                .namespace_labels
+                .as_ref()
+                .is_none_or(|sel| sel.matches(&labels));
+        Ok(Change::Namespace(name, wanted))
+    }
+    fn removal(meta: &ObjectMeta) -> Change {
+        let name = meta
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Change::Namespace(Arc::from(name), false)
+    }
+}
+
+impl Watched for Service {
+    const KIND: Kind = Kind::Service;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
+    fn config(filters: &Filters) -> watcher::Config {
+        base(filters, true)
+    }
+    fn change(&self, filters: &Filters) -> Result<Change, SlimError> {
+        let s = slim::service(self)?;
+        let wanted = filters.namespace_ok(&s.key.namespace)
+            && filters.labels_ok(self.metadata.labels.as_ref());
+        Ok(Change::Service(s.key.clone(), wanted.then_some(s)))
+    }
+    fn removal(meta: &ObjectMeta) -> Change {
+        Change::Service(key(meta), None)
+    }
+}
+
+impl Watched for EndpointSlice {
+    const KIND: Kind = Kind::Slice;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
+    fn config(filters: &Filters) -> watcher::Config {
+        base(filters, true)
+    }
+    fn change(&self, filters: &Filters) -> Result<Change, SlimError> {
+        let s = slim::endpoint_slice(self, filters.pod_names)?.filter(|s| {
+            filters.namespace_ok(&s.key.namespace)
+                && filters.labels_ok(self.metadata.labels.as_ref())
+        });
+        Ok(Change::Slice(key(&self.metadata), s))
+    }
+    fn removal(meta: &ObjectMeta) -> Change {
+        Change::Slice(key(meta), None)
+    }
+}
+
+impl Watched for Pod {
+    const KIND: Kind = Kind::Pod;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
+    fn config(filters: &Filters) -> watcher::Config {
+        base(filters, false)
+    }
+    fn change(&self, filters: &Filters) -> Result<Change, SlimError> {
+        let p = slim::pod(self)?.filter(|p| filters.namespace_ok(&p.key.namespace));
+        Ok(Change::Pod(key(&self.metadata), p))
+    }
+    fn removal(meta: &ObjectMeta) -> Change {
+        Change::Pod(key(meta), None)
+    }
+}
+
+/// The object as a change; an object the slimming rejects is logged and dropped.
+fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
+    obj.change(filters).unwrap_or_else(|e| {
+        tracing::warn!("plugin/kubernetes: ignoring {e}");
+        K::removal(obj.meta())
+    })
+}
+
+/// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
+/// has passed.
+async fn run<K: Watched>(client: Client, shared: Arc<Shared>) {
+    let api = K::api(client, &shared.filters);
+    let wc = K::config(&shared.filters);
+    let mut backoff = DefaultBackoff::default();
+    let kind = K::KIND;
+    let gauge = shared
+        .metrics
+        .kubernetes_objects
+        .with_label_values(&[kind.plural()]);
+    loop {
+        let mut stream = watcher::watcher(api.clone(), wc.clone()).boxed();
+        let mut listing: Option<Vec<Change>> = None;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Init) => listing = Some(Vec::new()),
+                Ok(Event::InitApply(obj)) => listing
+                    .get_or_insert_with(Vec::new)
+                    .push(slimmed(&obj, &shared.filters)),
+                Ok(Event::InitDone) => {
+                    let objects = listing.take().unwrap_or_default();
+                    let applied = shared.index.replace_kind(kind, objects);
+                    crate::memory::release_freed();
+                    tracing::debug!(
+                        "plugin/kubernetes: listed {}: {} owners changed",
+                        kind.plural(),
+                        applied.owners
+                    );
+                    shared.status.listed(kind);
+                    shared.status.caught_up(kind);
+                    backoff.reset();
+                    gauge.set(shared.index.count(kind) as i64);
+                }
+                Ok(Event::Apply(obj)) => {
+                    let change = slimmed(&obj, &shared.filters);
+                    shared.index.apply([change]);
+                    if kind == Kind::Slice {
+                        record_programming(&shared, obj.meta());
+                    }
+                    gauge.set(shared.index.count(kind) as i64);
+                }
+                Ok(Event::Delete(obj)) => {
+                    shared.index.apply([K::removal(obj.meta())]);
+                    gauge.set(shared.index.count(kind) as i64);
+                }
+                Err(e) => {
+                    shared.status.failing(kind, &e);
+                    break;
+                }
+            }
+        }
+        let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// `coredns_kubernetes_dns_programming_duration_seconds`: as CoreDNS, for slices of headless
+/// Services that the EndpointSlice controller stamped with the time of the change behind them
+/// (so a Service with a selector), from that time to now, when the answer reflects it.
+fn record_programming(shared: &Shared, meta: &ObjectMeta) {
+    let Some(stamp) = meta.annotations.as_ref().and_then(|a| a.get(TRIGGER_TIME)) else {
+        return;
+    };
+    let Some(service) = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(slim::SERVICE_NAME_LABEL))
+    else {
+        return;
+    };
+    let svc = key_in(meta, service);
+    if !shared.index.is_headless(&svc) {
+        return;
+    }
+    let Ok(at) = stamp.parse::<k8s_openapi::jiff::Timestamp>() else {
+        return;
+    };
+    let took = k8s_openapi::jiff::Timestamp::now().duration_since(at);
+    shared
+        .metrics
+        .dns_programming
+        .with_label_values(&["headless_with_selector"])
+        .observe(took.as_secs_f64().max(0.0));
+}

@@ -1,0 +1,4 @@
+//! DNS in wire form: names and the prepared answers written from them.
+
+pub mod name;
+pub mod wire;

@@ -1,0 +1,674 @@
+//! `cache`: keeps what the rest of the chain answered, as CoreDNS's `cache` keeps it.
+//!
+//! - Answers are kept by name, type, class, and the DO and CD bits, so a DNSSEC or
+//!   checking-disabled query never gets a plain query's answer or the other way round.
+//! - Success (NOERROR with records, or a referral) and denial (NXDOMAIN, NODATA, and SERVFAIL
+//!   for `servfail`) are held in two stores with their own capacity, TTL bounds and `disable`d
+//!   zones. How long: the smallest TTL in the message (for a denial, the SOA's), within
+//!   [MINTTL, TTL]. On a hit every record carries the time left, unless `keepttl`.
+//! - `prefetch`: an entry asked for often enough is refreshed in the background before it ends.
+//! - `serve_stale`: an ended entry is still answered (TTL 0) for a while: at once while a
+//!   refresh runs behind (`immediate`), or only when a refresh fails (`verify`).
+//! - Beyond CoreDNS: an entry for a name a `kubernetes` index of the same block serves is kept
+//!   with the index's generation, and is dropped when the cluster data changes, so a new Service
+//!   is never hidden behind a cached NXDOMAIN.
+//!
+//! The stores are sharded maps whose locks are held for one hash operation.
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, LowerQuery, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use crate::cluster::index::Index;
+use crate::observe::metrics::Metrics;
+use crate::plugin::cache::config::{CacheConfig, Prefetch, ServeStale, StaleMode};
+use crate::plugin::kubernetes::source::KubernetesSource;
+use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::{
+    Chain, Handler, HandlerFuture, Next, NoUpstream, RecordSet, Reply, Request, Rrs, Transport,
+};
+
+const NAME: &str = "cache";
+const SHARDS: usize = 64;
+/// The TTL of a message with no records to take one from (CoreDNS's `MinimalDefaultTTL`).
+const DEFAULT_TTL: u32 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Success,
+    Denial,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Success => "success",
+            Kind::Denial => "denial",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    name: LowerName,
+    qtype: RecordType,
+    qclass: DNSClass,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl Key {
+    fn of(req: &Request) -> Self {
+        Self {
+            name: req.query.name().clone(),
+            qtype: req.query.query_type(),
+            qclass: req.query.query_class(),
+            dnssec_ok: req.dnssec_ok,
+            checking_disabled: req.checking_disabled,
+        }
+    }
+
+    fn shard(&self) -> usize {
+        let mut h = DefaultHasher::new();
+        self.hash(&mut h);
+        (h.finish() as usize) % SHARDS
+    }
+}
+
+struct Entry {
+    kind: Kind,
+    rcode: ResponseCode,
+    authoritative: bool,
+    recursion_available: bool,
+    authentic_data: bool,
+    /// The sections as kept: prepared runs that share one TTL stay prepared (so a hit is
+    /// written, and truncated, to the same bytes as the answer it keeps); the rest as records.
+    answers: Vec<Rrs>,
+    authority: Vec<Rrs>,
+    additionals: Vec<Rrs>,
+    stored: Instant,
+    /// Seconds the entry is fresh for.
+    ttl: u32,
+    /// The watched index behind the name, and its generation when the answer was asked for.
+    generation: Option<(usize, u64)>,
+    /// What a background refresh needs to ask again as the client did.
+    edns: Option<Edns>,
+    /// Hits within `prefetch`'s window, and the last one (ms after `stored`).
+    hits: AtomicU32,
+    last_hit_ms: AtomicU64,
+    refreshing: AtomicBool,
+}
+
+impl Entry {
+    fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.stored)
+    }
+
+    fn fresh(&self, now: Instant) -> bool {
+        self.age(now) < Duration::from_secs(u64::from(self.ttl))
+    }
+
+    /// Whole seconds left, rounded down.
+    fn left(&self, now: Instant) -> u32 {
+        u32::try_from(
+            Duration::from_secs(u64::from(self.ttl))
+                .saturating_sub(self.age(now))
+                .as_secs(),
+        )
+        .unwrap_or(0)
+    }
+
+    fn reply(&self, ttl: Option<u32>) -> Reply {
+        let mut reply = Reply::new(self.rcode, NAME);
+        reply.authoritative = self.authoritative;
+        reply.recursion_available = self.recursion_available;
+        reply.authentic_data = self.authentic_data;
+        let section = |sets: &[Rrs]| -> Vec<Rrs> {
+            let Some(ttl) = ttl else {
+                return sets.to_vec();
+            };
+            sets.iter()
+                .map(|set| match set {
+                    Rrs::Prepared(p) => p.with_ttl(ttl).map_or_else(|| set.clone(), Rrs::Prepared),
+                    Rrs::Records(records) => {
+                        let mut out = records.to_vec();
+                        for r in &mut out {
+                            r.ttl = ttl;
+                        }
+                        Rrs::Records(RecordSet::from(out))
+                    }
+                })
+                .collect()
+        };
+        reply.answers = section(&self.answers);
+        reply.authority = section(&self.authority);
+        reply.additionals = section(&self.additionals);
+        reply
+    }
+}
+
+struct Store {
+    kind: Kind,
+    shards: Vec<Mutex<HashMap<Key, Arc<Entry>>>>,
+    per_shard: usize,
+    len: AtomicUsize,
+}
+
+impl Store {
+    fn new(kind: Kind, capacity: usize) -> Self {
+        Self {
+            kind,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Entry>>> {
+        crate::sync::lock(&self.shards[key.shard()])
+    }
+
+    fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.shard(key).get(key).cloned()
+    }
+
+    /// Inserts; returns whether an entry was evicted to make room.
+    fn insert(&self, key: Key, entry: Arc<Entry>) -> bool {
+        let mut shard = self.shard(&key);
+        let mut evicted = false;
+        if !shard.contains_key(&key) && shard.len() >= self.per_shard {
+            // Random eviction, as CoreDNS's: the map's iteration order is seeded per map.
+            if let Some(victim) = shard.keys().next().cloned() {
+                shard.remove(&victim);
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                evicted = true;
+            }
+        }
+        if shard.insert(key, entry).is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        evicted
+    }
+
+    fn remove(&self, key: &Key) {
+        if self.shard(key).remove(key).is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+}
+
+struct Settings {
+    max_ttl: u32,
+    min_ttl: u32,
+    disabled: Vec<LowerName>,
+}
+
+pub struct Inner {
+    zones: Vec<LowerName>,
+    zones_label: String,
+    success_cfg: Settings,
+    denial_cfg: Settings,
+    prefetch: Option<Prefetch>,
+    stale: Option<ServeStale>,
+    servfail: Duration,
+    keepttl: bool,
+    success: Store,
+    denial: Store,
+    metrics: Arc<Metrics>,
+    /// The `kubernetes` indexes of the block, set once the block is built.
+    watched: OnceLock<Vec<Arc<Index>>>,
+    /// The block's chain, for refreshing in the background.
+    chain: OnceLock<Weak<Chain>>,
+}
+
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl Cache {
+    pub fn new(cfg: &CacheConfig, metrics: Arc<Metrics>) -> Self {
+        let settings = |k: &crate::plugin::cache::config::Kind| Settings {
+            max_ttl: k.max_ttl,
+            min_ttl: k.min_ttl,
+            disabled: k.disabled.iter().map(LowerName::new).collect(),
+        };
+        let zones_label = cfg
+            .zones
+            .iter()
+            .map(|z| z.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        Self {
+            inner: Arc::new(Inner {
+                zones: cfg.zones.iter().map(LowerName::new).collect(),
+                zones_label,
+                success_cfg: settings(&cfg.success),
+                denial_cfg: settings(&cfg.denial),
+                prefetch: cfg.prefetch,
+                stale: cfg.serve_stale,
+                servfail: cfg.servfail,
+                keepttl: cfg.keepttl,
+                success: Store::new(Kind::Success, cfg.success.capacity),
+                denial: Store::new(Kind::Denial, cfg.denial.capacity),
+                metrics,
+                watched: OnceLock::new(),
+                chain: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The part the builder keeps, to hand the cache its block's indexes and chain.
+    pub fn shared(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+}
+
+impl Inner {
+    pub fn watch(&self, indexes: Vec<Arc<Index>>) {
+        let _ = self.watched.set(indexes);
+    }
+
+    pub fn set_chain(&self, chain: &Arc<Chain>) {
+        let _ = self.chain.set(Arc::downgrade(chain));
+    }
+
+    /// Touches every series this cache reports, so they show (at 0) before the first query.
+    pub fn register(&self, server: &str) {
+        let m = &self.metrics.cache;
+        let z = self.zones_label.as_str();
+        for kind in [Kind::Success, Kind::Denial] {
+            m.entries.with_label_values(&[server, kind.label(), z, ""]);
+            m.hits.with_label_values(&[server, kind.label(), z, ""]);
+            m.evictions
+                .with_label_values(&[server, kind.label(), z, ""]);
+        }
+        for c in [
+            &m.requests,
+            &m.misses,
+            &m.prefetch,
+            &m.drops,
+            &m.served_stale,
+        ] {
+            c.with_label_values(&[server, z, ""]);
+        }
+    }
+
+    fn enabled(&self, kind: Kind, name: &LowerName) -> bool {
+        let s = match kind {
+            Kind::Success => &self.success_cfg,
+            Kind::Denial => &self.denial_cfg,
+        };
+        !s.disabled.iter().any(|z| z.zone_of(name))
+    }
+
+    /// Which watched index serves `name`, and its generation now.
+    fn generation(&self, name: &LowerName) -> Option<(usize, u64)> {
+        let watched = self.watched.get()?;
+        watched
+            .iter()
+            .position(|ix| ix.zone_of(name).is_some())
+            .map(|i| (i, watched[i].generation()))
+    }
+
+    fn current(&self, entry: &Entry) -> bool {
+        match (entry.generation, self.watched.get()) {
+            (Some((i, g)), Some(w)) => w.get(i).is_some_and(|ix| ix.generation() == g),
+            _ => true,
+        }
+    }
+
+    fn lookup(&self, key: &Key) -> Option<Arc<Entry>> {
+        for store in [&self.success, &self.denial] {
+            if let Some(e) = store.get(key) {
+                if self.current(&e) {
+                    return Some(e);
+                }
+                // The cluster changed under it.
+                store.remove(key);
+                self.set_entries(store, "");
+            }
+        }
+        None
+    }
+
+    fn set_entries(&self, store: &Store, server: &str) {
+        if server.is_empty() {
+            return;
+        }
+        self.metrics
+            .cache
+            .entries
+            .with_label_values(&[server, store.kind.label(), &self.zones_label, ""])
+            .set(store.len() as i64);
+    }
+
+    /// Keeps `reply` as the answer to `key`, if it is of a kind kept here.
+    fn store(
+        &self,
+        key: Key,
+        reply: &Reply,
+        generation: Option<(usize, u64)>,
+        edns: Option<&Edns>,
+        server: &str,
+    ) {
+        // Part of an answer is not the answer.
+        if reply.truncated {
+            return;
+        }
+        let Some((kind, ttl)) = self.classify(reply) else {
+            return;
+        };
+        if ttl == 0 || !self.enabled(kind, &key.name) {
+            return;
+        }
+        if reply.rcode == ResponseCode::ServFail
+            && let Some(old) = self.lookup(&key)
+            && self.stale_ok(&old, Instant::now())
+        {
+            // A failed refresh does not replace what serve_stale can still answer with.
+            return;
+        }
+        let owner = Name::from(&key.name);
+        let records = |sets: &[Rrs]| -> Vec<Rrs> {
+            let mut kept = Vec::with_capacity(sets.len());
+            let mut loose: Vec<Record> = Vec::new();
+            let flush = |loose: &mut Vec<Record>, kept: &mut Vec<Rrs>| {
+                if !loose.is_empty() {
+                    kept.push(Rrs::Records(RecordSet::from(std::mem::take(loose))));
+                }
+            };
+            for set in sets {
+                match set {
+                    // A compact run can take a new TTL as it is.
+                    Rrs::Prepared(p) if p.is_compact() => {
+                        flush(&mut loose, &mut kept);
+                        kept.push(set.clone());
+                    }
+                    _ => loose.extend(set.records(&owner).into_iter().map(|mut r| {
+                        // Kept in lower case; the server writes the next client's spelling.
+                        if r.name == owner {
+                            r.name = owner.clone();
+                        }
+                        r
+                    })),
+                }
+            }
+            flush(&mut loose, &mut kept);
+            kept
+        };
+        let entry = Arc::new(Entry {
+            kind,
+            rcode: reply.rcode,
+            authoritative: reply.authoritative,
+            recursion_available: reply.recursion_available,
+            authentic_data: reply.authentic_data,
+            answers: records(&reply.answers),
+            authority: records(&reply.authority),
+            additionals: records(&reply.additionals),
+            stored: Instant::now(),
+            ttl,
+            generation,
+            edns: edns.cloned(),
+            hits: AtomicU32::new(0),
+            last_hit_ms: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        });
+        let (store, other) = match kind {
+            Kind::Success => (&self.success, &self.denial),
+            Kind::Denial => (&self.denial, &self.success),
+        };
+        other.remove(&key);
+        if store.insert(key, entry) {
+            self.metrics
+                .cache
+                .evictions
+                .with_label_values(&[server, kind.label(), &self.zones_label, ""])
+                .inc();
+        }
+        self.set_entries(store, server);
+        self.set_entries(other, server);
+    }
+
+    /// The kind of a reply and how long to keep it, as CoreDNS's cache decides.
+    fn classify(&self, reply: &Reply) -> Option<(Kind, u32)> {
+        let clamp = |ttl: u32, s: &Settings| ttl.max(s.min_ttl).min(s.max_ttl);
+        let all = |sets: &[Rrs]| -> Vec<Record> {
+            sets.iter().flat_map(|s| s.records(&Name::root())).collect()
+        };
+        let answers = all(&reply.answers);
+        let authority = all(&reply.authority);
+        let soa_ttl = authority.iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+            _ => None,
+        });
+        match reply.rcode {
+            ResponseCode::NoError if !answers.is_empty() => {
+                let min = answers
+                    .iter()
+                    .chain(&authority)
+                    .chain(all(&reply.additionals).iter())
+                    .filter(|r| r.record_type() != RecordType::OPT)
+                    .map(|r| r.ttl)
+                    .min()
+                    .unwrap_or(DEFAULT_TTL);
+                Some((Kind::Success, clamp(min, &self.success_cfg)))
+            }
+            ResponseCode::NoError
+                if soa_ttl.is_none()
+                    && authority.iter().any(|r| r.record_type() == RecordType::NS) =>
+            {
+                // A referral.
+                let min = authority.iter().map(|r| r.ttl).min().unwrap_or(DEFAULT_TTL);
+                Some((Kind::Success, clamp(min, &self.success_cfg)))
+            }
+            ResponseCode::NoError | ResponseCode::NXDomain => Some((
+                Kind::Denial,
+                clamp(soa_ttl.unwrap_or(DEFAULT_TTL), &self.denial_cfg),
+            )),
+            ResponseCode::ServFail => Some((
+                Kind::Denial,
+                u32::try_from(self.servfail.as_secs()).unwrap_or(u32::MAX),
+            )),
+            _ => None,
+        }
+    }
+
+    fn stale_ok(&self, e: &Entry, now: Instant) -> bool {
+        self.stale.is_some_and(|s| {
+            e.age(now)
+                .saturating_sub(Duration::from_secs(u64::from(e.ttl)))
+                <= s.duration
+        })
+    }
+
+    /// Counts a hit for `prefetch`; true when the entry should be refreshed now.
+    fn wants_prefetch(&self, e: &Entry, now: Instant) -> bool {
+        let Some(p) = self.prefetch else {
+            return false;
+        };
+        let at = e.age(now).as_millis() as u64;
+        let last = e.last_hit_ms.swap(at, Ordering::Relaxed);
+        let hits = if e.hits.load(Ordering::Relaxed) > 0
+            && at.saturating_sub(last) > p.duration.as_millis() as u64
+        {
+            e.hits.store(1, Ordering::Relaxed);
+            1
+        } else {
+            e.hits.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        let threshold = (u64::from(p.percentage) * u64::from(e.ttl))
+            .div_ceil(100)
+            .max(1);
+        hits >= p.amount && u64::from(e.left(now)) <= threshold
+    }
+}
+
+/// What a background refresh asks.
+struct Refresh {
+    key: Key,
+    edns: Option<Edns>,
+    src: SocketAddr,
+    transport: Transport,
+    server: String,
+}
+
+impl Inner {
+    /// Asks the rest of the chain again, in the background, and keeps the answer.
+    fn refresh(self: &Arc<Self>, r: Refresh) {
+        let Some(chain) = self.chain.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let mut q = Query::query(Name::from(&r.key.name), r.key.qtype);
+            q.set_query_class(r.key.qclass);
+            let query = LowerQuery::query(q);
+            let req = Request {
+                query: &query,
+                src: r.src,
+                transport: r.transport,
+                dnssec_ok: r.key.dnssec_ok,
+                edns: r.edns.as_ref(),
+                recursion_desired: true,
+                checking_disabled: r.key.checking_disabled,
+                server: &r.server,
+                depth: 0,
+                upstream: &NoUpstream,
+            };
+            let generation = inner.generation(&r.key.name);
+            if let Ok(reply) = chain.serve_after(NAME, &req).await {
+                inner.store(
+                    r.key.clone(),
+                    &reply,
+                    generation,
+                    r.edns.as_ref(),
+                    &r.server,
+                );
+            }
+            // Whatever happened, the next hit may try again.
+            if let Some(e) = inner.lookup(&r.key) {
+                e.refreshing.store(false, Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+impl Handler for Cache {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let c = &self.inner;
+            let name = req.query.name();
+            if !c.zones.iter().any(|z| z.zone_of(name))
+                || (!c.enabled(Kind::Success, name) && !c.enabled(Kind::Denial, name))
+                || matches!(
+                    req.query.query_type(),
+                    RecordType::AXFR | RecordType::IXFR | RecordType::ANY
+                )
+            {
+                return next.serve(req).await;
+            }
+            let m = &c.metrics.cache;
+            let z = c.zones_label.as_str();
+            m.requests.with_label_values(&[req.server, z, ""]).inc();
+            let key = Key::of(req);
+            let now = Instant::now();
+            let refresh = |key: &Key, e: &Entry| Refresh {
+                key: key.clone(),
+                edns: e.edns.clone(),
+                src: req.src,
+                transport: req.transport,
+                server: req.server.to_string(),
+            };
+            if let Some(e) = c.lookup(&key) {
+                if e.fresh(now) {
+                    m.hits
+                        .with_label_values(&[req.server, e.kind.label(), z, ""])
+                        .inc();
+                    // A cluster name is not refreshed behind the client: its entry goes when the
+                    // cluster changes, and a background ask could not follow its aliases.
+                    if e.generation.is_none()
+                        && c.wants_prefetch(&e, now)
+                        && !e.refreshing.swap(true, Ordering::Relaxed)
+                    {
+                        m.prefetch.with_label_values(&[req.server, z, ""]).inc();
+                        c.refresh(refresh(&key, &e));
+                    }
+                    let ttl = (!c.keepttl).then(|| e.left(now));
+                    return Ok(e.reply(ttl));
+                }
+                if e.generation.is_none() && c.stale_ok(&e, now) {
+                    let mode = c.stale.map_or(StaleMode::Immediate, |s| s.mode);
+                    if mode == StaleMode::Immediate {
+                        m.served_stale.with_label_values(&[req.server, z, ""]).inc();
+                        if !e.refreshing.swap(true, Ordering::Relaxed) {
+                            c.refresh(refresh(&key, &e));
+                        }
+                        return Ok(e.reply(Some(0)));
+                    }
+                    // verify: the source first; the stale entry unless it answers NOERROR
+                    // or NXDOMAIN (as CoreDNS's verifying writer decides).
+                    let generation = c.generation(name);
+                    match next.serve(req).await {
+                        Ok(reply)
+                            if matches!(
+                                reply.rcode,
+                                ResponseCode::NoError | ResponseCode::NXDomain
+                            ) =>
+                        {
+                            c.store(key, &reply, generation, req.edns, req.server);
+                            return Ok(reply);
+                        }
+                        _ => {
+                            m.served_stale.with_label_values(&[req.server, z, ""]).inc();
+                            return Ok(e.reply(Some(0)));
+                        }
+                    }
+                }
+            }
+            m.misses.with_label_values(&[req.server, z, ""]).inc();
+            // Read before asking: an answer from older data is then never kept as newer.
+            let generation = c.generation(name);
+            let reply = next.serve(req).await?;
+            c.store(key, &reply, generation, req.edns, req.server);
+            Ok(reply)
+        })
+    }
+}
+
+/// Puts `cache` into the block being set up.
+pub async fn setup(cfg: &config::CacheConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+    let cache = Cache::new(cfg, s.metrics.clone());
+    let inner = cache.shared();
+    // Entries for the cluster's names are dropped when the index changes them.
+    let indexes: Vec<Arc<Index>> = s
+        .shared::<Arc<KubernetesSource>>()
+        .map(|k| vec![k.index.clone()])
+        .unwrap_or_default();
+    let servers = s.servers.clone();
+    s.on_chain(move |chain| {
+        inner.watch(indexes);
+        inner.set_chain(chain);
+        for server in &servers {
+            inner.register(server);
+        }
+    });
+    s.handler(cache);
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `errors [{ consolidate DURATION REGEXP [LEVEL] }]`: log every query the chain failed on;
+//! errors matching a `consolidate` pattern are counted and reported once per DURATION instead.
+
+use std::time::Duration;
+
+use crate::corefile::Directive;
+
+use crate::config::args::Args;
+use crate::config::args::parse_duration;
+use crate::config::error::ConfigError;
+use crate::config::keys::BlockContext;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErrorsConfig {
+    pub consolidate: Vec<Consolidate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consolidate {
+    pub every: Duration,
+    /// A regular expression (checked to compile when parsed).
+    pub pattern: String,
+    pub level: Level,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+pub fn parse(d: &Directive, _: &BlockContext) -> Result<ErrorsConfig, Vec<ConfigError>> {
+    let args = Args::new("errors", d);
+    args.none().map_err(|e| vec![e])?;
+    let mut cfg = ErrorsConfig::default();
+    let mut errors = Vec::new();
+    for p in d.block.iter().flatten() {
+        let a = Args::new(format!("errors: {}", p.name.text), p);
+        match p.name.text.as_str() {
+            "consolidate" => match consolidate(&a) {
+                Ok(c) => cfg.consolidate.push(c),
+                Err(e) => errors.push(e),
+            },
+            "stacktrace" => errors.push(a.err_here(
+                "not supported (clusterdns has no Go stack traces; a panic is logged and counted in coredns_panics_total)",
+            )),
+            other => errors.push(ConfigError::new(
+                &p.name.pos,
+                format!("errors: unknown property '{other}'; expected consolidate or stacktrace"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errors)
+    }
+}
+
+fn consolidate(a: &Args) -> Result<Consolidate, ConfigError> {
+    let (every, pattern, level) = match a.rest {
+        [d, p] => (d, p, None),
+        [d, p, l] => (d, p, Some(l)),
+        _ => return Err(a.err_here("expected DURATION REGEXP [LEVEL]")),
+    };
+    let every = parse_duration(&every.text).ok_or_else(|| {
+        a.err(
+            every,
+            format!("'{}' is not a duration; expected e.g. 5m", every.text),
+        )
+    })?;
+    regex::Regex::new(&pattern.text).map_err(|e| {
+        // The regex crate explains over several lines; its last line says what is wrong.
+        let why = e.to_string();
+        let why = why
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        a.err(
+            pattern,
+            format!("'{}' is not a regular expression: {why}", pattern.text),
+        )
+    })?;
+    let level = match level.map(|l| l.text.as_str()) {
+        None | Some("error") => Level::Error,
+        Some("warning") => Level::Warning,
+        Some("info") => Level::Info,
+        Some("debug") => Level::Debug,
+        Some(other) => {
+            return Err(a.err(
+                level.unwrap_or(a.head),
+                format!("unknown level '{other}'; expected warning, error, info or debug"),
+            ));
+        }
+    };
+    Ok(Consolidate {
+        every,
+        pattern: pattern.text.clone(),
+        level,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::*;
+
+    #[test]
+    fn errors_name_the_position_and_what_is_accepted() {
+        assert_errors(&[
+            (
+                ".:53 {\n errors now\n}",
+                "2:9: errors: unexpected argument 'now'; this takes none",
+            ),
+            (
+                ".:53 {\n errors {\n  consolidate 5m \"(\"\n }\n}",
+                "3:18: errors: consolidate: '(' is not a regular expression: unclosed group",
+            ),
+            (
+                ".:53 {\n errors {\n  consolidate 5m x loud\n }\n}",
+                "3:20: errors: consolidate: unknown level 'loud'",
+            ),
+            (
+                ".:53 {\n errors {\n  stacktrace\n }\n}",
+                "3:3: errors: stacktrace: not supported",
+            ),
+        ]);
+    }
+}

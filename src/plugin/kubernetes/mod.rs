@@ -1,0 +1,322 @@
+//! `kubernetes`: answers the cluster's names from the prebuilt [`Index`].
+//!
+//! Per query: find the zone, one hash lookup, clone the record sets. The only names built per
+//! query are `A-B-C-D.NS.pod.ZONE` under `pods insecure`, which spell their own answer.
+
+pub mod config;
+pub mod source;
+
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
+
+use crate::cluster::index::{Answer, Index, Node, Zone};
+use crate::cluster::source::api::SourceStatus;
+use crate::dns::name;
+use crate::dns::wire::{NameKey, This};
+use crate::plugin::kubernetes::config::{Fallthrough, PodMode};
+use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::{FastAnswer, Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs};
+
+pub struct Kubernetes {
+    index: Arc<Index>,
+    fallthrough: Fallthrough,
+    /// The `fallthrough` zones in lower-case wire form, for the fast path.
+    fallthrough_keys: Vec<Box<[u8]>>,
+    pods: PodMode,
+    /// Until the source has listed everything (or `startup_timeout` passed), names in our zones
+    /// answer SERVFAIL: an NXDOMAIN now would be cached by clients as the truth.
+    status: Arc<SourceStatus>,
+}
+
+/// What the index says about a name, before fallthrough and following aliases out of our zones.
+pub enum Outcome {
+    /// Not in our zones.
+    NotMine,
+    /// NXDOMAIN (with the zone's SOA).
+    NxDomain(Reply),
+    /// An answer, NODATA, or an alias followed inside our zones.
+    Answer(Reply),
+    /// An alias to a name outside our zones: the reply so far and the name to follow.
+    Chase(Reply, Name),
+}
+
+const NAME: &str = "kubernetes";
+
+impl Kubernetes {
+    pub fn new(
+        index: Arc<Index>,
+        fallthrough: Fallthrough,
+        pods: PodMode,
+        status: Arc<SourceStatus>,
+    ) -> Self {
+        let fallthrough_keys = match &fallthrough {
+            Fallthrough::Zones(zones) => zones
+                .iter()
+                .map(|z| NameKey::new(z).as_bytes().into())
+                .collect(),
+            Fallthrough::Never | Fallthrough::All => Vec::new(),
+        };
+        Self {
+            index,
+            fallthrough,
+            fallthrough_keys,
+            pods,
+            status,
+        }
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// The common answers, straight from a lower-case wire name (`labels`: where its labels
+    /// start, the root's zero included): a record set, NODATA or NXDOMAIN. `None` for anything
+    /// else (not ready, not our zone, the apex, aliases, pod names by IP, fallthrough): the
+    /// general path answers those, and for the rest both paths answer alike (the DNS case
+    /// battery checks it byte for byte).
+    pub fn fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
+        if !self.status.ready() {
+            return None;
+        }
+        let zone = self.index.zone_of_key(key, labels)?;
+        if *key == *zone.key {
+            return None;
+        }
+        let Some(node) = self.index.get_key(key) else {
+            // `IP.NAMESPACE.pod.ZONE`, which `pod_name` answers: three labels, the third `pod`.
+            let maybe_pod = self.pods == PodMode::Insecure
+                && !zone.reverse
+                && labels.len() == zone_labels(zone) + 3
+                && label(key, labels[2]) == b"pod";
+            if maybe_pod || self.fallthrough_covers(key, labels) {
+                return None;
+            }
+            return Some(FastAnswer::Negative(
+                ResponseCode::NXDomain,
+                zone.soa_prepared(),
+            ));
+        };
+        if let Some(Answer {
+            records,
+            additionals,
+        }) = node.get(qtype, &This::Question)
+        {
+            return Some(FastAnswer::Answer {
+                records,
+                additionals,
+            });
+        }
+        if node.has(RecordType::CNAME) {
+            return None;
+        }
+        Some(FastAnswer::Negative(
+            ResponseCode::NoError,
+            zone.soa_prepared(),
+        ))
+    }
+
+    fn fallthrough_covers(&self, key: &[u8], labels: &[u8]) -> bool {
+        match &self.fallthrough {
+            Fallthrough::Never => false,
+            Fallthrough::All => true,
+            Fallthrough::Zones(_) => self
+                .fallthrough_keys
+                .iter()
+                .any(|z| name::key_in_zone(key, labels, z)),
+        }
+    }
+
+    /// Answers `name`/`qtype` from the index alone. At depth 0 `name` is the question;
+    /// deeper it is where an alias led.
+    pub fn lookup(&self, name: &LowerName, qtype: RecordType, depth: u8) -> Outcome {
+        let Some(zone) = self.index.zone_of(name) else {
+            return Outcome::NotMine;
+        };
+        let node = self.index.get(name).or_else(|| self.pod_name(name, zone));
+        let Some(node) = node else {
+            return Outcome::NxDomain(negative(zone, ResponseCode::NXDomain));
+        };
+        if *name == zone.name {
+            match qtype {
+                RecordType::SOA => return Outcome::Answer(positive(zone.soa().into(), None)),
+                RecordType::NS => {
+                    let mut reply = positive(zone.ns.clone().into(), None);
+                    if let Some(ns) = self.index.get(&zone.ns_name) {
+                        for rtype in [RecordType::A, RecordType::AAAA] {
+                            if let Some(glue) = ns.get(rtype, &zone.ns_this) {
+                                reply.additionals.push(glue.records.into());
+                            }
+                        }
+                    }
+                    return Outcome::Answer(reply);
+                }
+                _ => {}
+            }
+        }
+        let this = if depth == 0 {
+            This::Question
+        } else {
+            This::Name(NameKey::new(name).as_bytes().into())
+        };
+        if let Some(set) = node.get(qtype, &this) {
+            return Outcome::Answer(answer(set));
+        }
+        // ANY is answered minimally (RFC 8482 section 4.1): one of the name's RRsets, not all.
+        if qtype == RecordType::ANY
+            && let Some(set) = node.first(&this)
+        {
+            return Outcome::Answer(answer(set));
+        }
+        if let (Some(target), Some(cname)) = (node.cname(), node.get(RecordType::CNAME, &this)) {
+            return self.follow(answer(cname), &target, qtype, depth);
+        }
+        Outcome::Answer(negative(zone, ResponseCode::NoError))
+    }
+
+    /// Appends what `target` answers to `reply` (which holds the CNAME).
+    fn follow(&self, mut reply: Reply, target: &Name, qtype: RecordType, depth: u8) -> Outcome {
+        if depth >= MAX_DEPTH {
+            return Outcome::Answer(reply);
+        }
+        let lower = LowerName::new(target);
+        if self.index.zone_of(&lower).is_none() {
+            return Outcome::Chase(reply, target.clone());
+        }
+        let (rest, chase) = match self.lookup(&lower, qtype, depth + 1) {
+            Outcome::Answer(r) | Outcome::NxDomain(r) => (r, None),
+            Outcome::Chase(r, next) => (r, Some(next)),
+            Outcome::NotMine => return Outcome::Answer(reply),
+        };
+        reply.rcode = rest.rcode;
+        reply.answers.extend(rest.answers);
+        reply.authority = rest.authority;
+        reply.additionals.extend(rest.additionals);
+        match chase {
+            Some(next) => Outcome::Chase(reply, next),
+            None => Outcome::Answer(reply),
+        }
+    }
+
+    /// `A-B-C-D.NS.pod.ZONE` under `pods insecure`: any IP spelled with dashes, in a namespace
+    /// that exists.
+    fn pod_name(&self, name: &LowerName, zone: &Zone) -> Option<Node> {
+        if self.pods != PodMode::Insecure
+            || zone.reverse
+            || name.num_labels() != zone.name.num_labels() + 3
+        {
+            return None;
+        }
+        let full: Name = name.into();
+        let mut labels = full.iter();
+        let host = std::str::from_utf8(labels.next()?).ok()?;
+        labels.next()?;
+        if labels.next()? != b"pod" {
+            return None;
+        }
+        let ns_pod = LowerName::new(&full.base_name());
+        self.index.get(&ns_pod)?;
+        let ip = name::undash(host)?;
+        Some(Node::address(
+            NameKey::new(name).as_bytes(),
+            ip,
+            self.index.ttl(),
+        ))
+    }
+}
+
+/// The label whose length byte is at `at` in a wire-form name.
+fn label(key: &[u8], at: u8) -> &[u8] {
+    let at = usize::from(at);
+    let len = usize::from(key[at]);
+    &key[at + 1..at + 1 + len]
+}
+
+/// Labels of a zone's name, the root's counted (as the fast path counts label starts).
+fn zone_labels(zone: &Zone) -> usize {
+    usize::from(zone.name.num_labels()) + 1
+}
+
+fn positive(records: Rrs, additionals: Option<Rrs>) -> Reply {
+    let mut reply = Reply::new(ResponseCode::NoError, NAME);
+    reply.authoritative = true;
+    reply.answers.push(records);
+    reply.additionals.extend(additionals);
+    reply
+}
+
+fn answer(set: Answer) -> Reply {
+    positive(set.records.into(), set.additionals.map(Rrs::from))
+}
+
+fn negative(zone: &Zone, rcode: ResponseCode) -> Reply {
+    let mut reply = Reply::new(rcode, NAME);
+    reply.authoritative = true;
+    reply.authority.push(zone.soa_prepared().into());
+    reply
+}
+
+impl Handler for Kubernetes {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn answer_fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
+        self.fast(key, labels, qtype)
+    }
+
+    fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
+        if req.query.query_class() != DNSClass::IN {
+            return next.serve(req);
+        }
+        let qtype = req.query.query_type();
+        if !self.status.ready() && self.index.zone_of(req.query.name()).is_some() {
+            return Box::pin(std::future::ready(Ok(Reply::new(
+                ResponseCode::ServFail,
+                NAME,
+            ))));
+        }
+        match self.lookup(req.query.name(), qtype, req.depth) {
+            Outcome::NotMine => next.serve(req),
+            Outcome::NxDomain(reply) => {
+                if self.fallthrough.covers(&req.query.name().into()) {
+                    next.serve(req)
+                } else {
+                    Box::pin(std::future::ready(Ok(reply)))
+                }
+            }
+            Outcome::Answer(reply) => Box::pin(std::future::ready(Ok(reply))),
+            Outcome::Chase(mut reply, target) => Box::pin(async move {
+                // As CoreDNS does: the alias, plus whatever the target answers through the
+                // server's own chain (the forwarder, once there is one).
+                if let Some(up) = req.upstream.lookup(target, qtype, req.depth + 1).await
+                    && up.rcode == ResponseCode::NoError
+                {
+                    reply.answers.extend(up.answers);
+                }
+                Ok(reply)
+            }),
+        }
+    }
+}
+
+/// Puts `kubernetes` into the block being set up.
+pub async fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+    // The application starts (or keeps) the block's source before the block is set up, so
+    // that the plugins above this one in the chain can read its index too.
+    let Some(k) = s.shared::<Arc<source::KubernetesSource>>() else {
+        return Err(SetupError::new(
+            NAME,
+            "no source was started for this block",
+        ));
+    };
+    s.handler(Kubernetes::new(
+        k.index.clone(),
+        cfg.fallthrough.clone(),
+        cfg.pods,
+        k.status.clone(),
+    ));
+    s.process.readiness.push(k.status.clone());
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! The plugin chain: every server block runs its handlers in CoreDNS's fixed order.
+//!
+//! A [`Handler`] is given the request and the rest of the chain ([`Next`]). It may
+//! - answer: return a [`Reply`] (an answer, NODATA, NXDOMAIN, any rcode: DNS outcomes are data);
+//! - pass the query on: return `next.serve(req)`;
+//! - wrap the rest of the chain: call `next.serve(req)` and look at or change what comes back.
+//!
+//! `Err` is for real failures only (a backend not ready, an upstream that timed out); the server
+//! answers those with SERVFAIL. When the last handler passes the query on, there is no one left
+//! to answer it: that is [`HandlerError::NoNextPlugin`], also SERVFAIL, as in CoreDNS.
+
+pub mod registry;
+pub mod setup;
+pub mod shared;
+
+pub mod any;
+pub mod autopath;
+pub mod bind;
+pub mod cache;
+pub mod errors;
+pub mod forward;
+pub mod health;
+pub mod hosts;
+pub mod k8s_external;
+pub mod kubernetes;
+pub mod loadbalance;
+pub mod log;
+pub mod r#loop;
+pub mod prometheus;
+pub mod ratelimit;
+pub mod ready;
+pub mod reload;
+pub mod rewrite;
+pub mod template;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, LowerQuery, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use crate::dns::wire::Prepared;
+
+pub use crate::dns::wire::{RecordSet, Transport};
+
+/// A run of records in a reply: hickory's records, or records prepared in wire form by an index.
+#[derive(Clone, Debug)]
+pub enum Rrs {
+    Records(RecordSet),
+    Prepared(Prepared),
+}
+
+impl Rrs {
+    pub fn len(&self) -> usize {
+        match self {
+            Rrs::Records(r) => r.len(),
+            Rrs::Prepared(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records as hickory's type, a prepared owner that stands for the question read as
+    /// `question`.
+    pub fn records(&self, question: &Name) -> Vec<Record> {
+        match self {
+            Rrs::Records(r) => r.to_vec(),
+            // Prepared runs come from our own builder; one that does not read back is a bug
+            // the tests catch, not something a reader can act on.
+            Rrs::Prepared(p) => p.records(question).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<RecordSet> for Rrs {
+    fn from(r: RecordSet) -> Self {
+        Rrs::Records(r)
+    }
+}
+
+impl From<Prepared> for Rrs {
+    fn from(p: Prepared) -> Self {
+        Rrs::Prepared(p)
+    }
+}
+
+/// One question on its way through a chain.
+pub struct Request<'a> {
+    /// The question; `query.name()` is lower-cased, `query.original()` is as the client wrote it.
+    pub query: &'a LowerQuery,
+    pub src: SocketAddr,
+    pub transport: Transport,
+    pub dnssec_ok: bool,
+    /// The client's EDNS record, options and all (what `forward` passes on).
+    pub edns: Option<&'a Edns>,
+    /// The client's RD and CD bits.
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    /// The `server` label of the metrics: `dns://:53`.
+    pub server: &'a str,
+    /// How many lookups deep this is (CNAME targets resolved through [`Upstream`]).
+    pub depth: u8,
+    /// The server's own routing, for following names out of a handler's zone.
+    pub upstream: &'a dyn Upstream,
+}
+
+/// How many times a name may be followed through [`Upstream`] before we stop.
+pub const MAX_DEPTH: u8 = 8;
+
+/// What a handler answers: sections as shared record runs.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<Rrs>,
+    pub authority: Vec<Rrs>,
+    pub additionals: Vec<Rrs>,
+    /// The handler that wrote the reply (the `plugin` label of CoreDNS's metrics).
+    pub plugin: &'static str,
+    /// Header bits an upstream set (`forward`), passed on to the client.
+    pub recursion_available: bool,
+    pub authentic_data: bool,
+    /// The upstream's answer was cut short and could not be had whole.
+    pub truncated: bool,
+}
+
+impl Reply {
+    pub fn new(rcode: ResponseCode, plugin: &'static str) -> Self {
+        Self {
+            rcode,
+            authoritative: false,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+            plugin,
+            recursion_available: false,
+            authentic_data: false,
+            truncated: false,
+        }
+    }
+
+    /// The answer section as hickory's records (see [`Rrs::records`]).
+    pub fn answer_records(&self, question: &Name) -> Vec<Record> {
+        self.answers
+            .iter()
+            .flat_map(|s| s.records(question))
+            .collect()
+    }
+}
+
+/// A real failure inside the chain: the client gets SERVFAIL and `errors` logs it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    #[error("no next plugin found")]
+    NoNextPlugin,
+    #[error("plugin/{plugin}: {msg}")]
+    Failed { plugin: &'static str, msg: String },
+}
+
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;
+
+/// A plugin at run time. See the module documentation for the protocol.
+pub trait Handler: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a>;
+
+    /// Whether this handler leaves alone a plain query the rest of the chain answers without
+    /// error (`errors`, `loop`): the fast path may then skip it.
+    fn transparent(&self) -> bool {
+        false
+    }
+
+    /// Answers a plain query from data prepared in wire form, without running the chain: only
+    /// where [`Handler::serve`] would answer it exactly so, to the byte, and only with an
+    /// answer, NODATA or NXDOMAIN. `key` is the name in lower-case wire form and `labels` where
+    /// its labels start (the root's zero included); the query is IN, not ANY, with no EDNS
+    /// option the handler would act on. `None` leaves the query to `serve`. The server asks the
+    /// first handler of a block that is not [`Handler::transparent`], where nothing observes the
+    /// answers ([`crate::server::Router::answer_fast`]).
+    fn answer_fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
+        let _ = (key, labels, qtype);
+        None
+    }
+}
+
+/// What [`Handler::answer_fast`] answers: records prepared by an index, behind the client's own
+/// question.
+pub enum FastAnswer {
+    /// NOERROR with these records, and what goes in the additional section with them.
+    Answer {
+        records: Prepared,
+        additionals: Option<Prepared>,
+    },
+    /// NOERROR without records, or NXDOMAIN: this SOA goes in the authority section.
+    Negative(ResponseCode, Prepared),
+}
+
+/// The handlers after the current one.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    rest: &'a [Box<dyn Handler>],
+}
+
+impl<'a> Next<'a> {
+    pub fn serve(self, req: &'a Request<'a>) -> HandlerFuture<'a> {
+        match self.rest.split_first() {
+            Some((h, rest)) => h.serve(req, Next { rest }),
+            None => Box::pin(std::future::ready(Err(HandlerError::NoNextPlugin))),
+        }
+    }
+}
+
+/// A query after its answer was written: what `log` prints.
+pub struct Served<'a> {
+    pub query: &'a LowerQuery,
+    pub src: SocketAddr,
+    pub transport: Transport,
+    pub id: u16,
+    pub opcode: OpCode,
+    pub request_size: usize,
+    pub dnssec_ok: bool,
+    /// The client's EDNS UDP size, 512 without EDNS.
+    pub bufsize: u16,
+    /// The response header as sent (flags, rcode).
+    pub response: Metadata,
+    pub answers: usize,
+    pub response_size: usize,
+    pub duration: Duration,
+}
+
+/// Told about every query a server block answered, once its answer is written.
+pub trait Observer: Send + Sync {
+    fn served(&self, served: &Served);
+}
+
+/// The handlers of one server block, in execution order, and its observers.
+pub struct Chain {
+    handlers: Vec<Box<dyn Handler>>,
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+impl Chain {
+    pub fn new(handlers: Vec<Box<dyn Handler>>, observers: Vec<Arc<dyn Observer>>) -> Self {
+        Self {
+            handlers,
+            observers,
+        }
+    }
+
+    pub fn observers(&self) -> &[Arc<dyn Observer>] {
+        &self.observers
+    }
+
+    /// The handler asked for fast answers ([`Handler::answer_fast`]): the first that does
+    /// anything to a plain query, where nothing observes the answers (`log`).
+    pub fn fast_handler(&self) -> Option<&dyn Handler> {
+        if !self.observers.is_empty() {
+            return None;
+        }
+        self.handlers
+            .iter()
+            .find(|h| !h.transparent())
+            .map(|h| h.as_ref())
+    }
+
+    pub fn serve<'a>(&'a self, req: &'a Request<'a>) -> HandlerFuture<'a> {
+        Next {
+            rest: &self.handlers,
+        }
+        .serve(req)
+    }
+
+    /// Runs the handlers after the first one named `name` (a handler that works in the
+    /// background, as `cache` refreshing an entry, asks the rest of the chain again).
+    pub fn serve_after<'a>(&'a self, name: &str, req: &'a Request<'a>) -> HandlerFuture<'a> {
+        let at = self
+            .handlers
+            .iter()
+            .position(|h| h.name() == name)
+            .map_or(self.handlers.len(), |i| i + 1);
+        Next {
+            rest: &self.handlers[at..],
+        }
+        .serve(req)
+    }
+}
+
+/// An [`Upstream`] that finds nothing: for requests made outside a server's routing.
+pub struct NoUpstream;
+
+impl Upstream for NoUpstream {
+    fn lookup<'a>(&'a self, _: Name, _: RecordType, _: u8) -> UpstreamFuture<'a> {
+        Box::pin(std::future::ready(None))
+    }
+}
+
+pub type UpstreamFuture<'a> = Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>>;
+
+/// Looks a name up through the server's own routing and chains (CoreDNS's "upstream").
+pub trait Upstream: Send + Sync {
+    fn lookup<'a>(&'a self, name: Name, qtype: RecordType, depth: u8) -> UpstreamFuture<'a>;
+}

@@ -1,0 +1,11 @@
+//! `reload [INTERVAL [JITTER]]`: re-reads the Corefile when it changes (app::App::reload_loop).
+
+pub mod config;
+
+use crate::plugin::setup::{Setup, SetupError};
+
+/// Puts `reload` into the block being set up.
+pub async fn setup(cfg: &config::ReloadConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+    s.process.reload = Some(*cfg);
+    Ok(())
+}
