@@ -42,7 +42,10 @@ fn corefiles(path: &Path) -> Vec<String> {
 fn assert_parse(path: &Path, blocks: &[String]) {
     for text in blocks {
         if let Err(e) = config::from_str(&path.to_string_lossy(), text, &LoadOptions::default()) {
-            panic!("a Corefile in {} does not parse:\n{e}\n{text}", path.display());
+            panic!(
+                "a Corefile in {} does not parse:\n{e}\n{text}",
+                path.display()
+            );
         }
     }
 }
@@ -73,7 +76,11 @@ fn every_plugin_has_a_readme_whose_examples_parse() {
             assert!(text.contains(section), "{}: no '{section}'", path.display());
         }
         let blocks = corefiles(&path);
-        assert!(!blocks.is_empty(), "{}: no corefile example", path.display());
+        assert!(
+            !blocks.is_empty(),
+            "{}: no corefile example",
+            path.display()
+        );
         assert_parse(&path, &blocks);
         // The root README's support table links to it.
         let readme = std::fs::read_to_string(root.join("README.md")).unwrap();

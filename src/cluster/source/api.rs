@@ -8,12 +8,10 @@
 //! last data, one line is logged, `clusterdns_kubernetes_stale_seconds` counts, and the watcher
 //! starts over with a fresh list after a backoff. A kind catches up when that list is in.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::StreamExt;
@@ -35,6 +33,7 @@ use crate::sync::lock;
 use super::file::Filters;
 use crate::cluster::index::{Change, Index, Kind};
 use crate::cluster::slim::{self, Key, SlimError};
+use crate::cluster::source::SourceStatus;
 
 /// The annotation the EndpointSlice controller sets to when the change behind a slice happened.
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -56,100 +55,6 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
-}
-
-/// Where a source stands: synced (for readiness) and stale (for the log and the metric).
-pub struct SourceStatus {
-    started: Instant,
-    startup_timeout: Duration,
-    /// Kinds whose first list is not in yet.
-    pending: std::sync::Mutex<Vec<Kind>>,
-    /// Latched once ready, so the query path reads one atomic.
-    ready: AtomicBool,
-    /// Kinds whose watch is failing, and since when.
-    stale: std::sync::Mutex<BTreeMap<Kind, Instant>>,
-}
-
-impl SourceStatus {
-    /// A source that has everything already (the objects file, loaded before serving).
-    pub fn loaded() -> Arc<Self> {
-        let s = Self::waiting_for(&[], Duration::ZERO);
-        s.ready.store(true, Ordering::Release);
-        s
-    }
-
-    pub fn waiting_for(kinds: &[Kind], startup_timeout: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            started: Instant::now(),
-            startup_timeout,
-            pending: std::sync::Mutex::new(kinds.to_vec()),
-            ready: AtomicBool::new(kinds.is_empty()),
-            stale: Default::default(),
-        })
-    }
-
-    /// Ready to answer: every kind has been listed once, or `startup_timeout` has passed
-    /// (CoreDNS's contract: serve what there is rather than stay unready forever).
-    pub fn ready(&self) -> bool {
-        if self.ready.load(Ordering::Acquire) {
-            return true;
-        }
-        if self.started.elapsed() >= self.startup_timeout {
-            self.ready.store(true, Ordering::Release);
-            return true;
-        }
-        false
-    }
-
-    /// Every kind has finished its first list.
-    pub fn synced(&self) -> bool {
-        lock(&self.pending).is_empty()
-    }
-
-    fn listed(&self, kind: Kind) {
-        let mut pending = lock(&self.pending);
-        pending.retain(|k| *k != kind);
-        if pending.is_empty() {
-            self.ready.store(true, Ordering::Release);
-        }
-    }
-
-    /// Marks `kind` stale; logs only when the source was healthy until now.
-    fn failing(&self, kind: Kind, error: &dyn std::fmt::Display) {
-        let mut stale = lock(&self.stale);
-        if stale.contains_key(&kind) {
-            tracing::debug!("plugin/kubernetes: watching {}: {error}", kind.plural());
-            return;
-        }
-        if stale.is_empty() {
-            tracing::error!(
-                "plugin/kubernetes: lost the Kubernetes API (watching {}: {error}); answering \
-                 from the last known data until it is back",
-                kind.plural()
-            );
-        } else {
-            tracing::debug!("plugin/kubernetes: watching {}: {error}", kind.plural());
-        }
-        stale.insert(kind, Instant::now());
-    }
-
-    /// `kind` has listed again after failing.
-    fn caught_up(&self, kind: Kind) {
-        let mut stale = lock(&self.stale);
-        let Some(since) = stale.remove(&kind) else {
-            return;
-        };
-        tracing::info!(
-            "plugin/kubernetes: {} caught up with the Kubernetes API after {:.1}s of stale data",
-            kind.plural(),
-            since.elapsed().as_secs_f64()
-        );
-    }
-
-    /// How long `kind` has been stale.
-    pub fn stale_for(&self, kind: Kind) -> Option<Duration> {
-        lock(&self.stale).get(&kind).map(|t| t.elapsed())
-    }
 }
 
 /// A client for the API `cfg` names: a kubeconfig, an endpoint (with optional client TLS), or

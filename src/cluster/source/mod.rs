@@ -1,6 +1,223 @@
-//! Where the cluster's objects come from: the API server's lists and watches, or an objects
-//! file; both slim what they read and feed the index the same changes.
+//! Where the cluster's objects come from, and the contract every source keeps: a source (the
+//! API server's lists and watches in `api`, an objects file in `file`) slims what it reads, hands
+//! the index a whole [`Snapshot`] or single [`Change`]s, and says through [`SourceStatus`] when
+//! each [`Kind`] has been listed.
 
 pub mod api;
 pub mod file;
 pub mod selector;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::cluster::slim::{Key, SlimPod, SlimService, SlimSlice};
+use crate::sync::lock;
+
+/// A whole cluster as a source last saw it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub namespaces: BTreeSet<Arc<str>>,
+    pub services: BTreeMap<Key, SlimService>,
+    pub slices: BTreeMap<Key, SlimSlice>,
+    pub pods: BTreeMap<Key, SlimPod>,
+}
+
+impl Snapshot {
+    /// Rebuilds the maps with full B-tree nodes. Objects arrive in key order (a list is sorted),
+    /// and a B-tree filled in order splits each node in half and never fills it again: after a
+    /// full list the maps took about twice the room their entries need. A bulk build packs
+    /// them; it moves each entry once, which a full list's cost already covers. `None` packs
+    /// every kind (after a whole snapshot), `Some` the one a relist listed.
+    pub(crate) fn repack(&mut self, kind: Option<Kind>) {
+        fn packed<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+            *map = std::mem::take(map).into_iter().collect();
+        }
+        let this = |k: Kind| kind.is_none_or(|only| only == k);
+        if this(Kind::Service) {
+            packed(&mut self.services);
+        }
+        if this(Kind::Slice) {
+            packed(&mut self.slices);
+        }
+        if this(Kind::Pod) {
+            packed(&mut self.pods);
+        }
+        if this(Kind::Namespace) {
+            let namespaces = std::mem::take(&mut self.namespaces);
+            self.namespaces = namespaces.into_iter().collect();
+        }
+    }
+}
+
+/// One change to the cluster.
+#[derive(Clone, Debug)]
+pub enum Change {
+    Namespace(Arc<str>, bool),
+    Service(Key, Option<SlimService>),
+    Slice(Key, Option<SlimSlice>),
+    Pod(Key, Option<SlimPod>),
+}
+
+/// The kinds of object a source feeds the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Service,
+    Slice,
+    Pod,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Namespace, Kind::Service, Kind::Slice, Kind::Pod];
+
+    /// The API's plural name, as metrics and logs use it.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespaces",
+            Kind::Service => "services",
+            Kind::Slice => "endpointslices",
+            Kind::Pod => "pods",
+        }
+    }
+}
+
+impl Change {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Change::Namespace(..) => Kind::Namespace,
+            Change::Service(..) => Kind::Service,
+            Change::Slice(..) => Kind::Slice,
+            Change::Pod(..) => Kind::Pod,
+        }
+    }
+}
+
+/// The changes that turn `old` into `new`.
+pub(crate) fn diff(old: &Snapshot, new: Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for ns in old.namespaces.difference(&new.namespaces) {
+        changes.push(Change::Namespace(ns.clone(), false));
+    }
+    for ns in new.namespaces.difference(&old.namespaces) {
+        changes.push(Change::Namespace(ns.clone(), true));
+    }
+    diff_map(&old.services, new.services, &mut changes, Change::Service);
+    diff_map(&old.slices, new.slices, &mut changes, Change::Slice);
+    diff_map(&old.pods, new.pods, &mut changes, Change::Pod);
+    changes
+}
+
+/// The changes that turn `old` into `new`, moving what `new` holds rather than copying it.
+pub(crate) fn diff_map<T: PartialEq>(
+    old: &BTreeMap<Key, T>,
+    new: BTreeMap<Key, T>,
+    out: &mut Vec<Change>,
+    make: fn(Key, Option<T>) -> Change,
+) {
+    for k in old.keys() {
+        if !new.contains_key(k) {
+            out.push(make(k.clone(), None));
+        }
+    }
+    for (k, v) in new {
+        if old.get(&k) != Some(&v) {
+            out.push(make(k, Some(v)));
+        }
+    }
+}
+
+/// Where a source stands: synced (for readiness) and stale (for the log and the metric).
+pub struct SourceStatus {
+    started: Instant,
+    startup_timeout: Duration,
+    /// Kinds whose first list is not in yet.
+    pending: std::sync::Mutex<Vec<Kind>>,
+    /// Latched once ready, so the query path reads one atomic.
+    ready: AtomicBool,
+    /// Kinds whose watch is failing, and since when.
+    stale: std::sync::Mutex<BTreeMap<Kind, Instant>>,
+}
+
+impl SourceStatus {
+    /// A source that has everything already (the objects file, loaded before serving).
+    pub fn loaded() -> Arc<Self> {
+        let s = Self::waiting_for(&[], Duration::ZERO);
+        s.ready.store(true, Ordering::Release);
+        s
+    }
+
+    pub fn waiting_for(kinds: &[Kind], startup_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            startup_timeout,
+            pending: std::sync::Mutex::new(kinds.to_vec()),
+            ready: AtomicBool::new(kinds.is_empty()),
+            stale: Default::default(),
+        })
+    }
+
+    /// Ready to answer: every kind has been listed once, or `startup_timeout` has passed
+    /// (CoreDNS's contract: serve what there is rather than stay unready forever).
+    pub fn ready(&self) -> bool {
+        if self.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.started.elapsed() >= self.startup_timeout {
+            self.ready.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// Every kind has finished its first list.
+    pub fn synced(&self) -> bool {
+        lock(&self.pending).is_empty()
+    }
+
+    fn listed(&self, kind: Kind) {
+        let mut pending = lock(&self.pending);
+        pending.retain(|k| *k != kind);
+        if pending.is_empty() {
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+
+    /// Marks `kind` stale; logs only when the source was healthy until now.
+    fn failing(&self, kind: Kind, error: &dyn std::fmt::Display) {
+        let mut stale = lock(&self.stale);
+        if stale.contains_key(&kind) {
+            tracing::debug!("plugin/kubernetes: watching {}: {error}", kind.plural());
+            return;
+        }
+        if stale.is_empty() {
+            tracing::error!(
+                "plugin/kubernetes: lost the Kubernetes API (watching {}: {error}); answering \
+                 from the last known data until it is back",
+                kind.plural()
+            );
+        } else {
+            tracing::debug!("plugin/kubernetes: watching {}: {error}", kind.plural());
+        }
+        stale.insert(kind, Instant::now());
+    }
+
+    /// `kind` has listed again after failing.
+    fn caught_up(&self, kind: Kind) {
+        let mut stale = lock(&self.stale);
+        let Some(since) = stale.remove(&kind) else {
+            return;
+        };
+        tracing::info!(
+            "plugin/kubernetes: {} caught up with the Kubernetes API after {:.1}s of stale data",
+            kind.plural(),
+            since.elapsed().as_secs_f64()
+        );
+    }
+
+    /// How long `kind` has been stale.
+    pub fn stale_for(&self, kind: Kind) -> Option<Duration> {
+        lock(&self.stale).get(&kind).map(|t| t.elapsed())
+    }
+}

@@ -27,7 +27,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use crate::cluster::index::{Exposed, Index};
 use crate::cluster::records::srv_weight;
 use crate::cluster::slim::{External, SlimPort};
-use crate::cluster::source::api::SourceStatus;
+use crate::cluster::source::SourceStatus;
 use crate::dns::name;
 use crate::dns::wire::This;
 use crate::plugin::k8s_external::config::{K8sExternalConfig, apex_name};

@@ -12,7 +12,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
 use crate::cluster::index::{Answer, Index, Node, Zone};
-use crate::cluster::source::api::SourceStatus;
+use crate::cluster::source::SourceStatus;
 use crate::dns::name;
 use crate::dns::wire::{NameKey, This};
 use crate::plugin::kubernetes::config::{Fallthrough, PodMode};

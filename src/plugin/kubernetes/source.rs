@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::cluster::index::{Index, IndexOptions};
 use crate::cluster::records::RecordOptions;
-use crate::cluster::source::api::{self, SourceStatus};
+use crate::cluster::source::SourceStatus;
+use crate::cluster::source::api;
 use crate::cluster::source::file;
 use crate::observe::http::Readiness;
 use crate::observe::metrics::Metrics;
