@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use clusterdns::cluster::source::file::{Filters, load};
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
-use clusterdns::cluster::source::api::SourceStatus;
+use clusterdns::cluster::source::SourceStatus;
 use clusterdns::plugin::kubernetes::config::{Fallthrough, PodMode};
 use clusterdns::dns::name;
 use clusterdns::plugin::kubernetes::{Kubernetes, Outcome};

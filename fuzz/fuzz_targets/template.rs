@@ -11,7 +11,7 @@ use hickory_proto::rr::{LowerName, Name};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::plugin::rewrite::config::parse as rewrite_rule;
+use clusterdns::plugin::rewrite::config::parse_rule as rewrite_rule;
 use clusterdns::plugin::template::config::compile;
 use clusterdns::corefile::{Directive, Pos, Token};
 use clusterdns::plugin::rewrite::{Rewrite, revert};
