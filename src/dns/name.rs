@@ -236,33 +236,101 @@ pub fn undash(label: &str) -> Option<IpAddr> {
         .map(IpAddr::V6)
 }
 
-/// Whether the lower-case wire name `key`, whose labels start at the offsets `labels` (the
-/// root's terminating zero included), is `zone` (lower-case wire form) or a name below it.
-pub fn key_in_zone(key: &[u8], labels: &[u8], zone: &[u8]) -> bool {
-    let Some(at) = key.len().checked_sub(zone.len()) else {
-        return false;
-    };
-    key.ends_with(zone) && u8::try_from(at).is_ok_and(|at| labels.contains(&at))
+/// A name in lower-case wire form with where each of its labels starts (the root's
+/// terminating zero included): how the fast path reads a question, and how the index and the
+/// routing find its zone without building a `Name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireName<'a> {
+    key: &'a [u8],
+    starts: &'a [u8],
+}
+
+impl<'a> WireName<'a> {
+    /// `key` as written, `starts` the offset of each of its labels' length bytes.
+    pub fn new(key: &'a [u8], starts: &'a [u8]) -> Self {
+        Self { key, starts }
+    }
+
+    /// The name's bytes: how the index keys it.
+    pub fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
+    /// How many labels it has, the root's counted.
+    pub fn label_count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The `i`-th label, counted from the left (empty for the root or past the end).
+    pub fn label(&self, i: usize) -> &'a [u8] {
+        let Some(&at) = self.starts.get(i) else {
+            return &[];
+        };
+        let at = usize::from(at);
+        let len = usize::from(self.key[at]);
+        &self.key[at + 1..at + 1 + len]
+    }
+
+    /// Whether it is `zone` (lower-case wire form) or a name below it.
+    pub fn is_in(&self, zone: &[u8]) -> bool {
+        let Some(at) = self.key.len().checked_sub(zone.len()) else {
+            return false;
+        };
+        self.key.ends_with(zone) && u8::try_from(at).is_ok_and(|at| self.starts.contains(&at))
+    }
+}
+
+/// Where each label of the uncompressed wire name `wire` starts, the root's zero included.
+/// Stops at a length that runs past the end (or is a pointer).
+pub fn label_starts(wire: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut at = Some(0);
+    std::iter::from_fn(move || {
+        let here = at?;
+        let len = usize::from(*wire.get(here)?);
+        at = match len {
+            0 => None,
+            1..=63 if here + 1 + len <= wire.len() => Some(here + 1 + len),
+            _ => return None,
+        };
+        Some(here)
+    })
 }
 
 /// The labels of the uncompressed wire name `wire`, the root's empty one left out. Stops at
 /// a length that runs past the end (or is a pointer).
 pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let len = usize::from(*wire.get(at)?);
-        if len == 0 || len > 63 {
-            return None;
-        }
-        let label = wire.get(at + 1..at + 1 + len)?;
-        at += 1 + len;
-        Some(label)
+    label_starts(wire).filter_map(|at| {
+        let len = usize::from(wire[at]);
+        (len > 0).then(|| &wire[at + 1..at + 1 + len])
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wire_name_knows_its_labels_and_zones() {
+        let wire = b"\x03web\x04prod\x03svc\x07cluster\x05local\x00";
+        let starts: Vec<u8> = label_starts(wire).map(|at| at as u8).collect();
+        assert_eq!(starts, [0, 4, 9, 13, 21, 27]);
+        let name = WireName::new(wire, &starts);
+        assert_eq!(name.label_count(), 6);
+        assert_eq!(name.label(1), b"prod");
+        assert_eq!(name.label(5), b"");
+        assert_eq!(name.label(9), b"");
+        assert!(name.is_in(b"\x07cluster\x05local\x00"));
+        assert!(name.is_in(b"\x00"));
+        assert!(name.is_in(wire));
+        // A suffix that does not start at a label is not a zone of it.
+        assert!(!name.is_in(b"\x05local\x00x"));
+        assert!(!name.is_in(b"\x06uster\x05local\x00"));
+        let labels: Vec<&[u8]> = wire_labels(wire).collect();
+        assert_eq!(labels, [&b"web"[..], b"prod", b"svc", b"cluster", b"local"]);
+        // A length that runs past the end ends the walk.
+        assert_eq!(label_starts(b"\x03ab").count(), 0);
+        assert_eq!(label_starts(b"\x01a\x09ab").collect::<Vec<_>>(), [0]);
+    }
 
     #[test]
     fn reverse_ip_reads_back_reverse_name() {

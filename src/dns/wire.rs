@@ -25,6 +25,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, Restrict};
 use smallvec::SmallVec;
 
+use super::name::label_starts;
+
 /// An immutable, shareable run of records, built when data changes and cloned per query.
 pub type RecordSet = std::sync::Arc<[hickory_proto::rr::Record]>;
 
@@ -91,17 +93,9 @@ pub fn compact_rdata(bytes: &[u8]) -> Option<&[u8]> {
 
 /// Where `name` starts in `own` as a whole suffix of it (at a label), if it does.
 fn suffix_of(own: &[u8], name: &[u8]) -> Option<u8> {
-    let mut at = 0;
-    while at < own.len() {
-        if own[at..] == *name {
-            return u8::try_from(at).ok();
-        }
-        if own[at] == 0 {
-            return None;
-        }
-        at += 1 + usize::from(own[at]);
-    }
-    None
+    label_starts(own)
+        .find(|&at| own[at..] == *name)
+        .and_then(|at| u8::try_from(at).ok())
 }
 
 /// Where the question's name starts in every message: right after the header.
@@ -685,14 +679,12 @@ impl<'a> Compressor<'a> {
     /// Remembers the suffixes of `name` that start in its first `upto` bytes, which were
     /// written out in full at `offset`.
     fn remember(&mut self, name: &'a [u8], upto: usize, offset: usize) {
-        let mut at = 0;
-        while at < upto && at < name.len() && name[at] != 0 {
+        for at in label_starts(name).take_while(|&at| at < upto && name[at] != 0) {
             let pos = offset + at;
             if pos >= 0x3FFF || self.seen.len() >= COMPRESSION_CANDIDATES {
                 return;
             }
             self.seen.push((&name[at..], pos as u16));
-            at += 1 + usize::from(name[at]);
         }
     }
 
@@ -706,14 +698,12 @@ impl<'a> Compressor<'a> {
         compress: bool,
     ) -> Result<(), ProtoError> {
         let start = enc.offset();
-        let mut at = 0;
-        while at < name.len() && name[at] != 0 {
+        for at in label_starts(name).take_while(|&at| name[at] != 0) {
             if compress && let Some(&(_, to)) = self.seen.iter().find(|(s, _)| *s == &name[at..]) {
                 enc.emit_vec(&name[..at])?;
                 self.remember(name, at, start);
                 return enc.emit_u16(0xC000 | to);
             }
-            at += 1 + usize::from(name[at]);
         }
         enc.emit_vec(name)?;
         self.remember(name, name.len(), start);

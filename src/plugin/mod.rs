@@ -42,6 +42,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, LowerQuery, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 
+use crate::dns::name::WireName;
 use crate::dns::wire::Prepared;
 
 pub use crate::dns::wire::{RecordSet, Transport};
@@ -182,8 +183,8 @@ pub trait Handler: Send + Sync {
     /// option the handler would act on. `None` leaves the query to `serve`. The server asks the
     /// first handler of a block that is not [`Handler::transparent`], where nothing observes the
     /// answers ([`crate::server::Router::answer_fast`]).
-    fn answer_fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
-        let _ = (key, labels, qtype);
+    fn answer_fast(&self, name: WireName<'_>, qtype: RecordType) -> Option<FastAnswer> {
+        let _ = (name, qtype);
         None
     }
 }

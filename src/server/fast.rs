@@ -4,6 +4,8 @@
 
 use hickory_proto::rr::RecordType;
 
+use crate::dns::name::WireName;
+
 /// How a UDP client sized its answers: no EDNS (512 bytes), or EDNS's payload size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Edns {
@@ -35,6 +37,11 @@ impl Question<'_> {
 
     pub fn labels(&self) -> &[u8] {
         &self.labels[..self.label_count]
+    }
+
+    /// The name, lower case, with where its labels start.
+    pub fn name(&self) -> WireName<'_> {
+        WireName::new(self.key(), self.labels())
     }
 }
 

@@ -236,18 +236,14 @@ impl Router {
         let Some(q) = fast::parse(bytes) else {
             return false;
         };
-        let (key, labels) = (q.key(), q.labels());
-        let Some(block) = self
-            .blocks
-            .iter()
-            .find(|b| crate::dns::name::key_in_zone(key, labels, &b.key))
-        else {
+        let name = q.name();
+        let Some(block) = self.blocks.iter().find(|b| name.is_in(&b.key)) else {
             return false;
         };
         let Some(handler) = block.chain.fast_handler() else {
             return false;
         };
-        let Some(found) = handler.answer_fast(key, labels, q.qtype) else {
+        let Some(found) = handler.answer_fast(name, q.qtype) else {
             return false;
         };
         let (rcode, answer, authority, additional) = match found {
@@ -287,7 +283,7 @@ impl Router {
             out,
             q.raw,
             1,
-            Some(key),
+            Some(name.key()),
             metadata,
             sections,
             opt.as_ref().map(|o| &o[..]),

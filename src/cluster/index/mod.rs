@@ -25,7 +25,7 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::dns::name;
+use crate::dns::name::{self, WireName};
 use crate::dns::wire::RecordSet;
 use crate::dns::wire::{self, Builder, Data, NameKey, Prepared, This};
 
@@ -207,10 +207,10 @@ impl Index {
 
     /// The zone a lower-case wire name falls in (the most specific one), given where its
     /// labels start.
-    pub fn zone_of_key(&self, key: &[u8], labels: &[u8]) -> Option<&Zone> {
+    pub fn zone_of_key(&self, name: WireName<'_>) -> Option<&Zone> {
         self.zones
             .iter()
-            .filter(|z| name::key_in_zone(key, labels, &z.key))
+            .filter(|z| name.is_in(&z.key))
             .max_by_key(|z| z.key.len())
     }
 

@@ -13,7 +13,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 
 use crate::cluster::index::{Answer, Index, Node, Zone};
 use crate::cluster::source::SourceStatus;
-use crate::dns::name;
+use crate::dns::name::{self, WireName};
 use crate::dns::wire::{NameKey, This};
 use crate::plugin::kubernetes::config::{Fallthrough, PodMode};
 use crate::plugin::setup::{Setup, SetupError};
@@ -76,21 +76,21 @@ impl Kubernetes {
     /// else (not ready, not our zone, the apex, aliases, pod names by IP, fallthrough): the
     /// general path answers those, and for the rest both paths answer alike (the DNS case
     /// battery checks it byte for byte).
-    pub fn fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
+    pub fn fast(&self, name: WireName<'_>, qtype: RecordType) -> Option<FastAnswer> {
         if !self.status.ready() {
             return None;
         }
-        let zone = self.index.zone_of_key(key, labels)?;
-        if *key == *zone.key {
+        let zone = self.index.zone_of_key(name)?;
+        if *name.key() == *zone.key {
             return None;
         }
-        let Some(node) = self.index.get_key(key) else {
+        let Some(node) = self.index.get_key(name.key()) else {
             // `IP.NAMESPACE.pod.ZONE`, which `pod_name` answers: three labels, the third `pod`.
             let maybe_pod = self.pods == PodMode::Insecure
                 && !zone.reverse
-                && labels.len() == zone_labels(zone) + 3
-                && label(key, labels[2]) == b"pod";
-            if maybe_pod || self.fallthrough_covers(key, labels) {
+                && name.label_count() == zone_labels(zone) + 3
+                && name.label(2) == b"pod";
+            if maybe_pod || self.fallthrough_covers(name) {
                 return None;
             }
             return Some(FastAnswer::Negative(
@@ -117,14 +117,11 @@ impl Kubernetes {
         ))
     }
 
-    fn fallthrough_covers(&self, key: &[u8], labels: &[u8]) -> bool {
+    fn fallthrough_covers(&self, name: WireName<'_>) -> bool {
         match &self.fallthrough {
             Fallthrough::Never => false,
             Fallthrough::All => true,
-            Fallthrough::Zones(_) => self
-                .fallthrough_keys
-                .iter()
-                .any(|z| name::key_in_zone(key, labels, z)),
+            Fallthrough::Zones(_) => self.fallthrough_keys.iter().any(|z| name.is_in(z)),
         }
     }
 
@@ -226,13 +223,6 @@ impl Kubernetes {
     }
 }
 
-/// The label whose length byte is at `at` in a wire-form name.
-fn label(key: &[u8], at: u8) -> &[u8] {
-    let at = usize::from(at);
-    let len = usize::from(key[at]);
-    &key[at + 1..at + 1 + len]
-}
-
 /// Labels of a zone's name, the root's counted (as the fast path counts label starts).
 fn zone_labels(zone: &Zone) -> usize {
     usize::from(zone.name.num_labels()) + 1
@@ -262,8 +252,8 @@ impl Handler for Kubernetes {
         NAME
     }
 
-    fn answer_fast(&self, key: &[u8], labels: &[u8], qtype: RecordType) -> Option<FastAnswer> {
-        self.fast(key, labels, qtype)
+    fn answer_fast(&self, name: WireName<'_>, qtype: RecordType) -> Option<FastAnswer> {
+        self.fast(name, qtype)
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
