@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
-use clusterdns::cluster::source::file::{self, Filters};
+use clusterdns::cluster::source::Filters;
+use clusterdns::cluster::source::file;
 use clusterdns::plugin::kubernetes::config::PodMode;
 
 pub const NAMESPACES: usize = 20;

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::cluster::source::file::{Filters, decode};
+use clusterdns::cluster::source::Filters;
+use clusterdns::cluster::source::file::decode;
 use clusterdns::cluster::index::{Index, IndexOptions, Snapshot};
 use clusterdns::cluster::records::RecordOptions;
 use clusterdns::plugin::kubernetes::config::PodMode;

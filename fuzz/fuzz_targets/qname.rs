@@ -11,7 +11,8 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use libfuzzer_sys::fuzz_target;
 
-use clusterdns::cluster::source::file::{Filters, load};
+use clusterdns::cluster::source::Filters;
+use clusterdns::cluster::source::file::load;
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
 use clusterdns::cluster::source::SourceStatus;

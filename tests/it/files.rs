@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 
-use clusterdns::cluster::source::file::{Filters, decode};
+use clusterdns::cluster::source::Filters;
+use clusterdns::cluster::source::file::decode;
 use clusterdns::plugin::Transport;
 
 use crate::support;

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use hickory_proto::op::Message;
 
-use clusterdns::cluster::source::file::{Filters, decode};
+use clusterdns::cluster::source::Filters;
+use clusterdns::cluster::source::file::decode;
 use clusterdns::plugin::Transport;
 
 use crate::support;

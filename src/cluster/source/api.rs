@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 use crate::observe::metrics::Metrics;
 use crate::sync::lock;
 
-use super::file::Filters;
+use super::Filters;
 use crate::cluster::index::{Change, Index, Kind};
 use crate::cluster::slim::{self, Key, SlimError};
 use crate::cluster::source::SourceStatus;

@@ -3,7 +3,7 @@
 //! files. Decoded with the k8s-openapi types and slimmed by the same conversions the API
 //! watchers use.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,40 +12,12 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::{DeserializeOwned, DeserializeSeed};
 
-use super::selector::Selector;
+use super::Filters;
 use crate::watched::Fingerprint;
 
-use crate::cluster::index::Index;
-use crate::cluster::index::Snapshot;
+use crate::cluster::index::{Index, Snapshot};
 use crate::cluster::slim;
 use std::time::Duration;
-
-/// What a `kubernetes` block keeps of the objects it is given.
-#[derive(Clone, Debug, Default)]
-pub struct Filters {
-    /// Only these namespaces; empty for all.
-    pub namespaces: Vec<String>,
-    pub labels: Option<Selector>,
-    pub namespace_labels: Option<Selector>,
-    pub noendpoints: bool,
-    /// Pods are kept only when `pods verified` needs them.
-    pub pods: bool,
-    /// Endpoints keep their pod's name only when `endpoint_pod_names` names them by it.
-    pub pod_names: bool,
-}
-
-impl Filters {
-    pub(crate) fn namespace_ok(&self, ns: &str) -> bool {
-        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
-    }
-
-    pub(crate) fn labels_ok(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
-        match &self.labels {
-            None => true,
-            Some(sel) => sel.matches(labels.unwrap_or(&BTreeMap::new())),
-        }
-    }
-}
 
 /// A problem with the objects file, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::slim::{Key, SlimPod, SlimService, SlimSlice};
 use crate::sync::lock;
+use selector::Selector;
 
 /// A whole cluster as a source last saw it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -219,5 +220,32 @@ impl SourceStatus {
     /// How long `kind` has been stale.
     pub fn stale_for(&self, kind: Kind) -> Option<Duration> {
         lock(&self.stale).get(&kind).map(|t| t.elapsed())
+    }
+}
+
+/// What a `kubernetes` block keeps of the objects it is given.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Only these namespaces; empty for all.
+    pub namespaces: Vec<String>,
+    pub labels: Option<Selector>,
+    pub namespace_labels: Option<Selector>,
+    pub noendpoints: bool,
+    /// Pods are kept only when `pods verified` needs them.
+    pub pods: bool,
+    /// Endpoints keep their pod's name only when `endpoint_pod_names` names them by it.
+    pub pod_names: bool,
+}
+
+impl Filters {
+    pub(crate) fn namespace_ok(&self, ns: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
+    }
+
+    pub(crate) fn labels_ok(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        match &self.labels {
+            None => true,
+            Some(sel) => sel.matches(labels.unwrap_or(&BTreeMap::new())),
+        }
     }
 }

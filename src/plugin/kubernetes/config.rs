@@ -29,8 +29,8 @@ use hickory_proto::rr::Name;
 use crate::corefile::{Directive, Pos, Token};
 
 pub use crate::cluster::records::PodMode;
+use crate::cluster::source::Filters;
 pub use crate::cluster::source::api::{ApiConfig, TlsFiles};
-use crate::cluster::source::file::Filters;
 use crate::cluster::source::selector::Selector;
 use crate::config::args::Args;
 use crate::config::args::{no_block, parse_duration};
