@@ -1,8 +1,10 @@
 //! clusterdns: cluster DNS for Kubernetes, a drop-in replacement for CoreDNS in kube-system.
 //!
-//! The flow of a query: `server` (sockets, EDNS, routing by zone and port) → `chain` (handlers
-//! in CoreDNS's fixed order) → `plugins` (e.g. `kubernetes`, reading `cluster::index`).
-//! The flow of configuration: `corefile` (text → syntax) → `config` (syntax → typed) → `app`.
+//! The flow of a query: `server` (sockets, EDNS, routing by zone and port) → the block's
+//! `plugin::Chain` (handlers in CoreDNS's fixed order) → each `plugin::<name>` (e.g.
+//! `kubernetes`, reading `cluster::index`), answers written in wire form by `dns`.
+//! The flow of configuration: `corefile` (text → syntax) → `config` (syntax → typed, each
+//! directive by its folder through `plugin::registry`) → `app` (each directive's `setup`).
 
 pub mod app;
 pub mod cluster;

@@ -1,4 +1,7 @@
-//! The plugin chain: every server block runs its handlers in CoreDNS's fixed order.
+//! Plugins: one folder per Corefile directive (`<name>/`: handler and setup, `config.rs`,
+//! `README.md`), the table that knows them all (`registry`), what their setup is given
+//! (`setup`), and here the chain contract every handler keeps. Every server block runs its
+//! handlers in CoreDNS's fixed order.
 //!
 //! A [`Handler`] is given the request and the rest of the chain ([`Next`]). It may
 //! - answer: return a [`Reply`] (an answer, NODATA, NXDOMAIN, any rcode: DNS outcomes are data);

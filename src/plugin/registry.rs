@@ -1,6 +1,6 @@
 //! Every directive clusterdns knows, in one table: its name, where it runs (CoreDNS's
 //! `plugin.cfg` order, whatever order the Corefile lists it in), how it is parsed and how it is
-//! set up. Adding a directive is a folder under `src/plugin/` and one line in [`directives!`]'s
+//! set up. Adding a directive is a folder under `src/plugin/` and one line in `directives!`'s
 //! table below.
 //!
 //! A handler sees a query before every handler below it in [`ORDER`], and may answer, pass it

@@ -8,9 +8,9 @@ use super::*;
 ///
 /// Layout: the name (its length, then its lower-case wire form, which is how the index finds
 /// the node: the map has no keys of its own); the number of sets, its top bit set when the
-/// node is narrow (see [`NARROW`]); when there are sets, the TTL of every record; per set its
+/// node is narrow (see `NARROW`); when there are sets, the TTL of every record; per set its
 /// type, record and additional counts, and where its additionals and its end lie; the owner
-/// (see [`encode_owner`]); then the records of each set followed by its additionals, compact,
+/// (see `encode_owner`); then the records of each set followed by its additionals, compact,
 /// as [`wire::Builder::for_name`] writes them.
 #[derive(Clone, Debug)]
 pub struct Node(Arc<[u8]>);
