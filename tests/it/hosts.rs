@@ -227,3 +227,46 @@ async fn dig_and_nslookup_see_the_hosts_entries() {
     assert_eq!(ptr.trim(), "server-0.");
     assert!(ns.contains("Address: 172.18.0.2"), "{ns}");
 }
+
+/// A plugin that parses but cannot be built stops the start with `plugin/NAME: …`, the one form
+/// every plugin's setup errors take, and says where in the Corefile the trouble is.
+#[tokio::test]
+async fn a_plugin_that_cannot_be_built_names_itself_and_the_line() {
+    use clusterdns::app::{App, StartOptions};
+    use clusterdns::config::{self, LoadOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = dir.path().join("Corefile");
+    let folder = dir.path().join("hosts.d");
+    std::fs::create_dir(&folder).unwrap();
+    for (text, want) in [
+        (
+            format!(".:0 {{\n    hosts {}\n}}\n", folder.display()),
+            format!(
+                "plugin/hosts: {}:2:11: {} is a folder, not a hosts file",
+                corefile.display(),
+                folder.display()
+            ),
+        ),
+        (
+            ".:0 {\n    autopath /nonexistent/resolv.conf\n}\n".to_string(),
+            "plugin/autopath: /nonexistent/resolv.conf: No such file or directory".to_string(),
+        ),
+    ] {
+        let cfg = config::from_str(
+            &corefile.display().to_string(),
+            &text,
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let opts = StartOptions {
+            bind: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            ..StartOptions::default()
+        };
+        let err = match App::start(&cfg, opts).await {
+            Ok(_) => panic!("{text}: started"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.starts_with(&want), "{text}\n got: {err}\nwant: {want}");
+    }
+}

@@ -178,13 +178,13 @@ pub struct Hosts {
 impl Hosts {
     /// Reads the file and starts watching it. A missing file is a warning, as in CoreDNS (it
     /// is served once it appears); a folder in its place is an error.
-    pub fn new(cfg: &HostsConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn new(cfg: &HostsConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
         if cfg.path.is_dir() {
-            anyhow::bail!(
-                "{}: hosts: {} is a folder, not a hosts file",
+            return Err(format!(
+                "{}: {} is a folder, not a hosts file",
                 cfg.pos,
                 cfg.path.display()
-            );
+            ));
         }
         let file = match read(&cfg.path) {
             Ok(entries) => entries,
