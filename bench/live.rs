@@ -8,9 +8,11 @@
 //!
 //! `BENCH_BIN=PATH` runs another binary (the image's static one, from deploy/build-static.sh).
 //!
-//! Prints: time from start to `/ready` 200 (every kind listed), resident memory after sync
-//! (VmRSS, and the peak VmHWM), and the time from a change at the API to the first correct
-//! answer, for new Services and for endpoint changes of headless Services (median, p95, p99).
+//! Prints: time from start to `/ready` 200 (every kind listed) and the CPU it took, what the
+//! API server served for it (lists from its watch cache, pages read from etcd, watches, bytes),
+//! resident memory after sync (VmRSS, and the peak VmHWM), and the time from a change at the
+//! API to the first correct answer, for new Services and for endpoint changes of headless
+//! Services (median, p95, p99).
 //! Figures are for comparing runs on one machine, not for asserting.
 
 #[allow(dead_code)]
@@ -95,6 +97,22 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn ready(addr: SocketAddr) -> bool {
@@ -214,7 +232,21 @@ fn main() {
         );
     }
     let to_ready = started.elapsed();
-    println!("time to ready: {:.3} s", to_ready.as_secs_f64());
+    let cpu = cpu_seconds(pid);
+    let served = api.served();
+    println!(
+        "time to ready: {:.3} s, CPU to ready {cpu:.2} s",
+        to_ready.as_secs_f64()
+    );
+    println!(
+        "API server served to ready: {} requests; {} lists from the watch cache, {} pages ({} objects) from etcd, {} watches; {:.1} MiB",
+        api.requests().len(),
+        served.cache_lists,
+        served.etcd_pages,
+        served.etcd_objects,
+        served.watches,
+        served.bytes as f64 / 1048576.0
+    );
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "memory after sync: VmRSS {:.1} MiB (anonymous {:.1} MiB), VmHWM {:.1} MiB",

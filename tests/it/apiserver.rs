@@ -5,6 +5,12 @@
 //! - Lists: `labelSelector`, `fieldSelector` (`metadata.name`, `metadata.namespace`), `limit`
 //!   with `continue` tokens that read a consistent snapshot at the first page's version, and
 //!   410 Expired once that version has been compacted away.
+//! - What a list costs, as kube-apiserver serves it: `resourceVersion=0` (any version), and a
+//!   list with no version and no `limit` (a consistent read, which 1.31+ serves from the watch
+//!   cache once it is fresh), are one response from the watch cache, whatever the `limit`. A
+//!   list with a `limit` and no version, a `continue`, or an exact version reads etcd a page
+//!   at a time: each page is charged [`Costs`] (a round trip, and decoding each object read)
+//!   before it is answered. [`ApiServer::served`] counts each kind of request and the bytes.
 //! - Watches: from a resourceVersion (events after it, label-selector transitions turned into
 //!   ADDED/DELETED as the real server does), from "0"/"" (the current state as ADDED first),
 //!   `sendInitialEvents=true` (the current state, then a BOOKMARK annotated
@@ -110,8 +116,57 @@ pub enum Mode {
     Unavailable,
 }
 
+/// What reading etcd costs the server, per page of a list that is not served from the watch
+/// cache. A model, not a measurement: a quorum read's round trip, and decoding and converting
+/// each object read, at what a healthy control plane takes (a few milliseconds a request, tens
+/// of microseconds an object). The watch cache costs only the encoding, which this server does
+/// for real.
+#[derive(Clone, Copy, Debug)]
+pub struct Costs {
+    pub etcd_request: Duration,
+    pub etcd_per_object: Duration,
+}
+
+impl Default for Costs {
+    fn default() -> Self {
+        Self {
+            etcd_request: Duration::from_millis(2),
+            etcd_per_object: Duration::from_micros(20),
+        }
+    }
+}
+
+/// What the server has served, by kind of request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Lists answered whole from the watch cache.
+    pub cache_lists: usize,
+    /// Pages of lists read from etcd.
+    pub etcd_pages: usize,
+    /// Objects read from etcd for those pages.
+    pub etcd_objects: usize,
+    /// Watches opened (streaming lists among them).
+    pub watches: usize,
+    /// Bytes of list bodies and watch events sent.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    cache_lists: std::sync::atomic::AtomicUsize,
+    etcd_pages: std::sync::atomic::AtomicUsize,
+    etcd_objects: std::sync::atomic::AtomicUsize,
+    watches: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
 struct State {
     store: Mutex<Store>,
+    costs: Costs,
+    /// The version `/version` reports, `(minor, streaming)`: 1.MINOR, and whether watches take
+    /// `sendInitialEvents` (the WatchList gate; off, they are refused with 422 as 1.33 does).
+    version: Mutex<(u32, bool)>,
+    counters: Counters,
     /// The newest resourceVersion, for watches to wake on.
     rv: watch::Sender<u64>,
     /// Bumped to cut every open watch.
@@ -166,6 +221,9 @@ impl ApiServer {
             log: Mutex::new(Vec::new()),
             bookmark_every,
             history_cap,
+            costs: Costs::default(),
+            counters: Counters::default(),
+            version: Mutex::new((34, true)),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -342,6 +400,24 @@ impl ApiServer {
         }
     }
 
+    /// Makes the server Kubernetes 1.`minor`, with or without streaming lists.
+    pub fn set_version(&self, minor: u32, streaming: bool) {
+        *self.state.version.lock().unwrap() = (minor, streaming);
+    }
+
+    /// What has been served so far.
+    pub fn served(&self) -> Served {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.state.counters;
+        Served {
+            cache_lists: c.cache_lists.load(Relaxed),
+            etcd_pages: c.etcd_pages.load(Relaxed),
+            etcd_objects: c.etcd_objects.load(Relaxed),
+            watches: c.watches.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+        }
+    }
+
     /// The requests seen so far (`GET path?query`).
     pub fn requests(&self) -> Vec<String> {
         self.state.log.lock().unwrap().clone()
@@ -466,6 +542,19 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if req.method() != hyper::Method::GET {
         return status(405, "MethodNotAllowed", "only list and watch are served");
     }
+    if uri.path() == "/version" {
+        let (minor, _) = *st.version.lock().unwrap();
+        let body = json!({
+            "major": "1", "minor": minor.to_string(),
+            "gitVersion": format!("v1.{minor}.0"), "platform": "linux/amd64",
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.24", "compiler": "gc",
+        });
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(full(body.to_string()))
+            .unwrap();
+    }
     let Some((res, namespace)) = parse_path(uri.path()) else {
         return status(
             404,
@@ -496,9 +585,27 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         q.params.get("watch").map(String::as_str),
         Some("true" | "1")
     ) {
+        let streaming = st.version.lock().unwrap().1;
+        if !streaming && q.params.get("sendInitialEvents").map(String::as_str) == Some("true") {
+            return status(
+                422,
+                "Invalid",
+                "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            );
+        }
+        st.counters
+            .watches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         watch_response(st, q, filter, cuts)
     } else {
-        list(&st, &q, &filter)
+        let (response, etcd_objects) = list(&st, &q, &filter);
+        if let Some(read) = etcd_objects {
+            // Charged after the store is let go: other requests go on meanwhile, as they do
+            // while a real server waits on etcd.
+            let c = st.costs;
+            tokio::time::sleep(c.etcd_request + c.etcd_per_object * read as u32).await;
+        }
+        response
     }
 }
 
@@ -701,23 +808,36 @@ fn snapshot(
     (page.into_iter().take(limit).collect(), more)
 }
 
-fn list(st: &State, q: &Query, filter: &Filter) -> Response<Body> {
+/// A list's response, and how many objects it read from etcd (`None`: served from the watch
+/// cache).
+fn list(st: &State, q: &Query, filter: &Filter) -> (Response<Body>, Option<usize>) {
+    use std::sync::atomic::Ordering::Relaxed;
     let expired = |message: String| {
-        st.gone.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        status(410, "Expired", &message)
+        st.gone.fetch_add(1, Relaxed);
+        (status(410, "Expired", &message), None)
     };
     let store = st.store.lock().unwrap();
-    let limit: usize = q
-        .params
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
+    let param = |k: &str| q.params.get(k).map(String::as_str);
+    let asked_limit = param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    // The watch cache answers `resourceVersion=0`, and a consistent list without a limit, whole.
+    let from_cache = param("continue").is_none_or(str::is_empty)
+        && match param("resourceVersion").unwrap_or("") {
+            "0" => true,
+            "" => asked_limit.is_none(),
+            _ => false,
+        };
+    let limit = if from_cache {
+        usize::MAX
+    } else {
+        asked_limit.unwrap_or(usize::MAX)
+    };
     // A continue token is `VERSION/NAMESPACE/NAME` of the last item sent, hex-encoded.
     let (at, after) = match q.params.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let Some((at, ns, name)) = decode_token(token) else {
-                return status(400, "BadRequest", "invalid continue token");
+                return (status(400, "BadRequest", "invalid continue token"), None);
             };
             if at < store.oldest {
                 return expired(format!(
@@ -747,6 +867,7 @@ fn list(st: &State, q: &Query, filter: &Filter) -> Response<Body> {
         .as_ref()
         .map(|(ns, name)| (ns.as_str(), name.as_str()));
     let (page, remaining) = snapshot(&store, filter, at, after_ref, limit);
+    let read = (!from_cache).then_some(page.len());
     let mut items = Vec::with_capacity(page.len());
     let mut last = None;
     for (k, v) in page {
@@ -766,16 +887,30 @@ fn list(st: &State, q: &Query, filter: &Filter) -> Response<Body> {
         meta["continue"] = json!(encode_token(at, &ns, &name));
         meta["remainingItemCount"] = json!(remaining);
     }
+    drop(store);
     let body = json!({
         "kind": format!("{}List", q.res.kind()),
         "apiVersion": q.res.api_version(),
         "metadata": meta,
         "items": items,
-    });
-    Response::builder()
+    })
+    .to_string();
+    let c = &st.counters;
+    c.bytes.fetch_add(body.len() as u64, Relaxed);
+    match read {
+        Some(n) => {
+            c.etcd_pages.fetch_add(1, Relaxed);
+            c.etcd_objects.fetch_add(n, Relaxed);
+        }
+        None => {
+            c.cache_lists.fetch_add(1, Relaxed);
+        }
+    }
+    let response = Response::builder()
         .header("content-type", "application/json")
-        .body(full(body.to_string()))
-        .unwrap()
+        .body(full(body))
+        .unwrap();
+    (response, read)
 }
 
 fn encode_token(at: u64, ns: &str, name: &str) -> String {
@@ -819,8 +954,11 @@ fn watch_response(st: Arc<State>, q: Query, filter: Filter, cuts: Cuts) -> Respo
         .unwrap()
 }
 
-async fn send(tx: &Tx, kind: &str, object: &Value) -> bool {
+async fn send(st: &State, tx: &Tx, kind: &str, object: &Value) -> bool {
     let line = format!("{}\n", json!({ "type": kind, "object": object }));
+    st.counters
+        .bytes
+        .fetch_add(line.len() as u64, std::sync::atomic::Ordering::Relaxed);
     tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_ok()
 }
 
@@ -872,16 +1010,16 @@ async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx, cuts: Cuts)
         Ok(s) => s,
         Err(gone) => {
             st.gone.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            send(&tx, "ERROR", &gone).await;
+            send(&st, &tx, "ERROR", &gone).await;
             return;
         }
     };
     for obj in &initial {
-        if !send(&tx, "ADDED", obj).await {
+        if !send(&st, &tx, "ADDED", obj).await {
             return;
         }
     }
-    if initial_events && !send(&tx, "BOOKMARK", &bookmark(q.res, pos, true)).await {
+    if initial_events && !send(&st, &tx, "BOOKMARK", &bookmark(q.res, pos, true)).await {
         return;
     }
     let mut tick = tokio::time::interval(st.bookmark_every);
@@ -905,7 +1043,7 @@ async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx, cuts: Cuts)
             }
             _ = tick.tick(), if bookmarks => {
                 if *mode.borrow() != Mode::Hung
-                    && !send(&tx, "BOOKMARK", &bookmark(q.res, pos, false)).await
+                    && !send(&st, &tx, "BOOKMARK", &bookmark(q.res, pos, false)).await
                 {
                     return;
                 }
@@ -938,7 +1076,7 @@ async fn run_watch(st: Arc<State>, q: Query, filter: Filter, tx: Tx, cuts: Cuts)
                 (true, false) => "DELETED",
                 (false, false) => continue,
             };
-            if !send(&tx, kind, &ev.obj).await {
+            if !send(&st, &tx, kind, &ev.obj).await {
                 return;
             }
         }

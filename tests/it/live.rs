@@ -190,13 +190,15 @@ async fn creates_updates_and_deletes_reach_the_answers() {
         nxdomain(&running, "cart.shop.svc.cluster.local.")
     })
     .await;
-    // Only what the stock system:coredns ClusterRole grants: list and watch of four kinds.
+    // Only what the stock system:coredns ClusterRole grants: list and watch of four kinds; and
+    // `/version`, which system:public-info-viewer grants everyone.
     for r in api.requests() {
         let path = r
             .strip_prefix("GET ")
             .unwrap_or_else(|| panic!("not a GET: {r}"));
         let path = path.split('?').next().unwrap();
         let allowed = [
+            "/version",
             "/api/v1/namespaces",
             "/api/v1/services",
             "/api/v1/pods",
@@ -524,31 +526,66 @@ async fn filters_are_sent_to_the_api() {
     running.shutdown().await;
 }
 
-/// Large lists come in pages; the watch starts from the list's version.
+/// A large cluster is listed the cheap ways, never page by page from etcd: streaming lists
+/// (the objects one by one from the watch cache) where the server offers them; where it refuses
+/// them (1.33, whose WatchList gate is off by default, answers 422) or cannot have them (before
+/// 1.27), one `resourceVersion=0` list per kind from the watch cache, as client-go asks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_cluster_is_listed_in_pages() {
-    let api = small_cluster().await;
-    let many: Vec<Value> = (0..1200)
-        .map(|i| {
-            service(
-                "shop",
-                &format!("s{i}"),
-                &format!("10.97.{}.{}", i / 250, i % 250),
-            )
-        })
-        .collect();
-    api.apply_all(many);
-    let dir = tempfile::tempdir().unwrap();
-    let running = start(&api, dir.path(), "").await;
-    support::until_ready(&running).await;
-    assert!(answers(&running, "s1199.shop.svc.cluster.local.", &["10.97.4.199"]).await);
-    let pages = api
-        .requests()
-        .iter()
-        .filter(|r| r.contains("/services?") && r.contains("continue="))
-        .count();
-    assert!(pages >= 2, "{:#?}", api.requests());
-    running.shutdown().await;
+async fn a_large_cluster_is_listed_from_the_watch_cache() {
+    for (minor, streaming) in [(34, true), (33, false), (26, false)] {
+        let api = small_cluster().await;
+        api.set_version(minor, streaming);
+        let many: Vec<Value> = (0..1200)
+            .map(|i| {
+                service(
+                    "shop",
+                    &format!("s{i}"),
+                    &format!("10.97.{}.{}", i / 250, i % 250),
+                )
+            })
+            .collect();
+        api.apply_all(many);
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(&api, dir.path(), "").await;
+        support::until_ready(&running).await;
+        assert!(answers(&running, "s1199.shop.svc.cluster.local.", &["10.97.4.199"]).await);
+        let requests = api.requests();
+        let served = api.served();
+        let case = format!("1.{minor}: {served:?}\n{requests:#?}");
+        assert_eq!(served.etcd_pages, 0, "{case}");
+        let lists: Vec<&String> = requests
+            .iter()
+            .filter(|r| r.contains("/api") && !r.contains("watch=true"))
+            .collect();
+        let streamed = requests
+            .iter()
+            .filter(|r| r.contains("sendInitialEvents=true"))
+            .count();
+        // Namespaces, Services and EndpointSlices (Pods only under `pods verified`).
+        match minor {
+            34 => {
+                assert!(lists.is_empty(), "{case}");
+                assert_eq!(streamed, 3, "{case}");
+            }
+            33 => {
+                assert_eq!(streamed, 3, "{case}");
+                assert_eq!(served.cache_lists, 3, "{case}");
+            }
+            _ => {
+                assert_eq!(streamed, 0, "{case}");
+                assert_eq!(served.cache_lists, 3, "{case}");
+            }
+        }
+        for r in lists {
+            assert!(
+                r.contains("resourceVersion=0")
+                    && !r.contains("limit=")
+                    && !r.contains("continue="),
+                "{r}"
+            );
+        }
+        running.shutdown().await;
+    }
 }
 
 // The test server itself, against the kube client directly: the parts of the protocol the
@@ -557,6 +594,51 @@ async fn a_large_cluster_is_listed_in_pages() {
 fn client(api: &ApiServer) -> kube::Client {
     let config = kube::Config::new(format!("http://{}", api.addr).parse().unwrap());
     kube::Client::try_from(config).unwrap()
+}
+
+/// What each kind of list costs the server: a `limit` without a version reads etcd a page at a
+/// time; `resourceVersion=0` is one answer from the watch cache, whatever the `limit`.
+#[tokio::test]
+async fn the_test_server_charges_etcd_pages_and_serves_version_zero_from_its_cache() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, ListParams};
+    let api = ApiServer::start().await;
+    api.apply_all(
+        (0..25)
+            .map(|i| service("shop", &format!("s{i}"), &format!("10.97.0.{i}")))
+            .collect(),
+    );
+    let services: Api<Service> = Api::all(client(&api));
+    let mut token: Option<String> = None;
+    let mut seen = 0;
+    loop {
+        let mut lp = ListParams::default().limit(10);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = services.list(&lp).await.unwrap();
+        seen += page.items.len();
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 25);
+    let paged = api.served();
+    assert_eq!(
+        (paged.etcd_pages, paged.etcd_objects, paged.cache_lists),
+        (3, 25, 0)
+    );
+    // kube sends resourceVersion=0 only without a limit; with one, the server would ignore it.
+    let whole = services
+        .list(&ListParams::default().match_any())
+        .await
+        .unwrap();
+    assert_eq!(whole.items.len(), 25);
+    assert!(whole.metadata.continue_.is_none_or(|c| c.is_empty()));
+    let after = api.served();
+    assert_eq!((after.etcd_pages, after.cache_lists), (3, 1));
+    assert!(after.bytes > paged.bytes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,15 +181,24 @@ pub fn spawn(
         status,
     });
     tokio::spawn(async move {
+        // Streaming lists where the server may offer them; a server that cannot say its
+        // version gets the lists every version serves.
+        let streaming = match client.apiserver_version().await {
+            Ok(v) => may_stream(&v),
+            Err(e) => {
+                tracing::debug!("plugin/kubernetes: the API server's version: {e}");
+                false
+            }
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for kind in &kinds {
             let s = shared.clone();
             let c = client.clone();
             match kind {
-                Kind::Namespace => tasks.spawn(run::<Namespace>(c, s)),
-                Kind::Service => tasks.spawn(run::<Service>(c, s)),
-                Kind::Slice => tasks.spawn(run::<EndpointSlice>(c, s)),
-                Kind::Pod => tasks.spawn(run::<Pod>(c, s)),
+                Kind::Namespace => tasks.spawn(run::<Namespace>(c, s, streaming)),
+                Kind::Service => tasks.spawn(run::<Service>(c, s, streaming)),
+                Kind::Slice => tasks.spawn(run::<EndpointSlice>(c, s, streaming)),
+                Kind::Pod => tasks.spawn(run::<Pod>(c, s, streaming)),
             };
         }
         tasks.spawn(report(shared, kinds));
@@ -260,10 +269,42 @@ fn key(meta: &ObjectMeta) -> Key {
     key_in(meta, meta.name.as_deref().unwrap_or_default())
 }
 
-/// The base config: lists served from the API server's cache (resourceVersion=0) as
-/// client-go's informers do, in pages.
-fn base(filters: &Filters, labels: bool) -> watcher::Config {
+/// Whether an API server of this version may offer streaming lists (`sendInitialEvents`,
+/// Kubernetes 1.27+). Older servers ignore the parameter and would never say the initial
+/// events are over; a 1.27+ server whose WatchList gate is off (1.33's default) refuses the
+/// watch with 422, and [`refuses_streaming`] falls back then.
+fn may_stream(version: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
+    let number = |s: &str| {
+        s.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u32>()
+            .ok()
+    };
+    match (number(&version.major), number(&version.minor)) {
+        (Some(major), Some(minor)) => (major, minor) >= (1, 27),
+        _ => false,
+    }
+}
+
+/// Whether the server refused a streaming list as a server without the WatchList feature does
+/// (422 Invalid; 400 from anything in front of it that checks parameters).
+fn refuses_streaming(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 422 || s.code == 400)
+}
+
+/// Lists from the API server's watch cache, as client-go's informers ask for them:
+/// `resourceVersion=0`, which the server answers whole from memory. No `limit`: kube leaves
+/// `resourceVersion=0` out of a list that has one (the server ignores the limit there), and
+/// what it then sends is a consistent list that the server reads from etcd page by page, the
+/// dearest list there is (at 100k Services, hundreds of round trips per kind).
+fn from_cache() -> watcher::Config {
     let mut wc = watcher::Config::default().any_semantic();
+    wc.page_size = None;
+    wc
+}
+
+/// The base config: lists from the watch cache ([`from_cache`]), with the label selector.
+fn base(filters: &Filters, labels: bool) -> watcher::Config {
+    let mut wc = from_cache();
     if labels && let Some(sel) = &filters.labels {
         wc = wc.labels(&sel.to_string());
     }
@@ -288,7 +329,7 @@ impl Watched for Namespace {
         Api::all(client)
     }
     fn config(filters: &Filters) -> watcher::Config {
-        let mut wc = watcher::Config::default().any_semantic();
+        let mut wc = from_cache();
         if let Some(sel) = &filters.namespace_labels {
             wc = wc.labels(&sel.to_string());
         }
@@ -382,7 +423,7 @@ fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
 
 /// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
 /// has passed.
-async fn run<K: Watched>(client: Client, shared: Arc<Shared>) {
+async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: bool) {
     let api = K::api(client, &shared.filters);
     let wc = K::config(&shared.filters);
     let mut backoff = DefaultBackoff::default();
@@ -392,8 +433,16 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>) {
         .kubernetes_objects
         .with_label_values(&[kind.plural()]);
     loop {
-        let mut stream = watcher::watcher(api.clone(), wc.clone()).boxed();
+        // A streaming list sends the objects one by one from the watch cache; a list sends
+        // them in one response, which is held whole while it is read.
+        let config = if streaming {
+            wc.clone().streaming_lists()
+        } else {
+            wc.clone()
+        };
+        let mut stream = watcher::watcher(api.clone(), config).boxed();
         let mut listing: Option<Vec<Change>> = None;
+        let mut fell_back = false;
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Event::Init) => listing = Some(Vec::new()),
@@ -426,11 +475,25 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>) {
                     shared.index.apply([K::removal(obj.meta())]);
                     gauge.set(shared.index.count(kind) as i64);
                 }
+                Err(e) if streaming && listing.is_none() && refuses_streaming(&e) => {
+                    tracing::info!(
+                        "plugin/kubernetes: the API server does not offer streaming lists ({e}); \
+                         listing {} from its watch cache",
+                        kind.plural()
+                    );
+                    streaming = false;
+                    fell_back = true;
+                    break;
+                }
                 Err(e) => {
                     shared.status.failing(kind, &e);
                     break;
                 }
             }
+        }
+        if fell_back {
+            // Not an outage: list at once.
+            continue;
         }
         let wait = backoff.next().unwrap_or(Duration::from_secs(30));
         tokio::time::sleep(wait).await;
