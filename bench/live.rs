@@ -3,7 +3,7 @@
 //! through a kubeconfig, in a process of its own so that its memory is its own.
 //!
 //! ```text
-//! cargo build --release && cargo bench --bench live -- [--services 10000] [--endpoints 100000] [--changes 200]
+//! cargo build --release && cargo bench --bench live -- [--services 10000] [--endpoints 100000] [--changes 200] [--server-minor 34] [--no-streaming]
 //! ```
 //!
 //! `BENCH_BIN=PATH` runs another binary (the image's static one, from deploy/build-static.sh).
@@ -35,6 +35,10 @@ struct Args {
     services: usize,
     endpoints: usize,
     changes: usize,
+    /// The API server's Kubernetes minor version (1.27+ may stream lists).
+    server_minor: u32,
+    /// The server refuses streaming lists (the WatchList gate off, as in 1.33).
+    no_streaming: bool,
 }
 
 fn args() -> Args {
@@ -42,6 +46,8 @@ fn args() -> Args {
         services: 10_000,
         endpoints: 100_000,
         changes: 200,
+        server_minor: 34,
+        no_streaming: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -55,6 +61,12 @@ fn args() -> Args {
             "--services" => a.services = value(),
             "--endpoints" => a.endpoints = value(),
             "--changes" => a.changes = value(),
+            "--server-minor" => a.server_minor = value() as u32,
+            "--no-streaming" => {
+                a.no_streaming = true;
+                i += 1;
+                continue;
+            }
             // cargo bench passes --bench; anything else is a mistake worth hearing about.
             "--bench" => {
                 i += 1;
@@ -181,6 +193,7 @@ fn main() {
         .build()
         .expect("runtime");
     let api = rt.block_on(ApiServer::start_with(Duration::from_secs(60), 1_000_000));
+    api.set_version(a.server_minor, !a.no_streaming);
     let t = Instant::now();
     api.apply_all(cluster(a.services, a.endpoints));
     println!(
