@@ -179,6 +179,21 @@ pub trait Handler: Send + Sync {
         false
     }
 
+    /// Whether this handler hands the plain query `name`/`qtype` to the rest of the chain as
+    /// it is, so that the fast path may look further down for the answer (`cache` for a zone
+    /// it does not keep). The answer found is then offered to [`Handler::keeps_fast`].
+    fn passes_fast(&self, name: WireName<'_>, qtype: RecordType) -> bool {
+        let _ = (name, qtype);
+        self.transparent()
+    }
+
+    /// Whether this handler, having passed a query on, would send `answer` back exactly as it
+    /// came (`loadbalance`, for an answer with nothing to shuffle).
+    fn keeps_fast(&self, answer: &FastAnswer) -> bool {
+        let _ = answer;
+        true
+    }
+
     /// Answers a plain query from data prepared in wire form, without running the chain: only
     /// where [`Handler::serve`] would answer it exactly so, to the byte, and only with an
     /// answer, NODATA or NXDOMAIN. `key` is the name in lower-case wire form and `labels` where
@@ -260,16 +275,28 @@ impl Chain {
         &self.observers
     }
 
-    /// The handler asked for fast answers ([`Handler::answer_fast`]): the first that does
-    /// anything to a plain query, where nothing observes the answers (`log`).
-    pub fn fast_handler(&self) -> Option<&dyn Handler> {
+    /// A fast answer ([`Handler::answer_fast`]) to a plain query, and the handler that gave
+    /// it: from the first handler that does not pass the query on untouched
+    /// ([`Handler::passes_fast`]), where every handler in front of it would send that answer
+    /// back as it is ([`Handler::keeps_fast`]), and nothing observes the answers (`log`).
+    pub fn answer_fast(
+        &self,
+        name: WireName<'_>,
+        qtype: RecordType,
+    ) -> Option<(&'static str, FastAnswer)> {
         if !self.observers.is_empty() {
             return None;
         }
-        self.handlers
-            .iter()
-            .find(|h| !h.transparent())
-            .map(|h| h.as_ref())
+        for (i, h) in self.handlers.iter().enumerate() {
+            if let Some(answer) = h.answer_fast(name, qtype) {
+                let kept = self.handlers[..i].iter().all(|p| p.keeps_fast(&answer));
+                return kept.then_some((h.name(), answer));
+            }
+            if !h.passes_fast(name, qtype) {
+                return None;
+            }
+        }
+        None
     }
 
     pub fn serve<'a>(&'a self, req: &'a Request<'a>) -> HandlerFuture<'a> {

@@ -240,10 +240,7 @@ impl Router {
         let Some(block) = self.blocks.iter().find(|b| name.is_in(&b.key)) else {
             return false;
         };
-        let Some(handler) = block.chain.fast_handler() else {
-            return false;
-        };
-        let Some(found) = handler.answer_fast(name, q.qtype) else {
+        let Some((plugin, found)) = block.chain.answer_fast(name, q.qtype) else {
             return false;
         };
         let (rcode, answer, authority, additional) = match found {
@@ -300,7 +297,7 @@ impl Router {
             qtype: Some(q.qtype),
             dnssec_ok: false,
             rcode,
-            plugin: handler.name(),
+            plugin,
             request_size: bytes.len(),
             response_size: out.len(),
             duration: start.elapsed(),

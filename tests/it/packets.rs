@@ -466,3 +466,53 @@ async fn a_query_longer_than_4096_bytes_is_formerr_over_udp_and_answered_over_tc
     }
     running.shutdown().await;
 }
+
+/// kubeadm's chain (errors, loadbalance, cache with cluster.local disabled, kubernetes, loop,
+/// forward): a cluster name is answered on the fast path through the plugins in front of
+/// `kubernetes`, unless one of them would change the answer (`loadbalance` shuffling two
+/// addresses) or keep it (`cache`, for a name it is not told to leave alone); with `log`, never.
+/// That the bytes are the general path's is the case battery's `stock.yaml`.
+#[tokio::test]
+async fn the_fast_path_answers_through_kubeadms_chain() {
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let chain = |log: &str| {
+        format!(
+            ".:0 {{\n    errors\n{log}    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n        ttl 30\n    }}\n    forward . 127.0.0.1:9\n    cache 30 {{\n        disable success cluster.local\n        disable denial cluster.local\n    }}\n    loop\n    reload\n    loadbalance\n}}\n",
+            objects.display()
+        )
+    };
+    let src = SocketAddr::from(([127, 0, 0, 1], 40000));
+    for (log, fast_at_all) in [("", true), ("    log\n", false)] {
+        let corefile = chain(log);
+        let running = support::start(&support::root().join("Corefile"), &corefile).await;
+        let port = running.listeners()[0].port;
+        let router = running.router(port).unwrap();
+        for (name, qtype, fast) in [
+            ("kubernetes.default.svc.cluster.local.", RecordType::A, true),
+            (
+                "kubernetes.default.svc.cluster.local.",
+                RecordType::AAAA,
+                true,
+            ),
+            ("nosuch.default.svc.cluster.local.", RecordType::A, true),
+            (
+                "postgres-0.postgres.db.svc.cluster.local.",
+                RecordType::A,
+                true,
+            ),
+            // Two addresses: loadbalance shuffles them.
+            ("postgres.db.svc.cluster.local.", RecordType::A, false),
+            // Not disabled in the cache.
+            ("1.0.96.10.in-addr.arpa.", RecordType::PTR, false),
+        ] {
+            let q = support::query(name, qtype, None).to_vec().unwrap();
+            let mut out = Vec::new();
+            assert_eq!(
+                router.answer_fast(&q, src, Transport::Udp, &mut out),
+                fast && fast_at_all,
+                "{name} {qtype} with {log:?}"
+            );
+        }
+        running.shutdown().await;
+    }
+}

@@ -29,6 +29,8 @@ use hickory_proto::op::{Edns, LowerQuery, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::cluster::index::Index;
+use crate::dns::name::WireName;
+use crate::dns::wire::NameKey;
 use crate::observe::metrics::Metrics;
 use crate::plugin::cache::config::{CacheConfig, Prefetch, ServeStale, StaleMode};
 use crate::plugin::kubernetes::source::KubernetesSource;
@@ -218,6 +220,11 @@ struct Settings {
 
 pub struct Inner {
     zones: Vec<LowerName>,
+    /// The same, and the zones `disable`d for success and for denial, in lower-case wire form:
+    /// what the fast path asks ([`Handler::passes_fast`]).
+    zone_keys: Vec<Box<[u8]>>,
+    success_off: Vec<Box<[u8]>>,
+    denial_off: Vec<Box<[u8]>>,
     zones_label: String,
     success_cfg: Settings,
     denial_cfg: Settings,
@@ -251,9 +258,18 @@ impl Cache {
             .map(|z| z.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        let keys = |zones: &[Name]| -> Vec<Box<[u8]>> {
+            zones
+                .iter()
+                .map(|z| NameKey::new(z).as_bytes().into())
+                .collect()
+        };
         Self {
             inner: Arc::new(Inner {
                 zones: cfg.zones.iter().map(LowerName::new).collect(),
+                zone_keys: keys(&cfg.zones),
+                success_off: keys(&cfg.success.disabled),
+                denial_off: keys(&cfg.denial.disabled),
                 zones_label,
                 success_cfg: settings(&cfg.success),
                 denial_cfg: settings(&cfg.denial),
@@ -569,6 +585,14 @@ impl Inner {
 impl Handler for Cache {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// A name outside the cache's zones, or in a zone where both success and denial are
+    /// `disable`d (kubeadm's `cluster.local`), goes past the cache uncounted, as in `serve`.
+    fn passes_fast(&self, name: WireName<'_>, _: RecordType) -> bool {
+        let c = &self.inner;
+        let within = |zones: &[Box<[u8]>]| zones.iter().any(|z| name.is_in(z));
+        !within(&c.zone_keys) || (within(&c.success_off) && within(&c.denial_off))
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {

@@ -10,15 +10,44 @@ pub mod config;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 
+use crate::dns::name::WireName;
+use crate::dns::wire::Prepared;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::shared::shuffle;
-use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
+use crate::plugin::{FastAnswer, Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
 
 pub struct Loadbalance;
 
 impl Handler for Loadbalance {
     fn name(&self) -> &'static str {
         "loadbalance"
+    }
+
+    fn passes_fast(&self, _: WireName<'_>, _: RecordType) -> bool {
+        true
+    }
+
+    /// An answer with fewer than two addresses and fewer than two MX records in each section
+    /// is sent back as it came (see `shuffle_section`).
+    fn keeps_fast(&self, answer: &FastAnswer) -> bool {
+        let calm = |p: &Prepared| {
+            let (mut addresses, mut mx) = (0, 0);
+            for t in p.types() {
+                match t {
+                    RecordType::A | RecordType::AAAA => addresses += 1,
+                    RecordType::MX => mx += 1,
+                    _ => {}
+                }
+            }
+            addresses < 2 && mx < 2
+        };
+        match answer {
+            FastAnswer::Answer {
+                records,
+                additionals,
+            } => calm(records) && additionals.as_ref().is_none_or(calm),
+            FastAnswer::Negative(..) => true,
+        }
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
