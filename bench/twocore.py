@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Two cores: the mix with the server pinned to one CPU and dnsperf to the other, then both on
+both CPUs, for Knot and clusterdns (see bench/README.md). Usage: python3 bench/twocore.py DATA"""
+import importlib.machinery, importlib.util, sys, os, tempfile
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+loader = importlib.machinery.SourceFileLoader("benchrun", os.path.join(ROOT, "bench", "run"))
+spec = importlib.util.spec_from_loader("benchrun", loader)
+m = importlib.util.module_from_spec(spec); loader.exec_module(m)
+os.chdir(ROOT)
+m.LATENCY = m.bench_binary("latency")
+data = sys.argv[1]
+work = tempfile.mkdtemp()
+def corefile(port):
+    path = os.path.join(work, f"Corefile.{port}")
+    with open(path, "w") as f:
+        f.write(f""".:{port} {{
+    kubernetes cluster.local in-addr.arpa {{
+        objects {os.path.join(data, "cluster.json")}
+        pods insecure
+    }}
+}}
+""")
+    return path
+for label, server_cpu, client_cpu in [("1 server core, client on the other", "0", "1"), ("server and client on both cores", "0,1", "0,1")]:
+    m.SERVER_CPU, m.CLIENT_CPU = server_cpu, client_cpu
+    for name, argv in [("knot", None), ("clusterdns", None)]:
+        port = m.free_port()
+        if name == "knot":
+            argv = m.knot(work, data, port)
+        else:
+            argv = [os.path.join(ROOT, "target", "release", "clusterdns"), "-conf", corefile(port), "-quiet"]
+        s = m.Server(name, argv, port, work)
+        try:
+            m.first_answer(port, "svc-1.ns-1.svc.cluster.local")
+            f = os.path.join(data, "mix.txt")
+            m.dnsperf(port, f, 2)
+            before = m.cpu_seconds(s.proc.pid)
+            summary = m.parse_summary(m.dnsperf(port, f, 10))
+            used = m.cpu_seconds(s.proc.pid) - before
+            print(f"{label:36} {name:10} QPS {summary.get('qps',0):9.0f}  server cores {used/10:4.2f}  QPS/server core {summary.get('completed',0)/used:9.0f}", flush=True)
+        finally:
+            s.stop()
