@@ -7,29 +7,14 @@ loader = importlib.machinery.SourceFileLoader("benchrun", os.path.join(ROOT, "be
 spec = importlib.util.spec_from_loader("benchrun", loader)
 m = importlib.util.module_from_spec(spec); loader.exec_module(m)
 os.chdir(ROOT)
-m.LATENCY = m.bench_binary("latency")
 data = sys.argv[1]
 work = tempfile.mkdtemp()
-def corefile(port):
-    path = os.path.join(work, f"Corefile.{port}")
-    with open(path, "w") as f:
-        f.write(f""".:{port} {{
-    kubernetes cluster.local in-addr.arpa {{
-        objects {os.path.join(data, "cluster.json")}
-        pods insecure
-    }}
-}}
-""")
-    return path
 for label, server_cpu, client_cpu in [("1 server core, client on the other", "0", "1"), ("server and client on both cores", "0,1", "0,1")]:
     m.SERVER_CPU, m.CLIENT_CPU = server_cpu, client_cpu
-    for name, argv in [("knot", None), ("clusterdns", None)]:
+    # bench/run's own servers: Knot with the zone, clusterdns with `kubernetes` alone.
+    for name, make in [("knot", m.knot), ("clusterdns", m.clusterdns)]:
         port = m.free_port()
-        if name == "knot":
-            argv = m.knot(work, data, port)
-        else:
-            argv = [os.path.join(ROOT, "target", "release", "clusterdns"), "-conf", corefile(port), "-quiet"]
-        s = m.Server(name, argv, port, work)
+        s = m.Server(name, make(work, data, port), port, work)
         try:
             m.first_answer(port, "svc-1.ns-1.svc.cluster.local")
             f = os.path.join(data, "mix.txt")
