@@ -22,7 +22,9 @@ use foldhash::fast::FixedState;
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::SRV;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder, Restrict};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 use smallvec::SmallVec;
 
 use super::name::label_starts;
@@ -309,6 +311,77 @@ impl Builder {
         self.data[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
     }
 
+    /// Adds `record` as another server wrote it (an upstream's answer that `cache` keeps): its
+    /// owner is [`THIS`] where it is `this` (lower-case wire form), else written out; the names
+    /// of the types a message compresses (PTR, CNAME, NS, SRV's target, SOA) lower case and
+    /// uncompressed, as [`Builder::push`] writes them; any other data as hickory writes it with
+    /// its names uncompressed (RFC 3597). `false`, and nothing added, for a record of a class
+    /// other than IN, for an OPT, or for data that does not encode.
+    pub fn push_record(&mut self, this: &[u8], record: &Record) -> bool {
+        if record.dns_class != hickory_proto::rr::DNSClass::IN
+            || record.record_type() == RecordType::OPT
+            || self.ttl.is_some()
+        {
+            return false;
+        }
+        let owner = (NameKey::new(&record.name).as_bytes() != this).then_some(&record.name);
+        let ttl = record.ttl;
+        match &record.data {
+            RData::A(a) => self.push(owner, ttl, Data::A(a.0)),
+            RData::AAAA(a) => self.push(owner, ttl, Data::Aaaa(a.0)),
+            RData::PTR(n) => self.push(owner, ttl, Data::Ptr(&n.0)),
+            RData::CNAME(n) => self.push(owner, ttl, Data::Cname(&n.0)),
+            RData::NS(n) => self.push(owner, ttl, Data::Ns(&n.0)),
+            RData::SRV(srv) => self.push(
+                owner,
+                ttl,
+                Data::Srv {
+                    priority: srv.priority,
+                    weight: srv.weight,
+                    port: srv.port,
+                    target: Some(&srv.target),
+                },
+            ),
+            RData::SOA(soa) => self.push(
+                owner,
+                ttl,
+                Data::Soa {
+                    mname: &soa.mname,
+                    rname: &soa.rname,
+                    times: [
+                        soa.serial,
+                        soa.refresh as u32,
+                        soa.retry as u32,
+                        soa.expire as u32,
+                        soa.minimum,
+                    ],
+                },
+            ),
+            data => {
+                let mut rdata = Vec::with_capacity(64);
+                let mut enc = BinEncoder::new(&mut rdata);
+                enc.set_name_encoding(NameEncoding::Uncompressed);
+                let Ok(len) = data.emit(&mut enc).map(|()| rdata.len()) else {
+                    return false;
+                };
+                let Ok(len) = u16::try_from(len) else {
+                    return false;
+                };
+                match owner {
+                    None => self.data.extend_from_slice(&THIS),
+                    Some(name) => self.push_ref(name),
+                }
+                let rtype = u16::from(record.record_type());
+                self.data.extend_from_slice(&rtype.to_be_bytes());
+                self.data.extend_from_slice(&1u16.to_be_bytes()); // IN
+                self.data.extend_from_slice(&ttl.to_be_bytes());
+                self.data.extend_from_slice(&len.to_be_bytes());
+                self.data.extend_from_slice(&rdata);
+            }
+        }
+        true
+    }
+
     pub fn finish(self) -> Arc<[u8]> {
         Arc::from(self.data)
     }
@@ -338,6 +411,8 @@ pub struct Prepared {
     this: This,
     /// `Some`: the records are compact, and this is their TTL.
     ttl: Option<u32>,
+    /// `Some`: the records hold their own TTLs, and this is written in place of each.
+    set_ttl: Option<u32>,
 }
 
 /// One record of a run, as read from its bytes.
@@ -374,6 +449,7 @@ impl Prepared {
             count,
             this,
             ttl: None,
+            set_ttl: None,
         }
     }
 
@@ -407,6 +483,9 @@ impl Prepared {
             }
             None => {
                 fixed.copy_from_slice(bytes.get(head..head + 8)?);
+                if let Some(ttl) = self.set_ttl {
+                    fixed[4..].copy_from_slice(&ttl.to_be_bytes());
+                }
                 (head + 8, head + 10)
             }
         };
@@ -520,13 +599,18 @@ impl Prepared {
         self.ttl.is_some()
     }
 
-    /// The same records with every TTL `ttl`, where the run is compact (its records share one
-    /// TTL, held once); `None` for a run whose records hold their own.
-    pub fn with_ttl(&self, ttl: u32) -> Option<Self> {
-        self.ttl.map(|_| Self {
-            ttl: Some(ttl),
-            ..self.clone()
-        })
+    /// The same records with every TTL `ttl` (what `cache` answers with: the time left).
+    pub fn with_ttl(&self, ttl: u32) -> Self {
+        match self.ttl {
+            Some(_) => Self {
+                ttl: Some(ttl),
+                ..self.clone()
+            },
+            None => Self {
+                set_ttl: Some(ttl),
+                ..self.clone()
+            },
+        }
     }
 
     /// Writes as many whole records as fit, in order, compressing names against what the

@@ -179,11 +179,11 @@ pub trait Handler: Send + Sync {
         false
     }
 
-    /// Whether this handler hands the plain query `name`/`qtype` to the rest of the chain as
-    /// it is, so that the fast path may look further down for the answer (`cache` for a zone
-    /// it does not keep). The answer found is then offered to [`Handler::keeps_fast`].
-    fn passes_fast(&self, name: WireName<'_>, qtype: RecordType) -> bool {
-        let _ = (name, qtype);
+    /// Whether this handler hands the plain query `q` to the rest of the chain as it is, so
+    /// that the fast path may look further down for the answer (`cache` for a zone it does not
+    /// keep). The answer found is then offered to [`Handler::keeps_fast`].
+    fn passes_fast(&self, q: FastQuery<'_>) -> bool {
+        let _ = q;
         self.transparent()
     }
 
@@ -195,28 +195,47 @@ pub trait Handler: Send + Sync {
     }
 
     /// Answers a plain query from data prepared in wire form, without running the chain: only
-    /// where [`Handler::serve`] would answer it exactly so, to the byte, and only with an
-    /// answer, NODATA or NXDOMAIN. `key` is the name in lower-case wire form and `labels` where
-    /// its labels start (the root's zero included); the query is IN, not ANY, with no EDNS
-    /// option the handler would act on. `None` leaves the query to `serve`. The server asks the
-    /// first handler of a block that is not [`Handler::transparent`], where nothing observes the
+    /// where [`Handler::serve`] would answer it exactly so, to the byte. The query is IN, not
+    /// ANY, with DO clear and no EDNS option the handler would act on. `None` leaves the query
+    /// to `serve`. The server asks through [`Chain::answer_fast`], where nothing observes the
     /// answers ([`crate::server::Router::answer_fast`]).
-    fn answer_fast(&self, name: WireName<'_>, qtype: RecordType) -> Option<FastAnswer> {
-        let _ = (name, qtype);
+    fn answer_fast(&self, q: FastQuery<'_>) -> Option<FastAnswer> {
+        let _ = q;
         None
     }
+
+    /// Told that a [`FastAnswer::Kept`] this handler gave was sent, for `server` (the `server`
+    /// label): what `serve` counts when answering, the fast path counts here, once the answer
+    /// is sure to go (a handler in front may still refuse it; the general path then answers,
+    /// and counts, instead).
+    fn served_kept(&self, reply: &Reply, kind: &'static str, server: &str) {
+        let _ = (reply, kind, server);
+    }
+}
+
+/// A plain query as the fast path reads it.
+#[derive(Clone, Copy)]
+pub struct FastQuery<'a> {
+    /// The name, lower case, with where its labels start.
+    pub name: WireName<'a>,
+    pub qtype: RecordType,
+    /// The client's CD bit (a cache keeps CD answers apart).
+    pub checking_disabled: bool,
 }
 
 /// What [`Handler::answer_fast`] answers: records prepared by an index, behind the client's own
 /// question.
 pub enum FastAnswer {
-    /// NOERROR with these records, and what goes in the additional section with them.
+    /// NOERROR with these records, and what goes in the additional section with them; AA set.
     Answer {
         records: Prepared,
         additionals: Option<Prepared>,
     },
-    /// NOERROR without records, or NXDOMAIN: this SOA goes in the authority section.
+    /// NOERROR without records, or NXDOMAIN: this SOA goes in the authority section; AA set.
     Negative(ResponseCode, Prepared),
+    /// A kept message (`cache`): its header bits and its sections, as prepared runs; `kind` is
+    /// what the handler counts it as ([`Handler::served_kept`]).
+    Kept { reply: Reply, kind: &'static str },
 }
 
 /// The handlers after the current one.
@@ -279,20 +298,17 @@ impl Chain {
     /// it: from the first handler that does not pass the query on untouched
     /// ([`Handler::passes_fast`]), where every handler in front of it would send that answer
     /// back as it is ([`Handler::keeps_fast`]), and nothing observes the answers (`log`).
-    pub fn answer_fast(
-        &self,
-        name: WireName<'_>,
-        qtype: RecordType,
-    ) -> Option<(&'static str, FastAnswer)> {
+    /// Once a kept answer is sent, tell the handler ([`Handler::served_kept`]).
+    pub fn answer_fast(&self, q: FastQuery<'_>) -> Option<(&dyn Handler, FastAnswer)> {
         if !self.observers.is_empty() {
             return None;
         }
         for (i, h) in self.handlers.iter().enumerate() {
-            if let Some(answer) = h.answer_fast(name, qtype) {
+            if let Some(answer) = h.answer_fast(q) {
                 let kept = self.handlers[..i].iter().all(|p| p.keeps_fast(&answer));
-                return kept.then_some((h.name(), answer));
+                return kept.then_some((h.as_ref(), answer));
             }
-            if !h.passes_fast(name, qtype) {
+            if !h.passes_fast(q) {
                 return None;
             }
         }

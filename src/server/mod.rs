@@ -28,8 +28,8 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use crate::dns::wire::{Compressor, NameKey};
 use crate::observe::metrics::{DROPPED, Metrics, Observation};
 use crate::plugin::{
-    Chain, FastAnswer, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport, Upstream,
-    UpstreamFuture,
+    Chain, FastAnswer, FastQuery, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport,
+    Upstream, UpstreamFuture,
 };
 
 /// The largest UDP payload we answer with, whatever a client advertises.
@@ -215,16 +215,14 @@ impl Router {
         self.handle_bytes_general(bytes, src, transport).await
     }
 
-    /// Answers the plainest queries for a cluster name into `out`, without building a message
-    /// or running the chain: read the question from the bytes, look the name up, and copy the
-    /// prepared records behind the client's own question. Only where the block's chain would
-    /// do exactly that (`kubernetes` first, after only [`Handler::transparent`] handlers, and
-    /// no `log`), and only for an answer, NODATA or NXDOMAIN; `false` leaves the query,
-    /// untouched, to [`Router::handle_bytes_general`]. The answer is counted in the metrics
-    /// as the general path counts it, and is the same to the byte (the DNS case battery and
-    /// the `message` fuzzer compare the two).
-    ///
-    /// [`Handler::transparent`]: crate::plugin::Handler::transparent
+    /// Answers the plainest queries into `out` without building a message or running the
+    /// chain: read the question from the bytes, ask the block's chain for prepared records
+    /// ([`Chain::answer_fast`]: an index's answer, NODATA or NXDOMAIN, or a message `cache`
+    /// keeps), and copy them behind the client's own question. Only where the chain would
+    /// answer exactly so, and no `log` is in the block; `false` leaves the query, untouched, to
+    /// [`Router::handle_bytes_general`]. The answer is counted in the metrics as the general
+    /// path counts it, and is the same to the byte (the DNS case battery and the `message`
+    /// fuzzer compare the two).
     pub fn answer_fast(
         &self,
         bytes: &[u8],
@@ -240,26 +238,54 @@ impl Router {
         let Some(block) = self.blocks.iter().find(|b| name.is_in(&b.key)) else {
             return false;
         };
-        let Some((plugin, found)) = block.chain.answer_fast(name, q.qtype) else {
+        let query = FastQuery {
+            name,
+            qtype: q.qtype,
+            checking_disabled: q.checking_disabled,
+        };
+        let Some((handler, found)) = block.chain.answer_fast(query) else {
             return false;
         };
-        let (rcode, answer, authority, additional) = match found {
+        let mut metadata = Metadata::new(q.id, MessageType::Response, OpCode::Query);
+        metadata.recursion_desired = q.recursion_desired;
+        metadata.checking_disabled = q.checking_disabled;
+        metadata.authoritative = true;
+        let (mut answer, mut authority, mut additional, mut kept) = (None, None, None, None);
+        match found {
             FastAnswer::Answer {
                 records,
                 additionals,
-            } => (
-                ResponseCode::NoError,
-                Some(Rrs::Prepared(records)),
-                None,
-                additionals.map(Rrs::Prepared),
-            ),
-            FastAnswer::Negative(rcode, soa) => (rcode, None, Some(Rrs::Prepared(soa)), None),
+            } => {
+                answer = Some(Rrs::Prepared(records));
+                additional = additionals.map(Rrs::Prepared);
+            }
+            FastAnswer::Negative(rcode, soa) => {
+                metadata.response_code = rcode;
+                authority = Some(Rrs::Prepared(soa));
+            }
+            // As `respond` sets the header from a reply.
+            FastAnswer::Kept { reply, kind } => {
+                metadata.authoritative = reply.authoritative;
+                metadata.recursion_available = reply.recursion_available;
+                metadata.authentic_data = reply.authentic_data;
+                metadata.truncation = reply.truncated;
+                metadata.response_code = reply.rcode;
+                kept = Some((reply, kind));
+            }
+        }
+        let sections = match &kept {
+            Some((reply, _)) => Sections {
+                answers: &reply.answers,
+                authority: &reply.authority,
+                additionals: &reply.additionals,
+            },
+            None => Sections {
+                answers: answer.as_slice(),
+                authority: authority.as_slice(),
+                additionals: additional.as_slice(),
+            },
         };
-        let mut metadata = Metadata::new(q.id, MessageType::Response, OpCode::Query);
-        metadata.authoritative = true;
-        metadata.recursion_desired = q.recursion_desired;
-        metadata.checking_disabled = q.checking_disabled;
-        metadata.response_code = rcode;
+        let rcode = metadata.response_code;
         // As the general path: the payload we offer is the client's within [512, 4096].
         let payload = match q.edns {
             fast::Edns::None => None,
@@ -270,11 +296,6 @@ impl Router {
             Transport::Udp => payload.unwrap_or(512),
         };
         let opt = payload.map(|p| opt_record(p, rcode));
-        let sections = Sections {
-            answers: answer.as_slice(),
-            authority: authority.as_slice(),
-            additionals: additional.as_slice(),
-        };
         out.clear();
         let written = write_message(
             out,
@@ -289,6 +310,9 @@ impl Router {
         if written.is_err() {
             return false;
         }
+        if let Some((reply, kind)) = &kept {
+            handler.served_kept(reply, kind, &self.server);
+        }
         self.metrics.observe(&Observation {
             server: &self.server,
             zone: &block.label,
@@ -297,7 +321,7 @@ impl Router {
             qtype: Some(q.qtype),
             dnssec_ok: false,
             rcode,
-            plugin,
+            plugin: handler.name(),
             request_size: bytes.len(),
             response_size: out.len(),
             duration: start.elapsed(),

@@ -213,7 +213,11 @@ async fn run_file(path: &Path, source: Source) -> (Vec<String>, usize) {
             }
             fast += 1;
             let general = router.handle_bytes_general(&bytes, src, transport).await;
-            if general.as_deref() != Some(&out[..]) {
+            // An answer the cache keeps counts its TTLs down: a second may pass between two.
+            if !general
+                .as_deref()
+                .is_some_and(|g| support::same_but_a_second(g, &out))
+            {
                 diffs.push(format!(
                     "{}: the fast path answered {out:02x?}, the general path {general:02x?}",
                     how(transport.as_str())

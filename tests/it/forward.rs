@@ -57,6 +57,122 @@ const A1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const A2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const A3: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 
+/// kubeadm's chain (without its HTTP endpoints) forwarding to `upstream`.
+fn kubeadm_chain(upstream: u16, cache_options: &str) -> String {
+    format!(
+        ".:0 {{
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+       objects {}
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }}
+    forward . 127.0.0.1:{upstream}
+    cache 30 {{
+       disable success cluster.local
+       disable denial cluster.local
+{cache_options}    }}
+    loop
+    reload
+    loadbalance
+}}
+",
+        support::root().join("deploy/local/cluster.yaml").display(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_answers_from_upstream_are_sent_on_the_fast_path() {
+    let knot = Knot::start().await;
+    let (running, port) = start(&kubeadm_chain(knot.port, "")).await;
+    let router = running.router(port).unwrap();
+    let src = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let hits = || {
+        ["success", "denial"]
+            .iter()
+            .map(|t| {
+                metric(
+                    &running,
+                    "coredns_cache_hits_total",
+                    &[&format!("type=\"{t}\"")],
+                )
+            })
+            .sum::<f64>()
+    };
+    let mut fast = 0.0;
+    // An address, a CNAME chain, NXDOMAIN and NODATA (both with Knot's SOA), and a referral
+    // kind of answer (NS with glue); upper and lower case; with and without EDNS.
+    for (name, qtype) in [
+        ("example.org.", RecordType::A),
+        ("WWW.Example.org.", RecordType::A),
+        ("nope.example.org.", RecordType::A),
+        ("example.org.", RecordType::AAAA),
+        ("Example.ORG.", RecordType::NS),
+    ] {
+        for edns in [None, Some(1232)] {
+            let q = support::query(name, qtype, edns).to_vec().unwrap();
+            let mut out = Vec::new();
+            // Without EDNS, the first ask goes upstream and is kept; then a hit each way.
+            if edns.is_none() {
+                router.handle_bytes_general(&q, src, Transport::Udp).await;
+            }
+            let general = router
+                .handle_bytes_general(&q, src, Transport::Udp)
+                .await
+                .unwrap();
+            assert!(
+                router.answer_fast(&q, src, Transport::Udp, &mut out),
+                "{name} {qtype} {edns:?}: kept, and not sent on the fast path"
+            );
+            fast += 1.0;
+            assert!(
+                support::same_but_a_second(&general, &out),
+                "{name} {qtype} {edns:?}: the fast path sent {out:02x?}, the general path {general:02x?}"
+            );
+            let m = Message::from_vec(&out).unwrap();
+            // The client's own spelling, and the time left of the cache's 30 s.
+            assert_eq!(m.queries[0].name().to_string(), name);
+            for r in m.answers.iter().chain(&m.authorities) {
+                assert!(r.ttl <= 30, "{r}");
+            }
+        }
+    }
+    // Every fast answer is a hit counted once, as the general path counts its own.
+    let general_hits = 10.0; // one per ask after the first (EDNS or not, they share an entry)
+    assert_eq!(hits(), fast + general_hits, "{}", metrics(&running));
+    assert_eq!(
+        metric(&running, "coredns_cache_requests_total", &[]),
+        hits() + metric(&running, "coredns_cache_misses_total", &[]),
+    );
+    // A DNSSEC (DO) or CD query is kept apart; DO never takes the fast path.
+    let mut q = support::query("example.org.", RecordType::A, Some(1232));
+    q.metadata.checking_disabled = true;
+    let q = q.to_vec().unwrap();
+    let mut out = Vec::new();
+    assert!(!router.answer_fast(&q, src, Transport::Udp, &mut out));
+    router.handle_bytes_general(&q, src, Transport::Udp).await;
+    assert!(router.answer_fast(&q, src, Transport::Udp, &mut out));
+    assert!(Message::from_vec(&out).unwrap().metadata.checking_disabled);
+    // dig sees the kept answer over UDP and TCP.
+    let bound = running.listeners()[0].udp.port();
+    for tcp in ["+notcp", "+tcp"] {
+        let a = crate::clients::dig(bound, &["www.example.org", "A", tcp, "+noall", "+answer"]);
+        assert!(a.contains("CNAME") && a.contains("93.184.215.14"), "{a}");
+    }
+    running.shutdown().await;
+
+    // With prefetch, hits are counted per entry and may refresh it: `serve` answers them.
+    let (running, port) = start(&kubeadm_chain(knot.port, "       prefetch 1\n")).await;
+    let router = running.router(port).unwrap();
+    let q = support::query("example.org.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    router.handle_bytes_general(&q, src, Transport::Udp).await;
+    assert!(!router.answer_fast(&q, src, Transport::Udp, &mut out));
+    running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stock_kubeadm_corefile_forwards_to_knot_and_caches() {
     let knot = Knot::start().await;

@@ -502,7 +502,7 @@ async fn the_fast_path_answers_through_kubeadms_chain() {
             ),
             // Two addresses: loadbalance shuffles them.
             ("postgres.db.svc.cluster.local.", RecordType::A, false),
-            // Not disabled in the cache.
+            // Not disabled in the cache, and not kept yet.
             ("1.0.96.10.in-addr.arpa.", RecordType::PTR, false),
         ] {
             let q = support::query(name, qtype, None).to_vec().unwrap();
@@ -512,6 +512,20 @@ async fn the_fast_path_answers_through_kubeadms_chain() {
                 fast && fast_at_all,
                 "{name} {qtype} with {log:?}"
             );
+        }
+        // Once the general path has kept the PTR, the cache sends it on the fast path.
+        let q = support::query("1.0.96.10.IN-addr.arpa.", RecordType::PTR, None)
+            .to_vec()
+            .unwrap();
+        let kept = router.handle_bytes_general(&q, src, Transport::Udp).await;
+        let mut out = Vec::new();
+        assert_eq!(
+            router.answer_fast(&q, src, Transport::Udp, &mut out),
+            fast_at_all,
+            "a kept PTR with {log:?}"
+        );
+        if fast_at_all {
+            assert!(support::same_but_a_second(&kept.unwrap(), &out));
         }
         running.shutdown().await;
     }

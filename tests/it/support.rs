@@ -215,3 +215,59 @@ pub async fn ask_sections(
         additional: show(&msg.additionals),
     }
 }
+
+/// Where each record's TTL is in the message `m` (the OPT record's too: its "TTL" is flags).
+fn ttl_offsets(m: &[u8]) -> Option<Vec<usize>> {
+    let count = |i: usize| -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([
+            *m.get(i)?,
+            *m.get(i + 1)?,
+        ])))
+    };
+    let name_end = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = *m.get(at)?;
+            match len {
+                0 => return Some(at + 1),
+                l if l & 0xC0 == 0xC0 => return Some(at + 2),
+                l => at += 1 + usize::from(l),
+            }
+        }
+    };
+    let mut at = 12;
+    for _ in 0..count(4)? {
+        at = name_end(at)? + 4;
+    }
+    let records = count(6)? + count(8)? + count(10)?;
+    let mut ttls = Vec::with_capacity(records);
+    for _ in 0..records {
+        at = name_end(at)?;
+        ttls.push(at + 4);
+        at += 10 + count(at + 8)?;
+    }
+    (at == m.len()).then_some(ttls)
+}
+
+/// Whether two answers are the same to the byte but for TTLs a second apart: what a cache
+/// answers twice, its countdown crossing a second between the two.
+pub fn same_but_a_second(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Some(ta), Some(tb)) = (ttl_offsets(a), ttl_offsets(b)) else {
+        return false;
+    };
+    if a.len() != b.len() || ta != tb {
+        return false;
+    }
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    for at in ta {
+        let ttl = |m: &[u8]| u32::from_be_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
+        if ttl(&a).abs_diff(ttl(&b)) > 1 {
+            return false;
+        }
+        a[at..at + 4].fill(0);
+        b[at..at + 4].fill(0);
+    }
+    a == b
+}

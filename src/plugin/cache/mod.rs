@@ -27,16 +27,18 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, LowerQuery, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use smallvec::SmallVec;
 
 use crate::cluster::index::Index;
-use crate::dns::name::WireName;
-use crate::dns::wire::NameKey;
+use crate::dns::wire::{Builder, NameKey, Prepared, This};
 use crate::observe::metrics::Metrics;
 use crate::plugin::cache::config::{CacheConfig, Prefetch, ServeStale, StaleMode};
 use crate::plugin::kubernetes::source::KubernetesSource;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::{
-    Chain, Handler, HandlerFuture, Next, NoUpstream, RecordSet, Reply, Request, Rrs, Transport,
+    Chain, FastAnswer, FastQuery, Handler, HandlerFuture, Next, NoUpstream, RecordSet, Reply,
+    Request, Rrs, Transport,
 };
 
 const NAME: &str = "cache";
@@ -61,7 +63,9 @@ impl Kind {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    name: LowerName,
+    /// The name in lower-case wire form, inline up to 64 bytes: the fast path looks a name
+    /// up as it read it, with no allocation.
+    name: SmallVec<[u8; 64]>,
     qtype: RecordType,
     qclass: DNSClass,
     dnssec_ok: bool,
@@ -71,12 +75,29 @@ struct Key {
 impl Key {
     fn of(req: &Request) -> Self {
         Self {
-            name: req.query.name().clone(),
+            name: NameKey::new(req.query.name()).as_bytes().into(),
             qtype: req.query.query_type(),
             qclass: req.query.query_class(),
             dnssec_ok: req.dnssec_ok,
             checking_disabled: req.checking_disabled,
         }
+    }
+
+    /// A plain query as the fast path read it: IN, DO clear.
+    fn of_fast(q: FastQuery<'_>) -> Self {
+        Self {
+            name: q.name.key().into(),
+            qtype: q.qtype,
+            qclass: DNSClass::IN,
+            dnssec_ok: false,
+            checking_disabled: q.checking_disabled,
+        }
+    }
+
+    fn lower_name(&self) -> LowerName {
+        // The bytes came from a valid name.
+        let name = Name::read(&mut BinDecoder::new(&self.name));
+        LowerName::new(&name.unwrap_or_else(|_| Name::root()))
     }
 
     fn shard(&self) -> usize {
@@ -92,11 +113,14 @@ struct Entry {
     authoritative: bool,
     recursion_available: bool,
     authentic_data: bool,
-    /// The sections as kept: prepared runs that share one TTL stay prepared (so a hit is
-    /// written, and truncated, to the same bytes as the answer it keeps); the rest as records.
+    /// The sections as kept: prepared runs that share one TTL stay as they are (so a hit is
+    /// written, and truncated, to the same bytes as the answer it keeps); the rest are prepared
+    /// here, when they can be (see [`prepare`]), else kept as records.
     answers: Vec<Rrs>,
     authority: Vec<Rrs>,
     additionals: Vec<Rrs>,
+    /// Every section is prepared runs: the fast path may send the entry.
+    prepared: bool,
     stored: Instant,
     /// Seconds the entry is fresh for.
     ttl: u32,
@@ -140,7 +164,7 @@ impl Entry {
             };
             sets.iter()
                 .map(|set| match set {
-                    Rrs::Prepared(p) => p.with_ttl(ttl).map_or_else(|| set.clone(), Rrs::Prepared),
+                    Rrs::Prepared(p) => Rrs::Prepared(p.with_ttl(ttl)),
                     Rrs::Records(records) => {
                         let mut out = records.to_vec();
                         for r in &mut out {
@@ -387,7 +411,8 @@ impl Inner {
         let Some((kind, ttl)) = self.classify(reply) else {
             return;
         };
-        if ttl == 0 || !self.enabled(kind, &key.name) {
+        let name = key.lower_name();
+        if ttl == 0 || !self.enabled(kind, &name) {
             return;
         }
         if reply.rcode == ResponseCode::ServFail
@@ -397,14 +422,31 @@ impl Inner {
             // A failed refresh does not replace what serve_stale can still answer with.
             return;
         }
-        let owner = Name::from(&key.name);
+        let owner = Name::from(&name);
         let records = |sets: &[Rrs]| -> Vec<Rrs> {
             let mut kept = Vec::with_capacity(sets.len());
             let mut loose: Vec<Record> = Vec::new();
             let flush = |loose: &mut Vec<Record>, kept: &mut Vec<Rrs>| {
-                if !loose.is_empty() {
-                    kept.push(Rrs::Records(RecordSet::from(std::mem::take(loose))));
+                if loose.is_empty() {
+                    return;
                 }
+                let records = std::mem::take(loose);
+                kept.push(match prepare(&key.name, &records) {
+                    Some(p) => Rrs::Prepared(p),
+                    None => Rrs::Records(RecordSet::from(
+                        records
+                            .into_iter()
+                            .map(|mut r| {
+                                // Kept in lower case; the server writes the next client's
+                                // spelling.
+                                if r.name == owner {
+                                    r.name = owner.clone();
+                                }
+                                r
+                            })
+                            .collect::<Vec<_>>(),
+                    )),
+                });
             };
             for set in sets {
                 match set {
@@ -413,27 +455,30 @@ impl Inner {
                         flush(&mut loose, &mut kept);
                         kept.push(set.clone());
                     }
-                    _ => loose.extend(set.records(&owner).into_iter().map(|mut r| {
-                        // Kept in lower case; the server writes the next client's spelling.
-                        if r.name == owner {
-                            r.name = owner.clone();
-                        }
-                        r
-                    })),
+                    _ => loose.extend(set.records(&owner)),
                 }
             }
             flush(&mut loose, &mut kept);
             kept
         };
+        let (answers, authority, additionals) = (
+            records(&reply.answers),
+            records(&reply.authority),
+            records(&reply.additionals),
+        );
+        let prepared = [&answers, &authority, &additionals]
+            .iter()
+            .all(|sets| sets.iter().all(|s| matches!(s, Rrs::Prepared(_))));
         let entry = Arc::new(Entry {
             kind,
             rcode: reply.rcode,
             authoritative: reply.authoritative,
             recursion_available: reply.recursion_available,
             authentic_data: reply.authentic_data,
-            answers: records(&reply.answers),
-            authority: records(&reply.authority),
-            additionals: records(&reply.additionals),
+            answers,
+            authority,
+            additionals,
+            prepared,
             stored: Instant::now(),
             ttl,
             generation,
@@ -532,6 +577,22 @@ impl Inner {
     }
 }
 
+/// `records` as one prepared run for the question `this` (lower-case wire form), each keeping
+/// its TTL until [`Prepared::with_ttl`] gives them the time left: a kept answer from upstream is
+/// then written as the cluster's are, by copying, on the fast path as on the general one.
+/// `None` where a record cannot be prepared (see [`Builder::push_record`]).
+fn prepare(this: &[u8], records: &[Record]) -> Option<Prepared> {
+    let mut b = Builder::default();
+    for r in records {
+        if !b.push_record(this, r) {
+            return None;
+        }
+    }
+    let end = b.mark();
+    let count = u16::try_from(records.len()).ok()?;
+    Some(Prepared::new(b.finish(), 0, end, count, This::Question))
+}
+
 /// What a background refresh asks.
 struct Refresh {
     key: Key,
@@ -549,7 +610,8 @@ impl Inner {
         };
         let inner = self.clone();
         tokio::spawn(async move {
-            let mut q = Query::query(Name::from(&r.key.name), r.key.qtype);
+            let name = r.key.lower_name();
+            let mut q = Query::query(Name::from(&name), r.key.qtype);
             q.set_query_class(r.key.qclass);
             let query = LowerQuery::query(q);
             let req = Request {
@@ -564,7 +626,7 @@ impl Inner {
                 depth: 0,
                 upstream: &NoUpstream,
             };
-            let generation = inner.generation(&r.key.name);
+            let generation = inner.generation(&name);
             if let Ok(reply) = chain.serve_after(NAME, &req).await {
                 inner.store(
                     r.key.clone(),
@@ -589,10 +651,39 @@ impl Handler for Cache {
 
     /// A name outside the cache's zones, or in a zone where both success and denial are
     /// `disable`d (kubeadm's `cluster.local`), goes past the cache uncounted, as in `serve`.
-    fn passes_fast(&self, name: WireName<'_>, _: RecordType) -> bool {
+    fn passes_fast(&self, q: FastQuery<'_>) -> bool {
         let c = &self.inner;
-        let within = |zones: &[Box<[u8]>]| zones.iter().any(|z| name.is_in(z));
+        let within = |zones: &[Box<[u8]>]| zones.iter().any(|z| q.name.is_in(z));
         !within(&c.zone_keys) || (within(&c.success_off) && within(&c.denial_off))
+    }
+
+    /// A fresh entry, all of it prepared, as `serve` would answer it: the sections with the
+    /// time left as every TTL. Counted once sent ([`Handler::served_kept`]). With `prefetch`,
+    /// whose hits are counted per entry and may ask again behind the client, and for an
+    /// entry past its TTL (`serve_stale`), `serve` answers.
+    fn answer_fast(&self, q: FastQuery<'_>) -> Option<FastAnswer> {
+        let c = &self.inner;
+        if c.prefetch.is_some() || self.passes_fast(q) {
+            return None;
+        }
+        let e = c.lookup(&Key::of_fast(q))?;
+        let now = Instant::now();
+        if !e.prepared || !e.fresh(now) {
+            return None;
+        }
+        let ttl = (!c.keepttl).then(|| e.left(now));
+        Some(FastAnswer::Kept {
+            reply: e.reply(ttl),
+            kind: e.kind.label(),
+        })
+    }
+
+    fn served_kept(&self, _: &Reply, kind: &'static str, server: &str) {
+        let c = &self.inner;
+        let m = &c.metrics.cache;
+        let z = c.zones_label.as_str();
+        m.requests.with_label_values(&[server, z, ""]).inc();
+        m.hits.with_label_values(&[server, kind, z, ""]).inc();
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {

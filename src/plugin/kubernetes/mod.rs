@@ -17,7 +17,9 @@ use crate::dns::name::{self, WireName};
 use crate::dns::wire::{NameKey, This};
 use crate::plugin::kubernetes::config::{Fallthrough, PodMode};
 use crate::plugin::setup::{Setup, SetupError};
-use crate::plugin::{FastAnswer, Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs};
+use crate::plugin::{
+    FastAnswer, FastQuery, Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs,
+};
 
 pub struct Kubernetes {
     index: Arc<Index>,
@@ -252,8 +254,8 @@ impl Handler for Kubernetes {
         NAME
     }
 
-    fn answer_fast(&self, name: WireName<'_>, qtype: RecordType) -> Option<FastAnswer> {
-        self.fast(name, qtype)
+    fn answer_fast(&self, q: FastQuery<'_>) -> Option<FastAnswer> {
+        self.fast(q.name, q.qtype)
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {

@@ -10,11 +10,9 @@ pub mod config;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 
-use crate::dns::name::WireName;
-use crate::dns::wire::Prepared;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::shared::shuffle;
-use crate::plugin::{FastAnswer, Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
+use crate::plugin::{FastAnswer, FastQuery, Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
 
 pub struct Loadbalance;
 
@@ -23,16 +21,16 @@ impl Handler for Loadbalance {
         "loadbalance"
     }
 
-    fn passes_fast(&self, _: WireName<'_>, _: RecordType) -> bool {
+    fn passes_fast(&self, _: FastQuery<'_>) -> bool {
         true
     }
 
     /// An answer with fewer than two addresses and fewer than two MX records in each section
     /// is sent back as it came (see `shuffle_section`).
     fn keeps_fast(&self, answer: &FastAnswer) -> bool {
-        let calm = |p: &Prepared| {
+        let calm = |types: &mut dyn Iterator<Item = RecordType>| {
             let (mut addresses, mut mx) = (0, 0);
-            for t in p.types() {
+            for t in types {
                 match t {
                     RecordType::A | RecordType::AAAA => addresses += 1,
                     RecordType::MX => mx += 1,
@@ -41,12 +39,31 @@ impl Handler for Loadbalance {
             }
             addresses < 2 && mx < 2
         };
+        let section =
+            |sets: &[Rrs]| {
+                calm(&mut sets.iter().flat_map(
+                    |set| -> Box<dyn Iterator<Item = RecordType> + '_> {
+                        match set {
+                            Rrs::Prepared(p) => Box::new(p.types()),
+                            Rrs::Records(records) => {
+                                Box::new(records.iter().map(Record::record_type))
+                            }
+                        }
+                    },
+                ))
+            };
         match answer {
             FastAnswer::Answer {
                 records,
                 additionals,
-            } => calm(records) && additionals.as_ref().is_none_or(calm),
+            } => {
+                calm(&mut records.types())
+                    && additionals.as_ref().is_none_or(|a| calm(&mut a.types()))
+            }
             FastAnswer::Negative(..) => true,
+            FastAnswer::Kept { reply, .. } => {
+                section(&reply.answers) && section(&reply.authority) && section(&reply.additionals)
+            }
         }
     }
 
