@@ -2,8 +2,10 @@
 //! current. A reload swaps the router under running sockets, so no query is dropped and no port
 //! is closed for a configuration change.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -255,17 +257,47 @@ async fn udp_loop(
                 };
                 let query = query.to_vec();
                 let router = router.load_full();
-                let sock = sock.clone();
-                tasks.spawn(async move {
-                    if let Some(answer) = router
+                let mut general = Box::pin(async move {
+                    router
                         .handle_bytes_general(&query, src, Transport::Udp)
                         .await
-                        && let Err(e) = sock.send_to(&answer, src).await
-                    {
-                        tracing::debug!("udp send to {src}: {e}");
-                    }
-                    drop(slot);
                 });
+                // Most answers off the fast path are ready at the first poll (the chain
+                // answers from memory): they go out with the batch, as the fast path's do.
+                // One that waits (an upstream, a timer) goes on in a task of its own, which
+                // polls it again with a waker that will wake it. A panic here costs the query,
+                // as it would in that task, and not the loop.
+                let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    general
+                        .as_mut()
+                        .poll(&mut Context::from_waker(Waker::noop()))
+                }));
+                match first {
+                    Ok(Poll::Ready(answer)) => {
+                        drop(slot);
+                        // The batch has room for an answer to every datagram read into it.
+                        if let (Some(answer), Some(out)) = (answer, answers.next()) {
+                            out.clear();
+                            out.extend_from_slice(&answer);
+                            answers.push(src);
+                        }
+                    }
+                    Ok(Poll::Pending) => {
+                        let sock = sock.clone();
+                        tasks.spawn(async move {
+                            if let Some(answer) = general.await
+                                && let Err(e) = sock.send_to(&answer, src).await
+                            {
+                                tracing::debug!("udp send to {src}: {e}");
+                            }
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        current.metrics().panics.inc();
+                        tracing::error!("recovered from a panic answering {src}");
+                    }
+                }
             }
             drop(current);
             // The batch's fast answers in one call. What the send buffer has no room for waits
