@@ -16,7 +16,16 @@
 //!   IPv4-only Services (NODATA), 10% search-path names that do not exist (NXDOMAIN);
 //! - `hits.txt`: A of existing Services only;
 //! - `nxdomain.txt`: search-path names only;
-//! - `ptr.txt`: PTR of cluster IPs.
+//! - `ptr.txt`: PTR of cluster IPs;
+//! - `pod.txt`: what a pod's glibc sends (ndots:5, `NS.svc.cluster.local svc.cluster.local
+//!   cluster.local` as its search list, A and AAAA of each name it tries, until one exists)
+//!   for lookups that are half cluster names (`SVC` from the Service's own namespace, or
+//!   `SVC.NS` from another) and half external names (`host-K.example.com`, through the three
+//!   search domains to the name itself), the external ones from `example.com.zone`.
+//!
+//! `example.com.zone` holds the external names: 1,000 hosts with an address each, every
+//! second one an IPv6 address too (the others answer AAAA with NODATA). An upstream serves it
+//! for the forwarding Corefile; the reference server serves it with the cluster's zones.
 
 mod cluster;
 
@@ -83,6 +92,9 @@ impl Rng {
 }
 
 const TTL: u32 = 5;
+
+/// How many external names `example.com.zone` holds.
+const EXTERNAL_HOSTS: usize = 1000;
 
 fn main() {
     let a = args();
@@ -189,7 +201,52 @@ fn main() {
         let addr: std::net::IpAddr = ip(s % a.services, 96).parse().unwrap();
         writeln!(ptr, "{} PTR", clusterdns::dns::name::reverse_name(addr)).unwrap();
     }
+    // The external zone, and what pods ask.
+    let mut external = String::from(
+        "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns.example.com. hostmaster.example.com. 1 7200 1800 86400 300\n@ IN NS ns.example.com.\nns IN A 192.0.2.53\n",
+    );
+    for k in 0..EXTERNAL_HOSTS {
+        writeln!(external, "host-{k} IN A 198.51.{}.{}", k / 250, k % 250 + 1).unwrap();
+        if k % 2 == 0 {
+            writeln!(external, "host-{k} IN AAAA 2001:db8::{k:x}").unwrap();
+        }
+    }
+    std::fs::write(a.out.join("example.com.zone"), external).unwrap();
+    let mut pod = String::new();
+    let mut lines = 0;
+    while lines < a.queries {
+        // The pod's own namespace, and the names its resolver tries in turn: A and AAAA of
+        // each, up to the one that exists (the last).
+        let own = format!("ns-{}", rng.below(NAMESPACES));
+        let tries: Vec<String> = match rng.below(4) {
+            0 => {
+                let (name, ns, _) = service(&mut rng);
+                vec![format!("{name}.{ns}.svc.cluster.local")]
+            }
+            1 => {
+                let (name, ns, _) = service(&mut rng);
+                vec![
+                    format!("{name}.{ns}.{own}.svc.cluster.local"),
+                    format!("{name}.{ns}.svc.cluster.local"),
+                ]
+            }
+            _ => {
+                let host = format!("host-{}.example.com", rng.below(EXTERNAL_HOSTS));
+                vec![
+                    format!("{host}.{own}.svc.cluster.local"),
+                    format!("{host}.svc.cluster.local"),
+                    format!("{host}.cluster.local"),
+                    host,
+                ]
+            }
+        };
+        for name in tries {
+            writeln!(pod, "{name} A\n{name} AAAA").unwrap();
+            lines += 2;
+        }
+    }
     for (file, text) in [
+        ("pod.txt", pod),
         ("mix.txt", mix),
         ("hits.txt", hits),
         ("nxdomain.txt", nxdomain),
