@@ -18,16 +18,17 @@
 pub mod config;
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
 use hickory_proto::op::{Edns, LowerQuery, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use prometheus::IntCounter;
 use smallvec::SmallVec;
 
 use crate::cluster::index::Index;
@@ -98,12 +99,6 @@ impl Key {
         // The bytes came from a valid name.
         let name = Name::read(&mut BinDecoder::new(&self.name));
         LowerName::new(&name.unwrap_or_else(|_| Name::root()))
-    }
-
-    fn shard(&self) -> usize {
-        let mut h = DefaultHasher::new();
-        self.hash(&mut h);
-        (h.finish() as usize) % SHARDS
     }
 }
 
@@ -184,23 +179,32 @@ impl Entry {
 
 struct Store {
     kind: Kind,
-    shards: Vec<Mutex<HashMap<Key, Arc<Entry>>>>,
+    shards: Vec<Mutex<HashMap<Key, Arc<Entry>, RandomState>>>,
+    /// The one hash of the store: its bits 32..38 pick the shard, which leaves the low bits
+    /// (where a map looks) and the top ones (its tags) varied within a shard.
+    hasher: RandomState,
     per_shard: usize,
     len: AtomicUsize,
 }
 
 impl Store {
     fn new(kind: Kind, capacity: usize) -> Self {
+        // Seeded per process: a client cannot aim names at one shard.
+        let hasher = RandomState::default();
         Self {
             kind,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
+                .collect(),
+            hasher,
             per_shard: capacity.div_ceil(SHARDS).max(1),
             len: AtomicUsize::new(0),
         }
     }
 
-    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Entry>>> {
-        crate::sync::lock(&self.shards[key.shard()])
+    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Entry>, RandomState>> {
+        let at = (self.hasher.hash_one(key) >> 32) as usize % SHARDS;
+        crate::sync::lock(&self.shards[at])
     }
 
     fn get(&self, key: &Key) -> Option<Arc<Entry>> {
@@ -263,6 +267,16 @@ pub struct Inner {
     watched: OnceLock<Vec<Arc<Index>>>,
     /// The block's chain, for refreshing in the background.
     chain: OnceLock<Weak<Chain>>,
+    /// What a hit counts, per server of the block: found once, so the fast path counts a hit
+    /// without looking its series up.
+    hit_counters: OnceLock<Vec<HitCounters>>,
+}
+
+/// A server's `coredns_cache_requests_total` and `coredns_cache_hits_total` (success, denial).
+struct HitCounters {
+    server: String,
+    requests: IntCounter,
+    hits: [IntCounter; 2],
 }
 
 pub struct Cache {
@@ -306,6 +320,7 @@ impl Cache {
                 metrics,
                 watched: OnceLock::new(),
                 chain: OnceLock::new(),
+                hit_counters: OnceLock::new(),
             }),
         }
     }
@@ -325,8 +340,27 @@ impl Inner {
         let _ = self.chain.set(Arc::downgrade(chain));
     }
 
-    /// Touches every series this cache reports, so they show (at 0) before the first query.
-    pub fn register(&self, server: &str) {
+    /// Touches every series this cache reports for each of `servers`, so they show (at 0)
+    /// before the first query, and keeps what a hit counts.
+    pub fn register(&self, servers: &[String]) {
+        let m = &self.metrics.cache;
+        let z = self.zones_label.as_str();
+        let counters = servers
+            .iter()
+            .map(|server| {
+                self.register_one(server);
+                let hits = |kind: Kind| m.hits.with_label_values(&[server, kind.label(), z, ""]);
+                HitCounters {
+                    server: server.clone(),
+                    requests: m.requests.with_label_values(&[server, z, ""]),
+                    hits: [hits(Kind::Success), hits(Kind::Denial)],
+                }
+            })
+            .collect();
+        let _ = self.hit_counters.set(counters);
+    }
+
+    fn register_one(&self, server: &str) {
         let m = &self.metrics.cache;
         let z = self.zones_label.as_str();
         for kind in [Kind::Success, Kind::Denial] {
@@ -680,6 +714,12 @@ impl Handler for Cache {
 
     fn served_kept(&self, _: &Reply, kind: &'static str, server: &str) {
         let c = &self.inner;
+        let mut known = c.hit_counters.get().into_iter().flatten();
+        if let Some(h) = known.find(|h| h.server == server) {
+            h.requests.inc();
+            h.hits[usize::from(kind != Kind::Success.label())].inc();
+            return;
+        }
         let m = &c.metrics.cache;
         let z = c.zones_label.as_str();
         m.requests.with_label_values(&[server, z, ""]).inc();
@@ -780,9 +820,7 @@ pub async fn setup(cfg: &config::CacheConfig, s: &mut Setup<'_>) -> Result<(), S
     s.on_chain(move |chain| {
         inner.watch(indexes);
         inner.set_chain(chain);
-        for server in &servers {
-            inner.register(server);
-        }
+        inner.register(&servers);
     });
     s.handler(cache);
     Ok(())
