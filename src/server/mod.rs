@@ -26,7 +26,7 @@ use hickory_server::server::Request as HickoryRequest;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::dns::wire::{Compressor, NameKey};
-use crate::observe::metrics::{DROPPED, Metrics, Observation};
+use crate::observe::metrics::{DROPPED, Metrics, Observation, ZoneSeries};
 use crate::plugin::{
     Chain, FastAnswer, FastQuery, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport,
     Upstream, UpstreamFuture,
@@ -43,6 +43,8 @@ pub struct Block {
     /// The zone as the `zone` metric label writes it (`.`, `cluster.local.`).
     pub label: String,
     pub chain: Arc<Chain>,
+    /// Where its queries are counted (the `server` label is the router's).
+    series: ZoneSeries,
 }
 
 /// The server blocks listening on one port, most specific zone first.
@@ -81,6 +83,7 @@ impl Router {
                 key: NameKey::new(&z).as_bytes().into(),
                 label: z.to_string(),
                 chain,
+                series: ZoneSeries::default(),
             })
             .collect();
         blocks.sort_by_key(|b| std::cmp::Reverse(b.zone.num_labels()));
@@ -313,19 +316,22 @@ impl Router {
         if let Some((reply, kind)) = &kept {
             handler.served_kept(reply, kind, &self.server);
         }
-        self.metrics.observe(&Observation {
-            server: &self.server,
-            zone: &block.label,
-            transport,
-            src,
-            qtype: Some(q.qtype),
-            dnssec_ok: false,
-            rcode,
-            plugin: handler.name(),
-            request_size: bytes.len(),
-            response_size: out.len(),
-            duration: start.elapsed(),
-        });
+        self.metrics.observe_in(
+            &block.series,
+            &Observation {
+                server: &self.server,
+                zone: &block.label,
+                transport,
+                src,
+                qtype: Some(q.qtype),
+                dnssec_ok: false,
+                rcode,
+                plugin: handler.name(),
+                request_size: bytes.len(),
+                response_size: out.len(),
+                duration: start.elapsed(),
+            },
+        );
         true
     }
 
@@ -398,7 +404,7 @@ impl Router {
         let sent = Header::read(&mut BinDecoder::new(out))
             .map(|h| h.metadata)
             .unwrap_or(response.metadata);
-        self.metrics.observe(&Observation {
+        let observation = Observation {
             server: &self.server,
             zone: block.map_or(DROPPED, |b| b.label.as_str()),
             transport,
@@ -410,7 +416,11 @@ impl Router {
             request_size,
             response_size: out.len(),
             duration,
-        });
+        };
+        match block {
+            Some(block) => self.metrics.observe_in(&block.series, &observation),
+            None => self.metrics.observe(&observation),
+        }
         if let (Some(block), Some(query)) = (block, query) {
             if block.chain.observers().is_empty() {
                 return;
