@@ -548,6 +548,8 @@ async fn a_large_cluster_is_listed_from_the_watch_cache() {
         let dir = tempfile::tempdir().unwrap();
         let running = start(&api, dir.path(), "").await;
         support::until_ready(&running).await;
+        // More than a batch of a first list (applied as it comes): the first and last of them.
+        assert!(answers(&running, "s0.shop.svc.cluster.local.", &["10.97.0.0"]).await);
         assert!(answers(&running, "s1199.shop.svc.cluster.local.", &["10.97.4.199"]).await);
         let requests = api.requests();
         let served = api.served();

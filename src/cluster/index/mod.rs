@@ -294,6 +294,15 @@ impl Index {
         applied
     }
 
+    /// Ends a first list of `kind` whose objects were applied as they came ([`Index::apply`]),
+    /// `rest` being the last of them: the kind's map was filled in key order, so it is packed
+    /// as a relist's is.
+    pub fn finish_first_list(&self, kind: Kind, rest: Vec<Change>) -> Applied {
+        let applied = self.apply(rest);
+        self.lock_writer().state.repack(Some(kind));
+        applied
+    }
+
     /// Replaces every object of `kind` with `objects` (a relist), applying only the
     /// differences: what the list no longer holds is deleted, what it holds unchanged costs
     /// nothing. Changes of another kind in `objects` are ignored.

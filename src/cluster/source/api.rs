@@ -423,6 +423,9 @@ fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
 
 /// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
 /// has passed.
+/// How many listed objects of a first list are applied at a time.
+const LISTED_PER_APPLY: usize = 1024;
+
 async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: bool) {
     let api = K::api(client, &shared.filters);
     let wc = K::config(&shared.filters);
@@ -442,16 +445,31 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
         };
         let mut stream = watcher::watcher(api.clone(), config).boxed();
         let mut listing: Option<Vec<Change>> = None;
+        // Whether the index holds nothing of this kind as the list starts: then nothing can
+        // have gone, and what is listed goes in as it comes, a batch at a time, instead of
+        // being held whole and compared with what was there.
+        let mut first = false;
         let mut fell_back = false;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(Event::Init) => listing = Some(Vec::new()),
-                Ok(Event::InitApply(obj)) => listing
-                    .get_or_insert_with(Vec::new)
-                    .push(slimmed(&obj, &shared.filters)),
+                Ok(Event::Init) => {
+                    listing = Some(Vec::new());
+                    first = shared.index.count(kind) == 0;
+                }
+                Ok(Event::InitApply(obj)) => {
+                    let listed = listing.get_or_insert_with(Vec::new);
+                    listed.push(slimmed(&obj, &shared.filters));
+                    if first && listed.len() >= LISTED_PER_APPLY {
+                        shared.index.apply(listed.drain(..));
+                    }
+                }
                 Ok(Event::InitDone) => {
                     let objects = listing.take().unwrap_or_default();
-                    let applied = shared.index.replace_kind(kind, objects);
+                    let applied = if first {
+                        shared.index.finish_first_list(kind, objects)
+                    } else {
+                        shared.index.replace_kind(kind, objects)
+                    };
                     crate::memory::release_freed();
                     tracing::debug!(
                         "plugin/kubernetes: listed {}: {} owners changed",
