@@ -3,12 +3,10 @@
 forwarding to a Knot upstream), alternating the two for several rounds so that a stall of the
 machine moves one round, not the figure. Prints each run and the medians (see bench/README.md).
 Usage: python3 bench/p99.py DATA [ROUNDS]   (DATA: cargo bench --bench gen -- --out DATA)"""
-import importlib.machinery, importlib.util, os, statistics, subprocess, sys, tempfile
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-loader = importlib.machinery.SourceFileLoader("benchrun", os.path.join(ROOT, "bench", "run"))
-spec = importlib.util.spec_from_loader("benchrun", loader)
-m = importlib.util.module_from_spec(spec); loader.exec_module(m)
-os.chdir(ROOT)
+import os, statistics, subprocess, sys, tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runlib  # noqa: E402
+m = runlib.load()
 data = sys.argv[1]
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 files = ["mix", "pod", "hits"]

@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
 """Two cores: the mix with the server pinned to one CPU and dnsperf to the other, then both on
 both CPUs, for Knot and clusterdns (see bench/README.md). Usage: python3 bench/twocore.py DATA"""
-import importlib.machinery, importlib.util, sys, os, tempfile
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-loader = importlib.machinery.SourceFileLoader("benchrun", os.path.join(ROOT, "bench", "run"))
-spec = importlib.util.spec_from_loader("benchrun", loader)
-m = importlib.util.module_from_spec(spec); loader.exec_module(m)
-os.chdir(ROOT)
+import sys, os, tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runlib  # noqa: E402
+m = runlib.load()
 data = sys.argv[1]
 work = tempfile.mkdtemp()
 for label, server_cpu, client_cpu in [("1 server core, client on the other", "0", "1"), ("server and client on both cores", "0,1", "0,1")]:
