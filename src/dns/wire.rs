@@ -837,6 +837,69 @@ mod tests {
     }
 
     #[test]
+    fn an_upstreams_records_are_prepared_and_read_back() {
+        let question = name("WWW.Example.org.");
+        let this = NameKey::new(&question);
+        use hickory_proto::rr::rdata::{A, CNAME, MX, TXT};
+        let records = vec![
+            Record::from_rdata(
+                name("WWW.Example.org."),
+                300,
+                RData::CNAME(CNAME(name("Example.ORG."))),
+            ),
+            Record::from_rdata(
+                name("example.org."),
+                300,
+                RData::A(A::new(93, 184, 215, 14)),
+            ),
+            Record::from_rdata(
+                name("example.org."),
+                60,
+                RData::MX(MX::new(10, name("Mail.Example.org."))),
+            ),
+            Record::from_rdata(
+                name("www.example.org."),
+                30,
+                RData::TXT(TXT::new(vec!["v=spf1 -all".to_string()])),
+            ),
+        ];
+        let mut b = Builder::default();
+        for r in &records {
+            assert!(b.push_record(this.as_bytes(), r), "{r}");
+        }
+        let end = b.mark();
+        let p = Prepared::new(b.finish(), 0, end, records.len() as u16, This::Question);
+        let text = |p: &Prepared| -> Vec<String> {
+            p.records(&question)
+                .unwrap()
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
+        };
+        // The question's own name as the question spells it (written as a pointer to it);
+        // other names lower case where a message compresses them, as they came elsewhere.
+        assert_eq!(
+            text(&p),
+            [
+                "WWW.Example.org. 300 IN CNAME example.org.",
+                "example.org. 300 IN A 93.184.215.14",
+                "example.org. 60 IN MX 10 Mail.Example.org.",
+                "WWW.Example.org. 30 IN TXT v=spf1 -all",
+            ]
+        );
+        // A kept answer's TTLs are the time left, every one of them.
+        assert!(
+            text(&p.with_ttl(7))
+                .iter()
+                .all(|r| r.split(' ').nth(1) == Some("7"))
+        );
+        // Not of class IN: left as records.
+        let mut chaos = records[1].clone();
+        chaos.dns_class = hickory_proto::rr::DNSClass::CH;
+        assert!(!Builder::default().push_record(this.as_bytes(), &chaos));
+    }
+
+    #[test]
     fn written_records_compress_against_the_question_and_each_other() {
         let qname = name("WEB.default.svc.cluster.local.");
         let target = name("ptr.default.svc.cluster.local.");

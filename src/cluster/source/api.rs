@@ -421,11 +421,11 @@ fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
     })
 }
 
-/// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
-/// has passed.
 /// How many listed objects of a first list are applied at a time.
 const LISTED_PER_APPLY: usize = 1024;
 
+/// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
+/// has passed.
 async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: bool) {
     let api = K::api(client, &shared.filters);
     let wc = K::config(&shared.filters);
