@@ -223,8 +223,8 @@ pub struct FastQuery<'a> {
     pub checking_disabled: bool,
 }
 
-/// What [`Handler::answer_fast`] answers: records prepared by an index, behind the client's own
-/// question.
+/// What [`Handler::answer_fast`] answers: records prepared in wire form (by an index, or kept by
+/// a cache), written behind the client's own question.
 pub enum FastAnswer {
     /// NOERROR with these records, and what goes in the additional section with them; AA set.
     Answer {
