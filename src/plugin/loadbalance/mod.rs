@@ -10,6 +10,7 @@ pub mod config;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 
+use crate::dns::wire::Prepared;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::shared::shuffle;
 use crate::plugin::{FastAnswer, FastQuery, Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
@@ -28,41 +29,21 @@ impl Handler for Loadbalance {
     /// An answer with fewer than two addresses and fewer than two MX records in each section
     /// is sent back as it came (see `shuffle_section`).
     fn keeps_fast(&self, answer: &FastAnswer) -> bool {
-        let calm = |types: &mut dyn Iterator<Item = RecordType>| {
-            let (mut addresses, mut mx) = (0, 0);
-            for t in types {
-                match t {
-                    RecordType::A | RecordType::AAAA => addresses += 1,
-                    RecordType::MX => mx += 1,
-                    _ => {}
-                }
-            }
-            addresses < 2 && mx < 2
-        };
-        let section =
-            |sets: &[Rrs]| {
-                calm(&mut sets.iter().flat_map(
-                    |set| -> Box<dyn Iterator<Item = RecordType> + '_> {
-                        match set {
-                            Rrs::Prepared(p) => Box::new(p.types()),
-                            Rrs::Records(records) => {
-                                Box::new(records.iter().map(Record::record_type))
-                            }
-                        }
-                    },
-                ))
-            };
         match answer {
             FastAnswer::Answer {
                 records,
                 additionals,
             } => {
-                calm(&mut records.types())
-                    && additionals.as_ref().is_none_or(|a| calm(&mut a.types()))
+                Tally::prepared(records).calm()
+                    && additionals
+                        .as_ref()
+                        .is_none_or(|a| Tally::prepared(a).calm())
             }
             FastAnswer::Negative(..) => true,
             FastAnswer::Kept { reply, .. } => {
-                section(&reply.answers) && section(&reply.authority) && section(&reply.additionals)
+                [&reply.answers, &reply.authority, &reply.additionals]
+                    .iter()
+                    .all(|section| Tally::of(section).calm())
             }
         }
     }
@@ -86,20 +67,47 @@ impl Handler for Loadbalance {
     }
 }
 
-fn shuffle_section(section: &mut Vec<Rrs>, owner: &Name) {
-    let (mut addresses, mut mx) = (0, 0);
-    let mut count = |t: RecordType| match t {
-        RecordType::A | RecordType::AAAA => addresses += 1,
-        RecordType::MX => mx += 1,
-        _ => {}
-    };
-    for set in section.iter() {
-        match set {
-            Rrs::Records(r) => r.iter().for_each(|rec| count(rec.record_type())),
-            Rrs::Prepared(p) => p.types().for_each(&mut count),
+/// The addresses and MX records of a section: what `loadbalance` shuffles.
+#[derive(Default)]
+struct Tally {
+    addresses: usize,
+    mx: usize,
+}
+
+impl Tally {
+    fn of(section: &[Rrs]) -> Self {
+        let mut t = Self::default();
+        for set in section {
+            match set {
+                Rrs::Records(r) => r.iter().for_each(|rec| t.add(rec.record_type())),
+                Rrs::Prepared(p) => p.types().for_each(|ty| t.add(ty)),
+            }
+        }
+        t
+    }
+
+    fn prepared(p: &Prepared) -> Self {
+        let mut t = Self::default();
+        p.types().for_each(|ty| t.add(ty));
+        t
+    }
+
+    fn add(&mut self, t: RecordType) {
+        match t {
+            RecordType::A | RecordType::AAAA => self.addresses += 1,
+            RecordType::MX => self.mx += 1,
+            _ => {}
         }
     }
-    if addresses < 2 && mx < 2 {
+
+    /// Nothing to shuffle: fewer than two of each.
+    fn calm(&self) -> bool {
+        self.addresses < 2 && self.mx < 2
+    }
+}
+
+fn shuffle_section(section: &mut Vec<Rrs>, owner: &Name) {
+    if Tally::of(section).calm() {
         return;
     }
     let records: Vec<Record> = section.iter().flat_map(|s| s.records(owner)).collect();
