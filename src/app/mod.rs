@@ -291,7 +291,8 @@ impl App {
                     server_label(key.0.or(self.opts.bind), key.1),
                     self.shared.metrics.clone(),
                 )
-                .with_source_limit(&limit);
+                .with_source_limit(&limit)
+                .with_tcp_timeouts(built.process.tcp_timeouts.get(&key).copied());
                 (key, Arc::new(router))
             })
             .collect();
@@ -397,6 +398,7 @@ impl App {
             // The sources only the old configuration used stop here.
             s.kube = std::mem::take(&mut built.kube);
             s.lameduck = built.process.lameduck;
+            crate::observe::set_debug(built.process.debug);
             s.reload = built.process.reload;
             s.digest = digest;
             gone_dns

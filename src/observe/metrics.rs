@@ -66,6 +66,8 @@ pub struct Metrics {
     pub template: TemplateMetrics,
     /// `coredns_autopath_success_total{server}`
     pub autopath_success: IntCounterVec,
+    /// Counters a plugin folder defines for itself ([`Metrics::plugin_counter`]), by name.
+    plugin_counters: std::sync::Mutex<std::collections::HashMap<&'static str, IntCounterVec>>,
 }
 
 /// `template`'s metrics, with CoreDNS's names and labels.
@@ -522,7 +524,26 @@ impl Metrics {
             hosts_reload_timestamp,
             template,
             autopath_success,
+            plugin_counters: Default::default(),
         }
+    }
+
+    /// The counter `name` of a plugin, registered the first time a configuration asks for it
+    /// and the same series after every reload (a plugin's folder names its own metrics).
+    /// Asking again with other labels is a bug in that plugin.
+    pub fn plugin_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+    ) -> IntCounterVec {
+        let mut kept = self
+            .plugin_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        kept.entry(name)
+            .or_insert_with(|| counter_vec(&self.registry, name, help, labels))
+            .clone()
     }
 
     /// Counts one query and its response in the series of `zone`, found by their labels the

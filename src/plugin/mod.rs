@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, LowerQuery, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::dns::name::WireName;
@@ -131,6 +132,12 @@ pub struct Reply {
     pub authentic_data: bool,
     /// The upstream's answer was cut short and could not be had whole.
     pub truncated: bool,
+    /// The RD bit to answer with, where a handler decides it (`header`); `None`: the client's.
+    pub recursion_desired: Option<bool>,
+    /// EDNS options to answer with (`nsid`); sent only to a client that sent EDNS.
+    pub edns_options: Vec<EdnsOption>,
+    /// Send nothing at all (`acl`'s drop, `erratic`): the client times out and retries.
+    pub drop: bool,
 }
 
 impl Reply {
@@ -145,6 +152,9 @@ impl Reply {
             recursion_available: false,
             authentic_data: false,
             truncated: false,
+            recursion_desired: None,
+            edns_options: Vec::new(),
+            drop: false,
         }
     }
 

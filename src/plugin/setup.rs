@@ -22,8 +22,8 @@ use crate::config::args::ListenAddr;
 use crate::config::keys::ZoneKey;
 use crate::observe::http::{Readiness, Routes};
 use crate::observe::metrics::Metrics;
-use crate::server::DnsKey;
 use crate::server::limit::SourceLimitConfig;
+use crate::server::{DnsKey, TcpTimeouts};
 
 /// A plugin that could not be built from a configuration that parsed: a file it cannot read,
 /// an upstream it cannot use. Said as CoreDNS says it, `plugin/NAME: what went wrong`.
@@ -62,6 +62,10 @@ pub struct Process {
     pub reload: Option<ReloadConfig>,
     /// The per-source UDP limits (`ratelimit`), merged per port.
     pub source_limits: BTreeMap<DnsKey, SourceLimitConfig>,
+    /// The TCP timeouts of each port whose block sets them (`timeouts`).
+    pub tcp_timeouts: BTreeMap<DnsKey, TcpTimeouts>,
+    /// Debug log lines on (`debug` in any block).
+    pub debug: bool,
     pub on_listen: Vec<(DnsKey, OnListen)>,
 }
 

@@ -365,10 +365,17 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     loop {
+        // The port's `timeouts`, as of now: a reload may change them under an open connection.
+        let t = router.load().tcp_timeouts().unwrap_or_default();
+        let (read_for, write_for, idle_for) = (
+            t.read.unwrap_or(limits.tcp_io),
+            t.write.unwrap_or(limits.tcp_io),
+            t.idle.unwrap_or(limits.tcp_idle),
+        );
         let mut len = [0u8; 2];
         let read_len = tokio::select! {
             _ = stop.cancelled() => return,
-            r = tokio::time::timeout(limits.tcp_idle, stream.read_exact(&mut len)) => r,
+            r = tokio::time::timeout(idle_for, stream.read_exact(&mut len)) => r,
         };
         if !matches!(read_len, Ok(Ok(_))) {
             return; // idle too long, closed, or broken
@@ -383,7 +390,7 @@ async fn connection(
         let mut query = vec![0u8; n];
         let read = tokio::select! {
             _ = stop.cancelled() => return,
-            r = tokio::time::timeout(limits.tcp_io, stream.read_exact(&mut query)) => r,
+            r = tokio::time::timeout(read_for, stream.read_exact(&mut query)) => r,
         };
         if !matches!(read, Ok(Ok(_))) {
             return; // a length that lies, or a client gone quiet mid-message
@@ -400,7 +407,7 @@ async fn connection(
         framed.extend_from_slice(&answer);
         let written = tokio::select! {
             _ = stop.cancelled() => return,
-            r = tokio::time::timeout(limits.tcp_io, stream.write_all(&framed)) => r,
+            r = tokio::time::timeout(write_for, stream.write_all(&framed)) => r,
         };
         if !matches!(written, Ok(Ok(_))) {
             return; // a client that does not read

@@ -59,6 +59,17 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// The per-source UDP limit of the port, where one is set.
     source_limit: Option<limit::SourceLimit>,
+    /// The port's TCP timeouts, where a block sets them (`timeouts`).
+    tcp_timeouts: Option<TcpTimeouts>,
+}
+
+/// How long a TCP connection may take to send a query, to read an answer, and sit idle
+/// between queries (`timeouts`); `None` keeps the listener's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpTimeouts {
+    pub read: Option<std::time::Duration>,
+    pub write: Option<std::time::Duration>,
+    pub idle: Option<std::time::Duration>,
 }
 
 /// A response, before encoding.
@@ -72,6 +83,8 @@ pub struct Response {
     pub block: Option<usize>,
     /// The plugin that wrote the answer (empty when the server did).
     pub plugin: &'static str,
+    /// Nothing is sent (a handler dropped the query).
+    pub drop: bool,
 }
 
 impl Router {
@@ -92,7 +105,21 @@ impl Router {
             server,
             metrics,
             source_limit: None,
+            tcp_timeouts: None,
         }
+    }
+
+    /// The same router, with the port's TCP timeouts (the listener's own where `t` is `None`).
+    pub fn with_tcp_timeouts(self, t: Option<TcpTimeouts>) -> Self {
+        Self {
+            tcp_timeouts: t,
+            ..self
+        }
+    }
+
+    /// The port's TCP timeouts, if a block set them.
+    pub fn tcp_timeouts(&self) -> Option<TcpTimeouts> {
+        self.tcp_timeouts
     }
 
     /// The same router, with the port's per-source UDP limit (none where `cfg` sets none).
@@ -131,6 +158,7 @@ impl Router {
             edns: None,
             block: None,
             plugin: "",
+            drop: false,
         };
         let mut dnssec_ok = false;
         if let Some(req_edns) = &request.edns {
@@ -196,6 +224,15 @@ impl Router {
         response.metadata.recursion_available |= reply.recursion_available;
         response.metadata.authentic_data = reply.authentic_data;
         response.metadata.truncation |= reply.truncated;
+        if let Some(rd) = reply.recursion_desired {
+            response.metadata.recursion_desired = rd;
+        }
+        if let Some(edns) = &mut response.edns {
+            for option in reply.edns_options {
+                edns.options_mut().insert(option);
+            }
+        }
+        response.drop = reply.drop;
         response.plugin = reply.plugin;
         response.answers = preserve_case(query, reply.answers);
         response.authority = reply.authority;
@@ -376,6 +413,11 @@ impl Router {
             return None;
         }
         let response = self.respond(&request, transport).await;
+        if response.drop {
+            // Counted as CoreDNS counts a query a plugin drops: NOERROR, nothing written.
+            self.observe(&request, &response, transport, bytes.len(), &[], start);
+            return None;
+        }
         let max = match (transport, &response.edns) {
             (Transport::Tcp, _) => u16::MAX,
             (Transport::Udp, Some(edns)) => edns.max_payload(),
