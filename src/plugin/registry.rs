@@ -107,25 +107,36 @@ macro_rules! directives {
 }
 
 directives! {
+    Metadata "metadata" metadata::MetadataConfig Once,
+    Cancel "cancel" cancel::CancelConfig Once,
+    Timeouts "timeouts" timeouts::TimeoutsConfig Once,
     Reload "reload" reload::ReloadConfig Once,
+    Nsid "nsid" nsid::NsidConfig Once,
     Bind "bind" bind::BindConfig Each,
     Ratelimit "ratelimit" ratelimit::RatelimitConfig Once,
+    Debug "debug" debug::DebugConfig Once,
     Ready "ready" ready::ReadyConfig Once,
     Health "health" health::HealthConfig Once,
     Prometheus "prometheus" prometheus::PrometheusConfig Once,
     Errors "errors" errors::ErrorsConfig Once,
     Log "log" log::LogConfig Each,
+    Local "local" local::LocalConfig Once,
+    Acl "acl" acl::AclConfig Merged,
     Any "any" any::AnyConfig Once,
+    Chaos "chaos" chaos::ChaosConfig Once,
     Loadbalance "loadbalance" loadbalance::LoadbalanceConfig Once,
     Cache "cache" cache::CacheConfig Once,
     Rewrite "rewrite" rewrite::RewriteConfig Merged,
+    Header "header" header::HeaderConfig Once,
     Autopath "autopath" autopath::AutopathConfig Once,
+    Minimal "minimal" minimal::MinimalConfig Once,
     Template "template" template::TemplateConfig Each,
     Hosts "hosts" hosts::HostsConfig Once,
     K8sExternal "k8s_external" k8s_external::K8sExternalConfig Once,
     Kubernetes "kubernetes" kubernetes::KubernetesConfig Once,
     Loop "loop" r#loop::LoopConfig Once,
     Forward "forward" forward::ForwardConfig Each,
+    Whoami "whoami" whoami::WhoamiConfig Once,
 }
 
 /// Byte order of two names, usable in a const.

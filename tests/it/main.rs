@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod compat;
 mod deploy;
+mod directives;
 mod files;
 mod forward;
 mod fuzzed;

@@ -664,3 +664,38 @@ fn the_per_source_limit_is_off_by_default_and_set_by_the_corefile() {
     let _p = Proc::start(dir.path(), &[], dns);
     assert_eq!(burst(dns, 200), 200, "a whitelisted source");
 }
+
+/// `debug` turns the plugins' debug lines on, and a reload without it turns them off.
+#[test]
+fn debug_turns_debug_lines_on_until_a_reload_without_it() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    // An upstream that refuses (nothing listens): forward says so in a debug line.
+    let dead = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    };
+    let extra = format!("    debug\n    forward . {dead}");
+    let (dir, core) = setup(dns, &extra, 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    p.wait_for_line("debug log lines on", Duration::from_secs(5));
+    let debug_lines = || {
+        p.out
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("[DEBUG] plugin/forward"))
+            .count()
+    };
+    let _ = query(dns, "example.org.", Duration::from_secs(3));
+    p.wait_for_line("[DEBUG] plugin/forward", Duration::from_secs(5));
+    std::fs::write(&core, corefile(dns, &format!("    forward . {dead}"), 5)).unwrap();
+    p.signal("USR1");
+    p.wait_for_line("debug log lines off", Duration::from_secs(5));
+    let before = debug_lines();
+    let _ = query(dns, "example.net.", Duration::from_secs(3));
+    // `errors` logs the failure after forward would have written its debug line, on the
+    // same stream: once the error is in, a debug line would be too.
+    p.wait_for_line("example.net.", Duration::from_secs(5));
+    assert_eq!(debug_lines(), before, "{}", p.output());
+}

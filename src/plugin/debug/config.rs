@@ -1,0 +1,30 @@
+//! `debug`: no arguments, no block.
+
+use crate::config::args::{self, Args};
+use crate::config::error::ConfigError;
+use crate::config::keys::BlockContext;
+use crate::corefile::Directive;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebugConfig;
+
+pub fn parse(d: &Directive, _: &BlockContext) -> Result<DebugConfig, Vec<ConfigError>> {
+    Args::new("debug", d)
+        .none()
+        .and_then(|_| args::no_block("debug", d))
+        .map(|_| DebugConfig)
+        .map_err(|e| vec![e])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::assert_errors;
+
+    #[test]
+    fn errors_name_the_place() {
+        assert_errors(&[(
+            ".:53 {\n debug on\n}",
+            "2:8: debug: unexpected argument 'on'; this takes none",
+        )]);
+    }
+}

@@ -1,0 +1,102 @@
+//! `timeouts { read D; write D; idle D }`: at least one, each from 1 s to 24 h.
+
+use std::time::Duration;
+
+use crate::config::args::Args;
+use crate::config::error::ConfigError;
+use crate::config::keys::BlockContext;
+use crate::corefile::Directive;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeoutsConfig {
+    pub read: Option<Duration>,
+    pub write: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+const MIN: Duration = Duration::from_secs(1);
+const MAX: Duration = Duration::from_secs(24 * 3600);
+
+pub fn parse(d: &Directive, _: &BlockContext) -> Result<TimeoutsConfig, Vec<ConfigError>> {
+    let a = Args::new("timeouts", d);
+    a.none().map_err(|e| vec![e])?;
+    let mut cfg = TimeoutsConfig::default();
+    let mut errors = Vec::new();
+    for p in d.block.iter().flatten() {
+        let pa = Args::new(format!("timeouts: {}", p.name.text), p);
+        let slot = match p.name.text.as_str() {
+            "read" => &mut cfg.read,
+            "write" => &mut cfg.write,
+            "idle" => &mut cfg.idle,
+            other => {
+                errors.push(pa.err_here(format!(
+                    "unknown property '{other}'; expected read, write or idle"
+                )));
+                continue;
+            }
+        };
+        let value = pa.one("a duration").and_then(|t| {
+            let d = pa.duration(t)?;
+            if !(MIN..=MAX).contains(&d) {
+                return Err(pa.err(t, "the timeout must be from 1s to 24h"));
+            }
+            Ok(d)
+        });
+        match value {
+            Ok(d) => *slot = Some(d),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() && cfg == TimeoutsConfig::default() {
+        errors.push(a.err_here("expected a block with read, write or idle"));
+    }
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::testing::{assert_errors, plugin};
+    use crate::plugin::registry::PluginConfig;
+
+    #[test]
+    fn each_timeout_as_written() {
+        let cfg = plugin(
+            ".:53 {\n timeouts {\n  read 10s\n  idle 1m\n }\n}",
+            |p| match p {
+                PluginConfig::Timeouts(c) => Some((**c).clone()),
+                _ => None,
+            },
+        );
+        assert_eq!(cfg.read, Some(Duration::from_secs(10)));
+        assert_eq!(cfg.write, None);
+        assert_eq!(cfg.idle, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        assert_errors(&[
+            (
+                ".:53 {\n timeouts\n}",
+                "2:2: timeouts: expected a block with read, write or idle",
+            ),
+            (
+                ".:53 {\n timeouts {\n  read 500ms\n }\n}",
+                "3:8: timeouts: read: the timeout must be from 1s to 24h",
+            ),
+            (
+                ".:53 {\n timeouts {\n  linger 5s\n }\n}",
+                "3:3: timeouts: linger: unknown property 'linger'",
+            ),
+            (
+                ".:53 {\n timeouts {\n  idle\n }\n}",
+                "3:3: timeouts: idle: expected a duration",
+            ),
+        ]);
+    }
+}

@@ -1,0 +1,36 @@
+//! `whoami`: no arguments, no block.
+
+use crate::config::args::{self, Args};
+use crate::config::error::ConfigError;
+use crate::config::keys::BlockContext;
+use crate::corefile::Directive;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhoamiConfig;
+
+pub fn parse(d: &Directive, _: &BlockContext) -> Result<WhoamiConfig, Vec<ConfigError>> {
+    Args::new("whoami", d)
+        .none()
+        .and_then(|_| args::no_block("whoami", d))
+        .map(|_| WhoamiConfig)
+        .map_err(|e| vec![e])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::assert_errors;
+
+    #[test]
+    fn errors_name_the_place() {
+        assert_errors(&[
+            (
+                ".:53 {\n whoami me\n}",
+                "2:9: whoami: unexpected argument 'me'; this takes none",
+            ),
+            (
+                ".:53 {\n whoami {\n  me\n }\n}",
+                "3:3: whoami: unexpected property 'me'; this takes no block",
+            ),
+        ]);
+    }
+}
