@@ -68,6 +68,8 @@ pub struct Metrics {
     pub autopath_success: IntCounterVec,
     /// Counters a plugin folder defines for itself ([`Metrics::plugin_counter`]), by name.
     plugin_counters: std::sync::Mutex<std::collections::HashMap<&'static str, IntCounterVec>>,
+    /// Gauges a plugin folder defines for itself ([`Metrics::plugin_gauge`]), by name.
+    plugin_gauges: std::sync::Mutex<std::collections::HashMap<&'static str, IntGaugeVec>>,
 }
 
 /// `template`'s metrics, with CoreDNS's names and labels.
@@ -525,6 +527,7 @@ impl Metrics {
             template,
             autopath_success,
             plugin_counters: Default::default(),
+            plugin_gauges: Default::default(),
         }
     }
 
@@ -543,6 +546,24 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner());
         kept.entry(name)
             .or_insert_with(|| counter_vec(&self.registry, name, help, labels))
+            .clone()
+    }
+
+    /// The gauge `name` of a plugin, as [`Metrics::plugin_counter`] keeps counters.
+    pub fn plugin_gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[&str],
+    ) -> IntGaugeVec {
+        let mut kept = self.plugin_gauges.lock().unwrap_or_else(|e| e.into_inner());
+        kept.entry(name)
+            .or_insert_with(|| {
+                register(
+                    &self.registry,
+                    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+                )
+            })
             .clone()
     }
 

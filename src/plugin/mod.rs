@@ -25,6 +25,7 @@ pub mod cancel;
 pub mod chaos;
 pub mod debug;
 pub mod errors;
+pub mod file;
 pub mod forward;
 pub mod header;
 pub mod health;
@@ -247,9 +248,11 @@ pub struct FastQuery<'a> {
 /// What [`Handler::answer_fast`] answers: records prepared in wire form (by an index, or kept by
 /// a cache), written behind the client's own question.
 pub enum FastAnswer {
-    /// NOERROR with these records, and what goes in the additional section with them; AA set.
+    /// NOERROR with these records, what goes in the authority section (a zone's NS records,
+    /// `file`) and in the additional section with them; AA set.
     Answer {
         records: Prepared,
+        authority: Option<Prepared>,
         additionals: Option<Prepared>,
     },
     /// NOERROR without records, or NXDOMAIN: this SOA goes in the authority section; AA set.

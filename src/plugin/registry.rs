@@ -134,6 +134,7 @@ directives! {
     Hosts "hosts" hosts::HostsConfig Once,
     K8sExternal "k8s_external" k8s_external::K8sExternalConfig Once,
     Kubernetes "kubernetes" kubernetes::KubernetesConfig Once,
+    File "file" file::FileConfig Each,
     Loop "loop" r#loop::LoopConfig Once,
     Forward "forward" forward::ForwardConfig Each,
     Whoami "whoami" whoami::WhoamiConfig Once,

@@ -294,9 +294,11 @@ impl Router {
         match found {
             FastAnswer::Answer {
                 records,
+                authority: ns,
                 additionals,
             } => {
                 answer = Some(Rrs::Prepared(records));
+                authority = ns.map(Rrs::Prepared);
                 additional = additionals.map(Rrs::Prepared);
             }
             FastAnswer::Negative(rcode, soa) => {

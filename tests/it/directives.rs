@@ -119,9 +119,16 @@ async fn whoami_shows_the_clients_address_and_port() {
     // authoritatively; it runs last (CoreDNS's order), so cluster names are the cluster's.
     let [status, _] = dig_both(&running, &["svc.example.org"]).await;
     assert!(status.contains("status: NOERROR"), "{status}");
-    assert!(status.contains("ANSWER: 0, AUTHORITY: 0, ADDITIONAL: 3"), "{status}");
+    assert!(
+        status.contains("ANSWER: 0, AUTHORITY: 0, ADDITIONAL: 3"),
+        "{status}"
+    );
     assert!(status.contains("flags: qr aa rd;"), "{status}");
-    let [a, _] = dig_both(&running, &["+short", "kubernetes.default.svc.cluster.local"]).await;
+    let [a, _] = dig_both(
+        &running,
+        &["+short", "kubernetes.default.svc.cluster.local"],
+    )
+    .await;
     assert_eq!(a.trim(), "10.96.0.1");
 }
 

@@ -13,6 +13,7 @@ mod clients;
 mod compat;
 mod deploy;
 mod directives;
+mod file;
 mod files;
 mod forward;
 mod fuzzed;

@@ -342,16 +342,31 @@ www IN CNAME example.org.
 
 impl Knot {
     pub async fn start() -> Knot {
+        Knot::start_zone("example.org", EXAMPLE_ORG).await
+    }
+
+    /// Knot authoritative for `domain`, read from the zone file text `zone`.
+    pub async fn start_zone(domain: &str, zone: &str) -> Knot {
+        let file = format!("{domain}.zone");
+        let zones = format!("zone:\n  - domain: {domain}\n    file: {file}\n");
+        Knot::start_conf(&[(file.as_str(), zone)], &zones, domain).await
+    }
+
+    /// Knot with `files` (name, text) in its folder and `zones` (its `zone:` and any
+    /// `remote:`/`acl:` sections) as configuration; up once `domain` has an SOA.
+    pub async fn start_conf(files: &[(&str, &str)], zones: &str, domain: &str) -> Knot {
         assert!(
             crate::clients::have("knotd"),
             "knotd is missing: install knot (.ci/run does)"
         );
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("example.org.zone"), EXAMPLE_ORG).unwrap();
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).unwrap();
+        }
         let port = free_port().await;
         let conf = format!(
-            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\ndatabase:\n    storage: {dir}/db\ntemplate:\n  - id: default\n    storage: {dir}\nzone:\n  - domain: example.org\n    file: example.org.zone\nlog:\n  - target: stderr\n    any: warning\n",
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\ndatabase:\n    storage: {dir}/db\ntemplate:\n  - id: default\n    storage: {dir}\n{zones}log:\n  - target: stderr\n    any: warning\n",
             dir = d.display()
         );
         std::fs::write(d.join("knot.conf"), conf).unwrap();
@@ -366,12 +381,12 @@ impl Knot {
             child,
             _dir: dir,
         };
-        knot.wait_until_up().await;
+        knot.wait_until_up(domain).await;
         knot
     }
 
-    async fn wait_until_up(&self) {
-        let q = crate::support::query("example.org.", RecordType::SOA, None)
+    async fn wait_until_up(&self, domain: &str) {
+        let q = crate::support::query(&format!("{domain}."), RecordType::SOA, None)
             .to_vec()
             .unwrap();
         for _ in 0..100 {

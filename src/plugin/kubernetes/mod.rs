@@ -107,6 +107,7 @@ impl Kubernetes {
         {
             return Some(FastAnswer::Answer {
                 records,
+                authority: None,
                 additionals,
             });
         }
@@ -256,6 +257,11 @@ impl Handler for Kubernetes {
 
     fn answer_fast(&self, q: FastQuery<'_>) -> Option<FastAnswer> {
         self.fast(q.name, q.qtype)
+    }
+
+    /// A name outside its zones goes on as it is (to `file`, say, below it in the chain).
+    fn passes_fast(&self, q: FastQuery<'_>) -> bool {
+        self.index.zone_of_key(q.name).is_none()
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {

@@ -32,12 +32,13 @@ impl Handler for Loadbalance {
         match answer {
             FastAnswer::Answer {
                 records,
+                authority,
                 additionals,
             } => {
                 Tally::prepared(records).calm()
-                    && additionals
-                        .as_ref()
-                        .is_none_or(|a| Tally::prepared(a).calm())
+                    && [authority, additionals]
+                        .iter()
+                        .all(|s| s.as_ref().is_none_or(|a| Tally::prepared(a).calm()))
             }
             FastAnswer::Negative(..) => true,
             FastAnswer::Kept { reply, .. } => {

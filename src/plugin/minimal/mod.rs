@@ -39,7 +39,11 @@ impl Handler for Minimal {
     /// A fast answer is sent as it is where there is nothing to take out of it.
     fn keeps_fast(&self, answer: &FastAnswer) -> bool {
         match answer {
-            FastAnswer::Answer { additionals, .. } => additionals.is_none(),
+            FastAnswer::Answer {
+                authority,
+                additionals,
+                ..
+            } => authority.is_none() && additionals.is_none(),
             FastAnswer::Negative(..) => true,
             FastAnswer::Kept { reply, .. } => {
                 !positive(reply) || (reply.authority.is_empty() && reply.additionals.is_empty())
