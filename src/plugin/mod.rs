@@ -46,6 +46,7 @@ pub mod reload;
 pub mod rewrite;
 pub mod template;
 pub mod timeouts;
+pub mod transfer;
 pub mod whoami;
 
 use std::future::Future;
@@ -150,6 +151,9 @@ pub struct Reply {
     pub edns_options: Vec<EdnsOption>,
     /// Send nothing at all (`acl`'s drop, `erratic`): the client times out and retries.
     pub drop: bool,
+    /// A zone transfer: the answers are a whole zone, sent over TCP in as many messages as
+    /// they take (RFC 5936).
+    pub transfer: bool,
 }
 
 impl Reply {
@@ -167,6 +171,7 @@ impl Reply {
             recursion_desired: None,
             edns_options: Vec::new(),
             drop: false,
+            transfer: false,
         }
     }
 
@@ -233,6 +238,13 @@ pub trait Handler: Send + Sync {
     fn served_kept(&self, reply: &Reply, kind: &'static str, server: &str) {
         let _ = (reply, kind, server);
     }
+
+    /// Every record of `zone`, its SOA first, for a zone transfer (`transfer` asks the
+    /// handlers after it), where this handler is authoritative for exactly that zone.
+    fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
+        let _ = zone;
+        None
+    }
 }
 
 /// A plain query as the fast path reads it.
@@ -269,6 +281,12 @@ pub struct Next<'a> {
 }
 
 impl<'a> Next<'a> {
+    /// The records of `zone` from the first handler after this one that has it whole
+    /// ([`Handler::transfer`]).
+    pub fn transfer(self, zone: &Name) -> Option<Vec<Record>> {
+        self.rest.iter().find_map(|h| h.transfer(zone))
+    }
+
     pub fn serve(self, req: &'a Request<'a>) -> HandlerFuture<'a> {
         match self.rest.split_first() {
             Some((h, rest)) => h.serve(req, Next { rest }),
@@ -316,6 +334,11 @@ impl Chain {
 
     pub fn observers(&self) -> &[Arc<dyn Observer>] {
         &self.observers
+    }
+
+    /// Whether a handler of this name is in the chain.
+    pub fn has(&self, name: &str) -> bool {
+        self.handlers.iter().any(|h| h.name() == name)
     }
 
     /// A fast answer ([`Handler::answer_fast`]) to a plain query, and the handler that gave

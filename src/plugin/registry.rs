@@ -131,6 +131,7 @@ directives! {
     Autopath "autopath" autopath::AutopathConfig Once,
     Minimal "minimal" minimal::MinimalConfig Once,
     Template "template" template::TemplateConfig Each,
+    Transfer "transfer" transfer::TransferConfig Merged,
     Hosts "hosts" hosts::HostsConfig Once,
     K8sExternal "k8s_external" k8s_external::K8sExternalConfig Once,
     Kubernetes "kubernetes" kubernetes::KubernetesConfig Once,

@@ -396,15 +396,18 @@ async fn connection(
             return; // a length that lies, or a client gone quiet mid-message
         }
         let router = router.load_full();
-        let Some(answer) = router.handle_bytes(&query, src, Transport::Tcp).await else {
+        let messages = router.handle_stream(&query, src).await;
+        if messages.is_empty() {
             continue;
-        };
-        let Ok(alen) = u16::try_from(answer.len()) else {
-            return;
-        };
-        let mut framed = Vec::with_capacity(answer.len() + 2);
-        framed.extend_from_slice(&alen.to_be_bytes());
-        framed.extend_from_slice(&answer);
+        }
+        let mut framed = Vec::with_capacity(messages.iter().map(|m| m.len() + 2).sum());
+        for answer in &messages {
+            let Ok(alen) = u16::try_from(answer.len()) else {
+                return;
+            };
+            framed.extend_from_slice(&alen.to_be_bytes());
+            framed.extend_from_slice(answer);
+        }
         let written = tokio::select! {
             _ = stop.cancelled() => return,
             r = tokio::time::timeout(write_for, stream.write_all(&framed)) => r,

@@ -85,6 +85,8 @@ pub struct Response {
     pub plugin: &'static str,
     /// Nothing is sent (a handler dropped the query).
     pub drop: bool,
+    /// A zone transfer: sent over TCP in as many messages as it takes.
+    pub transfer: bool,
 }
 
 impl Router {
@@ -159,6 +161,7 @@ impl Router {
             block: None,
             plugin: "",
             drop: false,
+            transfer: false,
         };
         let mut dnssec_ok = false;
         if let Some(req_edns) = &request.edns {
@@ -181,14 +184,16 @@ impl Router {
             response.metadata.response_code = ResponseCode::FormErr;
             return response;
         };
-        if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
-            response.metadata.response_code = ResponseCode::Refused;
-            return response;
-        }
         let Some(block) = self.route(query.name()) else {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         };
+        // Zone transfers only where the block has `transfer`, which decides who gets one.
+        let transfer = matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR);
+        if transfer && !self.blocks[block].chain.has("transfer") {
+            response.metadata.response_code = ResponseCode::Refused;
+            return response;
+        }
         response.block = Some(block);
         let req = Request {
             query,
@@ -233,6 +238,7 @@ impl Router {
             }
         }
         response.drop = reply.drop;
+        response.transfer = reply.transfer;
         response.plugin = reply.plugin;
         response.answers = preserve_case(query, reply.answers);
         response.authority = reply.authority;
@@ -382,6 +388,29 @@ impl Router {
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        let messages = self.general(bytes, src, transport).await?;
+        messages.into_iter().next()
+    }
+
+    /// Answers a query that came over a stream (TCP): every message of the answer, which is
+    /// one but for a zone transfer (RFC 5936), in order. Empty: nothing is sent.
+    pub async fn handle_stream(&self, bytes: &[u8], src: SocketAddr) -> Messages {
+        let mut out = Vec::new();
+        if self.answer_fast(bytes, src, Transport::Tcp, &mut out) {
+            return smallvec::smallvec![out];
+        }
+        self.general(bytes, src, Transport::Tcp)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The general path's answer, as messages.
+    async fn general(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<Messages> {
         let start = Instant::now();
         let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
         let protocol = match transport {
@@ -408,7 +437,7 @@ impl Router {
                     response_size: out.len(),
                     duration: start.elapsed(),
                 });
-                return Some(out);
+                return Some(smallvec::smallvec![out]);
             }
         };
         if request.metadata.message_type == MessageType::Response {
@@ -420,6 +449,13 @@ impl Router {
             self.observe(&request, &response, transport, bytes.len(), &[], start);
             return None;
         }
+        if response.transfer && transport == Transport::Tcp {
+            let messages = encode_transfer(&request, &response);
+            if let Some(first) = messages.first() {
+                self.observe(&request, &response, transport, bytes.len(), first, start);
+            }
+            return Some(messages);
+        }
         let max = match (transport, &response.edns) {
             (Transport::Tcp, _) => u16::MAX,
             (Transport::Udp, Some(edns)) => edns.max_payload(),
@@ -427,7 +463,7 @@ impl Router {
         };
         let out = encode(&request, &response, max);
         self.observe(&request, &response, transport, bytes.len(), &out, start);
-        Some(out)
+        Some(smallvec::smallvec![out])
     }
 
     /// Counts the answer and tells the chain's observers (`log`) about it.
@@ -590,6 +626,97 @@ pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8
             buf
         }
     }
+}
+
+/// The messages of an answer: one, or the many of a zone transfer.
+pub type Messages = smallvec::SmallVec<[Vec<u8>; 1]>;
+
+/// How full a zone transfer's message is filled before the next one starts (Knot and BIND send
+/// messages of about this size: large enough to be cheap, small enough to stream).
+const TRANSFER_MESSAGE: usize = 16 * 1024;
+
+/// A zone transfer's answer (its records, SOA to SOA) as messages of about
+/// [`TRANSFER_MESSAGE`] bytes: the question in the first only, the OPT record in each where the
+/// client sent one (RFC 5936 section 2.2).
+fn encode_transfer(request: &HickoryRequest, response: &Response) -> Messages {
+    let qname = request
+        .queries
+        .queries()
+        .first()
+        .map_or_else(Name::root, |q| Name::from(q.name()));
+    let records: Vec<Record> = response
+        .answers
+        .iter()
+        .flat_map(|s| s.records(&qname))
+        .collect();
+    let opt = response.edns.as_ref().and_then(|edns| {
+        let mut bytes = Vec::with_capacity(16);
+        Record::from(edns)
+            .emit(&mut BinEncoder::new(&mut bytes))
+            .ok()?;
+        Some(bytes)
+    });
+    let mut out = Messages::new();
+    let mut i = 0;
+    loop {
+        let first = out.is_empty();
+        let mut buf = Vec::with_capacity(TRANSFER_MESSAGE + 512);
+        let mut enc = BinEncoder::new(&mut buf);
+        let opt_len = opt.as_ref().map_or(0, Vec::len);
+        enc.set_max_size(u16::MAX - opt_len as u16);
+        let Ok(place) = enc.place::<Header>() else {
+            break;
+        };
+        if first && enc.emit_vec(request.queries.as_bytes()).is_err() {
+            break;
+        }
+        let mut n = 0u16;
+        while i < records.len() && enc.offset() < TRANSFER_MESSAGE {
+            let mark = enc.offset();
+            if records[i].emit(&mut enc).is_err() {
+                enc.set_offset(mark);
+                enc.trim();
+                break;
+            }
+            i += 1;
+            n += 1;
+        }
+        if n == 0 && i < records.len() {
+            // A record no message can hold: the transfer fails as a whole.
+            let mut metadata = response.metadata;
+            metadata.response_code = ResponseCode::ServFail;
+            let mut buf = Vec::with_capacity(12);
+            let _ = Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            }
+            .emit(&mut BinEncoder::new(&mut buf));
+            return smallvec::smallvec![buf];
+        }
+        let mut counts = HeaderCounts {
+            queries: u16::from(first) * request.queries.len() as u16,
+            answers: n,
+            ..HeaderCounts::default()
+        };
+        if let Some(opt) = &opt {
+            enc.set_max_size(u16::MAX);
+            if enc.emit_vec(opt).is_ok() {
+                counts.additionals = 1;
+            }
+        }
+        let header = Header {
+            metadata: response.metadata,
+            counts,
+        };
+        if place.replace(&mut enc, header).is_err() {
+            break;
+        }
+        out.push(buf);
+        if i >= records.len() {
+            break;
+        }
+    }
+    out
 }
 
 /// An OPT record as we answer with it: no options, version 0, DO clear, the extended bits of

@@ -28,6 +28,7 @@ mod resolvers;
 mod rewrite;
 mod support;
 mod template;
+mod transfer;
 mod upstream;
 
 /// Counts each thread's allocations for `allocations.rs`; otherwise the system allocator.

@@ -150,6 +150,15 @@ impl Index {
 
     /// What `k8s_external` knows of the Service `name` in `namespace`: present when it has
     /// external addresses or is headless.
+    /// Every Service `k8s_external` may answer for, by `name.namespace` (a zone transfer).
+    pub fn exposed_all(&self) -> Vec<(Box<str>, Arc<Exposed>)> {
+        self.exposed
+            .services
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     pub fn exposed(&self, namespace: &str, name: &str) -> Option<Arc<Exposed>> {
         let key = ExposedServices::key(name, namespace);
         self.exposed.services.get(&key).map(|e| e.value().clone())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{DNSClass, Name};
+use hickory_proto::rr::{DNSClass, Name, Record};
 use prometheus::IntGaugeVec;
 
 use crate::dns::wire::NameKey;
@@ -93,6 +93,16 @@ impl Handler for File {
             }
             Ok(answer)
         })
+    }
+
+    /// A zone read from the file, whole, SOA first.
+    fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
+        let z = self
+            .zones
+            .iter()
+            .map(|z| z.load())
+            .find(|z| z.origin == *zone)?;
+        Some(z.records().to_vec())
     }
 
     fn passes_fast(&self, q: FastQuery<'_>) -> bool {

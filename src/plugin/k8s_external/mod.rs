@@ -499,6 +499,57 @@ impl Handler for K8sExternal {
         NAME
     }
 
+    /// One of its zones whole: the SOA, the NS and its addresses, then each Service with
+    /// external addresses: A and AAAA at `SVC.NS.ZONE` (a CNAME where the load balancer is
+    /// known by host name) and an SRV record per named port at `_PORT._PROTO.SVC.NS.ZONE`.
+    fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
+        if !self.status.ready() {
+            return None;
+        }
+        let lower = LowerName::from(zone);
+        let z = self.zones.iter().find(|z| z.name == lower)?;
+        let Rrs::Records(soa) = self.soa(z) else {
+            return None;
+        };
+        let mut out: Vec<Record> = soa.to_vec();
+        out.push(Record::from_rdata(
+            zone.clone(),
+            self.ttl,
+            RData::NS(NS(z.ns1.clone())),
+        ));
+        out.extend(self.ns_addresses(&z.ns1, None));
+        let mut services = self.index.exposed_all();
+        services.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, exposed) in services {
+            if exposed.external.is_empty() {
+                continue;
+            }
+            let Some((service, namespace)) = key.split_once('.') else {
+                continue;
+            };
+            let Some(own) = name::join(&[service, namespace], zone) else {
+                continue;
+            };
+            let all = entries(&exposed, None);
+            for qtype in [RecordType::A, RecordType::AAAA] {
+                out.extend(self.addresses(&all, &own, qtype).0);
+            }
+            for p in exposed.ports.iter().filter(|p| !p.name.is_empty()) {
+                let port = format!("_{}", p.name);
+                let proto = format!("_{}", p.protocol.to_ascii_lowercase());
+                let Some(question) = name::join(&[&port, &proto], &own) else {
+                    continue;
+                };
+                let wanted = entries(&exposed, Some((&p.name, &p.protocol)));
+                out.extend(self.srv(&wanted, &question, &own).0);
+            }
+        }
+        // A CNAME (a load balancer's host name) appears once per address family asked.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|r| seen.insert(r.to_string()));
+        Some(out)
+    }
+
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
         if req.query.query_class() != DNSClass::IN {
             return next.serve(req);

@@ -9,7 +9,7 @@ pub mod source;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 
 use crate::cluster::index::{Answer, Index, Node, Zone};
 use crate::cluster::source::SourceStatus;
@@ -262,6 +262,36 @@ impl Handler for Kubernetes {
     /// A name outside its zones goes on as it is (to `file`, say, below it in the chain).
     fn passes_fast(&self, q: FastQuery<'_>) -> bool {
         self.index.zone_of_key(q.name).is_none()
+    }
+
+    /// One of its zones whole, as the index holds it: the SOA, the apex NS, then every record
+    /// of every name in the zone (Services, their SRV records, headless endpoints, PTR records
+    /// in a reverse zone), in name order. Not before the first list is in.
+    fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
+        if !self.status.ready() {
+            return None;
+        }
+        let lower = LowerName::from(zone);
+        let z = self.index.zones().iter().find(|z| z.name == lower)?;
+        let mut out: Vec<Record> = z.soa().iter().cloned().collect();
+        out.extend(z.ns.iter().cloned());
+        let mut rest: Vec<Record> = self
+            .index
+            .records()
+            .into_iter()
+            .filter(|r| {
+                let apex_record = r.record_type() == RecordType::SOA
+                    || (r.record_type() == RecordType::NS && r.name == *zone);
+                !apex_record
+                    && self
+                        .index
+                        .zone_of(&LowerName::new(&r.name))
+                        .is_some_and(|owner| owner.name == lower)
+            })
+            .collect();
+        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(rest);
+        Some(out)
     }
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
