@@ -23,6 +23,13 @@
 //!   `SVC.NS` from another) and half external names (`host-K.example.com`, through the three
 //!   search domains to the name itself), the external ones from `example.com.zone`.
 //!
+//! - `file.txt`: names of `corp.test.zone`, as `mix.txt` asks the cluster: 70% A of hosts,
+//!   10% A of names under its wildcard, 10% AAAA of IPv4-only hosts (NODATA), 10% names that
+//!   do not exist (NXDOMAIN).
+//!
+//! `corp.test.zone` is a zone file of `--zone-records` records (100,000 by default) for the
+//! `file` plugin: hosts with an address each, every fourth an IPv6 address too, and a wildcard.
+//!
 //! `example.com.zone` holds the external names: 1,000 hosts with an address each, every
 //! second one an IPv6 address too (the others answer AAAA with NODATA). An upstream serves it
 //! for the forwarding Corefile; the reference server serves it with the cluster's zones.
@@ -41,6 +48,7 @@ struct Args {
     endpoints: Option<usize>,
     out: PathBuf,
     queries: usize,
+    zone_records: usize,
 }
 
 fn args() -> Args {
@@ -49,6 +57,7 @@ fn args() -> Args {
         endpoints: None,
         out: PathBuf::from("target/bench"),
         queries: 100_000,
+        zone_records: 100_000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -67,6 +76,7 @@ fn args() -> Args {
             "--services" => a.services = number(),
             "--endpoints" => a.endpoints = Some(number()),
             "--queries" => a.queries = number(),
+            "--zone-records" => a.zone_records = number(),
             "--out" => a.out = PathBuf::from(value()),
             "--bench" => {
                 i += 1;
@@ -245,7 +255,46 @@ fn main() {
             lines += 2;
         }
     }
+    // The zone file for `file`: hosts h-K (an A each, every fourth an AAAA too) and a wildcard.
+    let hosts = (a.zone_records * 4 / 5).max(1);
+    let mut corp = String::from(
+        "$ORIGIN corp.test.\n$TTL 300\n@ IN SOA ns.corp.test. hostmaster.corp.test. 1 7200 1800 86400 60\n@ IN NS ns.corp.test.\nns IN A 192.0.2.54\n*.wild IN A 192.0.2.99\n",
+    );
+    for k in 0..hosts {
+        writeln!(
+            corp,
+            "h-{k} IN A 10.{}.{}.{}",
+            k >> 16 & 255,
+            k >> 8 & 255,
+            k & 255
+        )
+        .unwrap();
+        if k % 4 == 0 {
+            writeln!(
+                corp,
+                "h-{k} IN AAAA fd00:c0::{:x}:{:x}",
+                k >> 16,
+                k & 0xffff
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(a.out.join("corp.test.zone"), corp).unwrap();
+    let mut zone_queries = String::new();
+    for _ in 0..a.queries {
+        let k = rng.below(hosts);
+        // An odd host has no AAAA.
+        let odd = if k | 1 < hosts { k | 1 } else { 1 };
+        let line = match rng.below(10) {
+            0 => format!("x{k}.wild.corp.test A"),
+            1 => format!("h-{odd}.corp.test AAAA"),
+            2 => format!("nothing-{k}.corp.test A"),
+            _ => format!("h-{k}.corp.test A"),
+        };
+        writeln!(zone_queries, "{line}").unwrap();
+    }
     for (file, text) in [
+        ("file.txt", zone_queries),
         ("pod.txt", pod),
         ("mix.txt", mix),
         ("hits.txt", hits),
