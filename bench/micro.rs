@@ -145,7 +145,8 @@ fn benches(c: &mut Criterion) {
     let mut enc = c.benchmark_group("encode");
     for (label, q) in &cases[..2] {
         let request = HickoryRequest::from_bytes(q.clone(), src, Protocol::Udp).unwrap();
-        let response = w.rt.block_on(w.router.respond(&request, Transport::Udp));
+        let response =
+            w.rt.block_on(w.router.respond(&request, Transport::Udp, q.len()));
         enc.bench_function(*label, |b| {
             b.iter(|| encode(black_box(&request), black_box(&response), 512))
         });

@@ -127,8 +127,11 @@ pub fn from_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Config, Co
 pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut servers = Vec::new();
-    let mut seen: HashMap<(Name, u16, Option<IpAddr>), Pos> = HashMap::new();
+    // Where each zone, port and address was last served, and whether that block has a view:
+    // blocks after one with a view may serve the same zone (split DNS).
+    let mut seen: HashMap<(Name, u16, Option<IpAddr>), (Pos, bool)> = HashMap::new();
     for block in blocks {
+        let has_view = block.directives.iter().any(|d| d.name.text == "view");
         // Blocks for one zone and port may coexist when `bind` gives them different addresses.
         let binds: Vec<Option<IpAddr>> = {
             let all: Vec<BindConfig> = block
@@ -153,18 +156,18 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
                     for k in parsed {
                         for b in &binds {
                             let at = (k.zone.clone(), k.port, *b);
-                            if let Some(first) = seen.get(&at) {
+                            if let Some((first, false)) = seen.get(&at) {
                                 errors.push(ConfigError::new(
                                     &key.pos,
                                     format!(
-                                        "zone '{}' on port {}{} is already served by the block at {first}",
+                                        "zone '{}' on port {}{} is already served by the block at {first}, which has no view to share it with",
                                         k.zone,
                                         k.port,
                                         b.map(|ip| format!(" at {ip}")).unwrap_or_default()
                                     ),
                                 ));
                             } else {
-                                seen.insert(at, key.pos.clone());
+                                seen.insert(at, (key.pos.clone(), has_view));
                             }
                         }
                         keys.push(k);

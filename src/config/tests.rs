@@ -146,7 +146,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     assert_errors(&[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: acl, any, autopath, bind, cache, cancel, chaos, debug, errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, log, loop, metadata, minimal, nsid, prometheus, ratelimit, ready, reload, rewrite, template, timeouts, transfer, whoami",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: acl, any, autopath, bind, cache, cancel, chaos, debug, errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, log, loop, metadata, minimal, nsid, prometheus, ratelimit, ready, reload, rewrite, template, timeouts, transfer, view, whoami",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
@@ -174,7 +174,13 @@ fn errors_name_the_position_and_what_is_accepted() {
         ),
         (
             ".:53 {\n}\n.:53 {\n}",
-            "3:1: zone '.' on port 53 is already served by the block at /etc/coredns/Corefile:1:1",
+            "3:1: zone '.' on port 53 is already served by the block at /etc/coredns/Corefile:1:1, which has no view to share it with",
+        ),
+        (
+            // Split DNS: after a block with a view, another may serve the zone; not after one
+            // without.
+            ".:53 {\n view a {\n  expr true\n }\n}\n.:53 {\n}\n.:53 {\n}",
+            "8:1: zone '.' on port 53 is already served by the block at /etc/coredns/Corefile:6:1",
         ),
     ]);
 }

@@ -302,6 +302,8 @@ pub struct Observation<'a> {
     pub dnssec_ok: bool,
     pub rcode: ResponseCode,
     pub plugin: &'a str,
+    /// The `view` label: the block's view, or empty.
+    pub view: &'a str,
     pub request_size: usize,
     pub response_size: usize,
     pub duration: Duration,
@@ -575,24 +577,24 @@ impl Metrics {
         let proto = usize::from(o.transport == Transport::Tcp);
         let family = usize::from(o.src.is_ipv6() && !is_mapped_v4(o.src));
         let qtype = o.qtype.map_or(TYPE_LABELS.len() - 1, type_index);
-        let (server, zname, tport) = (o.server, o.zone, o.transport.as_str());
+        let (server, zname, tport, view) = (o.server, o.zone, o.transport.as_str(), o.view);
         zone.requests[proto][family][qtype]
             .get_or_init(|| {
                 let family = ["1", "2"][family];
-                let l = [server, zname, "", tport, family, TYPE_LABELS[qtype]];
+                let l = [server, zname, view, tport, family, TYPE_LABELS[qtype]];
                 self.requests.with_label_values(&l)
             })
             .inc();
         if o.dnssec_ok {
             self.do_requests
-                .with_label_values(&[server, zname, ""])
+                .with_label_values(&[server, zname, view])
                 .inc();
         }
         zone.duration
-            .get_or_init(|| self.duration.with_label_values(&[server, zname, ""]))
+            .get_or_init(|| self.duration.with_label_values(&[server, zname, view]))
             .observe(o.duration.as_secs_f64());
         let (request, response) = zone.sizes[proto].get_or_init(|| {
-            let l = [server, zname, "", tport];
+            let l = [server, zname, view, tport];
             (
                 self.request_size.with_label_values(&l),
                 self.response_size.with_label_values(&l),
@@ -609,7 +611,7 @@ impl Metrics {
         let kept = slots.and_then(|slots| {
             slots.iter().find_map(|slot| {
                 let (plugin, counter) = slot.get_or_init(|| {
-                    let l = [server, zname, "", &rcode_label(o.rcode), o.plugin];
+                    let l = [server, zname, view, &rcode_label(o.rcode), o.plugin];
                     (o.plugin.to_string(), self.responses.with_label_values(&l))
                 });
                 (plugin == o.plugin).then_some(counter)
@@ -619,7 +621,7 @@ impl Metrics {
             Some(counter) => counter.inc(),
             None => self
                 .responses
-                .with_label_values(&[o.server, o.zone, "", &rcode_label(o.rcode), o.plugin])
+                .with_label_values(&[o.server, o.zone, o.view, &rcode_label(o.rcode), o.plugin])
                 .inc(),
         }
     }
@@ -634,24 +636,24 @@ impl Metrics {
         };
         let qtype = o.qtype.map(type_label).unwrap_or("other");
         self.requests
-            .with_label_values(&[o.server, o.zone, "", proto, family, qtype])
+            .with_label_values(&[o.server, o.zone, o.view, proto, family, qtype])
             .inc();
         if o.dnssec_ok {
             self.do_requests
-                .with_label_values(&[o.server, o.zone, ""])
+                .with_label_values(&[o.server, o.zone, o.view])
                 .inc();
         }
         self.duration
-            .with_label_values(&[o.server, o.zone, ""])
+            .with_label_values(&[o.server, o.zone, o.view])
             .observe(o.duration.as_secs_f64());
         self.request_size
-            .with_label_values(&[o.server, o.zone, "", proto])
+            .with_label_values(&[o.server, o.zone, o.view, proto])
             .observe(o.request_size as f64);
         self.response_size
-            .with_label_values(&[o.server, o.zone, "", proto])
+            .with_label_values(&[o.server, o.zone, o.view, proto])
             .observe(o.response_size as f64);
         self.responses
-            .with_label_values(&[o.server, o.zone, "", &rcode_label(o.rcode), o.plugin])
+            .with_label_values(&[o.server, o.zone, o.view, &rcode_label(o.rcode), o.plugin])
             .inc();
     }
 
@@ -787,6 +789,7 @@ mod tests {
             ][i % 3],
             // More plugins than a zone keeps slots for.
             plugin: ["kubernetes", "cache", "", "forward", "hosts", "template"][i % 6],
+            view: "",
             request_size: 40 + i,
             response_size: 90 + 7 * i,
             duration: Duration::from_micros(i as u64 * 37),

@@ -47,6 +47,7 @@ pub mod rewrite;
 pub mod template;
 pub mod timeouts;
 pub mod transfer;
+pub mod view;
 pub mod whoami;
 
 use std::future::Future;
@@ -121,6 +122,8 @@ pub struct Request<'a> {
     pub checking_disabled: bool,
     /// The `server` label of the metrics: `dns://:53`.
     pub server: &'a str,
+    /// The `view` label of the metrics: the block's view, or empty.
+    pub view: &'a str,
     /// How many lookups deep this is (CNAME targets resolved through [`Upstream`]).
     pub depth: u8,
     /// The server's own routing, for following names out of a handler's zone.
@@ -322,6 +325,8 @@ pub trait Observer: Send + Sync {
 pub struct Chain {
     handlers: Vec<Box<dyn Handler>>,
     observers: Vec<Arc<dyn Observer>>,
+    /// What must hold for a query to be routed here (`view`).
+    view: Option<Arc<view::View>>,
 }
 
 impl Chain {
@@ -329,7 +334,17 @@ impl Chain {
         Self {
             handlers,
             observers,
+            view: None,
         }
+    }
+
+    /// The same chain, routed to only where `view` admits the query.
+    pub fn with_view(self, view: Option<Arc<view::View>>) -> Self {
+        Self { view, ..self }
+    }
+
+    pub fn view(&self) -> Option<&Arc<view::View>> {
+        self.view.as_ref()
     }
 
     pub fn observers(&self) -> &[Arc<dyn Observer>] {

@@ -139,6 +139,7 @@ directives! {
     Loop "loop" r#loop::LoopConfig Once,
     Forward "forward" forward::ForwardConfig Each,
     Whoami "whoami" whoami::WhoamiConfig Once,
+    View "view" view::ViewConfig Merged,
 }
 
 /// Byte order of two names, usable in a const.

@@ -78,6 +78,8 @@ pub struct Setup<'a> {
     pub servers: Vec<String>,
     pub metrics: &'a Arc<Metrics>,
     pub process: &'a mut Process,
+    /// The block's `view`, if it has one.
+    pub view: Option<Arc<super::view::View>>,
     handlers: Vec<Box<dyn Handler>>,
     observers: Vec<Arc<dyn Observer>>,
     on_chain: Vec<OnChain>,
@@ -98,6 +100,7 @@ impl<'a> Setup<'a> {
             servers,
             metrics,
             process,
+            view: None,
             handlers: Vec::new(),
             observers: Vec::new(),
             on_chain: Vec::new(),
@@ -166,7 +169,7 @@ impl<'a> Setup<'a> {
 
     /// The block's chain, and what is to be done with it.
     pub fn finish(self) -> Arc<Chain> {
-        let chain = Arc::new(Chain::new(self.handlers, self.observers));
+        let chain = Arc::new(Chain::new(self.handlers, self.observers).with_view(self.view));
         for f in self.on_chain {
             f(&chain);
         }

@@ -27,6 +27,8 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::dns::wire::{Compressor, NameKey};
 use crate::observe::metrics::{DROPPED, Metrics, Observation, ZoneSeries};
+use crate::plugin::view::View;
+use crate::plugin::view::expr::Query as ViewExprQuery;
 use crate::plugin::{
     Chain, FastAnswer, FastQuery, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport,
     Upstream, UpstreamFuture,
@@ -45,6 +47,9 @@ pub struct Block {
     pub chain: Arc<Chain>,
     /// Where its queries are counted (the `server` label is the router's).
     series: ZoneSeries,
+    /// What must hold for a query to be routed here (`view`), and the `view` label.
+    view: Option<Arc<View>>,
+    view_label: String,
 }
 
 /// The server blocks listening on one port, most specific zone first.
@@ -54,6 +59,10 @@ pub type DnsKey = (Option<IpAddr>, u16);
 
 pub struct Router {
     blocks: Vec<Block>,
+    /// Whether any block has a view (routing then evaluates expressions).
+    has_views: bool,
+    /// The address and port the router's listener is bound to (`server_ip()`, `server_port()`).
+    local: (Option<IpAddr>, u16),
     /// The `server` metric label: `dns://:53`.
     server: String,
     metrics: Arc<Metrics>,
@@ -97,13 +106,20 @@ impl Router {
                 zone: LowerName::new(&z),
                 key: NameKey::new(&z).as_bytes().into(),
                 label: z.to_string(),
+                view: chain.view().cloned(),
+                view_label: chain.view().map(|v| v.name.clone()).unwrap_or_default(),
                 chain,
                 series: ZoneSeries::default(),
             })
             .collect();
+        // Most specific zone first; blocks of one zone keep their Corefile order (views).
         blocks.sort_by_key(|b| std::cmp::Reverse(b.zone.num_labels()));
+        let local = local_of(&server);
+        let has_views = blocks.iter().any(|b| b.view.is_some());
         Self {
             blocks,
+            has_views,
+            local,
             server,
             metrics,
             source_limit: None,
@@ -137,9 +153,42 @@ impl Router {
         self.source_limit.as_ref()
     }
 
-    /// The block with the most specific zone holding `name`.
-    fn route(&self, name: &LowerName) -> Option<usize> {
-        self.blocks.iter().position(|b| b.zone.zone_of(name))
+    /// The block with the most specific zone holding `name` whose view, if any, admits the
+    /// query (`q`; a block with a view takes nothing without one).
+    fn route(&self, name: &LowerName, q: Option<&ViewQuery>) -> Option<usize> {
+        self.blocks.iter().position(|b| {
+            b.zone.zone_of(name)
+                && b.view
+                    .as_ref()
+                    .is_none_or(|v| q.is_some_and(|q| v.admits(&q.query())))
+        })
+    }
+
+    /// What a view's expressions read of a request, where a block has a view.
+    fn view_query(
+        &self,
+        request: &HickoryRequest,
+        query: &LowerQuery,
+        transport: Transport,
+        size: usize,
+    ) -> Option<ViewQuery> {
+        if !self.has_views {
+            return None;
+        }
+        let edns = request.edns.as_ref();
+        Some(ViewQuery {
+            name: query.name().to_string(),
+            qtype: query.query_type().to_string(),
+            class: query.query_class().to_string(),
+            client: request.src(),
+            local: self.local,
+            proto: transport.as_str(),
+            bufsize: edns.map_or(512, |e| e.max_payload()),
+            dnssec_ok: edns.is_some_and(|e| e.flags().dnssec_ok),
+            id: request.metadata.id,
+            opcode: u8::from(request.metadata.op_code),
+            size,
+        })
     }
 
     pub fn blocks(&self) -> &[Block] {
@@ -150,8 +199,13 @@ impl Router {
         &self.metrics
     }
 
-    /// Answers one parsed request.
-    pub async fn respond(&self, request: &HickoryRequest, transport: Transport) -> Response {
+    /// Answers one parsed request (`size` bytes long).
+    pub async fn respond(
+        &self,
+        request: &HickoryRequest,
+        transport: Transport,
+        size: usize,
+    ) -> Response {
         let mut response = Response {
             metadata: Metadata::response_from_request(&request.metadata),
             answers: Vec::new(),
@@ -184,7 +238,8 @@ impl Router {
             response.metadata.response_code = ResponseCode::FormErr;
             return response;
         };
-        let Some(block) = self.route(query.name()) else {
+        let view_query = self.view_query(request, query, transport, size);
+        let Some(block) = self.route(query.name(), view_query.as_ref()) else {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         };
@@ -204,6 +259,7 @@ impl Router {
             recursion_desired: request.metadata.recursion_desired,
             checking_disabled: request.metadata.checking_disabled,
             server: &self.server,
+            view: &self.blocks[block].view_label,
             depth: 0,
             upstream: self,
         };
@@ -284,6 +340,10 @@ impl Router {
         let Some(block) = self.blocks.iter().find(|b| name.is_in(&b.key)) else {
             return false;
         };
+        // A view's expressions read more of the query than the fast path does.
+        if block.view.is_some() {
+            return false;
+        }
         let query = FastQuery {
             name,
             qtype: q.qtype,
@@ -372,6 +432,7 @@ impl Router {
                 dnssec_ok: false,
                 rcode,
                 plugin: handler.name(),
+                view: "",
                 request_size: bytes.len(),
                 response_size: out.len(),
                 duration: start.elapsed(),
@@ -433,6 +494,7 @@ impl Router {
                     dnssec_ok: false,
                     rcode: ResponseCode::FormErr,
                     plugin: "",
+                    view: "",
                     request_size: bytes.len(),
                     response_size: out.len(),
                     duration: start.elapsed(),
@@ -443,7 +505,7 @@ impl Router {
         if request.metadata.message_type == MessageType::Response {
             return None;
         }
-        let response = self.respond(&request, transport).await;
+        let response = self.respond(&request, transport, bytes.len()).await;
         if response.drop {
             // Counted as CoreDNS counts a query a plugin drops: NOERROR, nothing written.
             self.observe(&request, &response, transport, bytes.len(), &[], start);
@@ -493,6 +555,7 @@ impl Router {
             dnssec_ok,
             rcode: response.metadata.response_code,
             plugin: response.plugin,
+            view: block.map_or("", |b| b.view_label.as_str()),
             request_size,
             response_size: out.len(),
             duration,
@@ -524,6 +587,50 @@ impl Router {
             }
         }
     }
+}
+
+/// What a view's expressions read of one query, owned.
+struct ViewQuery {
+    name: String,
+    qtype: String,
+    class: String,
+    client: SocketAddr,
+    local: (Option<IpAddr>, u16),
+    proto: &'static str,
+    bufsize: u16,
+    dnssec_ok: bool,
+    id: u16,
+    opcode: u8,
+    size: usize,
+}
+
+impl ViewQuery {
+    fn query(&self) -> ViewExprQuery<'_> {
+        ViewExprQuery {
+            name: &self.name,
+            qtype: &self.qtype,
+            class: &self.class,
+            client: self.client,
+            server_ip: self.local.0,
+            server_port: self.local.1,
+            proto: self.proto,
+            bufsize: self.bufsize,
+            dnssec_ok: self.dnssec_ok,
+            id: self.id,
+            opcode: self.opcode,
+            size: self.size,
+        }
+    }
+}
+
+/// The address and port in a `server` label (`dns://127.0.0.1:53`, `dns://:53`).
+fn local_of(server: &str) -> (Option<IpAddr>, u16) {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return (None, 0);
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.parse().ok(), port.parse().unwrap_or(0))
 }
 
 /// FORMERR for a request whose header could be read but not the rest.
@@ -856,7 +963,21 @@ impl Upstream for Router {
                 return None;
             }
             let query = LowerQuery::query(Query::query(name, qtype));
-            let block = self.route(query.name())?;
+            // The server asking itself: as a query from 127.0.0.1 over UDP, for the views.
+            let view_query = self.has_views.then(|| ViewQuery {
+                name: query.name().to_string(),
+                qtype: query.query_type().to_string(),
+                class: query.query_class().to_string(),
+                client: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                local: self.local,
+                proto: "udp",
+                bufsize: 512,
+                dnssec_ok: false,
+                id: 0,
+                opcode: 0,
+                size: 0,
+            });
+            let block = self.route(query.name(), view_query.as_ref())?;
             let req = Request {
                 query: &query,
                 src: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -866,6 +987,7 @@ impl Upstream for Router {
                 recursion_desired: true,
                 checking_disabled: false,
                 server: &self.server,
+                view: &self.blocks[block].view_label,
                 depth,
                 upstream: self,
             };

@@ -30,6 +30,7 @@ mod support;
 mod template;
 mod transfer;
 mod upstream;
+mod view;
 
 /// Counts each thread's allocations for `allocations.rs`; otherwise the system allocator.
 #[global_allocator]

@@ -57,8 +57,8 @@ impl Acl {
         None
     }
 
-    fn counter(c: &IntCounterVec, server: &str, zone: &str) -> IntCounter {
-        c.with_label_values(&[server, zone, ""])
+    fn counter(c: &IntCounterVec, server: &str, zone: &str, view: &str) -> IntCounter {
+        c.with_label_values(&[server, zone, view])
     }
 }
 
@@ -75,7 +75,7 @@ impl Handler for Acl {
             None | Some((Action::Allow, _)) => {
                 self.counters
                     .allowed
-                    .with_label_values(&[req.server, ""])
+                    .with_label_values(&[req.server, req.view])
                     .inc();
                 return next.serve(req);
             }
@@ -89,7 +89,7 @@ impl Handler for Acl {
                 (&self.counters.dropped, zone)
             }
         };
-        Self::counter(counter, req.server, zone).inc();
+        Self::counter(counter, req.server, zone, req.view).inc();
         Box::pin(std::future::ready(Ok(reply)))
     }
 }

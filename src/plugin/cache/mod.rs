@@ -657,6 +657,7 @@ impl Inner {
                 recursion_desired: true,
                 checking_disabled: r.key.checking_disabled,
                 server: &r.server,
+                view: chain.view().map_or("", |v| v.name.as_str()),
                 depth: 0,
                 upstream: &NoUpstream,
             };
