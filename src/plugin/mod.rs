@@ -24,6 +24,7 @@ pub mod cache;
 pub mod cancel;
 pub mod chaos;
 pub mod debug;
+pub mod erratic;
 pub mod errors;
 pub mod file;
 pub mod forward;

@@ -138,6 +138,7 @@ directives! {
     File "file" file::FileConfig Each,
     Loop "loop" r#loop::LoopConfig Once,
     Forward "forward" forward::ForwardConfig Each,
+    Erratic "erratic" erratic::ErraticConfig Once,
     Whoami "whoami" whoami::WhoamiConfig Once,
     View "view" view::ViewConfig Merged,
 }

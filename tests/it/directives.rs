@@ -396,3 +396,48 @@ async fn metadata_and_debug_load_and_change_no_answer() {
         assert_eq!(out.trim(), "10.96.0.1");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erratic_drops_truncates_and_delays_every_nth() {
+    let running = support::start(
+        &support::root().join("Corefile"),
+        ".:0 {\n    erratic {\n        drop 3\n        truncate 2\n        delay 4 50ms\n    }\n}\n",
+    )
+    .await;
+    let at = running.listeners()[0].udp;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut seen = Vec::new();
+    for i in 0..6u16 {
+        let mut q = support::query("example.org.", hickory_proto::rr::RecordType::A, None);
+        q.metadata.id = 100 + i;
+        sock.send_to(&q.to_vec().unwrap(), at).await.unwrap();
+        let mut buf = vec![0u8; 512];
+        // Long enough for a delayed answer; a dropped one never comes.
+        let got = tokio::time::timeout(Duration::from_millis(400), sock.recv(&mut buf)).await;
+        seen.push(match got {
+            Ok(Ok(n)) => {
+                let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+                assert_eq!(m.metadata.id, 100 + i);
+                assert_eq!(m.answers[0].data.to_string(), "192.0.2.53");
+                if m.metadata.truncation {
+                    "tc"
+                } else {
+                    "answer"
+                }
+            }
+            _ => "dropped",
+        });
+    }
+    assert_eq!(seen, ["dropped", "answer", "tc", "dropped", "tc", "answer"]);
+
+    // Over TCP too, through dig; other types are SERVFAIL.
+    let running = support::start(
+        &support::root().join("Corefile"),
+        ".:0 {\n    erratic {\n        delay 1 10ms\n    }\n}\n",
+    )
+    .await;
+    let [a, a_tcp] = dig_both(&running, &["+short", "AAAA", "x.example.org"]).await;
+    assert_eq!((a.trim(), a_tcp.trim()), ("2001:db8::53", "2001:db8::53"));
+    let [mx, _] = dig_both(&running, &["MX", "example.org"]).await;
+    assert!(mx.contains("status: SERVFAIL"), "{mx}");
+}
