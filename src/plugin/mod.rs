@@ -131,6 +131,9 @@ pub struct Request<'a> {
     pub upstream: &'a dyn Upstream,
 }
 
+/// Labelled values about one query (`metadata`): label, value.
+pub type Meta = Vec<(&'static str, String)>;
+
 /// How many times a name may be followed through [`Upstream`] before we stop.
 pub const MAX_DEPTH: u8 = 8;
 
@@ -243,6 +246,13 @@ pub trait Handler: Send + Sync {
         let _ = (reply, kind, server);
     }
 
+    /// Adds the labelled values this handler publishes about `req` (`kubernetes/namespace`,
+    /// …) where the block has `metadata`: what `log`'s `{/LABEL}` and `view`'s `metadata()`
+    /// read.
+    fn metadata(&self, req: &Request, out: &mut Meta) {
+        let _ = (req, out);
+    }
+
     /// Every record of `zone`, its SOA first, for a zone transfer (`transfer` asks the
     /// handlers after it), where this handler is authoritative for exactly that zone.
     fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
@@ -315,6 +325,8 @@ pub struct Served<'a> {
     pub answers: usize,
     pub response_size: usize,
     pub duration: Duration,
+    /// What the block's plugins published about the query (`metadata`).
+    pub metadata: &'a [(&'static str, String)],
 }
 
 /// Told about every query a server block answered, once its answer is written.
@@ -328,6 +340,8 @@ pub struct Chain {
     observers: Vec<Arc<dyn Observer>>,
     /// What must hold for a query to be routed here (`view`).
     view: Option<Arc<view::View>>,
+    /// Where the handlers publish metadata (`metadata`'s zones).
+    metadata: Option<Vec<hickory_proto::rr::LowerName>>,
 }
 
 impl Chain {
@@ -336,7 +350,40 @@ impl Chain {
             handlers,
             observers,
             view: None,
+            metadata: None,
         }
+    }
+
+    /// The same chain, collecting metadata for queries in `zones`.
+    pub fn with_metadata(self, zones: Option<Vec<hickory_proto::rr::LowerName>>) -> Self {
+        Self {
+            metadata: zones,
+            ..self
+        }
+    }
+
+    /// Whether the chain collects metadata at all.
+    pub fn collects_metadata(&self) -> bool {
+        self.metadata.is_some()
+    }
+
+    /// What the handlers publish about `req`, where the block has `metadata` and its zones hold
+    /// the name; the view's name too (`view/name`).
+    pub fn metadata(&self, req: &Request) -> Meta {
+        let mut out = Meta::new();
+        let Some(zones) = &self.metadata else {
+            return out;
+        };
+        if !zones.iter().any(|z| z.zone_of(req.query.name())) {
+            return out;
+        }
+        for h in &self.handlers {
+            h.metadata(req, &mut out);
+        }
+        if let Some(v) = &self.view {
+            out.push(("view/name", v.name.clone()));
+        }
+        out
     }
 
     /// The same chain, routed to only where `view` admits the query.

@@ -80,6 +80,8 @@ pub struct Setup<'a> {
     pub process: &'a mut Process,
     /// The block's `view`, if it has one.
     pub view: Option<Arc<super::view::View>>,
+    /// The zones `metadata` collects in, if the block has it.
+    pub metadata: Option<Vec<hickory_proto::rr::LowerName>>,
     handlers: Vec<Box<dyn Handler>>,
     observers: Vec<Arc<dyn Observer>>,
     on_chain: Vec<OnChain>,
@@ -101,6 +103,7 @@ impl<'a> Setup<'a> {
             metrics,
             process,
             view: None,
+            metadata: None,
             handlers: Vec::new(),
             observers: Vec::new(),
             on_chain: Vec::new(),
@@ -169,7 +172,11 @@ impl<'a> Setup<'a> {
 
     /// The block's chain, and what is to be done with it.
     pub fn finish(self) -> Arc<Chain> {
-        let chain = Arc::new(Chain::new(self.handlers, self.observers).with_view(self.view));
+        let chain = Arc::new(
+            Chain::new(self.handlers, self.observers)
+                .with_view(self.view)
+                .with_metadata(self.metadata),
+        );
         for f in self.on_chain {
             f(&chain);
         }

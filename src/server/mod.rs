@@ -30,8 +30,8 @@ use crate::observe::metrics::{DROPPED, Metrics, Observation, ZoneSeries};
 use crate::plugin::view::View;
 use crate::plugin::view::expr::Query as ViewExprQuery;
 use crate::plugin::{
-    Chain, FastAnswer, FastQuery, MAX_DEPTH, RecordSet, Reply, Request, Rrs, Served, Transport,
-    Upstream, UpstreamFuture,
+    Chain, FastAnswer, FastQuery, MAX_DEPTH, Meta, RecordSet, Reply, Request, Rrs, Served,
+    Transport, Upstream, UpstreamFuture,
 };
 
 /// The largest UDP payload we answer with, whatever a client advertises.
@@ -96,6 +96,8 @@ pub struct Response {
     pub drop: bool,
     /// A zone transfer: sent over TCP in as many messages as it takes.
     pub transfer: bool,
+    /// What the block's plugins published about the query (`metadata`).
+    pub meta: Meta,
 }
 
 impl Router {
@@ -155,12 +157,16 @@ impl Router {
 
     /// The block with the most specific zone holding `name` whose view, if any, admits the
     /// query (`q`; a block with a view takes nothing without one).
-    fn route(&self, name: &LowerName, q: Option<&ViewQuery>) -> Option<usize> {
+    fn route(&self, name: &LowerName, q: Option<&ViewQuery>, req: &Request) -> Option<usize> {
         self.blocks.iter().position(|b| {
             b.zone.zone_of(name)
-                && b.view
-                    .as_ref()
-                    .is_none_or(|v| q.is_some_and(|q| v.admits(&q.query())))
+                && b.view.as_ref().is_none_or(|v| {
+                    q.is_some_and(|q| {
+                        // `metadata()` reads what this block's plugins publish.
+                        let meta = b.chain.metadata(req);
+                        v.admits(&q.query(&meta))
+                    })
+                })
         })
     }
 
@@ -216,6 +222,7 @@ impl Router {
             plugin: "",
             drop: false,
             transfer: false,
+            meta: Meta::new(),
         };
         let mut dnssec_ok = false;
         if let Some(req_edns) = &request.edns {
@@ -238,8 +245,21 @@ impl Router {
             response.metadata.response_code = ResponseCode::FormErr;
             return response;
         };
+        let mut req = Request {
+            query,
+            src: request.src(),
+            transport,
+            dnssec_ok,
+            edns: request.edns.as_ref(),
+            recursion_desired: request.metadata.recursion_desired,
+            checking_disabled: request.metadata.checking_disabled,
+            server: &self.server,
+            view: "",
+            depth: 0,
+            upstream: self,
+        };
         let view_query = self.view_query(request, query, transport, size);
-        let Some(block) = self.route(query.name(), view_query.as_ref()) else {
+        let Some(block) = self.route(query.name(), view_query.as_ref(), &req) else {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         };
@@ -250,19 +270,8 @@ impl Router {
             return response;
         }
         response.block = Some(block);
-        let req = Request {
-            query,
-            src: request.src(),
-            transport,
-            dnssec_ok,
-            edns: request.edns.as_ref(),
-            recursion_desired: request.metadata.recursion_desired,
-            checking_disabled: request.metadata.checking_disabled,
-            server: &self.server,
-            view: &self.blocks[block].view_label,
-            depth: 0,
-            upstream: self,
-        };
+        req.view = &self.blocks[block].view_label;
+        response.meta = self.blocks[block].chain.metadata(&req);
         // A handler that panics costs its query (SERVFAIL), never the server.
         let served = std::panic::AssertUnwindSafe(self.blocks[block].chain.serve(&req))
             .catch_unwind()
@@ -581,6 +590,7 @@ impl Router {
                 answers: response.answers.iter().map(Rrs::len).sum(),
                 response_size: out.len(),
                 duration,
+                metadata: &response.meta,
             };
             for o in block.chain.observers() {
                 o.served(&served);
@@ -605,8 +615,9 @@ struct ViewQuery {
 }
 
 impl ViewQuery {
-    fn query(&self) -> ViewExprQuery<'_> {
+    fn query<'a>(&'a self, metadata: &'a [(&'static str, String)]) -> ViewExprQuery<'a> {
         ViewExprQuery {
+            metadata,
             name: &self.name,
             qtype: &self.qtype,
             class: &self.class,
@@ -977,8 +988,7 @@ impl Upstream for Router {
                 opcode: 0,
                 size: 0,
             });
-            let block = self.route(query.name(), view_query.as_ref())?;
-            let req = Request {
+            let mut req = Request {
                 query: &query,
                 src: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
                 transport: Transport::Udp,
@@ -987,10 +997,12 @@ impl Upstream for Router {
                 recursion_desired: true,
                 checking_disabled: false,
                 server: &self.server,
-                view: &self.blocks[block].view_label,
+                view: "",
                 depth,
                 upstream: self,
             };
+            let block = self.route(query.name(), view_query.as_ref(), &req)?;
+            req.view = &self.blocks[block].view_label;
             self.blocks[block].chain.serve(&req).await.ok()
         })
     }

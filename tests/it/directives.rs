@@ -441,3 +441,42 @@ async fn erratic_drops_truncates_and_delays_every_nth() {
     let [mx, _] = dig_both(&running, &["MX", "example.org"]).await;
     assert!(mx.contains("status: SERVFAIL"), "{mx}");
 }
+
+/// The test's client at 127.0.0.5, as a pod in namespace `shop`.
+const CLIENT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: Running, podIP: 127.0.0.5, podIPs: [{ip: 127.0.0.5}]}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_lets_a_view_route_by_the_clients_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = support::demo_objects(dir.path(), &[("client.yaml", CLIENT_POD)]);
+    let corefile = format!(
+        concat!(
+            ".:0 {{\n    metadata\n    view shop {{\n        expr metadata('kubernetes/client-namespace') == 'shop'\n    }}\n",
+            "    hosts {{\n        1.1.1.1 test\n        fallthrough\n    }}\n",
+            "    kubernetes cluster.local {{\n        objects {}\n        pods verified\n    }}\n}}\n",
+            ".:0 {{\n    hosts {{\n        2.2.2.2 test\n    }}\n}}\n"
+        ),
+        objects.display()
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    let port = running.listeners()[0].udp.port();
+    let from = |src: &'static str| async move {
+        tokio::task::spawn_blocking(move || {
+            let b = format!("-b{src}");
+            let udp = clients::dig(port, &[&b, "+short", "test"]);
+            let tcp = clients::dig(port, &[&b, "+short", "+tcp", "test"]);
+            (udp.trim().to_string(), tcp.trim().to_string())
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        from("127.0.0.5").await,
+        ("1.1.1.1".into(), "1.1.1.1".into())
+    );
+    assert_eq!(
+        from("127.0.0.1").await,
+        ("2.2.2.2".into(), "2.2.2.2".into())
+    );
+}

@@ -699,3 +699,22 @@ fn debug_turns_debug_lines_on_until_a_reload_without_it() {
     p.wait_for_line("example.net.", Duration::from_secs(5));
     assert_eq!(debug_lines(), before, "{}", p.output());
 }
+
+/// `metadata` with `log`: `{/LABEL}` writes what `kubernetes` published about the query.
+#[test]
+fn log_writes_the_metadata_kubernetes_publishes() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let extra = "    metadata\n    log . \"{name} kind={/kubernetes/kind} ns={/kubernetes/namespace} svc={/kubernetes/service} port={/kubernetes/port-name} x={/nothing}\"";
+    let (dir, _core) = setup(dns, extra, 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    let _ = query(
+        dns,
+        "_http._tcp.frontend.shop.svc.cluster.local.",
+        Duration::from_secs(2),
+    );
+    p.wait_for_line(
+        "_http._tcp.frontend.shop.svc.cluster.local. kind=svc ns=shop svc=frontend port=http x=-",
+        Duration::from_secs(5),
+    );
+}

@@ -140,6 +140,14 @@ impl Index {
         index
     }
 
+    /// The pod with this IP (the first listed, if pods share it), when pods are watched
+    /// (`pods verified`).
+    pub fn pod_of(&self, ip: IpAddr) -> Option<Key> {
+        self.pods_by_ip
+            .get(&ip)
+            .and_then(|keys| keys.first().cloned())
+    }
+
     /// The namespace of the pod with this IP (the first listed, if pods share it), when pods are
     /// watched (`pods verified`).
     pub fn pod_namespace(&self, ip: IpAddr) -> Option<Arc<str>> {

@@ -18,7 +18,7 @@ use crate::dns::wire::{NameKey, This};
 use crate::plugin::kubernetes::config::{Fallthrough, PodMode};
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::{
-    FastAnswer, FastQuery, Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs,
+    FastAnswer, FastQuery, Handler, HandlerFuture, MAX_DEPTH, Meta, Next, Reply, Request, Rrs,
 };
 
 pub struct Kubernetes {
@@ -264,6 +264,32 @@ impl Handler for Kubernetes {
         self.index.zone_of_key(q.name).is_none()
     }
 
+    /// What CoreDNS's plugin publishes: the client pod's namespace and name (with `pods
+    /// verified`), and for a name in its zones the parts of the name (`kubernetes/kind`,
+    /// `namespace`, `service`, `endpoint`, `port-name`, `protocol`), empty where the name has
+    /// no such part or does not read as a Kubernetes name.
+    fn metadata(&self, req: &Request, out: &mut Meta) {
+        if let Some(pod) = self.index.pod_of(req.src.ip().to_canonical()) {
+            out.push(("kubernetes/client-namespace", pod.namespace.to_string()));
+            out.push(("kubernetes/client-pod-name", pod.name.to_string()));
+        }
+        let name = req.query.name();
+        let Some(zone) = self.index.zone_of(name) else {
+            return;
+        };
+        let parts = name_parts(&Name::from(name), &Name::from(&zone.name)).unwrap_or_default();
+        for (label, value) in [
+            ("kubernetes/endpoint", parts.endpoint),
+            ("kubernetes/kind", parts.kind),
+            ("kubernetes/namespace", parts.namespace),
+            ("kubernetes/port-name", parts.port),
+            ("kubernetes/protocol", parts.protocol),
+            ("kubernetes/service", parts.service),
+        ] {
+            out.push((label, value));
+        }
+    }
+
     /// One of its zones whole, as the index holds it: the SOA, the apex NS, then every record
     /// of every name in the zone (Services, their SRV records, headless endpoints, PTR records
     /// in a reverse zone), in name order. Not before the first list is in.
@@ -347,4 +373,99 @@ pub async fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<
     ));
     s.process.readiness.push(k.status.clone());
     Ok(())
+}
+
+/// The parts of a name in a cluster zone, as CoreDNS reads them for its metadata:
+/// `[ENDPOINT.|_PORT._PROTO.]SERVICE.NAMESPACE.KIND.ZONE`, KIND `svc` or `pod`; `None` for a
+/// name that does not read so.
+#[derive(Default)]
+struct NameParts {
+    kind: String,
+    namespace: String,
+    service: String,
+    endpoint: String,
+    port: String,
+    protocol: String,
+}
+
+fn name_parts(name: &Name, zone: &Name) -> Option<NameParts> {
+    let depth = usize::from(name.num_labels().checked_sub(zone.num_labels())?);
+    let labels: Vec<String> = name
+        .iter()
+        .take(depth)
+        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+        .collect();
+    let mut parts = NameParts::default();
+    let mut rest = labels.as_slice();
+    let Some((kind, more)) = rest.split_last() else {
+        return Some(parts);
+    };
+    if kind != "svc" && kind != "pod" {
+        return None;
+    }
+    parts.kind = kind.clone();
+    rest = more;
+    let Some((namespace, more)) = rest.split_last() else {
+        return Some(parts);
+    };
+    parts.namespace = namespace.clone();
+    rest = more;
+    let Some((service, more)) = rest.split_last() else {
+        return Some(parts);
+    };
+    parts.service = service.clone();
+    rest = more;
+    let strip = |l: &str| l.strip_prefix('_').unwrap_or(l).to_string();
+    match rest {
+        [] => {}
+        [endpoint] => parts.endpoint = endpoint.clone(),
+        [port, protocol] => {
+            parts.port = strip(port);
+            parts.protocol = strip(protocol);
+        }
+        _ => return None,
+    }
+    Some(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::Name;
+
+    #[test]
+    fn names_read_as_coredns_reads_them_for_metadata() {
+        let zone = Name::from_ascii("cluster.local.").unwrap();
+        let parts = |n: &str| {
+            super::name_parts(&Name::from_ascii(n).unwrap(), &zone).map(|p| {
+                [
+                    p.kind,
+                    p.namespace,
+                    p.service,
+                    p.endpoint,
+                    p.port,
+                    p.protocol,
+                ]
+                .join("|")
+            })
+        };
+        assert_eq!(
+            parts("web.shop.svc.cluster.local.").as_deref(),
+            Some("svc|shop|web|||")
+        );
+        assert_eq!(
+            parts("_HTTP._tcp.web.shop.svc.cluster.local.").as_deref(),
+            Some("svc|shop|web||http|tcp")
+        );
+        assert_eq!(
+            parts("pg-0.pg.db.svc.cluster.local.").as_deref(),
+            Some("svc|db|pg|pg-0||")
+        );
+        assert_eq!(
+            parts("shop.svc.cluster.local.").as_deref(),
+            Some("svc|shop||||")
+        );
+        assert_eq!(parts("cluster.local.").as_deref(), Some("|||||"));
+        assert_eq!(parts("a.b.c.web.shop.svc.cluster.local."), None);
+        assert_eq!(parts("web.shop.nope.cluster.local."), None);
+    }
 }

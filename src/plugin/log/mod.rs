@@ -82,6 +82,13 @@ fn field(out: &mut String, f: &str, s: &Served) {
         ">do" => write!(out, "{}", s.dnssec_ok),
         ">bufsize" => write!(out, "{}", s.bufsize),
         ">rflags" => write!(out, "{}", flags(&s.response)),
+        // `{/LABEL}`: a value `metadata` collected, `-` where nothing published it.
+        label if label.starts_with('/') => {
+            match s.metadata.iter().find(|(l, _)| *l == &label[1..]) {
+                Some((_, v)) => write!(out, "{v}"),
+                None => write!(out, "-"),
+            }
+        }
         _ => write!(out, "-"),
     };
 }
@@ -160,6 +167,7 @@ mod tests {
             answers,
             response_size: 106,
             duration: Duration::from_micros(133),
+            metadata: &[],
         }
     }
 

@@ -1,13 +1,16 @@
-//! `metadata`: in CoreDNS, lets plugins attach labelled values to a query (`kubernetes/namespace`,
-//! …) for `log`'s `{/LABEL}` placeholders and for `view`'s expressions. See the README for what
-//! clusterdns's plugins attach today.
+//! `metadata`: lets the block's plugins publish labelled values about each query in its zones
+//! (`kubernetes/namespace`, `kubernetes/client-namespace`, `view/name`, …), which `log` writes
+//! with `{/LABEL}` and `view` reads with `metadata(LABEL)`. The values are collected once per
+//! query, before routing's views and the chain run, and only in blocks that have `metadata`.
 
 pub mod config;
 
+use hickory_proto::rr::LowerName;
+
 use crate::plugin::setup::{Setup, SetupError};
 
-/// Nothing to build: no clusterdns plugin attaches values yet, so `{/LABEL}` writes `-`, as
-/// CoreDNS writes it for a label nothing set.
-pub async fn setup(_: &config::MetadataConfig, _: &mut Setup<'_>) -> Result<(), SetupError> {
+/// Has the block collect metadata in these zones.
+pub async fn setup(cfg: &config::MetadataConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+    s.metadata = Some(cfg.zones.iter().map(LowerName::from).collect());
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct Query<'a> {
     pub id: u16,
     pub opcode: u8,
     pub size: usize,
+    /// What the block's plugins published about the query (`metadata`).
+    pub metadata: &'a [(&'static str, String)],
 }
 
 /// An address as CoreDNS's request writes it: IPv6 in brackets.
@@ -501,7 +503,13 @@ fn call(f: Func, args: &[Node], q: &Query) -> Result<Value, String> {
         Func::ServerPort => Value::Str(q.server_port.to_string()),
         Func::Size => Value::Int(q.size as i64),
         Func::Type => Value::Str(q.qtype.to_string()),
-        Func::Metadata => Value::Str(String::new()),
+        Func::Metadata => {
+            let Value::Str(label) = eval(&args[0], q)? else {
+                return Err("metadata() takes a string".into());
+            };
+            let found = q.metadata.iter().find(|(l, _)| *l == label);
+            Value::Str(found.map(|(_, v)| v.clone()).unwrap_or_default())
+        }
         Func::Incidr => {
             let (Value::Str(ip), Value::Str(cidr)) = (eval(&args[0], q)?, eval(&args[1], q)?)
             else {
@@ -619,6 +627,7 @@ mod tests {
             id: 4242,
             opcode: 0,
             size: 40,
+            metadata: &[],
         }
     }
 
@@ -649,6 +658,7 @@ mod tests {
                 true,
             ),
             ("metadata('kubernetes/client-namespace') == ''", true),
+            ("metadata('view/name') != 'x'", true),
             ("class() == \"IN\"", true),
         ] {
             let e = Expr::parse(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
@@ -661,6 +671,14 @@ mod tests {
         let e =
             Expr::parse("client_ip() == '[fd00::1]' && incidr(client_ip(), 'fd00::/8')").unwrap();
         assert!(e.holds(&v6));
+        let meta = vec![("kubernetes/namespace", "shop".to_string())];
+        let with_meta = Query {
+            metadata: &meta,
+            ..query()
+        };
+        let e = Expr::parse("metadata('kubernetes/namespace') == 'shop'").unwrap();
+        assert!(e.holds(&with_meta));
+        assert!(!e.holds(&query()));
     }
 
     #[test]
