@@ -90,3 +90,81 @@ fn every_plugin_has_a_readme_whose_examples_parse() {
         );
     }
 }
+
+/// Every Corefile example of every plugin's README also serves: moved to a free loopback port
+/// and local upstreams as the Corefile-compat cases are (`compat::localize`), it loads, starts,
+/// and answers one of a few names (or, where the example drops queries, at least starts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_plugin_readmes_examples_serve() {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use clusterdns::plugin::Transport;
+
+    use crate::compat::{Upstreams, localize};
+    use crate::upstream::{FakeUpstream, Knot};
+
+    let knot = Knot::start().await;
+    let stub = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 53)).await;
+    let demo = support::demo().await;
+    support::until_ready(&demo).await;
+    let up = Upstreams {
+        root: SocketAddr::from((Ipv4Addr::LOCALHOST, knot.port)),
+        cluster: demo.listeners()[0].udp,
+        stub: stub.addr,
+    };
+    let root = support::root();
+    let mut silent = Vec::new();
+    for name in SUPPORTED {
+        let path = root.join("src/plugin").join(name).join("README.md");
+        for (i, text) in corefiles(&path).iter().enumerate() {
+            let tmp = tempfile::tempdir().unwrap();
+            // What the examples read: the demo cluster, and the zone files of `file` and
+            // `transfer`.
+            std::fs::copy(
+                root.join("deploy/local/cluster.yaml"),
+                tmp.path().join("cluster.yaml"),
+            )
+            .unwrap();
+            std::fs::write(tmp.path().join("db.example.org"), crate::file::ZONE).unwrap();
+            std::fs::write(
+                tmp.path().join("db.corp.internal"),
+                crate::file::ZONE.replace("example.org.", "corp.internal."),
+            )
+            .unwrap();
+            let port = crate::cli::free_port();
+            let corefile = localize(text, tmp.path(), port, &up);
+            let file = tmp.path().join("Corefile");
+            std::fs::write(&file, &corefile).unwrap();
+            eprintln!("== {name} example {}\n{corefile}", i + 1);
+            let running = support::start(&file, &corefile).await;
+            support::until_ready(&running).await;
+            let mut answered = false;
+            for q in [
+                "kubernetes.default.svc.cluster.local.",
+                "example.org.",
+                "test.",
+                "www.example.org.",
+            ] {
+                let bytes = support::query(q, hickory_proto::rr::RecordType::A, Some(1232))
+                    .to_vec()
+                    .unwrap();
+                if support::ask(&running, port, &bytes, Transport::Udp)
+                    .await
+                    .is_some()
+                {
+                    answered = true;
+                    break;
+                }
+            }
+            if !answered && !text.contains("drop") {
+                silent.push(format!("{name} example {}:\n{corefile}", i + 1));
+            }
+            running.close().await;
+        }
+    }
+    assert!(
+        silent.is_empty(),
+        "examples that answer nothing:\n{}",
+        silent.join("\n")
+    );
+}
