@@ -20,10 +20,12 @@ pub mod acl;
 pub mod any;
 pub mod autopath;
 pub mod bind;
+pub mod bufsize;
 pub mod cache;
 pub mod cancel;
 pub mod chaos;
 pub mod debug;
+pub mod dns64;
 pub mod erratic;
 pub mod errors;
 pub mod file;
@@ -342,6 +344,8 @@ pub struct Chain {
     view: Option<Arc<view::View>>,
     /// Where the handlers publish metadata (`metadata`'s zones).
     metadata: Option<Vec<hickory_proto::rr::LowerName>>,
+    /// The cap on the EDNS buffer size of the block's queries (`bufsize`).
+    bufsize: Option<u16>,
 }
 
 impl Chain {
@@ -351,7 +355,20 @@ impl Chain {
             observers,
             view: None,
             metadata: None,
+            bufsize: None,
         }
+    }
+
+    /// The same chain, with its queries' EDNS buffer size capped at `size`.
+    pub fn with_bufsize(self, size: Option<u16>) -> Self {
+        Self {
+            bufsize: size,
+            ..self
+        }
+    }
+
+    pub fn bufsize(&self) -> Option<u16> {
+        self.bufsize
     }
 
     /// The same chain, collecting metadata for queries in `zones`.

@@ -82,6 +82,8 @@ pub struct Setup<'a> {
     pub view: Option<Arc<super::view::View>>,
     /// The zones `metadata` collects in, if the block has it.
     pub metadata: Option<Vec<hickory_proto::rr::LowerName>>,
+    /// The cap on the EDNS buffer size (`bufsize`).
+    pub bufsize: Option<u16>,
     handlers: Vec<Box<dyn Handler>>,
     observers: Vec<Arc<dyn Observer>>,
     on_chain: Vec<OnChain>,
@@ -104,6 +106,7 @@ impl<'a> Setup<'a> {
             process,
             view: None,
             metadata: None,
+            bufsize: None,
             handlers: Vec::new(),
             observers: Vec::new(),
             on_chain: Vec::new(),
@@ -175,7 +178,8 @@ impl<'a> Setup<'a> {
         let chain = Arc::new(
             Chain::new(self.handlers, self.observers)
                 .with_view(self.view)
-                .with_metadata(self.metadata),
+                .with_metadata(self.metadata)
+                .with_bufsize(self.bufsize),
         );
         for f in self.on_chain {
             f(&chain);

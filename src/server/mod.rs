@@ -245,6 +245,7 @@ impl Router {
             response.metadata.response_code = ResponseCode::FormErr;
             return response;
         };
+        let capped: Option<Edns>;
         let mut req = Request {
             query,
             src: request.src(),
@@ -271,6 +272,17 @@ impl Router {
         }
         response.block = Some(block);
         req.view = &self.blocks[block].view_label;
+        // `bufsize`: the block's cap on what the client may be answered with, and on what is
+        // asked upstream for it.
+        if let (Some(cap), Some(edns)) = (self.blocks[block].chain.bufsize(), &mut response.edns)
+            && edns.max_payload() > cap
+        {
+            edns.set_max_payload(cap);
+            let mut asked = request.edns.clone().unwrap_or_default();
+            asked.set_max_payload(cap);
+            capped = Some(asked);
+            req.edns = capped.as_ref();
+        }
         response.meta = self.blocks[block].chain.metadata(&req);
         // A handler that panics costs its query (SERVFAIL), never the server.
         let served = std::panic::AssertUnwindSafe(self.blocks[block].chain.serve(&req))
@@ -404,9 +416,10 @@ impl Router {
         };
         let rcode = metadata.response_code;
         // As the general path: the payload we offer is the client's within [512, 4096].
+        let cap = block.chain.bufsize().unwrap_or(MAX_UDP_PAYLOAD);
         let payload = match q.edns {
             fast::Edns::None => None,
-            fast::Edns::Payload(p) => Some(p.clamp(512, MAX_UDP_PAYLOAD)),
+            fast::Edns::Payload(p) => Some(p.clamp(512, MAX_UDP_PAYLOAD).min(cap)),
         };
         let max = match transport {
             Transport::Tcp => u16::MAX,
