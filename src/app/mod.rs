@@ -286,19 +286,33 @@ impl App {
                         limit: self.opts.limits.udp_per_source_qps,
                         exempt: Vec::new(),
                     });
+                let tls = built.process.tls.get(&key).cloned();
                 let router = Router::new(
                     blocks,
-                    server_label(key.0.or(self.opts.bind), key.1),
+                    server_label(key.0.or(self.opts.bind), key.1, tls.is_some()),
                     self.shared.metrics.clone(),
                 )
                 .with_source_limit(&limit)
-                .with_tcp_timeouts(built.process.tcp_timeouts.get(&key).copied());
+                .with_tcp_timeouts(built.process.tcp_timeouts.get(&key).copied())
+                .with_tls(tls);
                 (key, Arc::new(router))
             })
             .collect();
         // Bind what is new first: if that fails, the running configuration stays as it was.
         let (have_dns, have_http): (Vec<DnsKey>, Vec<ListenAddr>) = {
             let s = self.lock();
+            // A listener serves one transport: a port moving between dns:// and tls:// would
+            // need its socket closed before the new one binds, which a reload does not do.
+            for (key, router) in &routers {
+                if let Some(l) = s.dns.get(key)
+                    && l.is_tls() != router.tls().is_some()
+                {
+                    anyhow::bail!(
+                        "port {} moves between dns:// and tls://; restart to apply that",
+                        key.1
+                    );
+                }
+            }
             (
                 s.dns.keys().copied().collect(),
                 s.http.keys().cloned().collect(),
@@ -307,13 +321,12 @@ impl App {
         let mut new_dns = BTreeMap::new();
         for (key, router) in routers.iter().filter(|(k, _)| !have_dns.contains(k)) {
             let (bind, port) = *key;
-            let l = DnsListener::bind(
-                bind.or(self.opts.bind),
-                port,
-                router.clone(),
-                self.opts.limits,
-            )
-            .await
+            let at = bind.or(self.opts.bind);
+            let l = if router.tls().is_some() {
+                DnsListener::bind_tls(at, port, router.clone(), self.opts.limits).await
+            } else {
+                DnsListener::bind(at, port, router.clone(), self.opts.limits).await
+            }
             .with_context(|| match bind {
                 Some(ip) => format!("cannot listen on {}", SocketAddr::new(ip, port)),
                 None => format!("cannot listen on port {port}"),
@@ -493,7 +506,7 @@ async fn build(
         let mut servers = Vec::new();
         for key in &block.keys {
             for bind in &block.binds {
-                servers.push(server_label(bind.or(opts.bind), key.port));
+                servers.push(server_label(bind.or(opts.bind), key.port, key.tls));
             }
         }
         let mut setup = Setup::new(
@@ -540,7 +553,7 @@ async fn build(
                     .entry((*bind, key.port))
                     .or_default()
                     .push((key.zone.clone(), chain.clone()));
-                let server = server_label(bind.or(opts.bind), key.port);
+                let server = server_label(bind.or(opts.bind), key.port, key.tls);
                 for p in &block.plugins {
                     built
                         .enabled
@@ -553,9 +566,10 @@ async fn build(
 }
 
 /// The `server` label of the metrics for a port: `dns://:53`.
-fn server_label(bind: Option<IpAddr>, port: u16) -> String {
+fn server_label(bind: Option<IpAddr>, port: u16, tls: bool) -> String {
+    let scheme = if tls { "tls" } else { "dns" };
     match bind {
-        Some(ip) => format!("dns://{}", SocketAddr::new(ip, port)),
-        None => format!("dns://:{port}"),
+        Some(ip) => format!("{scheme}://{}", SocketAddr::new(ip, port)),
+        None => format!("{scheme}://:{port}"),
     }
 }

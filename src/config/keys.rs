@@ -15,8 +15,13 @@ use crate::dns::name;
 pub struct ZoneKey {
     pub zone: Name,
     pub port: u16,
+    /// A `tls://` key: DNS over TLS on the port.
+    pub tls: bool,
     pub pos: Pos,
 }
+
+/// The port of a `tls://` key that names none (RFC 7858).
+pub const DOT_PORT: u16 = 853;
 
 /// What a directive's parser may know about the block it is in.
 pub struct BlockContext {
@@ -36,24 +41,28 @@ impl BlockContext {
 /// which stands for the reverse zones it covers.
 pub fn parse_key(key: &Token, default_port: u16) -> Result<Vec<ZoneKey>, ConfigError> {
     let text = key.text.as_str();
-    let rest = match text.split_once("://") {
-        Some(("dns", rest)) => rest,
-        Some((scheme @ ("tls" | "https" | "grpc" | "quic" | "https3"), _)) => {
+    let (rest, tls) = match text.split_once("://") {
+        Some(("dns", rest)) => (rest, false),
+        Some(("tls", rest)) => (rest, true),
+        Some((scheme @ ("https" | "grpc" | "quic" | "https3"), _)) => {
             return Err(ConfigError::new(
                 &key.pos,
                 format!(
-                    "server block key '{text}': the {scheme}:// transport is not supported; use dns:// (or no scheme)"
+                    "server block key '{text}': the {scheme}:// transport is not supported; use dns:// or tls://"
                 ),
             ));
         }
         Some((scheme, _)) => {
             return Err(ConfigError::new(
                 &key.pos,
-                format!("server block key '{text}': unknown scheme '{scheme}://'; expected dns://"),
+                format!(
+                    "server block key '{text}': unknown scheme '{scheme}://'; expected dns:// or tls://"
+                ),
             ));
         }
-        None => text,
+        None => (text, false),
     };
+    let default_port = if tls { DOT_PORT } else { default_port };
     let bad_port = |p: &str| {
         ConfigError::new(
             &key.pos,
@@ -97,6 +106,7 @@ pub fn parse_key(key: &Token, default_port: u16) -> Result<Vec<ZoneKey>, ConfigE
         .map(|zone| ZoneKey {
             zone,
             port,
+            tls,
             pos: key.pos.clone(),
         })
         .collect())

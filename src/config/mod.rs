@@ -130,8 +130,11 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
     // Where each zone, port and address was last served, and whether that block has a view:
     // blocks after one with a view may serve the same zone (split DNS).
     let mut seen: HashMap<(Name, u16, Option<IpAddr>), (Pos, bool)> = HashMap::new();
+    // The transport of each port (`tls://` or not), and the key that set it.
+    let mut transports: HashMap<(u16, Option<IpAddr>), (bool, Pos)> = HashMap::new();
     for block in blocks {
         let has_view = block.directives.iter().any(|d| d.name.text == "view");
+        let has_tls = block.directives.iter().any(|d| d.name.text == "tls");
         // Blocks for one zone and port may coexist when `bind` gives them different addresses.
         let binds: Vec<Option<IpAddr>> = {
             let all: Vec<BindConfig> = block
@@ -153,8 +156,33 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
         for key in &block.keys {
             match keys::parse_key(key, opts.default_port) {
                 Ok(parsed) => {
+                    if parsed.first().is_some_and(|k| k.tls) && !has_tls {
+                        errors.push(ConfigError::new(
+                            &key.pos,
+                            format!(
+                                "server block key '{}': a tls:// block needs 'tls CERT KEY' for its certificate",
+                                key.text
+                            ),
+                        ));
+                    }
                     for k in parsed {
                         for b in &binds {
+                            match transports.get(&(k.port, *b)) {
+                                Some((tls, first)) if *tls != k.tls => {
+                                    errors.push(ConfigError::new(
+                                        &key.pos,
+                                        format!(
+                                            "port {} is served over {} by the block at {first}; a port serves one transport",
+                                            k.port,
+                                            if *tls { "tls://" } else { "dns://" }
+                                        ),
+                                    ));
+                                }
+                                Some(_) => {}
+                                None => {
+                                    transports.insert((k.port, *b), (k.tls, key.pos.clone()));
+                                }
+                            }
                             let at = (k.zone.clone(), k.port, *b);
                             if let Some((first, false)) = seen.get(&at) {
                                 errors.push(ConfigError::new(

@@ -146,7 +146,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     assert_errors(&[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: acl, any, autopath, bind, bufsize, cache, cancel, chaos, debug, dns64, erratic, errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, log, loop, metadata, minimal, nsid, prometheus, ratelimit, ready, reload, rewrite, template, timeouts, transfer, view, whoami",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: acl, any, autopath, bind, bufsize, cache, cancel, chaos, debug, dns64, erratic, errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, log, loop, metadata, minimal, nsid, prometheus, ratelimit, ready, reload, rewrite, template, timeouts, tls, transfer, view, whoami",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",
@@ -162,7 +162,15 @@ fn errors_name_the_position_and_what_is_accepted() {
         ),
         (
             "tls://.:853 {\n}",
-            "1:1: server block key 'tls://.:853': the tls:// transport is not supported",
+            "1:1: server block key 'tls://.:853': a tls:// block needs 'tls CERT KEY' for its certificate",
+        ),
+        (
+            "https://.:443 {\n}",
+            "1:1: server block key 'https://.:443': the https:// transport is not supported; use dns:// or tls://",
+        ),
+        (
+            ".:853 {\n}\ntls://example.org {\n tls /c.pem /k.pem\n}",
+            "3:1: port 853 is served over dns:// by the block at /etc/coredns/Corefile:1:1; a port serves one transport",
         ),
         (
             ".:99999 {\n}",

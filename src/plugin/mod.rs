@@ -49,6 +49,7 @@ pub mod reload;
 pub mod rewrite;
 pub mod template;
 pub mod timeouts;
+pub mod tls;
 pub mod transfer;
 pub mod view;
 pub mod whoami;

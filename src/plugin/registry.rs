@@ -109,6 +109,7 @@ macro_rules! directives {
 directives! {
     Metadata "metadata" metadata::MetadataConfig Once,
     Cancel "cancel" cancel::CancelConfig Once,
+    Tls "tls" tls::TlsConfig Once,
     Timeouts "timeouts" timeouts::TimeoutsConfig Once,
     Reload "reload" reload::ReloadConfig Once,
     Nsid "nsid" nsid::NsidConfig Once,

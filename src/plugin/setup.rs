@@ -66,6 +66,8 @@ pub struct Process {
     pub tcp_timeouts: BTreeMap<DnsKey, TcpTimeouts>,
     /// Debug log lines on (`debug` in any block).
     pub debug: bool,
+    /// The TLS server configuration of each `tls://` port (`tls`).
+    pub tls: BTreeMap<DnsKey, Arc<rustls::ServerConfig>>,
     pub on_listen: Vec<(DnsKey, OnListen)>,
 }
 

@@ -9,8 +9,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,8 +54,11 @@ impl Default for Limits {
 
 /// UDP and TCP on one port.
 pub struct DnsListener {
+    /// The UDP port (for a DNS-over-TLS listener, which has none, its TCP port).
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    /// DNS over TLS (`tls://`): TCP only, each connection a TLS session.
+    tls: bool,
     router: Arc<ArcSwap<Router>>,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -74,6 +77,7 @@ impl DnsListener {
         let this = Self {
             udp: udp[0].local_addr()?,
             tcp: tcp.local_addr()?,
+            tls: false,
             router: Arc::new(ArcSwap::new(router)),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -96,6 +100,40 @@ impl DnsListener {
             limits,
         ));
         Ok(this)
+    }
+
+    /// DNS over TLS on `addr` (every address if none) and `port`: a TCP listener whose
+    /// connections are TLS sessions, with the certificate of the port's router
+    /// ([`Router::tls`], read per connection, so a reload's new certificate serves the next
+    /// one), and the plain listener's rules for what a connection may cost.
+    pub async fn bind_tls(
+        addr: Option<IpAddr>,
+        port: u16,
+        router: Arc<Router>,
+        limits: Limits,
+    ) -> std::io::Result<Self> {
+        let tcp = bind_tcp(addr, port).await?;
+        let this = Self {
+            udp: tcp.local_addr()?,
+            tcp: tcp.local_addr()?,
+            tls: true,
+            router: Arc::new(ArcSwap::new(router)),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        this.tasks.spawn(tcp_loop(
+            tcp,
+            this.router.clone(),
+            this.stop.clone(),
+            this.tasks.clone(),
+            limits,
+        ));
+        Ok(this)
+    }
+
+    /// Whether it serves DNS over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     pub fn router(&self) -> Arc<Router> {
@@ -171,6 +209,25 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket
                 }
             }
             return Ok((udp, tcp));
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")))
+}
+
+/// Binds a TCP listener alone (DNS over TLS has no UDP).
+async fn bind_tcp(addr: Option<IpAddr>, port: u16) -> std::io::Result<TcpListener> {
+    let candidates: Vec<IpAddr> = match addr {
+        Some(a) => vec![a],
+        None => vec![
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ],
+    };
+    let mut last_err = None;
+    for ip in candidates {
+        match TcpListener::bind(SocketAddr::new(ip, port)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
         }
     }
     Err(last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")))
@@ -349,21 +406,37 @@ async fn tcp_loop(
         };
         let (router, stop) = (router.clone(), stop.clone());
         tasks.spawn(async move {
-            connection(stream, src, router, stop, limits).await;
+            let _ = stream.set_nodelay(true);
+            match router.load().tls() {
+                None => connection(stream, src, router, stop, limits).await,
+                Some(config) => {
+                    // The handshake is a read like any other: it must finish in time.
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let shake = tokio::time::timeout(limits.tcp_io, acceptor.accept(stream));
+                    let session = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        s = shake => s,
+                    };
+                    match session {
+                        Ok(Ok(tls)) => connection(tls, src, router, stop, limits).await,
+                        Ok(Err(e)) => tracing::debug!("tls handshake with {src}: {e}"),
+                        Err(_) => tracing::debug!("tls handshake with {src}: timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
 }
 
-/// One TCP connection: length-prefixed queries, answered in order.
-async fn connection(
-    mut stream: TcpStream,
+/// One TCP (or TLS) connection: length-prefixed queries, answered in order.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     src: SocketAddr,
     router: Arc<ArcSwap<Router>>,
     stop: CancellationToken,
     limits: Limits,
 ) {
-    let _ = stream.set_nodelay(true);
     loop {
         // The port's `timeouts`, as of now: a reload may change them under an open connection.
         let t = router.load().tcp_timeouts().unwrap_or_default();

@@ -70,6 +70,8 @@ pub struct Router {
     source_limit: Option<limit::SourceLimit>,
     /// The port's TCP timeouts, where a block sets them (`timeouts`).
     tcp_timeouts: Option<TcpTimeouts>,
+    /// The port's TLS server configuration: DNS over TLS (`tls://` and `tls`).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// How long a TCP connection may take to send a query, to read an answer, and sit idle
@@ -126,7 +128,21 @@ impl Router {
             metrics,
             source_limit: None,
             tcp_timeouts: None,
+            tls: None,
         }
+    }
+
+    /// The same router, serving DNS over TLS with `config`.
+    pub fn with_tls(self, config: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self {
+            tls: config,
+            ..self
+        }
+    }
+
+    /// The port's TLS server configuration, where it serves DNS over TLS.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.clone()
     }
 
     /// The same router, with the port's TCP timeouts (the listener's own where `t` is `None`).

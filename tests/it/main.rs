@@ -30,6 +30,7 @@ mod resolvers;
 mod rewrite;
 mod support;
 mod template;
+mod tls;
 mod transfer;
 mod upstream;
 mod view;
