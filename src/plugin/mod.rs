@@ -26,6 +26,7 @@ pub mod cancel;
 pub mod chaos;
 pub mod debug;
 pub mod dns64;
+pub mod dnstap;
 pub mod erratic;
 pub mod errors;
 pub mod file;
@@ -330,6 +331,13 @@ pub struct Served<'a> {
     pub duration: Duration,
     /// What the block's plugins published about the query (`metadata`).
     pub metadata: &'a [(&'static str, String)],
+    /// The query and the answer as they were on the wire (`dnstap`).
+    pub query_bytes: &'a [u8],
+    pub response_bytes: &'a [u8],
+    /// Whether the stream was DNS over TLS.
+    pub tls: bool,
+    /// The address (where the listener is bound to one) and port the query came to.
+    pub local: (Option<std::net::IpAddr>, u16),
 }
 
 /// Told about every query a server block answered, once its answer is written.

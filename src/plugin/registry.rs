@@ -122,6 +122,7 @@ directives! {
     Prometheus "prometheus" prometheus::PrometheusConfig Once,
     Errors "errors" errors::ErrorsConfig Once,
     Log "log" log::LogConfig Each,
+    Dnstap "dnstap" dnstap::DnstapConfig Each,
     Local "local" local::LocalConfig Once,
     Dns64 "dns64" dns64::Dns64Config Once,
     Acl "acl" acl::AclConfig Merged,

@@ -167,10 +167,12 @@ impl<'a> Setup<'a> {
         self.shared.push(Box::new(value));
     }
 
-    /// What an earlier plugin of this block offered as a `T`.
+    /// What an earlier plugin of this block offered as a `T` (the latest offer, where one
+    /// was made twice).
     pub fn shared<T: Any + Clone>(&self) -> Option<T> {
         self.shared
             .iter()
+            .rev()
             .find_map(|v| v.downcast_ref::<T>())
             .cloned()
     }

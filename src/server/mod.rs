@@ -546,13 +546,13 @@ impl Router {
         let response = self.respond(&request, transport, bytes.len()).await;
         if response.drop {
             // Counted as CoreDNS counts a query a plugin drops: NOERROR, nothing written.
-            self.observe(&request, &response, transport, bytes.len(), &[], start);
+            self.observe(&request, &response, transport, bytes, &[], start);
             return None;
         }
         if response.transfer && transport == Transport::Tcp {
             let messages = encode_transfer(&request, &response);
             if let Some(first) = messages.first() {
-                self.observe(&request, &response, transport, bytes.len(), first, start);
+                self.observe(&request, &response, transport, bytes, first, start);
             }
             return Some(messages);
         }
@@ -562,7 +562,7 @@ impl Router {
             (Transport::Udp, None) => 512,
         };
         let out = encode(&request, &response, max);
-        self.observe(&request, &response, transport, bytes.len(), &out, start);
+        self.observe(&request, &response, transport, bytes, &out, start);
         Some(smallvec::smallvec![out])
     }
 
@@ -572,10 +572,11 @@ impl Router {
         request: &HickoryRequest,
         response: &Response,
         transport: Transport,
-        request_size: usize,
+        query_bytes: &[u8],
         out: &[u8],
         start: Instant,
     ) {
+        let request_size = query_bytes.len();
         let duration = start.elapsed();
         let block = response.block.map(|i| &self.blocks[i]);
         let query = request.queries.queries().first();
@@ -620,6 +621,10 @@ impl Router {
                 response_size: out.len(),
                 duration,
                 metadata: &response.meta,
+                query_bytes,
+                response_bytes: out,
+                tls: self.tls.is_some(),
+                local: self.local,
             };
             for o in block.chain.observers() {
                 o.served(&served);

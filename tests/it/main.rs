@@ -15,6 +15,7 @@ mod compat;
 mod deploy;
 mod directives;
 mod dns64;
+mod dnstap;
 mod file;
 mod files;
 mod forward;

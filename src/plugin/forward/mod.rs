@@ -47,6 +47,8 @@ pub struct Forward {
     metrics: Arc<Metrics>,
     /// The `loop` probe of this server block, told where its query went.
     probe: Option<Arc<Probe>>,
+    /// The block's `dnstap` collectors, sent each exchange with an upstream.
+    taps: Vec<Arc<crate::plugin::dnstap::tap::Tap>>,
 }
 
 impl Forward {
@@ -90,6 +92,7 @@ impl Forward {
             failfast: cfg.failfast_all_unhealthy_upstreams,
             metrics,
             probe,
+            taps: Vec::new(),
         })
     }
 
@@ -214,10 +217,51 @@ impl Forward {
         let id: u16 = rand::random();
         query[..2].copy_from_slice(&id.to_be_bytes());
         let proto = proxy.proto_for(wanted);
-        let answer = proxy.exchange(&query, proto).await?;
+        let answer = self.tapped(proxy, &query, proto).await?;
         let truncated = answer.get(2).is_some_and(|b| b & 0x02 != 0);
         if proto == Proto::Udp && truncated {
-            return proxy.exchange(&query, Proto::Tcp).await;
+            return self.tapped(proxy, &query, Proto::Tcp).await;
+        }
+        Ok(answer)
+    }
+
+    /// One exchange, told to the block's `dnstap` collectors (FORWARDER_QUERY, then
+    /// FORWARDER_RESPONSE when an answer came).
+    async fn tapped(
+        &self,
+        proxy: &Proxy,
+        query: &[u8],
+        proto: Proto,
+    ) -> Result<Vec<u8>, ExchangeError> {
+        use crate::plugin::dnstap::tap::{Event, Kind, Wire};
+        if self.taps.is_empty() {
+            return proxy.exchange(query, proto).await;
+        }
+        let wire = match proto {
+            Proto::Udp => Wire::Udp,
+            Proto::Tcp => Wire::Tcp,
+            Proto::Tls => Wire::Tls,
+        };
+        let sent = std::time::SystemTime::now();
+        let mut event = Event {
+            kind: Kind::ForwarderQuery,
+            wire,
+            query_from: None,
+            response_from: Some(proxy.to.addr),
+            query_time: sent,
+            query: Some(query),
+            response_time: None,
+            response: None,
+        };
+        for t in &self.taps {
+            t.emit(&event);
+        }
+        let answer = proxy.exchange(query, proto).await?;
+        event.kind = Kind::ForwarderResponse;
+        event.response_time = Some(std::time::SystemTime::now());
+        event.response = Some(&answer);
+        for t in &self.taps {
+            t.emit(&event);
         }
         Ok(answer)
     }
@@ -336,7 +380,12 @@ fn reply_from(msg: Message) -> Reply {
 /// Puts `forward` into the block being set up.
 pub async fn setup(cfg: &config::ForwardConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
     let probe = s.shared::<Arc<Probe>>();
-    let f = Forward::new(cfg, s.metrics.clone(), probe).map_err(|e| SetupError::new(NAME, e))?;
+    let mut f =
+        Forward::new(cfg, s.metrics.clone(), probe).map_err(|e| SetupError::new(NAME, e))?;
+    f.taps = s
+        .shared::<crate::plugin::dnstap::Taps>()
+        .map(|t| t.0)
+        .unwrap_or_default();
     s.handler(f);
     Ok(())
 }

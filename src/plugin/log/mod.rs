@@ -168,6 +168,10 @@ mod tests {
             response_size: 106,
             duration: Duration::from_micros(133),
             metadata: &[],
+            query_bytes: &[],
+            response_bytes: &[],
+            tls: false,
+            local: (None, 53),
         }
     }
 

@@ -1,0 +1,265 @@
+//! One collector: dnstap payloads queued without waiting, and a task that writes them as a
+//! Frame Streams bidirectional session (READY, ACCEPT, START, data frames; STOP and FINISH at
+//! the end) over a unix socket or TCP. A slow or absent collector never holds a query: the
+//! queue is bounded, and what does not fit, or comes while there is no session, is dropped and
+//! counted (`clusterdns_dnstap_dropped_total`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::IntCounter;
+use prost::Message as _;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+use super::config::{DnstapConfig, Sink};
+use super::proto;
+
+/// The Frame Streams content type of dnstap.
+const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
+/// Frame Streams control frame types.
+const ACCEPT: u32 = 1;
+const START: u32 = 2;
+const STOP: u32 = 3;
+const READY: u32 = 4;
+/// The control field that carries a content type.
+const FIELD_CONTENT_TYPE: u32 = 1;
+
+/// Payloads waiting for the collector; beyond this they are dropped.
+const QUEUE: usize = 10_000;
+/// How long connecting and the handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// Where a message was seen, as dnstap says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ClientQuery,
+    ClientResponse,
+    ForwarderQuery,
+    ForwarderResponse,
+}
+
+impl Kind {
+    fn proto(self) -> proto::message::Type {
+        match self {
+            Kind::ClientQuery => proto::message::Type::ClientQuery,
+            Kind::ClientResponse => proto::message::Type::ClientResponse,
+            Kind::ForwarderQuery => proto::message::Type::ForwarderQuery,
+            Kind::ForwarderResponse => proto::message::Type::ForwarderResponse,
+        }
+    }
+}
+
+/// The transport a message went over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// One message to send.
+pub struct Event<'a> {
+    pub kind: Kind,
+    pub wire: Wire,
+    /// The query's sender and receiver.
+    pub query_from: Option<SocketAddr>,
+    pub response_from: Option<SocketAddr>,
+    pub query_time: SystemTime,
+    pub query: Option<&'a [u8]>,
+    pub response_time: Option<SystemTime>,
+    pub response: Option<&'a [u8]>,
+}
+
+pub struct Tap {
+    tx: mpsc::Sender<Vec<u8>>,
+    full: bool,
+    identity: Vec<u8>,
+    version: Vec<u8>,
+    extra: Option<Vec<u8>>,
+    dropped: IntCounter,
+}
+
+fn split(t: SystemTime) -> (u64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs(), d.subsec_nanos())
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+impl Tap {
+    /// A tap writing to `cfg`'s collector from a task of the current runtime.
+    pub fn start(cfg: &DnstapConfig, dropped: IntCounter) -> std::sync::Arc<Tap> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(write_loop(cfg.sink.clone(), rx, dropped.clone()));
+        }
+        std::sync::Arc::new(Tap {
+            tx,
+            full: cfg.full,
+            identity: cfg.identity.clone().into_bytes(),
+            version: cfg.version.clone().into_bytes(),
+            extra: cfg.extra.clone().map(String::into_bytes),
+            dropped,
+        })
+    }
+
+    /// Queues one message; never waits.
+    pub fn emit(&self, e: &Event) {
+        let family = e
+            .query_from
+            .or(e.response_from)
+            .map(|a| match a.ip().to_canonical() {
+                IpAddr::V4(_) => proto::SocketFamily::Inet,
+                IpAddr::V6(_) => proto::SocketFamily::Inet6,
+            });
+        let (qs, qn) = split(e.query_time);
+        let mut m = proto::Message {
+            r#type: e.kind.proto() as i32,
+            socket_family: family.map(|f| f as i32),
+            socket_protocol: Some(match e.wire {
+                Wire::Udp => proto::SocketProtocol::Udp,
+                Wire::Tcp => proto::SocketProtocol::Tcp,
+                Wire::Tls => proto::SocketProtocol::Dot,
+            } as i32),
+            query_address: e.query_from.map(|a| ip_bytes(a.ip())),
+            query_port: e.query_from.map(|a| u32::from(a.port())),
+            response_address: e.response_from.map(|a| ip_bytes(a.ip())),
+            response_port: e.response_from.map(|a| u32::from(a.port())),
+            query_time_sec: Some(qs),
+            query_time_nsec: Some(qn),
+            ..Default::default()
+        };
+        if let Some(t) = e.response_time {
+            let (rs, rn) = split(t);
+            m.response_time_sec = Some(rs);
+            m.response_time_nsec = Some(rn);
+        }
+        if self.full {
+            m.query_message = e.query.map(<[u8]>::to_vec);
+            m.response_message = e.response.map(<[u8]>::to_vec);
+        }
+        let frame = proto::Dnstap {
+            identity: Some(self.identity.clone()),
+            version: Some(self.version.clone()),
+            extra: self.extra.clone(),
+            r#type: proto::dnstap::Type::Message as i32,
+            message: Some(m),
+        };
+        if self.tx.try_send(frame.encode_to_vec()).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+/// A control frame: the escape, its length, its type, and the content type where it has one.
+fn control(kind: u32, content_type: bool) -> Vec<u8> {
+    let mut body = kind.to_be_bytes().to_vec();
+    if content_type {
+        body.extend_from_slice(&FIELD_CONTENT_TYPE.to_be_bytes());
+        body.extend_from_slice(&(CONTENT_TYPE.len() as u32).to_be_bytes());
+        body.extend_from_slice(CONTENT_TYPE);
+    }
+    let mut out = 0u32.to_be_bytes().to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads one control frame and gives its type.
+async fn read_control<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<u32> {
+    let escape = s.read_u32().await?;
+    if escape != 0 {
+        return Err(std::io::Error::other("expected a control frame"));
+    }
+    let len = s.read_u32().await? as usize;
+    if !(4..=512).contains(&len) {
+        return Err(std::io::Error::other("a control frame of a bad length"));
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await?;
+    Ok(u32::from_be_bytes([body[0], body[1], body[2], body[3]]))
+}
+
+/// The Frame Streams handshake of a bidirectional writer.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<()> {
+    s.write_all(&control(READY, true)).await?;
+    s.flush().await?;
+    if read_control(s).await? != ACCEPT {
+        return Err(std::io::Error::other("the collector did not accept"));
+    }
+    s.write_all(&control(START, true)).await?;
+    s.flush().await
+}
+
+/// Writes payloads as data frames until the queue closes (a reload dropped the tap) or the
+/// session fails; `Ok` when the queue closed.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    s: S,
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut w = BufWriter::new(s);
+    loop {
+        let Some(frame) = rx.recv().await else {
+            w.write_all(&control(STOP, false)).await?;
+            w.flush().await?;
+            // FINISH, if it comes; the session is over either way.
+            let _ = tokio::time::timeout(HANDSHAKE, read_control(w.get_mut())).await;
+            return Ok(());
+        };
+        w.write_u32(frame.len() as u32).await?;
+        w.write_all(&frame).await?;
+        // Write what is queued in one go; flush when the queue is empty.
+        while let Ok(frame) = rx.try_recv() {
+            w.write_u32(frame.len() as u32).await?;
+            w.write_all(&frame).await?;
+        }
+        w.flush().await?;
+    }
+}
+
+async fn connect_and_run(sink: &Sink, rx: &mut mpsc::Receiver<Vec<u8>>) -> std::io::Result<()> {
+    match sink {
+        Sink::Unix(path) => {
+            let mut s =
+                tokio::time::timeout(HANDSHAKE, tokio::net::UnixStream::connect(path)).await??;
+            tokio::time::timeout(HANDSHAKE, handshake(&mut s)).await??;
+            session(s, rx).await
+        }
+        Sink::Tcp(addr) => {
+            let mut s =
+                tokio::time::timeout(HANDSHAKE, tokio::net::TcpStream::connect(addr)).await??;
+            let _ = s.set_nodelay(true);
+            tokio::time::timeout(HANDSHAKE, handshake(&mut s)).await??;
+            session(s, rx).await
+        }
+    }
+}
+
+/// Keeps a session to the collector, reconnecting after a failure (1 s, doubling to 30 s);
+/// what is queued while there is none is dropped and counted.
+async fn write_loop(sink: Sink, mut rx: mpsc::Receiver<Vec<u8>>, dropped: IntCounter) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match connect_and_run(&sink, &mut rx).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!("plugin/dnstap: {sink}: {e}; retrying in {wait:?}"),
+        }
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                frame = rx.recv() => match frame {
+                    Some(_) => dropped.inc(),
+                    None => return,
+                },
+            }
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,212 @@
+//! `dnstap`: what a block answers and what `forward` exchanges reach a Frame Streams collector
+//! over a unix socket or TCP, and read back by Debian's `dnstap-read`; an absent collector
+//! costs nothing but the dropped messages, counted.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use clusterdns::app::Running;
+use clusterdns::plugin::Transport;
+
+use crate::clients;
+use crate::support;
+use crate::upstream::FakeUpstream;
+
+const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
+
+fn control(kind: u32, content_type: bool) -> Vec<u8> {
+    let mut body = kind.to_be_bytes().to_vec();
+    if content_type {
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&(CONTENT_TYPE.len() as u32).to_be_bytes());
+        body.extend_from_slice(CONTENT_TYPE);
+    }
+    let mut out = 0u32.to_be_bytes().to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A Frame Streams reader: the handshake (READY, ACCEPT, START), then data frames into
+/// `frames` until STOP, answered with FINISH.
+async fn collect<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, frames: Arc<Mutex<Vec<Vec<u8>>>>) {
+    let read_control = |body: &[u8]| u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+    let mut state = 0;
+    loop {
+        let Ok(len) = s.read_u32().await else { return };
+        if len == 0 {
+            let Ok(clen) = s.read_u32().await else { return };
+            let mut body = vec![0u8; clen as usize];
+            if s.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            match (state, read_control(&body)) {
+                (0, 4) => {
+                    assert!(body.windows(CONTENT_TYPE.len()).any(|w| w == CONTENT_TYPE));
+                    s.write_all(&control(1, true)).await.unwrap();
+                    state = 1;
+                }
+                (1, 2) => state = 2,
+                (2, 3) => {
+                    let _ = s.write_all(&control(5, false)).await;
+                    return;
+                }
+                other => panic!("unexpected control frame {other:?}"),
+            }
+            continue;
+        }
+        assert_eq!(state, 2, "a data frame before START");
+        let mut frame = vec![0u8; len as usize];
+        if s.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        frames.lock().unwrap().push(frame);
+    }
+}
+
+/// The frames as a Frame Streams file, which `dnstap-read` reads.
+fn fstrm_file(frames: &[Vec<u8>], path: &Path) {
+    let mut out = control(2, true);
+    for f in frames {
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out.extend_from_slice(&control(3, false));
+    std::fs::write(path, out).unwrap();
+}
+
+async fn serve(dir: &Path, dnstap: &str, up: &FakeUpstream) -> Arc<Running> {
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let corefile = format!(
+        ".:0 {{\n    {dnstap}\n    kubernetes cluster.local {{\n        objects {}\n    }}\n    forward . {}\n}}\n",
+        objects.display(),
+        up.addr
+    );
+    let running = support::start(&dir.join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    running
+}
+
+async fn wait_for(frames: &Mutex<Vec<Vec<u8>>>, n: usize) {
+    for _ in 0..100 {
+        if frames.lock().unwrap().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} frames, expected {n}", frames.lock().unwrap().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_and_forwarder_messages_reach_a_unix_socket_collector() {
+    assert!(
+        clients::have("dnstap-read"),
+        "dnstap-read is missing: install bind9-dnsutils (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tap.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    {
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            collect(s, frames).await;
+        });
+    }
+    let up = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 99)).await;
+    let line = format!(
+        "dnstap unix://{} full {{\n        identity dns-test\n        extra cluster-a\n    }}",
+        sock.display()
+    );
+    let running = serve(dir.path(), &line, &up).await;
+    let port = running.listeners()[0].port;
+    for (name, how) in [
+        ("kubernetes.default.svc.cluster.local.", Transport::Udp),
+        ("www.example.org.", Transport::Tcp),
+    ] {
+        let q = support::query(name, RecordType::A, Some(1232))
+            .to_vec()
+            .unwrap();
+        assert!(support::ask(&running, port, &q, how).await.is_some());
+    }
+    // Two client queries and answers, and one exchange with the upstream.
+    wait_for(&frames, 6).await;
+    let file = dir.path().join("tap.fstrm");
+    fstrm_file(&frames.lock().unwrap(), &file);
+    let out = std::process::Command::new("dnstap-read")
+        .args(["-y", &file.display().to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "type: CLIENT_QUERY",
+        "type: CLIENT_RESPONSE",
+        "type: FORWARDER_QUERY",
+        "type: FORWARDER_RESPONSE",
+        "identity: dns-test",
+        "socket_protocol: UDP",
+        "socket_protocol: TCP",
+        "kubernetes.default.svc.cluster.local",
+        "www.example.org",
+        "192.0.2.99",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_collector_and_an_absent_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 99)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    {
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            collect(s, frames).await;
+        });
+    }
+    let running = serve(dir.path(), &format!("dnstap tcp://{at}"), &up).await;
+    let port = running.listeners()[0].port;
+    let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    assert!(
+        support::ask(&running, port, &q, Transport::Udp)
+            .await
+            .is_some()
+    );
+    wait_for(&frames, 2).await;
+
+    // Nobody listens: every query is answered, and the messages are dropped and counted.
+    let gone = dir.path().join("nobody.sock");
+    let running = serve(dir.path(), &format!("dnstap {}", gone.display()), &up).await;
+    let port = running.listeners()[0].port;
+    for _ in 0..20 {
+        assert!(
+            support::ask(&running, port, &q, Transport::Udp)
+                .await
+                .is_some()
+        );
+    }
+    let m = String::from_utf8(running.metrics().render()).unwrap();
+    let dropped: f64 = m
+        .lines()
+        .find(|l| l.starts_with("clusterdns_dnstap_dropped_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(dropped >= 40.0, "{dropped}\n{m}");
+}
