@@ -105,6 +105,15 @@ async fn dig_transfers_the_cluster_the_zone_file_and_the_external_zone() {
         external[0].starts_with("example.com. 5 IN SOA"),
         "{external:#?}"
     );
+
+    // transfer leaves ordinary queries to the fast path.
+    let router = running.router(running.listeners()[0].port).unwrap();
+    let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let mut out = Vec::new();
+    let src: SocketAddr = ([127, 0, 0, 1], 40000).into();
+    assert!(router.answer_fast(&q, src, Transport::Udp, &mut out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

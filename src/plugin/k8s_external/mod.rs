@@ -41,6 +41,8 @@ const NAME: &str = "k8s_external";
 /// One of the plugin's zones, with the names its apex records use.
 struct ExtZone {
     name: LowerName,
+    /// The name in lower-case wire form (the fast path's test).
+    key: Box<[u8]>,
     /// `APEX.ZONE`: the subdomain the zone's own name server lives in.
     apex: LowerName,
     /// `ns1.APEX.ZONE`.
@@ -76,6 +78,7 @@ impl K8sExternal {
                 let apex = apex_name(&cfg.apex, z).unwrap_or_else(|| z.clone());
                 ExtZone {
                     name: LowerName::new(z),
+                    key: crate::dns::wire::NameKey::new(z).as_bytes().into(),
                     ns1: name::child(&apex, "ns1").unwrap_or_else(|| apex.clone()),
                     mbox: name::child(&apex, "hostmaster").unwrap_or_else(|| apex.clone()),
                     apex: LowerName::new(&apex),
@@ -497,6 +500,11 @@ fn entries<'e>(exposed: &'e Exposed, wanted: Option<(&str, &str)>) -> Vec<Entry<
 impl Handler for K8sExternal {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// A name outside its zones goes on as it is (to `kubernetes`, say).
+    fn passes_fast(&self, q: crate::plugin::FastQuery<'_>) -> bool {
+        !self.zones.iter().any(|z| q.name.is_in(&z.key))
     }
 
     /// One of its zones whole: the SOA, the NS and its addresses, then each Service with

@@ -9,7 +9,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::plugin::setup::{Setup, SetupError};
-use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request, Transport};
+use crate::plugin::{
+    FastQuery, Handler, HandlerFuture, Next, RecordSet, Reply, Request, Transport,
+};
 use config::Peer;
 
 const NAME: &str = "transfer";
@@ -51,6 +53,11 @@ impl Handler for Transfer {
             }
         };
         Box::pin(std::future::ready(Ok(reply)))
+    }
+
+    /// The fast path reads only ordinary query types, never AXFR or IXFR: it passes them all.
+    fn passes_fast(&self, _: FastQuery<'_>) -> bool {
+        true
     }
 }
 
