@@ -92,6 +92,23 @@ pub fn no_block(what: &str, d: &Directive) -> Result<(), ConfigError> {
     }
 }
 
+/// A directive that takes neither arguments nor a block (`any`, `whoami`, `minimal`, `debug`).
+pub fn bare(what: &str, d: &Directive) -> Result<(), Vec<ConfigError>> {
+    Args::new(what, d)
+        .none()
+        .and_then(|_| no_block(what, d))
+        .map_err(|e| vec![e])
+}
+
+/// What a directive's properties came to: `cfg`, or every error found in them.
+pub fn finish<T>(cfg: T, errors: Vec<ConfigError>) -> Result<T, Vec<ConfigError>> {
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Parses a Go-style duration as CoreDNS writes them: `5s`, `1m30s`, `250ms`, `1.5h`, `0`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     if text == "0" {

@@ -74,14 +74,7 @@ impl DnsListener {
         limits: Limits,
     ) -> std::io::Result<Self> {
         let (udp, tcp) = bind(addr, port).await?;
-        let this = Self {
-            udp: udp[0].local_addr()?,
-            tcp: tcp.local_addr()?,
-            tls: false,
-            router: Arc::new(ArcSwap::new(router)),
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-        };
+        let this = Self::new(udp[0].local_addr()?, &tcp, false, router)?;
         let slots = Arc::new(Semaphore::new(limits.max_udp_inflight));
         for sock in udp {
             this.tasks.spawn(udp_loop(
@@ -92,14 +85,35 @@ impl DnsListener {
                 slots.clone(),
             ));
         }
-        this.tasks.spawn(tcp_loop(
+        this.serve_tcp(tcp, limits);
+        Ok(this)
+    }
+
+    fn new(
+        udp: SocketAddr,
+        tcp: &TcpListener,
+        tls: bool,
+        router: Arc<Router>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            udp,
+            tcp: tcp.local_addr()?,
+            tls,
+            router: Arc::new(ArcSwap::new(router)),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Takes connections on `tcp` (plain, or TLS where the router has a certificate).
+    fn serve_tcp(&self, tcp: TcpListener, limits: Limits) {
+        self.tasks.spawn(tcp_loop(
             tcp,
-            this.router.clone(),
-            this.stop.clone(),
-            this.tasks.clone(),
+            self.router.clone(),
+            self.stop.clone(),
+            self.tasks.clone(),
             limits,
         ));
-        Ok(this)
     }
 
     /// DNS over TLS on `addr` (every address if none) and `port`: a TCP listener whose
@@ -113,21 +127,8 @@ impl DnsListener {
         limits: Limits,
     ) -> std::io::Result<Self> {
         let tcp = bind_tcp(addr, port).await?;
-        let this = Self {
-            udp: tcp.local_addr()?,
-            tcp: tcp.local_addr()?,
-            tls: true,
-            router: Arc::new(ArcSwap::new(router)),
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-        };
-        this.tasks.spawn(tcp_loop(
-            tcp,
-            this.router.clone(),
-            this.stop.clone(),
-            this.tasks.clone(),
-            limits,
-        ));
+        let this = Self::new(tcp.local_addr()?, &tcp, true, router)?;
+        this.serve_tcp(tcp, limits);
         Ok(this)
     }
 
@@ -168,17 +169,22 @@ fn udp_sockets_per_port() -> usize {
         .max(8)
 }
 
-/// Binds the UDP sockets and the TCP listener of one port.
-async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket>, TcpListener)> {
-    let candidates: Vec<IpAddr> = match addr {
+/// The addresses to try binding: `addr`, or every address (IPv6 and IPv4 where the host has
+/// IPv6, IPv4 alone otherwise).
+fn candidates(addr: Option<IpAddr>) -> Vec<IpAddr> {
+    match addr {
         Some(a) => vec![a],
         None => vec![
             IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         ],
-    };
+    }
+}
+
+/// Binds the UDP sockets and the TCP listener of one port.
+async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket>, TcpListener)> {
     let mut last_err = None;
-    for ip in candidates {
+    for ip in candidates(addr) {
         // With port 0 the kernel picks the UDP port; TCP must then get the same one, which
         // another process may hold: try a few times.
         for _ in 0..if port == 0 { 20 } else { 1 } {
@@ -216,15 +222,8 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket
 
 /// Binds a TCP listener alone (DNS over TLS has no UDP).
 async fn bind_tcp(addr: Option<IpAddr>, port: u16) -> std::io::Result<TcpListener> {
-    let candidates: Vec<IpAddr> = match addr {
-        Some(a) => vec![a],
-        None => vec![
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        ],
-    };
     let mut last_err = None;
-    for ip in candidates {
+    for ip in candidates(addr) {
         match TcpListener::bind(SocketAddr::new(ip, port)).await {
             Ok(l) => return Ok(l),
             Err(e) => last_err = Some(e),

@@ -21,6 +21,20 @@ pub fn dig(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `dig` over UDP and then over TCP (`+tcp`), off the runtime's threads: both outputs.
+pub async fn dig_both(port: u16, args: &[&str]) -> [String; 2] {
+    assert!(have("dig"), "dig is missing (.ci/run installs it)");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut tcp = args.clone();
+        tcp.push("+tcp");
+        [dig(port, &args), dig(port, &tcp)]
+    })
+    .await
+    .unwrap()
+}
+
 fn require(tool: &str) {
     assert!(
         have(tool),

@@ -74,6 +74,21 @@ pub(crate) struct Upstreams {
     pub stub: SocketAddr,
 }
 
+/// The upstreams a localized Corefile forwards to, running (keep them while it runs): Knot
+/// for the root zone, a test upstream for stub domains, the demo for the cluster's zones.
+pub(crate) async fn local_upstreams() -> (Knot, FakeUpstream, std::sync::Arc<Running>, Upstreams) {
+    let knot = Knot::start().await;
+    let stub = FakeUpstream::start(STUB_ANSWER).await;
+    let demo = support::demo().await;
+    support::until_ready(&demo).await;
+    let up = Upstreams {
+        root: SocketAddr::from((Ipv4Addr::LOCALHOST, knot.port)),
+        cluster: demo.listeners()[0].udp,
+        stub: stub.addr,
+    };
+    (knot, stub, demo, up)
+}
+
 /// The Corefile with its addresses changed; nothing else is touched.
 pub(crate) fn localize(text: &str, dir: &Path, port: u16, up: &Upstreams) -> String {
     let objects = support::root().join("deploy/local/cluster.yaml");
@@ -246,15 +261,7 @@ fn every_corefile_passes_check_as_shipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_corefile_serves_the_cluster_and_forwards() {
-    let knot = Knot::start().await;
-    let stub = FakeUpstream::start(STUB_ANSWER).await;
-    let demo = support::demo().await;
-    support::until_ready(&demo).await;
-    let up = Upstreams {
-        root: SocketAddr::from((Ipv4Addr::LOCALHOST, knot.port)),
-        cluster: demo.listeners()[0].udp,
-        stub: stub.addr,
-    };
+    let (_knot, _stub, _demo, up) = local_upstreams().await;
     let mut failures = Vec::new();
     for folder in folders() {
         let name = folder.file_name().unwrap().to_string_lossy().into_owned();

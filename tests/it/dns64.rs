@@ -23,21 +23,10 @@ async fn serve(dns64: &str, up: &FakeUpstream) -> Arc<Running> {
     running
 }
 
+/// dig over UDP and TCP, each output trimmed.
 async fn dig(running: &Running, args: &[&str]) -> [String; 2] {
-    assert!(clients::have("dig"), "dig is missing (.ci/run installs it)");
-    let port = running.listeners()[0].udp.port();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut tcp = args.clone();
-        tcp.push("+tcp");
-        [
-            clients::dig(port, &args).trim().to_string(),
-            clients::dig(port, &tcp).trim().to_string(),
-        ]
-    })
-    .await
-    .unwrap()
+    let [udp, tcp] = clients::dig_both(running.listeners()[0].udp.port(), args).await;
+    [udp.trim().to_string(), tcp.trim().to_string()]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,25 +12,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use clusterdns::app::Running;
 use clusterdns::plugin::Transport;
+use clusterdns::plugin::dnstap::tap::{ACCEPT, CONTENT_TYPE, FINISH, READY, START, STOP, control};
 
 use crate::clients;
 use crate::support;
 use crate::upstream::FakeUpstream;
-
-const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
-
-fn control(kind: u32, content_type: bool) -> Vec<u8> {
-    let mut body = kind.to_be_bytes().to_vec();
-    if content_type {
-        body.extend_from_slice(&1u32.to_be_bytes());
-        body.extend_from_slice(&(CONTENT_TYPE.len() as u32).to_be_bytes());
-        body.extend_from_slice(CONTENT_TYPE);
-    }
-    let mut out = 0u32.to_be_bytes().to_vec();
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    out
-}
 
 /// A Frame Streams reader: the handshake (READY, ACCEPT, START), then data frames into
 /// `frames` until STOP, answered with FINISH.
@@ -46,14 +32,14 @@ async fn collect<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, frames: Arc<Mutex<
                 return;
             }
             match (state, read_control(&body)) {
-                (0, 4) => {
+                (0, READY) => {
                     assert!(body.windows(CONTENT_TYPE.len()).any(|w| w == CONTENT_TYPE));
-                    s.write_all(&control(1, true)).await.unwrap();
+                    s.write_all(&control(ACCEPT, true)).await.unwrap();
                     state = 1;
                 }
-                (1, 2) => state = 2,
-                (2, 3) => {
-                    let _ = s.write_all(&control(5, false)).await;
+                (1, START) => state = 2,
+                (2, STOP) => {
+                    let _ = s.write_all(&control(FINISH, false)).await;
                     return;
                 }
                 other => panic!("unexpected control frame {other:?}"),
@@ -71,12 +57,12 @@ async fn collect<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, frames: Arc<Mutex<
 
 /// The frames as a Frame Streams file, which `dnstap-read` reads.
 fn fstrm_file(frames: &[Vec<u8>], path: &Path) {
-    let mut out = control(2, true);
+    let mut out = control(START, true);
     for f in frames {
         out.extend_from_slice(&(f.len() as u32).to_be_bytes());
         out.extend_from_slice(f);
     }
-    out.extend_from_slice(&control(3, false));
+    out.extend_from_slice(&control(STOP, false));
     std::fs::write(path, out).unwrap();
 }
 

@@ -293,20 +293,7 @@ async fn a_zone_file_that_does_not_load_is_a_clear_error() {
         "example.org:0 {{\n    file {}\n}}\n",
         dir.path().join("db.example.org").display()
     );
-    let cfg = clusterdns::config::from_str(
-        &dir.path().join("Corefile").display().to_string(),
-        &corefile,
-        &clusterdns::config::LoadOptions::default(),
-    )
-    .unwrap();
-    let opts = clusterdns::app::StartOptions {
-        bind: Some(support::LOCALHOST),
-        ..Default::default()
-    };
-    let Err(e) = clusterdns::app::App::start(&cfg, opts).await else {
-        panic!("a broken zone file started");
-    };
-    let e = format!("{e:#}");
+    let e = support::start_error(&dir.path().join("Corefile"), &corefile).await;
     assert!(e.contains("plugin/file: "), "{e}");
     assert!(e.contains("Corefile:2:10"), "{e}");
     assert!(e.contains("line 3:"), "{e}");

@@ -97,22 +97,11 @@ fn every_plugin_has_a_readme_whose_examples_parse() {
 /// at least starts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_plugin_readmes_examples_serve() {
-    use std::net::{Ipv4Addr, SocketAddr};
-
     use clusterdns::plugin::Transport;
 
-    use crate::compat::{Upstreams, localize};
-    use crate::upstream::{FakeUpstream, Knot};
+    use crate::compat::{local_upstreams, localize};
 
-    let knot = Knot::start().await;
-    let stub = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 53)).await;
-    let demo = support::demo().await;
-    support::until_ready(&demo).await;
-    let up = Upstreams {
-        root: SocketAddr::from((Ipv4Addr::LOCALHOST, knot.port)),
-        cluster: demo.listeners()[0].udp,
-        stub: stub.addr,
-    };
+    let (_knot, _stub, _demo, up) = local_upstreams().await;
     let root = support::root();
     // A certificate for the `tls` examples.
     let (certs, _, _) = crate::upstream::tls_server();

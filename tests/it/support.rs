@@ -29,6 +29,22 @@ pub async fn start(file: &Path, corefile: &str) -> Arc<Running> {
 
 /// Like [`start`], with what one client may cost.
 pub async fn start_with(file: &Path, corefile: &str, limits: Limits) -> Arc<Running> {
+    starting(file, corefile, limits)
+        .await
+        .expect("server starts")
+}
+
+/// Starts a server from Corefile text that loads but must not start (a file it reads is
+/// broken, say): the error, with its causes.
+pub async fn start_error(file: &Path, corefile: &str) -> String {
+    match starting(file, corefile, Limits::default()).await {
+        Ok(_) => panic!("started:\n{corefile}"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// Loads Corefile text (it must load) and starts it on 127.0.0.1.
+async fn starting(file: &Path, corefile: &str, limits: Limits) -> anyhow::Result<Arc<Running>> {
     let cfg = config::from_str(
         &file.display().to_string(),
         corefile,
@@ -40,7 +56,7 @@ pub async fn start_with(file: &Path, corefile: &str, limits: Limits) -> Arc<Runn
         limits,
         ..StartOptions::default()
     };
-    App::start(&cfg, opts).await.expect("server starts")
+    App::start(&cfg, opts).await
 }
 
 /// The demo (deploy/local) on 127.0.0.1, on a port of its own.

@@ -214,20 +214,7 @@ async fn pipelined_queries_idle_timeout_and_client_certificates() {
 async fn a_certificate_that_cannot_be_read_is_an_error_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let corefile = "tls://.:0 {\n    tls missing.pem missing.key\n    whoami\n}\n";
-    let cfg = clusterdns::config::from_str(
-        &dir.path().join("Corefile").display().to_string(),
-        corefile,
-        &clusterdns::config::LoadOptions::default(),
-    )
-    .unwrap();
-    let opts = clusterdns::app::StartOptions {
-        bind: Some(support::LOCALHOST),
-        ..Default::default()
-    };
-    let Err(e) = clusterdns::app::App::start(&cfg, opts).await else {
-        panic!("started without a certificate");
-    };
-    let e = format!("{e:#}");
+    let e = support::start_error(&dir.path().join("Corefile"), corefile).await;
     assert!(
         e.contains("plugin/tls: ") && e.contains("Corefile:2:5") && e.contains("missing.pem"),
         "{e}"

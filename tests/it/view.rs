@@ -16,21 +16,10 @@ async fn serve(corefile: &str) -> Arc<Running> {
 
 /// `dig +short` from `src` (a loopback address: all of 127/8 is the host's) over UDP and TCP.
 async fn dig_from(port: u16, src: &str, args: &[&str]) -> [String; 2] {
-    assert!(clients::have("dig"), "dig is missing (.ci/run installs it)");
-    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    args.insert(0, format!("-b{src}"));
-    args.push("+short".into());
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut tcp = args.clone();
-        tcp.push("+tcp");
-        [
-            clients::dig(port, &args).trim().to_string(),
-            clients::dig(port, &tcp).trim().to_string(),
-        ]
-    })
-    .await
-    .unwrap()
+    let b = format!("-b{src}");
+    let args: Vec<&str> = [&[b.as_str()], args, &["+short"]].concat();
+    let [udp, tcp] = clients::dig_both(port, &args).await;
+    [udp.trim().to_string(), tcp.trim().to_string()]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::{BlockContext, zones_or_block};
 use crate::corefile::{Directive, Token};
@@ -67,13 +67,12 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<AclConfig, Vec<ConfigE
             "expected a block of rules: { allow|block|filter|drop [type QTYPE…] [net SOURCE…] }",
         ));
     }
-    if errors.is_empty() {
-        Ok(AclConfig {
+    args::finish(
+        AclConfig {
             rules: vec![Rule { zones, policies }],
-        })
-    } else {
-        Err(errors)
-    }
+        },
+        errors,
+    )
 }
 
 fn policy(p: &Directive) -> Result<Policy, ConfigError> {

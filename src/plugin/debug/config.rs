@@ -1,6 +1,6 @@
 //! `debug`: no arguments, no block.
 
-use crate::config::args::{self, Args};
+use crate::config::args;
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -9,11 +9,7 @@ use crate::corefile::Directive;
 pub struct DebugConfig;
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<DebugConfig, Vec<ConfigError>> {
-    Args::new("debug", d)
-        .none()
-        .and_then(|_| args::no_block("debug", d))
-        .map(|_| DebugConfig)
-        .map_err(|e| vec![e])
+    args::bare("debug", d).map(|_| DebugConfig)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::{Directive, Token};
@@ -79,11 +79,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<Dns64Config, Vec<ConfigE
             errors.push(e);
         }
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -99,11 +99,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<DnstapConfig, Vec<Config
             ))),
         }
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

@@ -16,12 +16,13 @@ use super::config::{DnstapConfig, Sink};
 use super::proto;
 
 /// The Frame Streams content type of dnstap.
-const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
+pub const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
 /// Frame Streams control frame types.
-const ACCEPT: u32 = 1;
-const START: u32 = 2;
-const STOP: u32 = 3;
-const READY: u32 = 4;
+pub const ACCEPT: u32 = 1;
+pub const START: u32 = 2;
+pub const STOP: u32 = 3;
+pub const READY: u32 = 4;
+pub const FINISH: u32 = 5;
 /// The control field that carries a content type.
 const FIELD_CONTENT_TYPE: u32 = 1;
 
@@ -158,7 +159,7 @@ impl Tap {
 }
 
 /// A control frame: the escape, its length, its type, and the content type where it has one.
-fn control(kind: u32, content_type: bool) -> Vec<u8> {
+pub fn control(kind: u32, content_type: bool) -> Vec<u8> {
     let mut body = kind.to_be_bytes().to_vec();
     if content_type {
         body.extend_from_slice(&FIELD_CONTENT_TYPE.to_be_bytes());

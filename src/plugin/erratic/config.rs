@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::{Directive, Token};
@@ -79,11 +79,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ErraticConfig, Vec<Confi
     if !any {
         cfg.drop = DEFAULT_AMOUNT;
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::{BlockContext, relative_path, zones_or_block};
 use crate::corefile::{Directive, Pos};
@@ -53,11 +53,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<FileConfig, Vec<Config
             ))),
         }
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `header { [query|response] set|clear FLAGS… }`: a rule without `query` or `response` is a
 //! response rule (CoreDNS's older form). Flags: `aa`, `ra`, `rd`.
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -41,11 +41,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<HeaderConfig, Vec<Config
     if errors.is_empty() && cfg.query.is_empty() && cfg.response.is_empty() {
         errors.push(a.err_here("expected a block of rules: { set|clear FLAGS… }"));
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 fn rule_line(cfg: &mut HeaderConfig, p: &Directive) -> Result<(), ConfigError> {

@@ -1,6 +1,6 @@
 //! `local [{ localhost_prefix on|off }]`.
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -32,11 +32,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<LocalConfig, Vec<ConfigE
             ))),
         }
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `minimal`: no arguments, no block.
 
-use crate::config::args::{self, Args};
+use crate::config::args;
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -9,11 +9,7 @@ use crate::corefile::Directive;
 pub struct MinimalConfig;
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<MinimalConfig, Vec<ConfigError>> {
-    Args::new("minimal", d)
-        .none()
-        .and_then(|_| args::no_block("minimal", d))
-        .map(|_| MinimalConfig)
-        .map_err(|e| vec![e])
+    args::bare("minimal", d).map(|_| MinimalConfig)
 }
 
 #[cfg(test)]

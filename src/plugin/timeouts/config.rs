@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -50,11 +50,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<TimeoutsConfig, Vec<Conf
     if errors.is_empty() && cfg == TimeoutsConfig::default() {
         errors.push(a.err_here("expected a block with read, write or idle"));
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

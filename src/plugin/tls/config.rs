@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::{BlockContext, relative_path};
 use crate::corefile::{Directive, Pos};
@@ -87,11 +87,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<TlsConfig, Vec<ConfigErr
     if cfg.client_auth != ClientAuth::NoCert && cfg.ca.is_none() {
         errors.push(a.err_here("client_auth that verifies needs a CA: tls CERT KEY CA"));
     }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
+    args::finish(cfg, errors)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::{BlockContext, zones_or_block};
 use crate::corefile::{Directive, Token};
@@ -67,11 +67,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<TransferConfig, Vec<Co
     if errors.is_empty() && to.is_empty() {
         errors.push(Args::new("transfer", d).err_here("expected a block with 'to ADDRESS…'"));
     }
-    if errors.is_empty() {
-        Ok(TransferConfig { zones, to })
-    } else {
-        Err(errors)
-    }
+    args::finish(TransferConfig { zones, to }, errors)
 }
 
 fn peer(a: &Args, t: &Token) -> Result<Peer, ConfigError> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::args::Args;
+use crate::config::args::{self, Args};
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::{Directive, Pos};
@@ -72,11 +72,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ViewConfig, Vec<ConfigEr
     if errors.is_empty() && exprs.is_empty() {
         errors.push(a.err_here("expected a block with 'expr EXPRESSION'"));
     }
-    if errors.is_empty() {
-        Ok(ViewConfig { name, exprs })
-    } else {
-        Err(errors)
-    }
+    args::finish(ViewConfig { name, exprs }, errors)
 }
 
 #[cfg(test)]

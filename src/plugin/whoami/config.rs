@@ -1,6 +1,6 @@
 //! `whoami`: no arguments, no block.
 
-use crate::config::args::{self, Args};
+use crate::config::args;
 use crate::config::error::ConfigError;
 use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
@@ -9,11 +9,7 @@ use crate::corefile::Directive;
 pub struct WhoamiConfig;
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<WhoamiConfig, Vec<ConfigError>> {
-    Args::new("whoami", d)
-        .none()
-        .and_then(|_| args::no_block("whoami", d))
-        .map(|_| WhoamiConfig)
-        .map_err(|e| vec![e])
+    args::bare("whoami", d).map(|_| WhoamiConfig)
 }
 
 #[cfg(test)]
