@@ -34,6 +34,7 @@ const EXPECTED: &[&str] = &[
     "microk8s",
     "minikube",
     "nodelocaldns",
+    "openshift",
     "rewrite-answers",
     "rke2",
     "snippet",
