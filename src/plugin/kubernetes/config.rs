@@ -320,11 +320,15 @@ fn property(
         | "apiserver_qps"
         | "apiserver_burst"
         | "apiserver_max_inflight"
-        | "zonal"
-        | "transfer" => {
+        | "zonal" => {
             return Err(args.err_here(format!(
                 "property '{name}' is not supported by clusterdns yet"
             )));
+        }
+        "transfer" => {
+            return Err(args.err_here(
+                "zone transfers are the transfer directive's (as in CoreDNS since 1.7): transfer { to ADDRESS… } in the server block",
+            ));
         }
         other => {
             return Err(args
@@ -436,6 +440,10 @@ mod tests {
     #[test]
     fn errors_name_the_position_and_what_is_accepted() {
         assert_errors(&[
+            (
+                ".:53 {\n kubernetes {\n  transfer to *\n  objects x\n }\n}",
+                "3:3: kubernetes: transfer: zone transfers are the transfer directive's",
+            ),
             (
                 ".:53 {\n kubernetes {\n  podz insecure\n  objects x\n }\n}",
                 "3:3: kubernetes: unknown property 'podz'; expected one of: kubeconfig, endpoint, tls, objects, pods",
