@@ -31,16 +31,11 @@ pub struct Local {
     prefix: bool,
     zones: Vec<(Name, NameKey)>,
     localhost: Name,
+    /// The SOA's mailbox, `root.localhost.`.
+    hostmaster: Name,
     loopback_ptr: Name,
     /// `coredns_local_localhost_requests_total`: names under `localhost.` (not `localhost.` itself).
     counted: IntCounter,
-}
-
-fn soa(owner: &Name) -> Record {
-    let localhost = Name::from_ascii("localhost.").expect("valid name");
-    let root = Name::from_ascii("root.localhost.").expect("valid name");
-    let soa = SOA::new(localhost, root, 1, 0, 0, 0, TTL);
-    Record::from_rdata(owner.clone(), TTL, RData::SOA(soa))
 }
 
 fn records(rs: Vec<Record>) -> crate::plugin::Rrs {
@@ -61,6 +56,7 @@ impl Local {
             prefix: cfg.localhost_prefix,
             zones,
             localhost: Name::from_ascii("localhost.").expect("valid name"),
+            hostmaster: Name::from_ascii("root.localhost.").expect("valid name"),
             loopback_ptr: Name::from_ascii("1.0.0.127.in-addr.arpa.").expect("valid name"),
             counted,
         }
@@ -71,14 +67,28 @@ impl Local {
         self.prefix && labels > 2 && first == b"localhost"
     }
 
+    /// The SOA of a local zone, named `owner`.
+    fn soa(&self, owner: &Name) -> Record {
+        let soa = SOA::new(
+            self.localhost.clone(),
+            self.hostmaster.clone(),
+            1,
+            0,
+            0,
+            0,
+            TTL,
+        );
+        Record::from_rdata(owner.clone(), TTL, RData::SOA(soa))
+    }
+
     /// `localhost.` and names below it (or with its prefix): the loopback addresses.
-    fn loopback(name: &Name, qtype: RecordType) -> Reply {
+    fn loopback(&self, name: &Name, qtype: RecordType) -> Reply {
         let mut reply = Reply::new(ResponseCode::NoError, "local");
         let data = match qtype {
             RecordType::A => RData::A(A(Ipv4Addr::LOCALHOST)),
             RecordType::AAAA => RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
             _ => {
-                reply.authority.push(records(vec![soa(name)]));
+                reply.authority.push(records(vec![self.soa(name)]));
                 return reply;
             }
         };
@@ -94,23 +104,23 @@ impl Local {
         let below_localhost = labels > 2 && self.localhost.zone_of(name);
         if below_localhost || self.prefixed(first, labels) {
             self.counted.inc();
-            return Some(Self::loopback(name, qtype));
+            return Some(self.loopback(name, qtype));
         }
         let zone = self.zones.iter().find(|(z, _)| z.zone_of(name))?.0.clone();
         let mut reply = Reply::new(ResponseCode::NoError, "local");
         if *name == zone {
             match qtype {
                 RecordType::A | RecordType::AAAA if zone == self.localhost => {
-                    return Some(Self::loopback(name, qtype));
+                    return Some(self.loopback(name, qtype));
                 }
-                RecordType::SOA => reply.answers.push(records(vec![soa(name)])),
+                RecordType::SOA => reply.answers.push(records(vec![self.soa(name)])),
                 RecordType::NS => {
                     let ns = RData::NS(NS(self.localhost.clone()));
                     reply
                         .answers
                         .push(records(vec![Record::from_rdata(name.clone(), TTL, ns)]));
                 }
-                _ => reply.authority.push(records(vec![soa(name)])),
+                _ => reply.authority.push(records(vec![self.soa(name)])),
             }
             return Some(reply);
         }
@@ -121,12 +131,12 @@ impl Local {
                     .answers
                     .push(records(vec![Record::from_rdata(name.clone(), TTL, ptr)]));
             } else {
-                reply.authority.push(records(vec![soa(&zone)]));
+                reply.authority.push(records(vec![self.soa(&zone)]));
             }
             return Some(reply);
         }
         reply.rcode = ResponseCode::NXDomain;
-        reply.authority.push(records(vec![soa(&zone)]));
+        reply.authority.push(records(vec![self.soa(&zone)]));
         Some(reply)
     }
 }
