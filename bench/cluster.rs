@@ -95,6 +95,7 @@ pub fn index(objects: &Path, ttl: u32) -> Index {
             .iter()
             .map(|z| Name::from_ascii(z).unwrap())
             .collect(),
+        multicluster: Vec::new(),
         ttl,
         records: RecordOptions {
             pods: PodMode::Insecure,

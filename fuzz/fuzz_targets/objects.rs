@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let lines = text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1;
     let filters = Filters {
         pods: true,
+        imports: true,
         ..Filters::default()
     };
     let snap = match decode(Path::new("fuzz.yaml"), &text, &filters) {
@@ -35,10 +36,11 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let index = Index::new(IndexOptions {
-        zones: ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]
+        zones: ["cluster.local.", "clusterset.local.", "in-addr.arpa.", "ip6.arpa."]
             .iter()
             .filter_map(|z| name::fqdn(z))
             .collect(),
+        multicluster: name::fqdn("clusterset.local.").into_iter().collect(),
         ttl: 5,
         records: RecordOptions {
             pods: PodMode::Verified,

@@ -25,10 +25,11 @@ fn handler() -> &'static Kubernetes {
     K.get_or_init(|| {
         let objects = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/cluster.yaml");
         let index = Arc::new(Index::new(IndexOptions {
-            zones: ["cluster.local.", "in-addr.arpa.", "ip6.arpa."]
+            zones: ["cluster.local.", "clusterset.local.", "in-addr.arpa.", "ip6.arpa."]
                 .iter()
                 .filter_map(|z| name::fqdn(z))
                 .collect(),
+            multicluster: name::fqdn("clusterset.local.").into_iter().collect(),
             ttl: 5,
             records: RecordOptions {
                 pods: PodMode::Insecure,

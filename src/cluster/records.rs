@@ -9,7 +9,9 @@ use hickory_proto::rr::{LowerName, Name};
 
 use crate::dns::name;
 
-use super::slim::{Key, ServiceKind, SlimPod, SlimPort, SlimService, SlimSlice};
+use super::slim::{
+    ImportKind, Key, ServiceKind, SlimImport, SlimPod, SlimPort, SlimService, SlimSlice,
+};
 
 /// How `A-B-C-D.NAMESPACE.pod.ZONE` names are answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +35,9 @@ pub struct Part {
     pub ptr: Vec<Name>,
     /// The PTR names a Service's cluster IP: it wins over endpoint names, as in CoreDNS.
     pub ptr_is_cluster_ip: bool,
+    /// The PTR names a multi-cluster name: it is given only where no cluster-local name
+    /// claims the address (the MCS DNS specification, 2.3.3 and 2.4.3).
+    pub ptr_is_clusterset: bool,
     pub cname: Option<Name>,
     pub txt: Option<String>,
 }
@@ -75,6 +80,7 @@ impl Part {
             push_unique(&mut self.ptr, p);
         }
         self.ptr_is_cluster_ip |= other.ptr_is_cluster_ip;
+        self.ptr_is_clusterset |= other.ptr_is_clusterset;
         self.cname = self.cname.take().or(other.cname);
         self.txt = self.txt.take().or(other.txt);
     }
@@ -93,16 +99,25 @@ pub struct Zones {
     pub forward: Vec<Name>,
     /// Reverse zones (`in-addr.arpa.`, `10.in-addr.arpa.`, `ip6.arpa.`).
     pub reverse: Vec<Name>,
+    /// Forward zones that `multicluster` names (`clusterset.local.`): ServiceImports' names,
+    /// not Services'. The first is the one PTR records point into.
+    pub multicluster: Vec<Name>,
 }
 
 impl Zones {
-    pub fn new(all: &[Name]) -> Self {
+    /// The zones of `all`, those also in `multicluster` being multi-cluster zones.
+    pub fn new(all: &[Name], multicluster: &[Name]) -> Self {
         let arpa = name::fqdn("arpa.").unwrap_or_else(Name::root);
         let (reverse, forward): (Vec<Name>, Vec<Name>) = all
             .iter()
             .cloned()
             .partition(|z| arpa.zone_of(z) && z != &arpa);
-        Self { forward, reverse }
+        let (multicluster, forward) = forward.into_iter().partition(|z| multicluster.contains(z));
+        Self {
+            forward,
+            reverse,
+            multicluster,
+        }
     }
 
     /// The most specific reverse zone holding `name`.
@@ -192,6 +207,25 @@ pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
             parts.add_in(z, n, Part::default());
         }
     }
+    for z in &zones.multicluster {
+        parts.add(z.clone(), Part::default());
+        if let Some(n) = name::child(z, "svc") {
+            parts.add_in(z, n, Part::default());
+        }
+        if let Some(n) = name::child(z, "dns-version") {
+            parts.add_in(
+                z,
+                n,
+                Part {
+                    txt: Some(MULTICLUSTER_SCHEMA_VERSION.to_string()),
+                    ..Part::default()
+                },
+            );
+        }
+        if let Some(n) = name::join(&["ns", "dns"], z) {
+            parts.add_in(z, n, Part::default());
+        }
+    }
     for z in &zones.reverse {
         parts.add(z.clone(), Part::default());
     }
@@ -201,9 +235,19 @@ pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
 /// The version of the Kubernetes DNS specification we follow.
 pub const SCHEMA_VERSION: &str = "1.1.0";
 
+/// The version of the multi-cluster DNS specification (KEP-1645's) we follow.
+pub const MULTICLUSTER_SCHEMA_VERSION: &str = "1.0.0";
+
 /// `NS.svc.ZONE` and `NS.pod.ZONE` exist for every namespace.
 pub fn namespace_parts(ns: &str, zones: &Zones, opts: &RecordOptions) -> Vec<(LowerName, Part)> {
     let mut parts = Parts::default();
+    // Namespace sameness (KEP-1645): a namespace is the same one in every cluster of the set,
+    // so `NS.svc.clusterset.local` exists where the namespace does.
+    for z in &zones.multicluster {
+        if let Some(n) = name::join(&[ns, "svc"], z) {
+            parts.add_in(z, n, Part::default());
+        }
+    }
     for z in &zones.forward {
         if let Some(n) = name::join(&[ns, "svc"], z) {
             parts.add_in(z, n, Part::default());
@@ -236,8 +280,20 @@ pub fn pod_parts(pod: &SlimPod, zones: &Zones, opts: &RecordOptions) -> Vec<(Low
 /// One ready endpoint address as DNS sees it.
 struct EpAddr<'a> {
     host: String,
+    /// The cluster a multi-cluster endpoint is in: its names are `HOST.CLUSTER.SVC…`.
+    cluster: Option<&'a str>,
     ip: IpAddr,
     ports: Option<&'a [SlimPort]>,
+}
+
+impl EpAddr<'_> {
+    /// The endpoint's own name under its Service's name `base`.
+    fn name(&self, base: &Name) -> Option<Name> {
+        match self.cluster {
+            Some(cluster) => name::join(&[&self.host, cluster], base),
+            None => name::child(base, &self.host),
+        }
+    }
 }
 
 /// The label an endpoint is known by: its `hostname`, else (with `endpoint_pod_names`) its pod's
@@ -284,6 +340,7 @@ pub fn service_parts(
                             *ip,
                             opts.endpoint_pod_names,
                         ),
+                        cluster: None,
                         ip: *ip,
                         ports: slice.ports.as_deref(),
                     })
@@ -325,7 +382,20 @@ pub fn service_parts(
                 continue;
             }
             ServiceKind::ClusterIp(ips) => {
-                cluster_ip_names(&mut parts, svc, ips, z, &base, primary, zones);
+                cluster_ip_names(&mut parts, &svc.ports, ips, z, &base);
+                if primary {
+                    for ip in ips {
+                        add_ptr(&mut parts, zones, *ip, base.clone(), true, false);
+                    }
+                    // The stock kube-dns Service is what `ns.dns.ZONE` resolves to.
+                    if &*svc.key.namespace == "kube-system" && &*svc.key.name == "kube-dns" {
+                        for z in zones.forward.iter().chain(&zones.multicluster) {
+                            if let Some(ns) = name::join(&["ns", "dns"], z) {
+                                parts.add_in(z, ns, addr_part(ips.iter().copied()));
+                            }
+                        }
+                    }
+                }
             }
             ServiceKind::Headless => {
                 headless_names(&mut parts, &eps, z, &base);
@@ -336,20 +406,13 @@ pub fn service_parts(
     parts.into_vec()
 }
 
-fn cluster_ip_names(
-    parts: &mut Parts,
-    svc: &SlimService,
-    ips: &[IpAddr],
-    z: &Name,
-    base: &Name,
-    primary: bool,
-    zones: &Zones,
-) {
+/// A Service's (or a ServiceImport's) name with its virtual IPs, and its SRV names.
+fn cluster_ip_names(parts: &mut Parts, ports: &[SlimPort], ips: &[IpAddr], z: &Name, base: &Name) {
     let extra: Vec<(Name, IpAddr)> = ips.iter().map(|ip| (base.clone(), *ip)).collect();
     // The Service name: its cluster IPs, and SRV for every port.
     let mut part = addr_part(ips.iter().copied());
-    let weight = srv_weight(svc.ports.len() * ips.len());
-    for p in svc.ports.iter() {
+    let weight = srv_weight(ports.len() * ips.len());
+    for p in ports.iter() {
         if !part.srv.iter().any(|s| s.port == p.port) {
             part.srv.push(Srv {
                 weight,
@@ -363,7 +426,7 @@ fn cluster_ip_names(
     }
     parts.add_in(z, base.clone(), part);
     // _port._proto.SERVICE for each named port.
-    for p in svc.ports.iter().filter(|p| !p.name.is_empty()) {
+    for p in ports.iter().filter(|p| !p.name.is_empty()) {
         let Some(name) = srv_name(p, base) else {
             continue;
         };
@@ -380,19 +443,6 @@ fn cluster_ip_names(
                 ..Part::default()
             },
         );
-    }
-    if primary {
-        for ip in ips {
-            add_ptr(parts, zones, *ip, base.clone(), true);
-        }
-        // The stock kube-dns Service is what `ns.dns.ZONE` resolves to.
-        if &*svc.key.namespace == "kube-system" && &*svc.key.name == "kube-dns" {
-            for z in &zones.forward {
-                if let Some(ns) = name::join(&["ns", "dns"], z) {
-                    parts.add_in(z, ns, addr_part(ips.iter().copied()));
-                }
-            }
-        }
     }
 }
 
@@ -444,24 +494,26 @@ fn endpoint_names(
     primary: bool,
     zones: &Zones,
 ) {
-    let mut hosts: Vec<&str> = Vec::new();
+    let mut hosts: Vec<(Option<&str>, &str)> = Vec::new();
     for e in eps {
-        if !hosts.contains(&e.host.as_str()) {
-            hosts.push(&e.host);
+        if !hosts.contains(&(e.cluster, e.host.as_str())) {
+            hosts.push((e.cluster, &e.host));
         }
     }
-    for host in hosts {
-        let Some(name) = name::child(base, host) else {
+    for (cluster, host) in hosts {
+        let mine = eps
+            .iter()
+            .filter(|e| e.host == host && e.cluster == cluster);
+        let Some(name) = mine.clone().next().and_then(|e| e.name(base)) else {
             continue;
         };
-        let mine = eps.iter().filter(|e| e.host == host);
         let mut part = addr_part(mine.clone().map(|e| e.ip));
         let (srv, extra) = endpoint_srv(mine.clone(), base, |_| true);
         part.srv = srv;
         part.srv_extra = extra;
         if primary {
             for e in mine {
-                add_ptr(parts, zones, e.ip, name.clone(), false);
+                add_ptr(parts, zones, e.ip, name.clone(), false, cluster.is_some());
             }
         }
         parts.add_in(z, name, part);
@@ -487,7 +539,7 @@ fn endpoint_srv<'a>(
     let mut srv: Vec<Srv> = Vec::new();
     let mut extra = Vec::new();
     for e in eps {
-        let Some(target) = name::child(base, &e.host) else {
+        let Some(target) = e.name(base) else {
             continue;
         };
         for p in e.ports.into_iter().flatten().filter(|p| keep(p)) {
@@ -510,7 +562,14 @@ fn srv_name(p: &SlimPort, base: &Name) -> Option<Name> {
     name::join(&[&port, &proto], base)
 }
 
-fn add_ptr(parts: &mut Parts, zones: &Zones, ip: IpAddr, target: Name, cluster_ip: bool) {
+fn add_ptr(
+    parts: &mut Parts,
+    zones: &Zones,
+    ip: IpAddr,
+    target: Name,
+    cluster_ip: bool,
+    clusterset: bool,
+) {
     let name = name::reverse_name(ip);
     if let Some(zone) = zones.reverse_zone_of(&name) {
         let zone = zone.clone();
@@ -520,10 +579,76 @@ fn add_ptr(parts: &mut Parts, zones: &Zones, ip: IpAddr, target: Name, cluster_i
             Part {
                 ptr: vec![target],
                 ptr_is_cluster_ip: cluster_ip,
+                ptr_is_clusterset: clusterset,
                 ..Part::default()
             },
         );
     }
+}
+
+/// Every name a ServiceImport puts in the multi-cluster zones, as the MCS DNS specification
+/// (KEP-1645, schema 1.0.0) writes them: `SVC.NS.svc.ZONE` with the ClusterSetIPs, or for a
+/// headless import every ready endpoint of its slices (in every cluster), `_PORT._PROTO`
+/// SRV names, `HOST.CLUSTER.SVC.NS.svc.ZONE` per endpoint, and PTRs where no cluster-local
+/// name claims the address. No per-cluster name for a ClusterSetIP import (section 2.3.4).
+pub fn import_parts(
+    imp: &SlimImport,
+    slices: &[&SlimSlice],
+    zones: &Zones,
+    opts: &RecordOptions,
+) -> Vec<(LowerName, Part)> {
+    let mut parts = Parts::default();
+    for (zi, z) in zones.multicluster.iter().enumerate() {
+        let primary = zi == 0;
+        let Some(base) = name::join(&[&imp.key.name, &imp.key.namespace, "svc"], z) else {
+            continue;
+        };
+        match &imp.kind {
+            ImportKind::ClusterSetIp(ips) => {
+                cluster_ip_names(&mut parts, &imp.ports, ips, z, &base);
+                if primary {
+                    for ip in ips {
+                        add_ptr(&mut parts, zones, *ip, base.clone(), true, true);
+                    }
+                }
+            }
+            ImportKind::Headless => {
+                // Endpoints of a slice without a usable cluster ID answer the Service's name
+                // but have no name of their own to be a target of.
+                let mut named = Vec::new();
+                let mut unnamed = Vec::new();
+                for slice in slices {
+                    let cluster = slice.import.as_ref().and_then(|l| l.cluster.as_deref());
+                    for e in slice.endpoints.iter().filter(|e| e.ready) {
+                        for ip in &e.addresses {
+                            let ep = EpAddr {
+                                host: endpoint_host(
+                                    e.hostname.as_deref(),
+                                    e.pod_name.as_deref(),
+                                    *ip,
+                                    opts.endpoint_pod_names,
+                                ),
+                                cluster,
+                                ip: *ip,
+                                ports: slice.ports.as_deref(),
+                            };
+                            if cluster.is_some() {
+                                named.push(ep);
+                            } else {
+                                unnamed.push(ep.ip);
+                            }
+                        }
+                    }
+                }
+                headless_names(&mut parts, &named, z, &base);
+                if !unnamed.is_empty() {
+                    parts.add_in(z, base.clone(), addr_part(unnamed));
+                }
+                endpoint_names(&mut parts, &named, z, &base, primary, zones);
+            }
+        }
+    }
+    parts.into_vec()
 }
 
 /// Who contributed a name: the index recomputes one owner at a time.
@@ -533,4 +658,6 @@ pub enum Owner {
     Namespace(std::sync::Arc<str>),
     Service(Key),
     Pod(Key),
+    /// A ServiceImport.
+    Import(Key),
 }

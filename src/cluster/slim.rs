@@ -91,11 +91,42 @@ pub struct SlimEndpoint {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlimSlice {
     pub key: Key,
-    /// The Service this slice belongs to (label `kubernetes.io/service-name`).
+    /// The Service this slice belongs to (label `kubernetes.io/service-name`); empty for a
+    /// slice that only a ServiceImport owns.
     pub service: Arc<str>,
     pub endpoints: Vec<SlimEndpoint>,
     /// Ports of this slice; `None` when the slice declares none (CoreDNS's "port -1").
     pub ports: Option<Ports>,
+    /// The multi-cluster Service it belongs to, for a slice labelled with one. Boxed: few
+    /// slices are.
+    pub import: Option<Box<ImportLabels>>,
+}
+
+/// The MCS API's labels on an EndpointSlice of an imported Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportLabels {
+    /// `multicluster.kubernetes.io/service-name`: the ServiceImport, in the slice's namespace.
+    pub service: Arc<str>,
+    /// `multicluster.kubernetes.io/source-cluster`: the cluster ID the endpoints are in, when
+    /// it is a DNS label (`HOST.CLUSTER.SVC.NS.svc.ZONE` names need one).
+    pub cluster: Option<Arc<str>>,
+}
+
+/// What kind of multi-cluster Service a ServiceImport is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// `type: ClusterSetIP`: answered with `spec.ips`.
+    ClusterSetIp(Vec<IpAddr>),
+    /// `type: Headless`: answered from the ready endpoints of its labelled slices.
+    Headless,
+}
+
+/// A ServiceImport (`multicluster.x-k8s.io/v1alpha1`), as DNS needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlimImport {
+    pub key: Key,
+    pub kind: ImportKind,
+    pub ports: Ports,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +136,10 @@ pub struct SlimPod {
 }
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The MCS API's label naming the ServiceImport a slice belongs to (KEP-1645).
+pub const IMPORT_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
+/// The MCS API's label naming the cluster a slice's endpoints are in (KEP-1645, KEP-2149).
+pub const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluster";
 
 /// Why an object could not be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -277,15 +312,28 @@ pub fn endpoint_slice(
     if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
         return Ok(None);
     }
-    let Some(service) = slice
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .map(|s| s.to_ascii_lowercase())
-    else {
-        return Ok(None);
+    let label = |name: &str| {
+        slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(name))
+            .map(|s| s.to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
     };
+    let service = label(SERVICE_NAME_LABEL);
+    let import = label(IMPORT_NAME_LABEL).map(|service| {
+        Box::new(ImportLabels {
+            service: Arc::from(service),
+            cluster: label(SOURCE_CLUSTER_LABEL)
+                .filter(|c| is_label(c))
+                .map(Arc::from),
+        })
+    });
+    if service.is_none() && import.is_none() {
+        return Ok(None);
+    }
+    let service = service.unwrap_or_default();
     let mut endpoints = Vec::with_capacity(slice.endpoints.len());
     for e in &slice.endpoints {
         let mut addresses = SmallVec::with_capacity(e.addresses.len());
@@ -333,7 +381,104 @@ pub fn endpoint_slice(
         service: Arc::from(service),
         endpoints,
         ports,
+        import,
     }))
+}
+
+/// A ServiceImport, the MCS API's custom resource (`multicluster.x-k8s.io/v1alpha1`), with
+/// the fields DNS reads. k8s-openapi has no type for it; this one implements its traits so
+/// that kube lists and watches it as it does the built-in kinds.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct ServiceImport {
+    #[serde(default)]
+    pub metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(default)]
+    pub spec: ServiceImportSpec,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct ServiceImportSpec {
+    /// `ClusterSetIP` or `Headless`.
+    #[serde(rename = "type", default)]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub ips: Option<Vec<String>>,
+    #[serde(default)]
+    pub ports: Option<Vec<ServiceImportPort>>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct ServiceImportPort {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    pub port: i32,
+}
+
+impl k8s_openapi::Resource for ServiceImport {
+    const API_VERSION: &'static str = "multicluster.x-k8s.io/v1alpha1";
+    const GROUP: &'static str = "multicluster.x-k8s.io";
+    const KIND: &'static str = "ServiceImport";
+    const VERSION: &'static str = "v1alpha1";
+    const URL_PATH_SEGMENT: &'static str = "serviceimports";
+    type Scope = k8s_openapi::NamespaceResourceScope;
+}
+
+impl k8s_openapi::ListableResource for ServiceImport {
+    const LIST_KIND: &'static str = "ServiceImportList";
+}
+
+impl k8s_openapi::Metadata for ServiceImport {
+    type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    fn metadata(&self) -> &Self::Ty {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut Self::Ty {
+        &mut self.metadata
+    }
+}
+
+pub fn service_import(imp: &ServiceImport) -> Result<SlimImport, SlimError> {
+    let key = meta_key("ServiceImport", &imp.metadata)?;
+    let what = format!("ServiceImport {key}");
+    let spec = &imp.spec;
+    let kind = match spec.type_.as_deref() {
+        Some("Headless") => ImportKind::Headless,
+        Some("ClusterSetIP") | None => {
+            let mut ips = Vec::new();
+            for text in spec.ips.iter().flatten() {
+                let ip = parse_ip(&what, "spec.ips", text)?;
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+            ImportKind::ClusterSetIp(ips)
+        }
+        Some(other) => {
+            return Err(SlimError {
+                what,
+                msg: format!("spec.type: '{other}'; expected ClusterSetIP or Headless"),
+            });
+        }
+    };
+    let mut ports = Vec::new();
+    for p in spec.ports.iter().flatten() {
+        let port = u16::try_from(p.port).map_err(|_| SlimError {
+            what: what.clone(),
+            msg: format!("spec.ports: {} is not a port number", p.port),
+        })?;
+        ports.push(SlimPort {
+            name: port_name(p.name.as_deref()),
+            protocol: protocol(p.protocol.as_deref()),
+            port,
+        });
+    }
+    Ok(SlimImport {
+        key,
+        kind,
+        ports: ports.into(),
+    })
 }
 
 /// `Ok(None)` for pods that have finished or have no IP yet.

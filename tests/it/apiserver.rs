@@ -1,5 +1,7 @@
 //! A Kubernetes API server for tests: the list/watch protocol of Namespaces, Services,
-//! EndpointSlices and Pods, the way kube-apiserver speaks it, over plain HTTP on loopback.
+//! EndpointSlices, Pods and the MCS API's ServiceImports (a custom resource, whose CRD can be
+//! left out: then its paths are 404, as on a cluster without it), the way kube-apiserver
+//! speaks it, over plain HTTP on loopback.
 //!
 //! - Every write bumps one global resourceVersion; objects carry theirs.
 //! - Lists: `labelSelector`, `fieldSelector` (`metadata.name`, `metadata.namespace`), `limit`
@@ -45,6 +47,7 @@ pub enum Res {
     Services,
     EndpointSlices,
     Pods,
+    ServiceImports,
 }
 
 impl Res {
@@ -54,6 +57,7 @@ impl Res {
             "Service" => Res::Services,
             "EndpointSlice" => Res::EndpointSlices,
             "Pod" => Res::Pods,
+            "ServiceImport" => Res::ServiceImports,
             _ => return None,
         })
     }
@@ -63,11 +67,13 @@ impl Res {
             Res::Services => "Service",
             Res::EndpointSlices => "EndpointSlice",
             Res::Pods => "Pod",
+            Res::ServiceImports => "ServiceImport",
         }
     }
     fn api_version(self) -> &'static str {
         match self {
             Res::EndpointSlices => "discovery.k8s.io/v1",
+            Res::ServiceImports => "multicluster.x-k8s.io/v1alpha1",
             _ => "v1",
         }
     }
@@ -179,6 +185,8 @@ struct State {
     /// Every request's path and query, in order.
     log: Mutex<Vec<String>>,
     bookmark_every: Duration,
+    /// Whether the ServiceImport CRD is installed (its paths are 404 otherwise).
+    mcs_crd: std::sync::atomic::AtomicBool,
     /// History kept before the oldest events are compacted (as the watch cache's capacity).
     history_cap: usize,
 }
@@ -220,6 +228,7 @@ impl ApiServer {
             mode: watch::channel(Mode::Up).0,
             log: Mutex::new(Vec::new()),
             bookmark_every,
+            mcs_crd: std::sync::atomic::AtomicBool::new(true),
             history_cap,
             costs: Costs::default(),
             counters: Counters::default(),
@@ -400,6 +409,18 @@ impl ApiServer {
         }
     }
 
+    /// Installs or removes the ServiceImport CRD (installed at start). Without it, its paths
+    /// answer 404 and its objects stay stored, as a CRD's objects do not outlive it on a real
+    /// server but nothing here needs that.
+    pub fn set_mcs_crd(&self, installed: bool) {
+        self.state
+            .mcs_crd
+            .store(installed, std::sync::atomic::Ordering::Relaxed);
+        if !installed {
+            self.drop_watches();
+        }
+    }
+
     /// Makes the server Kubernetes 1.`minor`, with or without streaming lists.
     pub fn set_version(&self, minor: u32, streaming: bool) {
         *self.state.version.lock().unwrap() = (minor, streaming);
@@ -473,12 +494,19 @@ fn parse_path(path: &str) -> Option<(Res, Option<String>)> {
             "services" => Res::Services,
             "pods" => Res::Pods,
             "endpointslices" => Res::EndpointSlices,
+            "serviceimports" => Res::ServiceImports,
             _ => return None,
         })
     };
     let (group_ok, rest): (fn(Res) -> bool, &[&str]) = match parts.as_slice() {
-        ["api", "v1", rest @ ..] => (|r| r != Res::EndpointSlices, rest),
+        ["api", "v1", rest @ ..] => (
+            |r| matches!(r, Res::Namespaces | Res::Services | Res::Pods),
+            rest,
+        ),
         ["apis", "discovery.k8s.io", "v1", rest @ ..] => (|r| r == Res::EndpointSlices, rest),
+        ["apis", "multicluster.x-k8s.io", "v1alpha1", rest @ ..] => {
+            (|r| r == Res::ServiceImports, rest)
+        }
         _ => return None,
     };
     let (r, ns) = match rest {
@@ -555,7 +583,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             .body(full(body.to_string()))
             .unwrap();
     }
-    let Some((res, namespace)) = parse_path(uri.path()) else {
+    let crd = st.mcs_crd.load(std::sync::atomic::Ordering::Relaxed);
+    let Some((res, namespace)) =
+        parse_path(uri.path()).filter(|(r, _)| crd || *r != Res::ServiceImports)
+    else {
         return status(
             404,
             "NotFound",

@@ -23,6 +23,7 @@ mod fuzzed;
 mod hosts;
 mod k8s_external;
 mod live;
+mod multicluster;
 mod operability;
 mod packets;
 mod process;

@@ -61,6 +61,8 @@ pub struct Applied {
 #[derive(Clone, Debug)]
 pub struct IndexOptions {
     pub zones: Vec<Name>,
+    /// Those of `zones` that answer ServiceImports' names (`multicluster`).
+    pub multicluster: Vec<Name>,
     pub ttl: u32,
     pub records: RecordOptions,
 }
@@ -85,11 +87,12 @@ pub struct Index {
 
 impl Index {
     pub fn new(opts: IndexOptions) -> Self {
-        let zones = Zones::new(&opts.zones);
+        let zones = Zones::new(&opts.zones, &opts.multicluster);
         let mut zone_list = Vec::new();
         for (name, reverse) in zones
             .forward
             .iter()
+            .chain(&zones.multicluster)
             .map(|z| (z, false))
             .chain(zones.reverse.iter().map(|z| (z, true)))
         {
@@ -98,6 +101,7 @@ impl Index {
                 name: LowerName::new(name),
                 key: NameKey::new(name).as_bytes().into(),
                 reverse,
+                multicluster: zones.multicluster.contains(name),
                 soa: ArcSwap::from_pointee(soa_record(name, opts.ttl, 0)),
                 ns: Arc::from(vec![Record::from_rdata(
                     name.clone(),
@@ -124,6 +128,7 @@ impl Index {
                 serial: 0,
                 state: Snapshot::default(),
                 slices_by_service: Map::default(),
+                slices_by_import: Map::default(),
                 shared: Map::default(),
                 ents: Map::default(),
                 pods_by_ip,
@@ -183,7 +188,7 @@ impl Index {
 
     /// Whether the namespace is in DNS: `NS.svc.ZONE` exists in the first forward zone.
     pub fn namespace_exists(&self, namespace: &str) -> bool {
-        let Some(zone) = self.zones.iter().find(|z| !z.reverse) else {
+        let Some(zone) = self.zones.iter().find(|z| !z.reverse && !z.multicluster) else {
             return false;
         };
         name::join(&[namespace, "svc"], &Name::from(&zone.name))
@@ -341,6 +346,9 @@ impl Index {
                     Change::Pod(k, Some(v)) if kind == Kind::Pod => {
                         new.pods.insert(k, v);
                     }
+                    Change::Import(k, Some(v)) if kind == Kind::Import => {
+                        new.imports.insert(k, v);
+                    }
                     _ => {}
                 }
             }
@@ -360,6 +368,7 @@ impl Index {
                 }
                 Kind::Slice => diff_map(&old.slices, new.slices, &mut changes, Change::Slice),
                 Kind::Pod => diff_map(&old.pods, new.pods, &mut changes, Change::Pod),
+                Kind::Import => diff_map(&old.imports, new.imports, &mut changes, Change::Import),
             }
             changes
         };
@@ -376,6 +385,7 @@ impl Index {
             Kind::Service => w.state.services.len(),
             Kind::Slice => w.state.slices.len(),
             Kind::Pod => w.state.pods.len(),
+            Kind::Import => w.state.imports.len(),
         }
     }
 

@@ -221,8 +221,9 @@ impl Node {
 
 /// An owner as a node stores it: a tag, then what names the owner.
 /// - 0: none; 1: the zones' static names.
-/// - 2 a namespace, 3 a Service, 4 a Pod: then the namespace, and for the last two the name,
-///   each as a length and bytes (both are DNS labels, so at most 63 bytes).
+/// - 2 a namespace, 3 a Service, 4 a Pod, 7 a ServiceImport: then the namespace, and for the
+///   last three the name, each as a length and bytes (both are DNS labels, so at most 63
+///   bytes).
 /// - 5: a Service whose name and namespace are labels `i` and `i + 1` of the node's own name;
 ///   6: the same, of the target of the node's first record (a PTR). Then `i`.
 ///
@@ -252,6 +253,7 @@ pub(super) fn encode_owner(owner: Option<&Owner>, name: &[u8], target: Option<&[
         Some(Owner::Namespace(ns)) => (2, Some(ns), None),
         Some(Owner::Service(k)) => (3, Some(&k.namespace), Some(&k.name)),
         Some(Owner::Pod(k)) => (4, Some(&k.namespace), Some(&k.name)),
+        Some(Owner::Import(k)) => (7, Some(&k.namespace), Some(&k.name)),
     };
     out.push(tag);
     for s in [ns, name].into_iter().flatten() {
@@ -264,7 +266,7 @@ pub(super) fn encode_owner(owner: Option<&Owner>, name: &[u8], target: Option<&[
 pub(super) fn encoded_owner_len(bytes: &[u8]) -> usize {
     let labels = match bytes.first() {
         Some(2) => 1,
-        Some(3 | 4) => 2,
+        Some(3 | 4 | 7) => 2,
         Some(5 | 6) => return 2.min(bytes.len()),
         _ => 0,
     };
@@ -275,7 +277,8 @@ pub(super) fn encoded_owner_len(bytes: &[u8]) -> usize {
     at.min(bytes.len())
 }
 
-/// An owner as a node spells it: its tag (1 static, 2 namespace, 3 Service, 4 Pod), the
+/// An owner as a node spells it: its tag (1 static, 2 namespace, 3 Service, 4 Pod, 7
+/// ServiceImport), the
 /// namespace and the name.
 pub(super) type OwnerSpelled<'a> = (u8, Option<&'a [u8]>, Option<&'a [u8]>);
 
@@ -294,7 +297,7 @@ impl Node {
         match *bytes.first()? {
             1 => Some((1, None, None)),
             2 => Some((2, Some(label(1)?.0), None)),
-            tag @ (3 | 4) => {
+            tag @ (3 | 4 | 7) => {
                 let (namespace, at) = label(1)?;
                 Some((tag, Some(namespace), Some(label(at)?.0)))
             }
@@ -326,15 +329,15 @@ impl Node {
         match tag {
             1 => Some(Owner::Static),
             2 => Some(Owner::Namespace(text(namespace)?)),
-            3 | 4 => {
+            3 | 4 | 7 => {
                 let key = Key {
                     namespace: text(namespace)?,
                     name: text(name)?,
                 };
-                Some(if tag == 3 {
-                    Owner::Service(key)
-                } else {
-                    Owner::Pod(key)
+                Some(match tag {
+                    3 => Owner::Service(key),
+                    4 => Owner::Pod(key),
+                    _ => Owner::Import(key),
                 })
             }
             _ => None,
@@ -354,6 +357,7 @@ impl Node {
             Owner::Namespace(ns) => (2, b(ns), None),
             Owner::Service(k) => (3, b(&k.namespace), b(&k.name)),
             Owner::Pod(k) => (4, b(&k.namespace), b(&k.name)),
+            Owner::Import(k) => (7, b(&k.namespace), b(&k.name)),
         };
         spelled == wanted
     }
@@ -472,11 +476,17 @@ pub(super) fn build_node(
 ) -> Node {
     let name = Name::read(&mut BinDecoder::new(wire)).unwrap_or_else(|_| Name::root());
     let mut merged = Part::default();
-    let cluster_ptr = parts.iter().find(|(_, p)| p.ptr_is_cluster_ip);
+    // A cluster-local name wins over a multi-cluster one (only one PTR per address, says the
+    // MCS DNS specification); then a cluster IP's Service wins over endpoint names.
+    let local_ptr = parts
+        .iter()
+        .any(|(_, p)| !p.ptr_is_clusterset && !p.ptr.is_empty());
+    let kept = |p: &Part| !(local_ptr && p.ptr_is_clusterset);
+    let cluster_ptr = parts.iter().find(|(_, p)| p.ptr_is_cluster_ip && kept(p));
     for (_, p) in parts {
         let mut p = p.clone();
-        if cluster_ptr.is_some() {
-            p.ptr.clear(); // a cluster IP's Service wins over endpoint names
+        if cluster_ptr.is_some() || !kept(&p) {
+            p.ptr.clear();
         }
         merged.merge_from(p);
     }

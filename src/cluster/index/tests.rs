@@ -5,7 +5,9 @@ use hickory_proto::rr::{LowerName, RecordType};
 use super::*;
 use crate::cluster::records::PodMode;
 use crate::cluster::records::RecordOptions;
-use crate::cluster::slim::{ServiceKind, SlimEndpoint, SlimPort, SlimService, SlimSlice};
+use crate::cluster::slim::{
+    ServiceKind, SlimEndpoint, SlimImport, SlimPort, SlimService, SlimSlice,
+};
 use crate::dns::name;
 use crate::dns::wire::This;
 
@@ -15,6 +17,7 @@ fn index() -> Index {
             name::fqdn("cluster.local").unwrap(),
             name::fqdn("in-addr.arpa").unwrap(),
         ],
+        multicluster: Vec::new(),
         ttl: 5,
         records: RecordOptions {
             pods: PodMode::Insecure,
@@ -43,6 +46,7 @@ fn slice(ns: &str, svc: &str, ips: &[&str]) -> SlimSlice {
     SlimSlice {
         key: Key::new(ns, &format!("{svc}-1")),
         service: Arc::from(svc),
+        import: None,
         endpoints: ips
             .iter()
             .map(|ip| SlimEndpoint {
@@ -518,4 +522,111 @@ fn interned_values_nobody_holds_are_swept_when_the_table_doubles() {
     assert_eq!(shared.set.len(), 2);
     assert!(Arc::ptr_eq(&shared.get(Arc::from("kept")), &kept));
     assert!(Arc::ptr_eq(&shared.get(Arc::from("new")), &again));
+}
+
+/// An index serving `clusterset.local` as `multicluster` does.
+fn multicluster_index() -> Index {
+    Index::new(IndexOptions {
+        zones: ["cluster.local", "clusterset.local", "in-addr.arpa"]
+            .iter()
+            .map(|z| name::fqdn(z).unwrap())
+            .collect(),
+        multicluster: vec![name::fqdn("clusterset.local").unwrap()],
+        ttl: 5,
+        records: RecordOptions {
+            pods: PodMode::Disabled,
+            endpoint_pod_names: false,
+            ignore_empty_service: false,
+        },
+    })
+}
+
+fn import(ns: &str, name: &str, kind: crate::cluster::slim::ImportKind) -> SlimImport {
+    SlimImport {
+        key: Key::new(ns, name),
+        kind,
+        ports: Arc::from(Vec::new()),
+    }
+}
+
+#[test]
+fn an_import_shares_addresses_with_services_and_gives_way_in_ptr() {
+    use crate::cluster::slim::{ImportKind, ImportLabels};
+    let ix = multicluster_index();
+    let mut snap = Snapshot::default();
+    snap.namespaces.insert(Arc::from("ns"));
+    // A headless import whose slice is in cluster "east", and a ClusterSetIP import.
+    snap.imports.insert(
+        Key::new("ns", "pg"),
+        import("ns", "pg", ImportKind::Headless),
+    );
+    let mut s = slice("ns", "", &["10.244.0.9"]);
+    s.key = Key::new("ns", "pg-east");
+    s.import = Some(Box::new(ImportLabels {
+        service: Arc::from("pg"),
+        cluster: Some(Arc::from("east")),
+    }));
+    snap.slices.insert(s.key.clone(), s);
+    let vip = ImportKind::ClusterSetIp(vec!["10.100.0.1".parse().unwrap()]);
+    snap.imports
+        .insert(Key::new("ns", "web"), import("ns", "web", vip));
+    ix.replace_all(snap.clone());
+    let endpoint = "10-244-0-9.east.pg.ns.svc.clusterset.local";
+    assert!(has(&ix, endpoint, RecordType::A));
+    assert!(has(&ix, "pg.ns.svc.clusterset.local", RecordType::A));
+    assert!(has(&ix, "web.ns.svc.clusterset.local", RecordType::A));
+    assert!(!has(&ix, "pg.ns.svc.cluster.local", RecordType::A));
+    // The node records the import as its owner, and reads it back.
+    let node = ix
+        .get(&LowerName::new(&name::fqdn(endpoint).unwrap()))
+        .unwrap();
+    assert_eq!(node.owner(), Some(Owner::Import(Key::new("ns", "pg"))));
+    assert_eq!(
+        ptrs(&ix, "9.0.244.10.in-addr.arpa"),
+        [format!("{endpoint}.")]
+    );
+    assert_eq!(
+        ptrs(&ix, "1.0.100.10.in-addr.arpa"),
+        ["web.ns.svc.clusterset.local."]
+    );
+
+    // A cluster-local Service with the same addresses takes the PTRs; the imports keep
+    // their names.
+    let mut local = snap.clone();
+    local
+        .services
+        .insert(Key::new("ns", "api"), svc("ns", "api", "10.100.0.1"));
+    let s = slice("ns", "api", &["10.244.0.9"]);
+    local.slices.insert(s.key.clone(), s);
+    ix.replace_all(local);
+    assert_eq!(
+        ptrs(&ix, "9.0.244.10.in-addr.arpa"),
+        ["10-244-0-9.api.ns.svc.cluster.local."]
+    );
+    assert_eq!(
+        ptrs(&ix, "1.0.100.10.in-addr.arpa"),
+        ["api.ns.svc.cluster.local."]
+    );
+    assert!(has(&ix, endpoint, RecordType::A));
+    // And gives them back when it goes.
+    ix.replace_all(snap.clone());
+    assert_eq!(
+        ptrs(&ix, "9.0.244.10.in-addr.arpa"),
+        [format!("{endpoint}.")]
+    );
+
+    // The slice moving to another import, then the import going: nothing is left behind.
+    let mut moved = snap.clone();
+    moved.slices.values_mut().for_each(|s| {
+        if let Some(l) = s.import.as_mut() {
+            l.service = Arc::from("other");
+        }
+    });
+    ix.replace_all(moved);
+    assert!(!has(&ix, endpoint, RecordType::A));
+    assert!(!has(&ix, "pg.ns.svc.clusterset.local", RecordType::A));
+    ix.replace_all(Snapshot::default());
+    assert!(ix.lock_writer().shared.is_empty());
+    assert!(ix.lock_writer().slices_by_import.is_empty());
+    assert!(ptrs(&ix, "9.0.244.10.in-addr.arpa").is_empty());
 }

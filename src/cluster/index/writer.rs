@@ -18,6 +18,9 @@ pub(super) struct Writer {
     /// Sorted; a Service has a slice or a few, for which a B-tree node (room for 11) is
     /// too big.
     pub(super) slices_by_service: Map<Key, Vec<Arc<str>>>,
+    /// The slices of each ServiceImport (label `multicluster.kubernetes.io/service-name`),
+    /// likewise.
+    pub(super) slices_by_import: Map<Key, Vec<Arc<str>>>,
     /// The parts of names that more than one owner gives records, in owner order.
     pub(super) shared: Map<NameBytes, Vec<(Owner, Part)>>,
     /// How many owners make each name exist without records (empty non-terminals).
@@ -106,23 +109,36 @@ impl Writer {
                 owners.extend(
                     self.state
                         .pods
-                        .range(first..)
+                        .range(first.clone()..)
                         .map(|e| e.0)
                         .take_while(in_ns)
                         .map(|k| Owner::Pod(k.clone())),
                 );
+                owners.extend(
+                    self.state
+                        .imports
+                        .range(first..)
+                        .map(|e| e.0)
+                        .take_while(in_ns)
+                        .map(|k| Owner::Import(k.clone())),
+                );
                 owners
             }
             Change::Service(key, _) => vec![Owner::Service(key.clone())],
-            Change::Slice(key, slice) => self
-                .state
-                .slices
-                .get(key)
-                .into_iter()
-                .chain(slice)
-                .map(|s| Owner::Service(service_of(s)))
-                .collect(),
+            Change::Slice(key, slice) => {
+                let mut owners = Vec::new();
+                for s in self.state.slices.get(key).into_iter().chain(slice) {
+                    if !s.service.is_empty() {
+                        owners.push(Owner::Service(service_of(s)));
+                    }
+                    if let Some(import) = import_of(s) {
+                        owners.push(Owner::Import(import));
+                    }
+                }
+                owners
+            }
             Change::Pod(key, _) => vec![Owner::Pod(key.clone())],
+            Change::Import(key, _) => vec![Owner::Import(key.clone())],
         }
     }
 
@@ -158,26 +174,34 @@ impl Writer {
             }
             Change::Slice(key, slice) => {
                 if let Some(old) = self.state.slices.remove(&key) {
-                    let svc = service_of(&old);
-                    if let Some(names) = self.slices_by_service.get_mut(&svc) {
-                        if let Ok(i) = names.binary_search(&key.name) {
-                            names.remove(i);
-                        }
-                        if names.is_empty() {
-                            self.slices_by_service.remove(&svc);
-                        }
+                    if !old.service.is_empty() {
+                        unlist(&mut self.slices_by_service, service_of(&old), &key.name);
+                    }
+                    if let Some(import) = import_of(&old) {
+                        unlist(&mut self.slices_by_import, import, &key.name);
                     }
                 }
                 if let Some(mut new) = slice {
                     let key = self.share(key);
                     new.key = self.share(new.key);
                     new.ports = new.ports.map(|p| self.port_lists.get(p));
-                    let names = self.slices_by_service.entry(service_of(&new)).or_default();
-                    if let Err(i) = names.binary_search(&key.name) {
-                        names.insert(i, key.name.clone());
+                    if !new.service.is_empty() {
+                        list(&mut self.slices_by_service, service_of(&new), &key.name);
+                    }
+                    if let Some(import) = import_of(&new) {
+                        list(&mut self.slices_by_import, import, &key.name);
                     }
                     self.state.slices.insert(key, new);
                 }
+            }
+            Change::Import(key, Some(mut imp)) => {
+                let key = self.share(key);
+                imp.key = self.share(imp.key);
+                imp.ports = self.port_lists.get(imp.ports);
+                self.state.imports.insert(key, imp);
+            }
+            Change::Import(key, None) => {
+                self.state.imports.remove(&key);
             }
             Change::Pod(key, Some(mut pod)) => {
                 let key = self.share(key);
@@ -244,6 +268,24 @@ impl Writer {
                     None => Vec::new(),
                 }
             }
+            Owner::Import(key) if ns_exists(&key.namespace) => match self.state.imports.get(key) {
+                Some(imp) => {
+                    let slices: Vec<&SlimSlice> = self
+                        .slices_by_import
+                        .get(key)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|name| {
+                            self.state.slices.get(&Key {
+                                namespace: key.namespace.clone(),
+                                name: name.clone(),
+                            })
+                        })
+                        .collect();
+                    records::import_parts(imp, &slices, &self.zones, &self.opts)
+                }
+                None => Vec::new(),
+            },
             Owner::Pod(key) if ns_exists(&key.namespace) => match self.state.pods.get(key) {
                 Some(pod) => records::pod_parts(pod, &self.zones, &self.opts),
                 None => Vec::new(),
@@ -397,5 +439,33 @@ pub(super) fn service_of(slice: &SlimSlice) -> Key {
     Key {
         namespace: slice.key.namespace.clone(),
         name: slice.service.clone(),
+    }
+}
+
+/// The ServiceImport a slice is labelled with, if any.
+pub(super) fn import_of(slice: &SlimSlice) -> Option<Key> {
+    slice.import.as_ref().map(|l| Key {
+        namespace: slice.key.namespace.clone(),
+        name: l.service.clone(),
+    })
+}
+
+/// Adds the slice `name` to `owner`'s sorted list.
+fn list(map: &mut Map<Key, Vec<Arc<str>>>, owner: Key, name: &Arc<str>) {
+    let names = map.entry(owner).or_default();
+    if let Err(i) = names.binary_search(name) {
+        names.insert(i, name.clone());
+    }
+}
+
+/// Takes the slice `name` out of `owner`'s list, and the list out when it empties.
+fn unlist(map: &mut Map<Key, Vec<Arc<str>>>, owner: Key, name: &Arc<str>) {
+    if let Some(names) = map.get_mut(&owner) {
+        if let Ok(i) = names.binary_search(name) {
+            names.remove(i);
+        }
+        if names.is_empty() {
+            map.remove(&owner);
+        }
     }
 }

@@ -8,6 +8,8 @@ pub struct Zone {
     /// The name in lower-case wire form, as the index keys names.
     pub key: Box<[u8]>,
     pub reverse: bool,
+    /// A zone of ServiceImports' names (`multicluster`).
+    pub multicluster: bool,
     /// The SOA as records and as prepared wire data: one serial, built together.
     pub(super) soa: ArcSwap<(RecordSet, Prepared)>,
     pub ns: RecordSet,

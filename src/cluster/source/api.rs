@@ -1,6 +1,6 @@
 //! The Kubernetes API as a source: one kube-rs watcher per kind (Namespaces, Services,
-//! EndpointSlices, and Pods when `pods verified` needs them), each object slimmed as it arrives
-//! and applied to the [`Index`] as one change.
+//! EndpointSlices, Pods when `pods verified` needs them, ServiceImports when `multicluster`
+//! does), each object slimmed as it arrives and applied to the [`Index`] as one change.
 //!
 //! A list, first or after trouble, is buffered and swapped in whole with
 //! [`Index::replace_kind`], so what was deleted while the watch was down disappears and what did
@@ -32,7 +32,7 @@ use crate::sync::lock;
 
 use super::Filters;
 use crate::cluster::index::{Change, Index, Kind};
-use crate::cluster::slim::{self, Key, SlimError};
+use crate::cluster::slim::{self, Key, ServiceImport, SlimError};
 use crate::cluster::source::SourceStatus;
 
 /// The annotation the EndpointSlice controller sets to when the change behind a slice happened.
@@ -162,6 +162,9 @@ pub fn kinds(filters: &Filters) -> Vec<Kind> {
     if filters.pods {
         kinds.push(Kind::Pod);
     }
+    if filters.imports {
+        kinds.push(Kind::Import);
+    }
     kinds
 }
 
@@ -199,6 +202,7 @@ pub fn spawn(
                 Kind::Service => tasks.spawn(run::<Service>(c, s, streaming)),
                 Kind::Slice => tasks.spawn(run::<EndpointSlice>(c, s, streaming)),
                 Kind::Pod => tasks.spawn(run::<Pod>(c, s, streaming)),
+                Kind::Import => tasks.spawn(run::<ServiceImport>(c, s, streaming)),
             };
         }
         tasks.spawn(report(shared, kinds));
@@ -289,6 +293,18 @@ fn may_stream(version: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
 /// (422 Invalid; 400 from anything in front of it that checks parameters).
 fn refuses_streaming(e: &watcher::Error) -> bool {
     matches!(e, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 422 || s.code == 400)
+}
+
+/// Whether the server said the resource does not exist (404): a custom resource whose CRD is
+/// not installed.
+fn not_found(e: &watcher::Error) -> bool {
+    matches!(
+        e,
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+            | watcher::Error::WatchFailed(kube::Error::Api(s))
+            if s.code == 404
+    )
 }
 
 /// Lists from the API server's watch cache, as client-go's informers ask for them:
@@ -413,6 +429,27 @@ impl Watched for Pod {
     }
 }
 
+/// ServiceImports, the MCS API's custom resource, listed and watched as Services are: the
+/// same namespace and label filters, the same watch cache.
+impl Watched for ServiceImport {
+    const KIND: Kind = Kind::Import;
+    fn api(client: Client, filters: &Filters) -> Api<Self> {
+        namespaced(client, filters)
+    }
+    fn config(filters: &Filters) -> watcher::Config {
+        base(filters, true)
+    }
+    fn change(&self, filters: &Filters) -> Result<Change, SlimError> {
+        let s = slim::service_import(self)?;
+        let wanted = filters.namespace_ok(&s.key.namespace)
+            && filters.labels_ok(self.metadata.labels.as_ref());
+        Ok(Change::Import(s.key.clone(), wanted.then_some(s)))
+    }
+    fn removal(meta: &ObjectMeta) -> Change {
+        Change::Import(key(meta), None)
+    }
+}
+
 /// The object as a change; an object the slimming rejects is logged and dropped.
 fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
     obj.change(filters).unwrap_or_else(|e| {
@@ -501,6 +538,18 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
                     );
                     streaming = false;
                     fell_back = true;
+                    break;
+                }
+                Err(e) if kind == Kind::Import && not_found(&e) => {
+                    // Not an outage: the cluster has no MCS API. Stale all the same (the
+                    // metric says so), and the watch tries again, so that installing the
+                    // CRD later is picked up.
+                    shared.status.missing(
+                        kind,
+                        "the API server has no ServiceImports (multicluster.x-k8s.io/v1alpha1): \
+                         is the MCS API's CRD installed? Names in the multicluster zones answer \
+                         without imports until it is",
+                    );
                     break;
                 }
                 Err(e) => {

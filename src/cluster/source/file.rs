@@ -127,6 +127,7 @@ impl<'f> Objects<'f> {
         self.snap.services.extend(other.snap.services);
         self.snap.slices.extend(other.snap.slices);
         self.snap.pods.extend(other.snap.pods);
+        self.snap.imports.extend(other.snap.imports);
         self.mentioned.extend(other.mentioned);
         self.any_namespace_objects |= other.any_namespace_objects;
     }
@@ -178,6 +179,20 @@ impl<'f> Objects<'f> {
         {
             self.mentioned.insert(p.key.namespace.clone());
             self.snap.pods.insert(p.key.clone(), p);
+        }
+        Ok(())
+    }
+
+    fn import(&mut self, imp: &slim::ServiceImport) -> Result<(), slim::SlimError> {
+        if !self.filters.imports {
+            return Ok(());
+        }
+        let s = slim::service_import(imp)?;
+        self.mentioned.insert(s.key.namespace.clone());
+        if self.filters.namespace_ok(&s.key.namespace)
+            && self.filters.labels_ok(imp.metadata.labels.as_ref())
+        {
+            self.snap.imports.insert(s.key.clone(), s);
         }
         Ok(())
     }
@@ -388,10 +403,10 @@ impl<'de> serde::de::Visitor<'de> for Document<'_, '_> {
 fn with_kind(mut item: serde_json::Value, kind: &str) -> serde_json::Value {
     if let Some(obj) = item.as_object_mut() {
         obj.entry("kind").or_insert_with(|| kind.into());
-        let api = if kind == "EndpointSlice" {
-            "discovery.k8s.io/v1"
-        } else {
-            "v1"
+        let api = match kind {
+            "EndpointSlice" => "discovery.k8s.io/v1",
+            "ServiceImport" => "multicluster.x-k8s.io/v1alpha1",
+            _ => "v1",
         };
         obj.entry("apiVersion").or_insert_with(|| api.into());
     }
@@ -617,9 +632,8 @@ fn decode_list_by_item(
     let head: serde_json::Value = yaml_serde::from_str(&head).ok()?;
     let item_kind = match head.get("kind").and_then(|k| k.as_str())? {
         "List" => None,
-        kind @ ("ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList") => {
-            kind.strip_suffix("List")
-        }
+        kind @ ("ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList"
+        | "ServiceImportList") => kind.strip_suffix("List"),
         _ => return None,
     };
     let bounds = || list.entries.iter().chain([&list.end, &doc.end]);
@@ -702,7 +716,8 @@ fn add_object(
     let bad_field = |(msg, field): (String, Option<String>)| LoadError { field, ..here(msg) };
     let slimmed = |r: Result<(), slim::SlimError>| r.map_err(|e| here(e.to_string()));
     match kind.as_str() {
-        "List" | "ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList" => {
+        "List" | "ServiceList" | "EndpointSliceList" | "PodList" | "NamespaceList"
+        | "ServiceImportList" => {
             let serde_json::Value::Object(mut fields) = value else {
                 unreachable!("an object has a kind")
             };
@@ -725,10 +740,11 @@ fn add_object(
         "EndpointSlice" => slimmed(out.slice(&typed(&kind, &name, value).map_err(bad_field)?)),
         "Pod" => slimmed(out.pod(&typed(&kind, &name, value).map_err(bad_field)?)),
         "Namespace" => slimmed(out.namespace(&typed(&kind, &name, value).map_err(bad_field)?)),
+        "ServiceImport" => slimmed(out.import(&typed(&kind, &name, value).map_err(bad_field)?)),
         // kubectl dumps carry other kinds too (Endpoints next to EndpointSlices, say): DNS
         // does not read them.
         "" => Err(here(
-            "an object without 'kind'; expected Service, EndpointSlice, Pod, Namespace or List"
+            "an object without 'kind'; expected Service, EndpointSlice, Pod, Namespace, ServiceImport or List"
                 .into(),
         )),
         _ => Ok(()),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cluster::slim::{Key, SlimPod, SlimService, SlimSlice};
+use crate::cluster::slim::{Key, SlimImport, SlimPod, SlimService, SlimSlice};
 use crate::sync::lock;
 use selector::Selector;
 
@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub services: BTreeMap<Key, SlimService>,
     pub slices: BTreeMap<Key, SlimSlice>,
     pub pods: BTreeMap<Key, SlimPod>,
+    /// ServiceImports (the MCS API), read only where `multicluster` names a zone.
+    pub imports: BTreeMap<Key, SlimImport>,
 }
 
 impl Snapshot {
@@ -45,6 +47,9 @@ impl Snapshot {
         if this(Kind::Pod) {
             packed(&mut self.pods);
         }
+        if this(Kind::Import) {
+            packed(&mut self.imports);
+        }
         if this(Kind::Namespace) {
             let namespaces = std::mem::take(&mut self.namespaces);
             self.namespaces = namespaces.into_iter().collect();
@@ -59,6 +64,7 @@ pub enum Change {
     Service(Key, Option<SlimService>),
     Slice(Key, Option<SlimSlice>),
     Pod(Key, Option<SlimPod>),
+    Import(Key, Option<SlimImport>),
 }
 
 /// The kinds of object a source feeds the index.
@@ -68,10 +74,18 @@ pub enum Kind {
     Service,
     Slice,
     Pod,
+    /// ServiceImports.
+    Import,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Namespace, Kind::Service, Kind::Slice, Kind::Pod];
+    pub const ALL: [Kind; 5] = [
+        Kind::Namespace,
+        Kind::Service,
+        Kind::Slice,
+        Kind::Pod,
+        Kind::Import,
+    ];
 
     /// The API's plural name, as metrics and logs use it.
     pub fn plural(self) -> &'static str {
@@ -80,6 +94,7 @@ impl Kind {
             Kind::Service => "services",
             Kind::Slice => "endpointslices",
             Kind::Pod => "pods",
+            Kind::Import => "serviceimports",
         }
     }
 }
@@ -91,6 +106,7 @@ impl Change {
             Change::Service(..) => Kind::Service,
             Change::Slice(..) => Kind::Slice,
             Change::Pod(..) => Kind::Pod,
+            Change::Import(..) => Kind::Import,
         }
     }
 }
@@ -107,6 +123,7 @@ pub(crate) fn diff(old: &Snapshot, new: Snapshot) -> Vec<Change> {
     diff_map(&old.services, new.services, &mut changes, Change::Service);
     diff_map(&old.slices, new.slices, &mut changes, Change::Slice);
     diff_map(&old.pods, new.pods, &mut changes, Change::Pod);
+    diff_map(&old.imports, new.imports, &mut changes, Change::Import);
     changes
 }
 
@@ -204,6 +221,14 @@ impl SourceStatus {
         stale.insert(kind, Instant::now());
     }
 
+    /// Marks `kind` stale because the API does not serve it at all; says so once.
+    fn missing(&self, kind: Kind, why: &str) {
+        if let std::collections::btree_map::Entry::Vacant(e) = lock(&self.stale).entry(kind) {
+            tracing::warn!("plugin/kubernetes: {why}");
+            e.insert(Instant::now());
+        }
+    }
+
     /// `kind` has listed again after failing.
     fn caught_up(&self, kind: Kind) {
         let mut stale = lock(&self.stale);
@@ -235,6 +260,8 @@ pub struct Filters {
     pub pods: bool,
     /// Endpoints keep their pod's name only when `endpoint_pod_names` names them by it.
     pub pod_names: bool,
+    /// ServiceImports are read only where `multicluster` names a zone.
+    pub imports: bool,
 }
 
 impl Filters {

@@ -17,6 +17,7 @@
 //!     noendpoints
 //!     ignore empty_service
 //!     startup_timeout 5s
+//!     multicluster [ZONES…]           # MCS API names from ServiceImports (clusterset.local)
 //!     upstream                        # accepted and ignored, as in CoreDNS
 //! }
 //! ```
@@ -77,6 +78,8 @@ pub struct KubernetesConfig {
     pub noendpoints: bool,
     pub ignore_empty_service: bool,
     pub startup_timeout: Duration,
+    /// `multicluster ZONES…`: the zones (of `zones`) answered from ServiceImports.
+    pub multicluster: Vec<Name>,
     /// Where the `objects` property stands, for errors in reading the file it names.
     pub objects_at: Option<Pos>,
 }
@@ -91,6 +94,7 @@ impl KubernetesConfig {
             noendpoints: self.noendpoints,
             pods: self.pods == PodMode::Verified,
             pod_names: self.endpoint_pod_names,
+            imports: !self.multicluster.is_empty(),
         }
     }
 
@@ -108,7 +112,10 @@ impl KubernetesConfig {
 pub const DEFAULT_TTL: u32 = 5;
 pub const MAX_TTL: u32 = 3600;
 
-const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, upstream";
+const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, multicluster, upstream";
+
+/// The zone of the MCS API's names (KEP-1645), which `multicluster` alone means.
+pub const CLUSTERSET_ZONE: &str = "clusterset.local.";
 
 pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<ConfigError>> {
     let zones = zones_or_block(&d.args, ctx)?;
@@ -127,6 +134,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
         noendpoints: false,
         ignore_empty_service: false,
         startup_timeout: Duration::from_secs(5),
+        multicluster: Vec::new(),
         objects_at: None,
     };
     for p in d.block.iter().flatten() {
@@ -315,8 +323,10 @@ fn property(
                 args.head.pos
             );
         }
+        "multicluster" => {
+            cfg.multicluster = parse_multicluster(cfg, args)?;
+        }
         "resyncperiod"
-        | "multicluster"
         | "apiserver_qps"
         | "apiserver_burst"
         | "apiserver_max_inflight"
@@ -339,6 +349,44 @@ fn property(
         }
     }
     Ok(())
+}
+
+/// `multicluster [ZONES…]`: forward zones, `clusterset.local` when none is given. A zone
+/// the plugin does not serve is accepted, as CoreDNS accepts it, and the log says that its
+/// names will not be answered.
+fn parse_multicluster(cfg: &KubernetesConfig, args: &Args) -> Result<Vec<Name>, ConfigError> {
+    let mut zones = Vec::new();
+    if args.rest.is_empty() {
+        zones.push(Name::from_ascii(CLUSTERSET_ZONE).map_err(|e| args.err_here(e.to_string()))?);
+    }
+    for w in args.rest {
+        let parsed = crate::config::keys::parse_zone(&w.text).map_err(|m| args.err(w, m))?;
+        for z in parsed {
+            let arpa = Name::from_ascii("arpa.").map_err(|e| args.err(w, e.to_string()))?;
+            if arpa.zone_of(&z) {
+                return Err(args.err(
+                    w,
+                    format!("'{z}' is a reverse zone; multicluster names are forward names such as clusterset.local"),
+                ));
+            }
+            zones.push(z);
+        }
+    }
+    for z in &zones {
+        if !cfg.zones.contains(z) {
+            tracing::warn!(
+                "{}: kubernetes: multicluster: {z} is not one of this plugin's zones ({}); add it \
+                 there (kubernetes cluster.local {z} …) for its names to be answered",
+                args.head.pos,
+                cfg.zones
+                    .iter()
+                    .map(|z| z.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    Ok(zones)
 }
 
 impl ConfigError {
@@ -438,6 +486,25 @@ mod tests {
     }
 
     #[test]
+    fn multicluster_names_its_zones_and_defaults_to_clusterset_local() {
+        let k = kube(
+            ".:53 {\n kubernetes cluster.local clusterset.local {\n  objects c.yaml\n  multicluster\n }\n}",
+        );
+        assert_eq!(zones(&k.multicluster), ["clusterset.local."]);
+        assert!(k.filters().imports);
+        let k = kube(
+            ".:53 {\n kubernetes cluster.local Set.Example {\n  objects c.yaml\n  multicluster set.example\n }\n}",
+        );
+        assert_eq!(zones(&k.multicluster), ["set.example."]);
+        // A zone the plugin does not serve loads, as in CoreDNS (the log says so).
+        let k =
+            kube(".:53 {\n kubernetes cluster.local {\n  objects c.yaml\n  multicluster\n }\n}");
+        assert_eq!(zones(&k.multicluster), ["clusterset.local."]);
+        let k = kube(".:53 {\n kubernetes cluster.local {\n  objects c.yaml\n }\n}");
+        assert!(k.multicluster.is_empty() && !k.filters().imports);
+    }
+
+    #[test]
     fn errors_name_the_position_and_what_is_accepted() {
         assert_errors(&[
             (
@@ -503,6 +570,14 @@ mod tests {
             (
                 ".:53 {\n kubernetes {\n  kubeconfig /k ctx extra\n }\n}",
                 "3:21: kubernetes: kubeconfig: expected a kubeconfig file and at most a context",
+            ),
+            (
+                ".:53 {\n kubernetes cluster.local in-addr.arpa {\n  objects x\n  multicluster 10.0.0.0/8\n }\n}",
+                "4:16: kubernetes: multicluster: '10.in-addr.arpa.' is a reverse zone",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  objects x\n  multicluster exa..mple\n }\n}",
+                "4:16: kubernetes: multicluster: 'exa..mple' is not a valid domain name",
             ),
             (
                 ".:53 {\n kubernetes {\n  objects x\n  fallthrough 10.0.0.0/99\n }\n}",

@@ -90,6 +90,7 @@ impl Kubernetes {
             // `IP.NAMESPACE.pod.ZONE`, which `pod_name` answers: three labels, the third `pod`.
             let maybe_pod = self.pods == PodMode::Insecure
                 && !zone.reverse
+                && !zone.multicluster
                 && name.label_count() == zone_labels(zone) + 3
                 && name.label(2) == b"pod";
             if maybe_pod || self.fallthrough_covers(name) {
@@ -204,6 +205,7 @@ impl Kubernetes {
     fn pod_name(&self, name: &LowerName, zone: &Zone) -> Option<Node> {
         if self.pods != PodMode::Insecure
             || zone.reverse
+            || zone.multicluster
             || name.num_labels() != zone.name.num_labels() + 3
         {
             return None;
@@ -277,7 +279,12 @@ impl Handler for Kubernetes {
         let Some(zone) = self.index.zone_of(name) else {
             return;
         };
-        let parts = name_parts(&Name::from(name), &Name::from(&zone.name)).unwrap_or_default();
+        let parts = name_parts(
+            &Name::from(name),
+            &Name::from(&zone.name),
+            zone.multicluster,
+        )
+        .unwrap_or_default();
         for (label, value) in [
             ("kubernetes/endpoint", parts.endpoint),
             ("kubernetes/kind", parts.kind),
@@ -376,8 +383,9 @@ pub async fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<
 }
 
 /// The parts of a name in a cluster zone, as CoreDNS reads them for its metadata:
-/// `[ENDPOINT.|_PORT._PROTO.]SERVICE.NAMESPACE.KIND.ZONE`, KIND `svc` or `pod`; `None` for a
-/// name that does not read so.
+/// `[ENDPOINT.|_PORT._PROTO.]SERVICE.NAMESPACE.KIND.ZONE`, KIND `svc` or `pod`, and in a
+/// `multicluster` zone also `ENDPOINT.CLUSTER.SERVICE…` (two labels without underscores);
+/// `None` for a name that does not read so.
 #[derive(Default)]
 struct NameParts {
     kind: String,
@@ -388,7 +396,7 @@ struct NameParts {
     protocol: String,
 }
 
-fn name_parts(name: &Name, zone: &Name) -> Option<NameParts> {
+fn name_parts(name: &Name, zone: &Name, multicluster: bool) -> Option<NameParts> {
     let depth = usize::from(name.num_labels().checked_sub(zone.num_labels())?);
     let labels: Vec<String> = name
         .iter()
@@ -419,6 +427,11 @@ fn name_parts(name: &Name, zone: &Name) -> Option<NameParts> {
     match rest {
         [] => {}
         [endpoint] => parts.endpoint = endpoint.clone(),
+        [endpoint, cluster]
+            if multicluster && !endpoint.starts_with('_') && !cluster.starts_with('_') =>
+        {
+            parts.endpoint = endpoint.clone();
+        }
         [port, protocol] => {
             parts.port = strip(port);
             parts.protocol = strip(protocol);
@@ -436,7 +449,7 @@ mod tests {
     fn names_read_as_coredns_reads_them_for_metadata() {
         let zone = Name::from_ascii("cluster.local.").unwrap();
         let parts = |n: &str| {
-            super::name_parts(&Name::from_ascii(n).unwrap(), &zone).map(|p| {
+            super::name_parts(&Name::from_ascii(n).unwrap(), &zone, false).map(|p| {
                 [
                     p.kind,
                     p.namespace,
@@ -467,5 +480,28 @@ mod tests {
         assert_eq!(parts("cluster.local.").as_deref(), Some("|||||"));
         assert_eq!(parts("a.b.c.web.shop.svc.cluster.local."), None);
         assert_eq!(parts("web.shop.nope.cluster.local."), None);
+
+        let set = Name::from_ascii("clusterset.local.").unwrap();
+        let mc = |n: &str| {
+            super::name_parts(&Name::from_ascii(n).unwrap(), &set, true).map(|p| {
+                [
+                    p.kind,
+                    p.namespace,
+                    p.service,
+                    p.endpoint,
+                    p.port,
+                    p.protocol,
+                ]
+                .join("|")
+            })
+        };
+        assert_eq!(
+            mc("pg-0.east.pg.db.svc.clusterset.local.").as_deref(),
+            Some("svc|db|pg|pg-0||")
+        );
+        assert_eq!(
+            mc("_pg._tcp.pg.db.svc.clusterset.local.").as_deref(),
+            Some("svc|db|pg||pg|tcp")
+        );
     }
 }

@@ -64,6 +64,7 @@ impl KubernetesSource {
     pub async fn start(cfg: &KubernetesConfig, metrics: &Arc<Metrics>) -> Result<Self, SetupError> {
         let index = Arc::new(Index::new(IndexOptions {
             zones: cfg.zones.clone(),
+            multicluster: cfg.multicluster.clone(),
             ttl: cfg.ttl,
             records: RecordOptions {
                 pods: cfg.pods,
