@@ -23,6 +23,7 @@ const EXPECTED: &[&str] = &[
     "aaaa-filter",
     "aks",
     "autopath",
+    "cilium-mcsapi",
     "coredns-deployment",
     "eks",
     "gardener",
@@ -92,7 +93,18 @@ pub(crate) async fn local_upstreams() -> (Knot, FakeUpstream, std::sync::Arc<Run
 
 /// The Corefile with its addresses changed; nothing else is touched.
 pub(crate) fn localize(text: &str, dir: &Path, port: u16, up: &Upstreams) -> String {
-    let objects = support::root().join("deploy/local/cluster.yaml");
+    let demo = support::root().join("deploy/local/cluster.yaml");
+    // A folder with objects of its own (`imports.yaml`) serves them beside the demo cluster.
+    let imports = dir.join("imports.yaml");
+    let objects = if imports.is_file() {
+        let folder = dir.join("objects");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(&demo, folder.join("cluster.yaml")).unwrap();
+        std::fs::copy(&imports, folder.join("imports.yaml")).unwrap();
+        folder
+    } else {
+        demo
+    };
     let mut http: BTreeMap<String, u16> = BTreeMap::new();
     let mut out = String::new();
     let mut depth = 0i32;

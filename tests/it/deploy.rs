@@ -867,3 +867,102 @@ async fn the_guides_verify_commands_answer_from_a_fresh_install() {
         }
     }
 }
+
+/// The rules of every ClusterRole among `objects`: `(group, resource, verb)`.
+fn granted(objects: &[Value]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| o["kind"] == "ClusterRole") {
+        let role: ClusterRole = serde_json::from_value(o.clone()).unwrap();
+        for r in role.rules.unwrap_or_default() {
+            for g in r.api_groups.iter().flatten() {
+                for res in r.resources.iter().flatten() {
+                    for v in &r.verbs {
+                        out.push((g.clone(), res.clone(), v.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_multicluster_overlay_grants_what_multicluster_asks_for_and_no_more() {
+    let objects = render("multicluster");
+    let role: ClusterRole = object(&objects, "ClusterRole", "system:coredns-multicluster");
+    let rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = role
+        .rules
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.api_groups.unwrap(), r.resources.unwrap(), r.verbs))
+        .collect();
+    assert_eq!(
+        rules,
+        [(
+            strings(&["multicluster.x-k8s.io"]),
+            strings(&["serviceimports"]),
+            strings(&["list", "watch"])
+        )]
+    );
+    let binding: ClusterRoleBinding = object(
+        &objects,
+        "ClusterRoleBinding",
+        "system:coredns-multicluster",
+    );
+    assert_eq!(binding.role_ref.name, "system:coredns-multicluster");
+    let subject = &binding.subjects.unwrap()[0];
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("ServiceAccount", "coredns")
+    );
+    assert_eq!(subject.namespace.as_deref(), Some("kube-system"));
+    assert_eq!(objects.len(), 2, "{objects:?}");
+
+    // Every request clusterdns makes with `multicluster` (and `pods verified`, the most it
+    // watches) is one the stock rules and this overlay allow together.
+    let mut rules = granted(&render("fresh"));
+    rules.extend(granted(&objects));
+    let api = crate::apiserver::ApiServer::start().await;
+    api.load_file(&support::root().join("tests/fixtures/multicluster.yaml"));
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = format!(
+        ".:0 {{\n    kubernetes cluster.local clusterset.local in-addr.arpa {{\n        kubeconfig {}\n        pods verified\n        multicluster\n    }}\n}}\n",
+        api.kubeconfig(dir.path()).display()
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    let mut asked = 0;
+    for request in api.requests() {
+        let path = request
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+        if path == "/version" {
+            continue; // a non-resource URL every authenticated user may read
+        }
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, resource) = match parts.as_slice() {
+            ["api", "v1", .., r] => ("", *r),
+            ["apis", g, _, .., r] => (*g, *r),
+            _ => panic!("unexpected request {request}"),
+        };
+        let verb = if request.contains("watch=true") {
+            "watch"
+        } else {
+            "list"
+        };
+        assert!(
+            rules
+                .iter()
+                .any(|(g, r, v)| g == group && r == resource && v == verb),
+            "{request}: {verb} {group}/{resource} is not granted"
+        );
+        asked += 1;
+    }
+    // Namespaces, Services, EndpointSlices, Pods and ServiceImports, at least once each.
+    assert!(asked >= 5, "{:?}", api.requests());
+}
