@@ -210,6 +210,26 @@ fn protocol(p: Option<&str>) -> Cow<'static, str> {
         .map_or_else(|| Cow::Owned(p.to_ascii_lowercase()), Cow::Borrowed)
 }
 
+/// `spec.ports` of a Service or a ServiceImport, as `(name, protocol, port)`.
+fn spec_ports<'a>(
+    what: &str,
+    ports: impl ExactSizeIterator<Item = (Option<&'a str>, Option<&'a str>, i32)>,
+) -> Result<Vec<SlimPort>, SlimError> {
+    let mut out = Vec::with_capacity(ports.len());
+    for (name, proto, number) in ports {
+        let port = u16::try_from(number).map_err(|_| SlimError {
+            what: what.to_string(),
+            msg: format!("spec.ports: {number} is not a port number"),
+        })?;
+        out.push(SlimPort {
+            name: port_name(name),
+            protocol: protocol(proto),
+            port,
+        });
+    }
+    Ok(out)
+}
+
 pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
     let key = meta_key("Service", &svc.metadata)?;
     let what = format!("Service {key}");
@@ -247,18 +267,14 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
             ServiceKind::ClusterIp(ips)
         }
     };
-    let mut ports = Vec::with_capacity(spec.ports.as_ref().map_or(0, Vec::len));
-    for p in spec.ports.iter().flatten() {
-        let port = u16::try_from(p.port).map_err(|_| SlimError {
-            what: what.clone(),
-            msg: format!("spec.ports: {} is not a port number", p.port),
-        })?;
-        ports.push(SlimPort {
-            name: port_name(p.name.as_deref()),
-            protocol: protocol(p.protocol.as_deref()),
-            port,
-        });
-    }
+    let ports = spec_ports(
+        &what,
+        spec.ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| (p.name.as_deref(), p.protocol.as_deref(), p.port)),
+    )?;
     let mut external = Vec::new();
     for ip in spec.external_ips.iter().flatten() {
         external.push(External::Ip(parse_ip(&what, "spec.externalIPs", ip)?));
@@ -462,18 +478,14 @@ pub fn service_import(imp: &ServiceImport) -> Result<SlimImport, SlimError> {
             });
         }
     };
-    let mut ports = Vec::new();
-    for p in spec.ports.iter().flatten() {
-        let port = u16::try_from(p.port).map_err(|_| SlimError {
-            what: what.clone(),
-            msg: format!("spec.ports: {} is not a port number", p.port),
-        })?;
-        ports.push(SlimPort {
-            name: port_name(p.name.as_deref()),
-            protocol: protocol(p.protocol.as_deref()),
-            port,
-        });
-    }
+    let ports = spec_ports(
+        &what,
+        spec.ports
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| (p.name.as_deref(), p.protocol.as_deref(), p.port)),
+    )?;
     Ok(SlimImport {
         key,
         kind,

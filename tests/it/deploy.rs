@@ -94,6 +94,15 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A ClusterRole's rules as `(groups, resources, verbs)`.
+fn rules_of(role: ClusterRole) -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
+    role.rules
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.api_groups.unwrap(), r.resources.unwrap(), r.verbs))
+        .collect()
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -130,12 +139,7 @@ fn the_fresh_overlay_is_the_stock_kube_system_install() {
 
     // RBAC: list and watch of what the kubernetes plugin reads, nothing else.
     let role: ClusterRole = object(&objects, "ClusterRole", "system:coredns");
-    let rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = role
-        .rules
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.api_groups.unwrap(), r.resources.unwrap(), r.verbs))
-        .collect();
+    let rules = rules_of(role);
     assert_eq!(
         rules,
         [
@@ -890,12 +894,7 @@ fn granted(objects: &[Value]) -> Vec<(String, String, String)> {
 async fn the_multicluster_overlay_grants_what_multicluster_asks_for_and_no_more() {
     let objects = render("multicluster");
     let role: ClusterRole = object(&objects, "ClusterRole", "system:coredns-multicluster");
-    let rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = role
-        .rules
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.api_groups.unwrap(), r.resources.unwrap(), r.verbs))
-        .collect();
+    let rules = rules_of(role);
     assert_eq!(
         rules,
         [(

@@ -240,6 +240,21 @@ impl Writer {
         }
     }
 
+    /// The slices `by_owner` lists for `key` (a Service's, or a ServiceImport's).
+    fn slices_in(&self, by_owner: &Map<Key, Vec<Arc<str>>>, key: &Key) -> Vec<&SlimSlice> {
+        by_owner
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                self.state.slices.get(&Key {
+                    namespace: key.namespace.clone(),
+                    name: name.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// What `owner` contributes now.
     pub(super) fn owner_parts(&self, owner: &Owner) -> Vec<(NameBytes, Part)> {
         let ns_exists = |ns: &Arc<str>| self.state.namespaces.contains(ns);
@@ -251,18 +266,7 @@ impl Writer {
             Owner::Service(key) if ns_exists(&key.namespace) => {
                 match self.state.services.get(key) {
                     Some(svc) => {
-                        let slices: Vec<&SlimSlice> = self
-                            .slices_by_service
-                            .get(key)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|name| {
-                                self.state.slices.get(&Key {
-                                    namespace: key.namespace.clone(),
-                                    name: name.clone(),
-                                })
-                            })
-                            .collect();
+                        let slices = self.slices_in(&self.slices_by_service, key);
                         records::service_parts(svc, &slices, &self.zones, &self.opts)
                     }
                     None => Vec::new(),
@@ -270,18 +274,7 @@ impl Writer {
             }
             Owner::Import(key) if ns_exists(&key.namespace) => match self.state.imports.get(key) {
                 Some(imp) => {
-                    let slices: Vec<&SlimSlice> = self
-                        .slices_by_import
-                        .get(key)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|name| {
-                            self.state.slices.get(&Key {
-                                namespace: key.namespace.clone(),
-                                name: name.clone(),
-                            })
-                        })
-                        .collect();
+                    let slices = self.slices_in(&self.slices_by_import, key);
                     records::import_parts(imp, &slices, &self.zones, &self.opts)
                 }
                 None => Vec::new(),

@@ -445,22 +445,28 @@ fn name_parts(name: &Name, zone: &Name, multicluster: bool) -> Option<NameParts>
 mod tests {
     use hickory_proto::rr::Name;
 
+    /// The parts of `name` in `zone`, joined with `|`.
+    fn read(name: &str, zone: &str, multicluster: bool) -> Option<String> {
+        let (name, zone) = (
+            Name::from_ascii(name).unwrap(),
+            Name::from_ascii(zone).unwrap(),
+        );
+        super::name_parts(&name, &zone, multicluster).map(|p| {
+            [
+                p.kind,
+                p.namespace,
+                p.service,
+                p.endpoint,
+                p.port,
+                p.protocol,
+            ]
+            .join("|")
+        })
+    }
+
     #[test]
     fn names_read_as_coredns_reads_them_for_metadata() {
-        let zone = Name::from_ascii("cluster.local.").unwrap();
-        let parts = |n: &str| {
-            super::name_parts(&Name::from_ascii(n).unwrap(), &zone, false).map(|p| {
-                [
-                    p.kind,
-                    p.namespace,
-                    p.service,
-                    p.endpoint,
-                    p.port,
-                    p.protocol,
-                ]
-                .join("|")
-            })
-        };
+        let parts = |n: &str| read(n, "cluster.local.", false);
         assert_eq!(
             parts("web.shop.svc.cluster.local.").as_deref(),
             Some("svc|shop|web|||")
@@ -481,20 +487,7 @@ mod tests {
         assert_eq!(parts("a.b.c.web.shop.svc.cluster.local."), None);
         assert_eq!(parts("web.shop.nope.cluster.local."), None);
 
-        let set = Name::from_ascii("clusterset.local.").unwrap();
-        let mc = |n: &str| {
-            super::name_parts(&Name::from_ascii(n).unwrap(), &set, true).map(|p| {
-                [
-                    p.kind,
-                    p.namespace,
-                    p.service,
-                    p.endpoint,
-                    p.port,
-                    p.protocol,
-                ]
-                .join("|")
-            })
-        };
+        let mc = |n: &str| read(n, "clusterset.local.", true);
         assert_eq!(
             mc("pg-0.east.pg.db.svc.clusterset.local.").as_deref(),
             Some("svc|db|pg|pg-0||")
