@@ -421,3 +421,45 @@ async fn without_multicluster_no_import_is_listed_or_watched() {
         api.requests()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_sets_zone_transfers_whole() {
+    let objects = support::root().join("tests/fixtures/multicluster.yaml");
+    let text = format!(
+        ".:0 {{\n    transfer {{\n        to *\n    }}\n    kubernetes cluster.local clusterset.local in-addr.arpa {{\n        objects {}\n        multicluster\n    }}\n}}\n",
+        objects.display()
+    );
+    let running = support::start(&support::root().join("Corefile"), &text).await;
+    support::until_ready(&running).await;
+    let port = running.listeners()[0].udp.port();
+    let out = tokio::task::spawn_blocking(move || {
+        clients::dig(port, &["+noall", "+answer", "AXFR", "clusterset.local"])
+    })
+    .await
+    .unwrap();
+    let records: Vec<String> = out
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    // SOA first and last, the imports' names between, nothing of cluster.local.
+    assert!(
+        records.first().is_some_and(|r| r.contains(" SOA "))
+            && records.last().is_some_and(|r| r.contains(" SOA ")),
+        "{records:?}"
+    );
+    for want in [
+        "web.shop.svc.clusterset.local. 5 IN A 242.1.0.5",
+        "pg-0.east.pg.db.svc.clusterset.local. 5 IN A 10.1.0.10",
+        "dns-version.clusterset.local. 5 IN TXT \"1.0.0\"",
+    ] {
+        assert!(records.iter().any(|r| r == want), "{want}: {records:?}");
+    }
+    assert!(
+        records.iter().all(|r| r
+            .split(' ')
+            .next()
+            .is_some_and(|n| n.ends_with("clusterset.local."))),
+        "{records:?}"
+    );
+}
