@@ -94,7 +94,8 @@ impl KubernetesConfig {
             noendpoints: self.noendpoints,
             pods: self.pods == PodMode::Verified,
             pod_names: self.endpoint_pod_names,
-            imports: !self.multicluster.is_empty(),
+            // Only where a multicluster zone is served: one that is not answers nothing.
+            imports: self.multicluster.iter().any(|z| self.zones.contains(z)),
         }
     }
 
@@ -496,10 +497,12 @@ mod tests {
             ".:53 {\n kubernetes cluster.local Set.Example {\n  objects c.yaml\n  multicluster set.example\n }\n}",
         );
         assert_eq!(zones(&k.multicluster), ["set.example."]);
-        // A zone the plugin does not serve loads, as in CoreDNS (the log says so).
+        // A zone the plugin does not serve loads, as in CoreDNS (the log says so), and no
+        // ServiceImport is read for it.
         let k =
             kube(".:53 {\n kubernetes cluster.local {\n  objects c.yaml\n  multicluster\n }\n}");
         assert_eq!(zones(&k.multicluster), ["clusterset.local."]);
+        assert!(!k.filters().imports);
         let k = kube(".:53 {\n kubernetes cluster.local {\n  objects c.yaml\n }\n}");
         assert!(k.multicluster.is_empty() && !k.filters().imports);
     }
