@@ -10,7 +10,8 @@ use hickory_proto::rr::{LowerName, Name};
 use crate::dns::name;
 
 use super::slim::{
-    ImportKind, Key, ServiceKind, SlimImport, SlimPod, SlimPort, SlimService, SlimSlice,
+    ImportKind, Key, ServiceKind, SlimEndpoint, SlimImport, SlimPod, SlimPort, SlimService,
+    SlimSlice,
 };
 
 /// How `A-B-C-D.NAMESPACE.pod.ZONE` names are answered.
@@ -182,13 +183,22 @@ fn addr_part(ips: impl IntoIterator<Item = IpAddr>) -> Part {
     p
 }
 
-/// Names that exist whatever the cluster holds: each zone's apex, `svc`, `pod`,
-/// `dns-version` (TXT "1.1.0") and `ns.dns`.
+/// Names that exist whatever the cluster holds: each zone's apex, `svc`, `pod` (not in a
+/// multi-cluster zone), `dns-version` (TXT "1.1.0", or the multi-cluster schema's "1.0.0") and
+/// `ns.dns`.
 pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
     let mut parts = Parts::default();
-    for z in &zones.forward {
+    let cluster = zones
+        .forward
+        .iter()
+        .map(|z| (z, &["svc", "pod"][..], SCHEMA_VERSION));
+    let set = zones
+        .multicluster
+        .iter()
+        .map(|z| (z, &["svc"][..], MULTICLUSTER_SCHEMA_VERSION));
+    for (z, labels, version) in cluster.chain(set) {
         parts.add(z.clone(), Part::default());
-        for label in ["svc", "pod"] {
+        for label in labels {
             if let Some(n) = name::child(z, label) {
                 parts.add_in(z, n, Part::default());
             }
@@ -198,26 +208,7 @@ pub fn static_parts(zones: &Zones) -> Vec<(LowerName, Part)> {
                 z,
                 n,
                 Part {
-                    txt: Some(SCHEMA_VERSION.to_string()),
-                    ..Part::default()
-                },
-            );
-        }
-        if let Some(n) = name::join(&["ns", "dns"], z) {
-            parts.add_in(z, n, Part::default());
-        }
-    }
-    for z in &zones.multicluster {
-        parts.add(z.clone(), Part::default());
-        if let Some(n) = name::child(z, "svc") {
-            parts.add_in(z, n, Part::default());
-        }
-        if let Some(n) = name::child(z, "dns-version") {
-            parts.add_in(
-                z,
-                n,
-                Part {
-                    txt: Some(MULTICLUSTER_SCHEMA_VERSION.to_string()),
+                    txt: Some(version.to_string()),
                     ..Part::default()
                 },
             );
@@ -286,7 +277,27 @@ struct EpAddr<'a> {
     ports: Option<&'a [SlimPort]>,
 }
 
-impl EpAddr<'_> {
+impl<'a> EpAddr<'a> {
+    fn new(
+        slice: &'a SlimSlice,
+        e: &SlimEndpoint,
+        ip: IpAddr,
+        cluster: Option<&'a str>,
+        opts: &RecordOptions,
+    ) -> Self {
+        EpAddr {
+            host: endpoint_host(
+                e.hostname.as_deref(),
+                e.pod_name.as_deref(),
+                ip,
+                opts.endpoint_pod_names,
+            ),
+            cluster,
+            ip,
+            ports: slice.ports.as_deref(),
+        }
+    }
+
     /// The endpoint's own name under its Service's name `base`.
     fn name(&self, base: &Name) -> Option<Name> {
         match self.cluster {
@@ -333,17 +344,9 @@ pub fn service_parts(
                 .iter()
                 .filter(|e| e.ready || svc.publish_not_ready)
                 .flat_map(move |e| {
-                    e.addresses.iter().map(move |ip| EpAddr {
-                        host: endpoint_host(
-                            e.hostname.as_deref(),
-                            e.pod_name.as_deref(),
-                            *ip,
-                            opts.endpoint_pod_names,
-                        ),
-                        cluster: None,
-                        ip: *ip,
-                        ports: slice.ports.as_deref(),
-                    })
+                    e.addresses
+                        .iter()
+                        .map(move |ip| EpAddr::new(slice, e, *ip, None, opts))
                 })
         })
         .collect();
@@ -621,17 +624,7 @@ pub fn import_parts(
                     let cluster = slice.import.as_ref().and_then(|l| l.cluster.as_deref());
                     for e in slice.endpoints.iter().filter(|e| e.ready) {
                         for ip in &e.addresses {
-                            let ep = EpAddr {
-                                host: endpoint_host(
-                                    e.hostname.as_deref(),
-                                    e.pod_name.as_deref(),
-                                    *ip,
-                                    opts.endpoint_pod_names,
-                                ),
-                                cluster,
-                                ip: *ip,
-                                ports: slice.ports.as_deref(),
-                            };
+                            let ep = EpAddr::new(slice, e, *ip, cluster, opts);
                             if cluster.is_some() {
                                 named.push(ep);
                             } else {
