@@ -317,11 +317,12 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
     })
 }
 
-/// `Ok(None)` for slices DNS does not use (FQDN address type, no owning Service). The
-/// endpoints' pod names are kept only with `pod_names`.
+/// `Ok(None)` for slices DNS does not use (FQDN address type, no owning Service, nor with
+/// `imports` an owning ServiceImport). The endpoints' pod names are kept only with `pod_names`.
 pub fn endpoint_slice(
     slice: &EndpointSlice,
     pod_names: bool,
+    imports: bool,
 ) -> Result<Option<SlimSlice>, SlimError> {
     let key = meta_key("EndpointSlice", &slice.metadata)?;
     let what = format!("EndpointSlice {key}");
@@ -338,7 +339,7 @@ pub fn endpoint_slice(
             .filter(|s| !s.is_empty())
     };
     let service = label(SERVICE_NAME_LABEL);
-    let import = label(IMPORT_NAME_LABEL).map(|service| {
+    let import = label(IMPORT_NAME_LABEL).filter(|_| imports).map(|service| {
         Box::new(ImportLabels {
             service: Arc::from(service),
             cluster: label(SOURCE_CLUSTER_LABEL)
@@ -608,6 +609,41 @@ mod tests {
     }
 
     #[test]
+    fn a_slice_of_an_import_is_read_only_with_imports() {
+        let slice = |labels: serde_json::Value| -> EndpointSlice {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pg-east", "namespace": "db", "labels": labels},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.1.0.10"]}],
+            }))
+            .unwrap()
+        };
+        let only_import = slice(serde_json::json!({
+            IMPORT_NAME_LABEL: "PG", SOURCE_CLUSTER_LABEL: "East"
+        }));
+        assert_eq!(endpoint_slice(&only_import, false, false).unwrap(), None);
+        let kept = endpoint_slice(&only_import, false, true).unwrap().unwrap();
+        assert_eq!(&*kept.service, "");
+        assert_eq!(
+            kept.import.as_deref(),
+            Some(&ImportLabels {
+                service: Arc::from("pg"),
+                cluster: Some(Arc::from("east")),
+            })
+        );
+        // Both labels: the Service's slice, and the import's only with `imports`. A cluster ID
+        // that is not a DNS label is not kept.
+        let both = slice(serde_json::json!({
+            SERVICE_NAME_LABEL: "derived-pg", IMPORT_NAME_LABEL: "pg",
+            SOURCE_CLUSTER_LABEL: "not a label"
+        }));
+        let without = endpoint_slice(&both, false, false).unwrap().unwrap();
+        assert_eq!((&*without.service, without.import), ("derived-pg", None));
+        let with = endpoint_slice(&both, false, true).unwrap().unwrap();
+        assert_eq!(with.import.and_then(|l| l.cluster), None);
+    }
+
+    #[test]
     fn endpoints_keep_their_pod_name_only_when_asked() {
         let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web-x1", "namespace": "Shop",
@@ -617,7 +653,7 @@ mod tests {
                            "targetRef": {"kind": "Pod", "name": "Web-7f9"}}],
         }))
         .unwrap();
-        let kept = endpoint_slice(&slice, true).unwrap().unwrap();
+        let kept = endpoint_slice(&slice, true, false).unwrap().unwrap();
         let e = &kept.endpoints[0];
         assert_eq!(e.pod_name.as_deref(), Some("web-7f9"));
         assert_eq!(e.hostname.as_deref(), Some("db-0"));
@@ -626,7 +662,7 @@ mod tests {
             ["10.0.0.1".parse::<IpAddr>().unwrap()]
         );
         assert_eq!(kept.key, Key::new("shop", "web-x1"));
-        let dropped = endpoint_slice(&slice, false).unwrap().unwrap();
+        let dropped = endpoint_slice(&slice, false, false).unwrap().unwrap();
         assert_eq!(dropped.endpoints[0].pod_name, None);
         assert_eq!(dropped.endpoints[0].hostname.as_deref(), Some("db-0"));
     }
