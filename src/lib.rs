@@ -16,6 +16,7 @@ pub mod observe;
 pub mod plugin;
 pub mod server;
 pub mod sync;
+pub mod vocab;
 pub mod watched;
 
 /// `clusterdns-VERSION`, as CoreDNS prints `CoreDNS-VERSION`.

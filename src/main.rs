@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use clusterdns::cluster::source::Origin;
 use clusterdns::config::{self, LoadOptions};
-use clusterdns::plugin::registry::{self, PluginConfig};
+use clusterdns::plugin::registry;
 use clusterdns::{app, cluster, observe};
 
 #[derive(Parser, Debug)]
@@ -196,17 +197,15 @@ fn check(file: &Path, dns_port: Option<u16>) -> ExitCode {
     let mut failed = false;
     for server in &config.servers {
         for plugin in &server.plugins {
-            if let PluginConfig::Kubernetes(k) = plugin {
-                match &k.source {
-                    clusterdns::plugin::kubernetes::config::Source::Objects(path) => {
-                        let filters = k.filters();
-                        if let Err(e) = cluster::source::file::load(path, &filters) {
-                            eprintln!("{}", k.objects_error(&e));
+            if let Some(spec) = registry::cluster_source(plugin) {
+                match &spec.key.origin {
+                    Origin::Objects(path) => {
+                        if let Err(e) = cluster::source::file::load(path, &spec.key.filters) {
+                            eprintln!("{}", spec.objects_error(&e));
                             failed = true;
                         }
                     }
-                    // Offline, the kubeconfig can be read but the API not reached.
-                    clusterdns::plugin::kubernetes::config::Source::Api(api) => {
+                    Origin::Api(api) => {
                         if let Err(e) = cluster::source::api::check(api) {
                             eprintln!("{e}");
                             failed = true;

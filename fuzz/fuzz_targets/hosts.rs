@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use libfuzzer_sys::fuzz_target;
 
 use clusterdns::plugin::hosts::config::HostsConfig;
-use clusterdns::plugin::kubernetes::config::Fallthrough;
+use clusterdns::plugin::shared::fallthrough::Fallthrough;
 use clusterdns::dns::name;
 use clusterdns::plugin::hosts::{Table, parse_file};
 

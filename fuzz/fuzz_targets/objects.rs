@@ -9,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 
 use clusterdns::cluster::source::Filters;
 use clusterdns::cluster::source::file::decode;
-use clusterdns::cluster::index::{Index, IndexOptions, Snapshot};
+use clusterdns::cluster::change::Snapshot;
+use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
 use clusterdns::plugin::kubernetes::config::PodMode;
 use clusterdns::dns::name;

@@ -16,7 +16,8 @@ use clusterdns::cluster::source::file::load;
 use clusterdns::cluster::index::{Index, IndexOptions};
 use clusterdns::cluster::records::RecordOptions;
 use clusterdns::cluster::source::SourceStatus;
-use clusterdns::plugin::kubernetes::config::{Fallthrough, PodMode};
+use clusterdns::plugin::kubernetes::config::PodMode;
+use clusterdns::plugin::shared::fallthrough::Fallthrough;
 use clusterdns::dns::name;
 use clusterdns::plugin::kubernetes::{Kubernetes, Outcome};
 

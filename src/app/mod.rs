@@ -17,19 +17,16 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 
-use crate::config::args::ListenAddr;
+use crate::cluster::source::ClusterSource;
 use crate::config::{self, Config, ConfigErrors, LoadOptions};
 use crate::observe::http::{HttpListener, Shared};
 use crate::observe::metrics::Metrics;
 use crate::plugin::Chain;
-use crate::plugin::kubernetes::source::{KubernetesSource, SourceKey};
-use crate::plugin::registry::{self, PluginConfig};
-use crate::plugin::reload::config::ReloadConfig;
-use crate::plugin::setup::{Process, Setup};
-pub use crate::server::DnsKey;
+use crate::plugin::registry;
+use crate::plugin::setup::{Process, ReloadPolling, Setup};
 use crate::server::Router;
-use crate::server::limit::SourceLimitConfig;
 use crate::server::listen::{DnsListener, Limits};
+use crate::vocab::{DnsKey, ListenAddr, SourceLimitConfig};
 
 /// How a configuration is started.
 #[derive(Clone, Debug, Default)]
@@ -76,9 +73,9 @@ struct State {
     http: BTreeMap<ListenAddr, HttpListener>,
     /// The running `kubernetes` sources: each runs while it is held here or by a
     /// configuration being built.
-    kube: Vec<Arc<KubernetesSource>>,
+    sources: Vec<Arc<ClusterSource>>,
     lameduck: Option<Duration>,
-    reload: Option<ReloadConfig>,
+    reload: Option<ReloadPolling>,
 }
 
 /// What [`App::bind_new`] opened, ready to be swapped in.
@@ -94,7 +91,7 @@ struct Built {
     /// What the plugins asked of the process: HTTP routes, readiness, lameduck, reload, limits.
     process: Process,
     /// The `kubernetes` sources this configuration uses, started or kept.
-    kube: Vec<Arc<KubernetesSource>>,
+    sources: Vec<Arc<ClusterSource>>,
     /// (server label, zone, plugin) for `coredns_plugin_enabled`.
     enabled: Vec<(String, String, &'static str)>,
 }
@@ -129,7 +126,7 @@ impl App {
                 digest: String::new(),
                 dns: BTreeMap::new(),
                 http: BTreeMap::new(),
-                kube: Vec::new(),
+                sources: Vec::new(),
                 lameduck: None,
                 reload: None,
             }),
@@ -161,9 +158,9 @@ impl App {
         state
             .dns
             .iter()
-            .map(|((bind, port), l)| Listener {
-                port: *port,
-                bind: *bind,
+            .map(|(key, l)| Listener {
+                port: key.port,
+                bind: key.ip,
                 udp: l.udp,
                 tcp: l.tcp,
                 zones: l
@@ -185,18 +182,18 @@ impl App {
         self.lock()
             .dns
             .iter()
-            .find(|((_, p), _)| *p == port)
+            .find(|(key, _)| key.port == port)
             .map(|(_, l)| l.router())
     }
 
     /// Where an HTTP address the Corefile named is listening.
     pub fn http_addr(&self, configured: &str) -> Option<SocketAddr> {
-        let want = config::args::parse_listen_addr(configured).ok()?;
+        let want = crate::corefile::args::parse_listen_addr(configured).ok()?;
         self.lock().http.get(&want).map(|l| l.addr)
     }
 
     /// The `reload` directive's settings, if the Corefile has one.
-    pub fn reload_config(&self) -> Option<ReloadConfig> {
+    pub fn reload_config(&self) -> Option<ReloadPolling> {
         self.lock().reload
     }
 
@@ -232,7 +229,7 @@ impl App {
                 return Err(errors);
             }
         };
-        let running = self.lock().kube.clone();
+        let running = self.lock().sources.clone();
         let built = match build(&config, &running, self).await {
             Ok(b) => b,
             Err(e) => {
@@ -259,12 +256,12 @@ impl App {
         let new = self.bind_new(&built).await?;
         let on_listen = std::mem::take(&mut built.process.on_listen);
         self.swap_in(&mut built, new, digest).await;
-        for ((bind, port), f) in on_listen {
-            let ip = match bind.or(self.opts.bind) {
+        for (key, f) in on_listen {
+            let ip = match key.ip.or(self.opts.bind) {
                 Some(ip) if !ip.is_unspecified() => ip,
                 _ => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             };
-            f(SocketAddr::new(ip, port));
+            f(SocketAddr::new(ip, key.port));
         }
         Ok(())
     }
@@ -289,7 +286,7 @@ impl App {
                 let tls = built.process.tls.get(&key).cloned();
                 let router = Router::new(
                     blocks,
-                    server_label(key.0.or(self.opts.bind), key.1, tls.is_some()),
+                    server_label(key.ip.or(self.opts.bind), key.port, tls.is_some()),
                     self.shared.metrics.clone(),
                 )
                 .with_source_limit(&limit)
@@ -309,7 +306,7 @@ impl App {
                 {
                     anyhow::bail!(
                         "port {} moves between dns:// and tls://; restart to apply that",
-                        key.1
+                        key.port
                     );
                 }
             }
@@ -320,7 +317,7 @@ impl App {
         };
         let mut new_dns = BTreeMap::new();
         for (key, router) in routers.iter().filter(|(k, _)| !have_dns.contains(k)) {
-            let (bind, port) = *key;
+            let DnsKey { ip: bind, port } = *key;
             let at = bind.or(self.opts.bind);
             let l = if router.tls().is_some() {
                 DnsListener::bind_tls(at, port, router.clone(), self.opts.limits).await
@@ -409,7 +406,7 @@ impl App {
             s.http
                 .retain(|addr, _| built.process.http.contains_key(addr));
             // The sources only the old configuration used stop here.
-            s.kube = std::mem::take(&mut built.kube);
+            s.sources = std::mem::take(&mut built.sources);
             s.lameduck = built.process.lameduck;
             crate::observe::set_debug(built.process.debug);
             s.reload = built.process.reload;
@@ -428,7 +425,7 @@ impl App {
         if let Some(d) = lameduck.filter(|d| !d.is_zero()) {
             tracing::info!(
                 "Going into lameduck mode for {}",
-                config::args::format_duration(d)
+                crate::corefile::args::format_duration(d)
             );
             tokio::time::sleep(d).await;
         }
@@ -437,12 +434,12 @@ impl App {
 
     /// Stops at once: listeners closed, watches ended, no lameduck.
     pub async fn close(&self) {
-        let (dns, http, kube) = {
+        let (dns, http, sources) = {
             let mut s = self.lock();
             (
                 std::mem::take(&mut s.dns),
                 std::mem::take(&mut s.http),
-                std::mem::take(&mut s.kube),
+                std::mem::take(&mut s.sources),
             )
         };
         for l in http.values() {
@@ -451,7 +448,7 @@ impl App {
         for (_, l) in dns {
             l.stop().await;
         }
-        drop(kube);
+        drop(sources);
     }
 
     /// Polls the Corefile as the `reload` directive says, while it says so. Runs until the task
@@ -492,14 +489,14 @@ fn internal(msg: String) -> ConfigErrors {
 /// others are started here, and stop again if what is built is dropped unused.
 async fn build(
     config: &Config,
-    running: &[Arc<KubernetesSource>],
+    running: &[Arc<ClusterSource>],
     app: &App,
 ) -> anyhow::Result<Built> {
     let opts = &app.opts;
     let mut built = Built {
         ports: BTreeMap::new(),
         process: Process::default(),
-        kube: Vec::new(),
+        sources: Vec::new(),
         enabled: Vec::new(),
     };
     for block in &config.servers {
@@ -517,28 +514,23 @@ async fn build(
             &mut built.process,
         );
         // The source goes in first: the plugins above `kubernetes` in the chain read its index.
-        let kube = block.plugins.iter().find_map(|p| match p {
-            PluginConfig::Kubernetes(k) => Some(k),
-            _ => None,
-        });
-        if let Some(cfg) = kube {
-            let key = SourceKey::of(cfg);
+        if let Some(spec) = block.plugins.iter().find_map(registry::cluster_source) {
             let have = built
-                .kube
+                .sources
                 .iter()
                 .chain(running)
-                .find(|k| k.key == key)
+                .find(|k| k.key == spec.key)
                 .cloned();
             let source = match have {
                 Some(k) => k,
                 None => {
-                    let k = Arc::new(KubernetesSource::start(cfg, &app.shared.metrics).await?);
+                    let k = Arc::new(ClusterSource::start(&spec, &app.shared.metrics).await?);
                     app.indexes_built.fetch_add(1, Ordering::Relaxed);
                     k
                 }
             };
-            if !built.kube.iter().any(|k| Arc::ptr_eq(k, &source)) {
-                built.kube.push(source.clone());
+            if !built.sources.iter().any(|k| Arc::ptr_eq(k, &source)) {
+                built.sources.push(source.clone());
             }
             setup.share(source);
         }
@@ -550,7 +542,7 @@ async fn build(
             for bind in &block.binds {
                 built
                     .ports
-                    .entry((*bind, key.port))
+                    .entry(DnsKey::new(*bind, key.port))
                     .or_default()
                     .push((key.zone.clone(), chain.clone()));
                 let server = server_label(bind.or(opts.bind), key.port, key.tls);

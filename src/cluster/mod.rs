@@ -2,6 +2,7 @@
 //! lists and watches, or an objects file) slim objects at the boundary and feed
 //! [`index::Index`], which the `kubernetes` handler reads.
 
+pub mod change;
 pub mod index;
 pub mod records;
 pub mod slim;

@@ -131,7 +131,7 @@ impl Zones {
 }
 
 /// Options that shape the records.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordOptions {
     pub pods: PodMode,
     pub endpoint_pod_names: bool,

@@ -1,10 +1,8 @@
-//! Corefile syntax tree → typed configuration: server blocks and their keys here, each directive
-//! by its own folder's parser (`plugin::registry`); no I/O beyond resolving paths, no sockets. Every error carries the `file:line:col` of
-//! the token it is about and says what was expected.
+//! Corefile syntax tree → typed configuration: the assembler above the plugins. Server blocks
+//! and their keys here, each directive by its own folder's parser (`plugin::registry`); no I/O
+//! beyond reading the Corefile and resolving paths, no sockets. Every error carries the
+//! `file:line:col` of the token it is about and says what was expected.
 
-pub mod args;
-pub mod error;
-pub mod keys;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -20,9 +18,8 @@ use crate::corefile::{self, Pos, ServerBlock};
 use crate::plugin::bind::{self, config::BindConfig};
 use crate::plugin::registry::{self, PluginConfig, Repeat};
 
-pub use args::Args;
-pub use error::{ConfigError, ConfigErrors};
-pub use keys::{BlockContext, ZoneKey};
+pub use crate::corefile::error::{ConfigError, ConfigErrors};
+use crate::corefile::keys::{self, BlockContext, ZoneKey};
 
 /// The default DNS port when a server block key names none and `-dns.port` is not given.
 pub const DEFAULT_PORT: u16 = 53;

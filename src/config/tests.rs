@@ -43,7 +43,7 @@ fn server_keys() {
 
 #[test]
 fn operability_directives() {
-    use super::args::ListenAddr;
+    use crate::vocab::ListenAddr;
     let cfg = load_text(
         ".:53 {\n reload 10s 2s\n prometheus 0.0.0.0:9153\n log example.org. {combined} {\n  class denial error\n }\n log\n ready\n health [::1]:8080 {\n  lameduck 5s\n }\n errors {\n  consolidate 5m \"^read udp\" warning\n }\n}",
     )

@@ -1,5 +1,9 @@
-//! The Corefile as text: tokens, snippets, imports and blocks. This module knows nothing about
-//! plugins; `crate::config` turns the syntax tree into typed configuration.
+//! The Corefile as text: tokens, snippets, imports and blocks, and the words every directive's
+//! parser reads it with: [`args`] (arguments and properties with good messages), [`keys`]
+//! (server block keys and the zones a directive names) and [`error`] (an error at
+//! `file:line:col`). This module knows nothing about plugins; each plugin folder's `config.rs`
+//! types its own directive with these, and `crate::config` assembles the typed Corefile through
+//! the registry.
 //!
 //! ```text
 //! (snippet) { … }                 # defines a snippet, used with `import snippet`
@@ -11,6 +15,9 @@
 //! }
 //! ```
 
+pub mod args;
+pub mod error;
+pub mod keys;
 mod lexer;
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::args::ListenAddr;
+use crate::vocab::ListenAddr;
 
 use super::metrics::Metrics;
 

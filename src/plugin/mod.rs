@@ -67,6 +67,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::dns::name::WireName;
 use crate::dns::wire::Prepared;
+use crate::vocab::DnsKey;
 
 pub use crate::dns::wire::{RecordSet, Transport};
 
@@ -131,12 +132,54 @@ pub struct Request<'a> {
     pub view: &'a str,
     /// How many lookups deep this is (CNAME targets resolved through [`Upstream`]).
     pub depth: u8,
+    /// The message's ID and its size on the wire (0 for a query the server asks itself).
+    pub id: u16,
+    pub size: usize,
+    /// Where the query came to: the listener's address, where it is bound to one, and port.
+    pub local: DnsKey,
     /// The server's own routing, for following names out of a handler's zone.
     pub upstream: &'a dyn Upstream,
 }
 
+/// Which answers a handler takes from a name it follows out of its zone ([`Request::follow`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// Only a NOERROR answer adds to the reply (`kubernetes`, `k8s_external`): an alias
+    /// whose target does not exist is answered with the alias alone.
+    NoError,
+    /// Whatever came back adds its answer section (`file`, `template`), as CoreDNS's `file`
+    /// appends its upstream's answer whatever the rcode.
+    Any,
+}
+
+impl Request<'_> {
+    /// Follows `target`, where an alias (CNAME) out of the handler's zone points, through the
+    /// server's own routing (CoreDNS's `upstream`): one lookup deeper, and never past
+    /// [`MAX_DEPTH`], so that aliases pointing at each other end. `None` where the bound is
+    /// reached, nothing answered, or `take` does not take the answer's rcode. The one way every
+    /// handler chases an alias.
+    pub async fn follow(&self, target: Name, qtype: RecordType, take: Take) -> Option<Reply> {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        let reply = self.upstream.lookup(target, qtype, self.depth + 1).await?;
+        (take == Take::Any || reply.rcode == ResponseCode::NoError).then_some(reply)
+    }
+}
+
 /// Labelled values about one query (`metadata`): label, value.
 pub type Meta = Vec<(&'static str, String)>;
+
+/// What decides whether a query is routed to a server block (`view` offers one; CoreDNS's
+/// `Viewer`). The server asks it for every query that reaches a block of the zone, in Corefile
+/// order, and knows nothing of how it decides.
+pub trait Viewer: Send + Sync {
+    /// The view's name: the `view` label of the block's metrics, `view/name` in metadata.
+    fn name(&self) -> &str;
+    /// Whether `req` may be answered by this block, given what the block's plugins published
+    /// about it (`meta`, where the block has `metadata`).
+    fn admits(&self, req: &Request, meta: &[(&'static str, String)]) -> bool;
+}
 
 /// How many times a name may be followed through [`Upstream`] before we stop.
 pub const MAX_DEPTH: u8 = 8;
@@ -184,6 +227,30 @@ impl Reply {
             drop: false,
             transfer: false,
         }
+    }
+
+    /// An authoritative reply (AA set) with this rcode, its sections still empty: what a
+    /// handler that is the authority for a zone starts from.
+    pub fn authoritative(rcode: ResponseCode, plugin: &'static str) -> Self {
+        Self {
+            authoritative: true,
+            ..Self::new(rcode, plugin)
+        }
+    }
+
+    /// NOERROR with `records` in the answer section, authoritative.
+    pub fn answer(plugin: &'static str, records: impl Into<Rrs>) -> Self {
+        let mut reply = Self::authoritative(ResponseCode::NoError, plugin);
+        reply.answers.push(records.into());
+        reply
+    }
+
+    /// A negative answer, authoritative: NXDOMAIN, or NOERROR with no records (NODATA), with
+    /// the zone's SOA in the authority section (RFC 2308).
+    pub fn negative(plugin: &'static str, rcode: ResponseCode, soa: impl Into<Rrs>) -> Self {
+        let mut reply = Self::authoritative(rcode, plugin);
+        reply.authority.push(soa.into());
+        reply
     }
 
     /// The answer section as hickory's records (see [`Rrs::records`]).
@@ -337,7 +404,7 @@ pub struct Served<'a> {
     /// Whether the stream was DNS over TLS.
     pub tls: bool,
     /// The address (where the listener is bound to one) and port the query came to.
-    pub local: (Option<std::net::IpAddr>, u16),
+    pub local: DnsKey,
 }
 
 /// Told about every query a server block answered, once its answer is written.
@@ -350,7 +417,7 @@ pub struct Chain {
     handlers: Vec<Box<dyn Handler>>,
     observers: Vec<Arc<dyn Observer>>,
     /// What must hold for a query to be routed here (`view`).
-    view: Option<Arc<view::View>>,
+    view: Option<Arc<dyn Viewer>>,
     /// Where the handlers publish metadata (`metadata`'s zones).
     metadata: Option<Vec<hickory_proto::rr::LowerName>>,
     /// The cap on the EDNS buffer size of the block's queries (`bufsize`).
@@ -407,17 +474,17 @@ impl Chain {
             h.metadata(req, &mut out);
         }
         if let Some(v) = &self.view {
-            out.push(("view/name", v.name.clone()));
+            out.push(("view/name", v.name().to_owned()));
         }
         out
     }
 
     /// The same chain, routed to only where `view` admits the query.
-    pub fn with_view(self, view: Option<Arc<view::View>>) -> Self {
+    pub fn with_view(self, view: Option<Arc<dyn Viewer>>) -> Self {
         Self { view, ..self }
     }
 
-    pub fn view(&self) -> Option<&Arc<view::View>> {
+    pub fn view(&self) -> Option<&Arc<dyn Viewer>> {
         self.view.as_ref()
     }
 

@@ -6,9 +6,9 @@
 //! A handler sees a query before every handler below it in [`ORDER`], and may answer, pass it
 //! on, or wrap what the rest of the chain answers.
 
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 use super::setup::{Setup, SetupError};
 use super::*;
@@ -145,6 +145,17 @@ directives! {
     Erratic "erratic" erratic::ErraticConfig Once,
     Whoami "whoami" whoami::WhoamiConfig Once,
     View "view" view::ViewConfig Merged,
+}
+
+/// The cluster source a directive reads, where it reads one (`kubernetes`). The application
+/// starts it (or keeps the running one with the same key) before the block is set up, and
+/// offers it to every plugin of the block as an `Arc<ClusterSource>`: the plugins above
+/// `kubernetes` in the chain (`autopath`, `cache`, `k8s_external`) read its index too.
+pub fn cluster_source(cfg: &PluginConfig) -> Option<crate::cluster::source::SourceSpec> {
+    match cfg {
+        PluginConfig::Kubernetes(k) => Some(k.source_spec()),
+        _ => None,
+    }
 }
 
 /// Byte order of two names, usable in a const.

@@ -16,14 +16,11 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::reload::config::ReloadConfig;
-use super::{Chain, Handler, Observer};
-use crate::config::args::ListenAddr;
-use crate::config::keys::ZoneKey;
+use super::{Chain, Handler, Observer, Viewer};
+use crate::corefile::keys::ZoneKey;
 use crate::observe::http::{Readiness, Routes};
 use crate::observe::metrics::Metrics;
-use crate::server::limit::SourceLimitConfig;
-use crate::server::{DnsKey, TcpTimeouts};
+use crate::vocab::{DnsKey, ListenAddr, SourceLimitConfig, TcpTimeouts};
 
 /// A plugin that could not be built from a configuration that parsed: a file it cannot read,
 /// an upstream it cannot use. Said as CoreDNS says it, `plugin/NAME: what went wrong`.
@@ -50,6 +47,13 @@ pub type OnListen = Box<dyn FnOnce(SocketAddr) + Send + Sync>;
 /// Done once a block's chain exists (the `cache` refreshing entries through it).
 pub type OnChain = Box<dyn FnOnce(&Arc<Chain>) + Send + Sync>;
 
+/// How often the Corefile is polled for changes, spread by up to `jitter` either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReloadPolling {
+    pub interval: Duration,
+    pub jitter: Duration,
+}
+
 /// What a configuration asks of the process as a whole, gathered over every block.
 #[derive(Default)]
 pub struct Process {
@@ -59,7 +63,8 @@ pub struct Process {
     pub readiness: Vec<Arc<dyn Readiness>>,
     /// The longest `health` lameduck.
     pub lameduck: Option<Duration>,
-    pub reload: Option<ReloadConfig>,
+    /// How often to re-read the Corefile (`reload`).
+    pub reload: Option<ReloadPolling>,
     /// The per-source UDP limits (`ratelimit`), merged per port.
     pub source_limits: BTreeMap<DnsKey, SourceLimitConfig>,
     /// The TCP timeouts of each port whose block sets them (`timeouts`).
@@ -81,7 +86,7 @@ pub struct Setup<'a> {
     pub metrics: &'a Arc<Metrics>,
     pub process: &'a mut Process,
     /// The block's `view`, if it has one.
-    pub view: Option<Arc<super::view::View>>,
+    pub view: Option<Arc<dyn Viewer>>,
     /// The zones `metadata` collects in, if the block has it.
     pub metadata: Option<Vec<hickory_proto::rr::LowerName>>,
     /// The cap on the EDNS buffer size (`bufsize`).
@@ -128,7 +133,7 @@ impl<'a> Setup<'a> {
         let mut out = Vec::new();
         for key in self.keys {
             for bind in self.binds {
-                out.push((*bind, key.port));
+                out.push(DnsKey::new(*bind, key.port));
             }
         }
         out
@@ -158,7 +163,7 @@ impl<'a> Setup<'a> {
         if let Some(key) = self.keys.first() {
             self.process
                 .on_listen
-                .push(((self.binds[0], key.port), Box::new(f)));
+                .push((DnsKey::new(self.binds[0], key.port), Box::new(f)));
         }
     }
 

@@ -19,31 +19,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::vocab::{SourceLimitConfig, client_ip};
+
 /// Words in the table: a power of two.
 const SLOTS: usize = 1 << 14;
-
-/// What a port allows one source.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SourceLimitConfig {
-    /// Queries per second from one address; 0: no limit.
-    pub limit: u32,
-    /// Addresses never limited.
-    pub exempt: Vec<IpAddr>,
-}
-
-impl SourceLimitConfig {
-    /// The limit of a port whose blocks each set `a` and `b`: the lower (0 is none), and both
-    /// lists of exempt addresses.
-    pub fn merge(&self, other: &Self) -> Self {
-        let limit = match (self.limit, other.limit) {
-            (0, n) | (n, 0) => n,
-            (a, b) => a.min(b),
-        };
-        let mut exempt = self.exempt.clone();
-        exempt.extend(other.exempt.iter().filter(|ip| !self.exempt.contains(ip)));
-        Self { limit, exempt }
-    }
-}
 
 /// The counts of one port.
 pub struct SourceLimit {
@@ -68,7 +47,7 @@ impl SourceLimit {
     pub fn new(cfg: &SourceLimitConfig) -> Option<Self> {
         (cfg.limit > 0).then(|| Self {
             limit: cfg.limit,
-            exempt: cfg.exempt.iter().copied().map(canonical).collect(),
+            exempt: cfg.exempt.iter().copied().map(client_ip).collect(),
             start: Instant::now(),
             hasher: foldhash::fast::RandomState::default(),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -82,8 +61,7 @@ impl SourceLimit {
 
     /// [`SourceLimit::allow`] in the second `second` (since the table was made).
     fn allow_at(&self, ip: IpAddr, second: u64) -> bool {
-        // A dual-stack socket sees an IPv4 client as `::ffff:a.b.c.d`.
-        let ip = canonical(ip);
+        // The listener hands in the client's address as `vocab::client_ip` makes it.
         if self.exempt.contains(&ip) {
             return true;
         }
@@ -97,14 +75,6 @@ impl SourceLimit {
             }
         }
         true
-    }
-}
-
-/// An IPv4 client seen on a dual-stack socket is the same client as on an IPv4 one.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -173,7 +143,8 @@ mod tests {
         let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
         assert!(l.allow_at(v4, 0));
-        assert!(!l.allow_at(mapped, 0));
+        // The listener hands the limit the client's address as the chain sees it.
+        assert!(!l.allow_at(crate::vocab::client_ip(mapped), 0));
     }
 
     #[test]
@@ -181,9 +152,8 @@ mod tests {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let l = limit(1, &[ip]);
         assert!((0..100).all(|_| l.allow_at(ip, 0)));
-        // As a dual-stack socket sees the same client.
+        // An exempt address written as a dual-stack socket sees it is the same client.
         let mapped = IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped());
-        assert!((0..100).all(|_| l.allow_at(mapped, 0)));
         let l = limit(1, &[mapped]);
         assert!((0..100).all(|_| l.allow_at(ip, 0)));
     }

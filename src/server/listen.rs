@@ -286,7 +286,7 @@ async fn udp_loop(
                 // `limit`): a client cannot multiply its budget by spreading over source ports.
                 if current
                     .source_limit()
-                    .is_some_and(|limit| !limit.allow(src.ip()))
+                    .is_some_and(|limit| !limit.allow(crate::vocab::client_ip(src.ip())))
                 {
                     current.metrics().rate_limited.inc();
                     continue;

@@ -27,12 +27,11 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::dns::wire::{Compressor, NameKey};
 use crate::observe::metrics::{DROPPED, Metrics, Observation, ZoneSeries};
-use crate::plugin::view::View;
-use crate::plugin::view::expr::Query as ViewExprQuery;
 use crate::plugin::{
     Chain, FastAnswer, FastQuery, MAX_DEPTH, Meta, RecordSet, Reply, Request, Rrs, Served,
-    Transport, Upstream, UpstreamFuture,
+    Transport, Upstream, UpstreamFuture, Viewer,
 };
+use crate::vocab::{DnsKey, TcpTimeouts, client_addr};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
@@ -48,21 +47,15 @@ pub struct Block {
     /// Where its queries are counted (the `server` label is the router's).
     series: ZoneSeries,
     /// What must hold for a query to be routed here (`view`), and the `view` label.
-    view: Option<Arc<View>>,
+    view: Option<Arc<dyn Viewer>>,
     view_label: String,
 }
 
 /// The server blocks listening on one port, most specific zone first.
-/// Where a DNS listener listens: the address a `bind` named (`None`: every address, or the
-/// one given on the command line) and the port the Corefile named.
-pub type DnsKey = (Option<IpAddr>, u16);
-
 pub struct Router {
     blocks: Vec<Block>,
-    /// Whether any block has a view (routing then evaluates expressions).
-    has_views: bool,
     /// The address and port the router's listener is bound to (`server_ip()`, `server_port()`).
-    local: (Option<IpAddr>, u16),
+    local: DnsKey,
     /// The `server` metric label: `dns://:53`.
     server: String,
     metrics: Arc<Metrics>,
@@ -72,15 +65,6 @@ pub struct Router {
     tcp_timeouts: Option<TcpTimeouts>,
     /// The port's TLS server configuration: DNS over TLS (`tls://` and `tls`).
     tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-/// How long a TCP connection may take to send a query, to read an answer, and sit idle
-/// between queries (`timeouts`); `None` keeps the listener's own.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TcpTimeouts {
-    pub read: Option<std::time::Duration>,
-    pub write: Option<std::time::Duration>,
-    pub idle: Option<std::time::Duration>,
 }
 
 /// A response, before encoding.
@@ -111,7 +95,10 @@ impl Router {
                 key: NameKey::new(&z).as_bytes().into(),
                 label: z.to_string(),
                 view: chain.view().cloned(),
-                view_label: chain.view().map(|v| v.name.clone()).unwrap_or_default(),
+                view_label: chain
+                    .view()
+                    .map(|v| v.name().to_owned())
+                    .unwrap_or_default(),
                 chain,
                 series: ZoneSeries::default(),
             })
@@ -119,10 +106,8 @@ impl Router {
         // Most specific zone first; blocks of one zone keep their Corefile order (views).
         blocks.sort_by_key(|b| std::cmp::Reverse(b.zone.num_labels()));
         let local = local_of(&server);
-        let has_views = blocks.iter().any(|b| b.view.is_some());
         Self {
             blocks,
-            has_views,
             local,
             server,
             metrics,
@@ -159,7 +144,7 @@ impl Router {
     }
 
     /// The same router, with the port's per-source UDP limit (none where `cfg` sets none).
-    pub fn with_source_limit(self, cfg: &limit::SourceLimitConfig) -> Self {
+    pub fn with_source_limit(self, cfg: &crate::vocab::SourceLimitConfig) -> Self {
         Self {
             source_limit: limit::SourceLimit::new(cfg),
             ..self
@@ -171,45 +156,17 @@ impl Router {
         self.source_limit.as_ref()
     }
 
-    /// The block with the most specific zone holding `name` whose view, if any, admits the
-    /// query (`q`; a block with a view takes nothing without one).
-    fn route(&self, name: &LowerName, q: Option<&ViewQuery>, req: &Request) -> Option<usize> {
+    /// The block with the most specific zone holding the query's name whose view, if any,
+    /// admits the query.
+    fn route(&self, req: &Request) -> Option<usize> {
+        let name = req.query.name();
         self.blocks.iter().position(|b| {
             b.zone.zone_of(name)
                 && b.view.as_ref().is_none_or(|v| {
-                    q.is_some_and(|q| {
-                        // `metadata()` reads what this block's plugins publish.
-                        let meta = b.chain.metadata(req);
-                        v.admits(&q.query(&meta))
-                    })
+                    // `metadata()` reads what this block's plugins publish.
+                    let meta = b.chain.metadata(req);
+                    v.admits(req, &meta)
                 })
-        })
-    }
-
-    /// What a view's expressions read of a request, where a block has a view.
-    fn view_query(
-        &self,
-        request: &HickoryRequest,
-        query: &LowerQuery,
-        transport: Transport,
-        size: usize,
-    ) -> Option<ViewQuery> {
-        if !self.has_views {
-            return None;
-        }
-        let edns = request.edns.as_ref();
-        Some(ViewQuery {
-            name: query.name().to_string(),
-            qtype: query.query_type().to_string(),
-            class: query.query_class().to_string(),
-            client: request.src(),
-            local: self.local,
-            proto: transport.as_str(),
-            bufsize: edns.map_or(512, |e| e.max_payload()),
-            dnssec_ok: edns.is_some_and(|e| e.flags().dnssec_ok),
-            id: request.metadata.id,
-            opcode: u8::from(request.metadata.op_code),
-            size,
         })
     }
 
@@ -273,10 +230,12 @@ impl Router {
             server: &self.server,
             view: "",
             depth: 0,
+            id: request.metadata.id,
+            size,
+            local: self.local,
             upstream: self,
         };
-        let view_query = self.view_query(request, query, transport, size);
-        let Some(block) = self.route(query.name(), view_query.as_ref(), &req) else {
+        let Some(block) = self.route(&req) else {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         };
@@ -370,6 +329,8 @@ impl Router {
         out: &mut Vec<u8>,
     ) -> bool {
         let start = Instant::now();
+        // Where a query enters: the client's address as the chain reads it.
+        let src = client_addr(src);
         let Some(q) = fast::parse(bytes) else {
             return false;
         };
@@ -511,6 +472,9 @@ impl Router {
         transport: Transport,
     ) -> Option<Messages> {
         let start = Instant::now();
+        // Where a query enters: the client's address as the chain reads it, an IPv4 client
+        // as IPv4 whatever socket it came through (`vocab::client_addr`).
+        let src = client_addr(src);
         let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
         let protocol = match transport {
             Transport::Udp => Protocol::Udp,
@@ -633,49 +597,14 @@ impl Router {
     }
 }
 
-/// What a view's expressions read of one query, owned.
-struct ViewQuery {
-    name: String,
-    qtype: String,
-    class: String,
-    client: SocketAddr,
-    local: (Option<IpAddr>, u16),
-    proto: &'static str,
-    bufsize: u16,
-    dnssec_ok: bool,
-    id: u16,
-    opcode: u8,
-    size: usize,
-}
-
-impl ViewQuery {
-    fn query<'a>(&'a self, metadata: &'a [(&'static str, String)]) -> ViewExprQuery<'a> {
-        ViewExprQuery {
-            metadata,
-            name: &self.name,
-            qtype: &self.qtype,
-            class: &self.class,
-            client: self.client,
-            server_ip: self.local.0,
-            server_port: self.local.1,
-            proto: self.proto,
-            bufsize: self.bufsize,
-            dnssec_ok: self.dnssec_ok,
-            id: self.id,
-            opcode: self.opcode,
-            size: self.size,
-        }
-    }
-}
-
 /// The address and port in a `server` label (`dns://127.0.0.1:53`, `dns://:53`).
-fn local_of(server: &str) -> (Option<IpAddr>, u16) {
+fn local_of(server: &str) -> DnsKey {
     let rest = server.split_once("://").map_or(server, |(_, r)| r);
     let Some((host, port)) = rest.rsplit_once(':') else {
-        return (None, 0);
+        return DnsKey::new(None, 0);
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    (host.parse().ok(), port.parse().unwrap_or(0))
+    DnsKey::new(host.parse().ok(), port.parse().unwrap_or(0))
 }
 
 /// FORMERR for a request whose header could be read but not the rest.
@@ -1009,19 +938,6 @@ impl Upstream for Router {
             }
             let query = LowerQuery::query(Query::query(name, qtype));
             // The server asking itself: as a query from 127.0.0.1 over UDP, for the views.
-            let view_query = self.has_views.then(|| ViewQuery {
-                name: query.name().to_string(),
-                qtype: query.query_type().to_string(),
-                class: query.query_class().to_string(),
-                client: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                local: self.local,
-                proto: "udp",
-                bufsize: 512,
-                dnssec_ok: false,
-                id: 0,
-                opcode: 0,
-                size: 0,
-            });
             let mut req = Request {
                 query: &query,
                 src: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
@@ -1033,9 +949,12 @@ impl Upstream for Router {
                 server: &self.server,
                 view: "",
                 depth,
+                id: 0,
+                size: 0,
+                local: self.local,
                 upstream: self,
             };
-            let block = self.route(query.name(), view_query.as_ref(), &req)?;
+            let block = self.route(&req)?;
             req.view = &self.blocks[block].view_label;
             self.blocks[block].chain.serve(&req).await.ok()
         })

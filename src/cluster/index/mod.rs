@@ -21,7 +21,7 @@ use dashmap::DashMap;
 type Hasher = foldhash::fast::RandomState;
 type Map<K, V> = HashMap<K, V, Hasher>;
 type SharedMap<K, V> = DashMap<K, V, Hasher>;
-use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
@@ -34,8 +34,8 @@ mod node;
 mod writer;
 mod zone;
 
-pub use crate::cluster::source::{Change, Kind, Snapshot};
-pub(crate) use crate::cluster::source::{diff, diff_map};
+use crate::cluster::change::{Change, Kind, Snapshot};
+use crate::cluster::change::{diff, diff_map};
 pub use exposed::Exposed;
 use exposed::*;
 use node::*;
@@ -58,7 +58,7 @@ pub struct Applied {
     pub changed: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IndexOptions {
     pub zones: Vec<Name>,
     /// Those of `zones` that answer ServiceImports' names (`multicluster`).

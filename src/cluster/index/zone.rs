@@ -1,6 +1,7 @@
 //! The zones an index serves, and their SOA records.
 
 use super::*;
+use crate::dns::soa::{self, Soa};
 
 /// One zone of the index, with its SOA and NS prebuilt.
 pub struct Zone {
@@ -39,34 +40,26 @@ pub(super) fn next_serial(prev: u32) -> u32 {
 }
 
 pub(super) fn soa_record(zone: &Name, ttl: u32, serial: u32) -> (RecordSet, Prepared) {
-    let ns = name::join(&["ns", "dns"], zone).unwrap_or_else(|| zone.clone());
-    let mbox = name::child(zone, "hostmaster").unwrap_or_else(|| zone.clone());
-    let times = [serial, 7200, 1800, 86400, ttl];
+    let soa = Soa {
+        owner: zone.clone(),
+        ttl: ttl.min(300),
+        mname: name::join(&["ns", "dns"], zone).unwrap_or_else(|| zone.clone()),
+        rname: name::child(zone, "hostmaster").unwrap_or_else(|| zone.clone()),
+        serial,
+        timers: soa::TIMERS,
+        minimum: ttl,
+    };
     let mut b = Builder::default();
     b.push(
         Some(zone),
-        ttl.min(300),
+        soa.ttl,
         Data::Soa {
-            mname: &ns,
-            rname: &mbox,
-            times,
+            mname: &soa.mname,
+            rname: &soa.rname,
+            times: soa.times(),
         },
     );
     let end = b.mark();
     let prepared = Prepared::new(b.finish(), 0, end, 1, This::Question);
-    let [serial, refresh, retry, expire, minimum] = times;
-    let records = Arc::from(vec![Record::from_rdata(
-        zone.clone(),
-        ttl.min(300),
-        RData::SOA(SOA::new(
-            ns,
-            mbox,
-            serial,
-            refresh as i32,
-            retry as i32,
-            expire as i32,
-            minimum,
-        )),
-    )]);
-    (records, prepared)
+    (Arc::from(vec![soa.record()]), prepared)
 }

@@ -31,7 +31,8 @@ use crate::observe::metrics::Metrics;
 use crate::sync::lock;
 
 use super::Filters;
-use crate::cluster::index::{Change, Index, Kind};
+use crate::cluster::change::{Change, Kind};
+use crate::cluster::index::Index;
 use crate::cluster::slim::{self, Key, ServiceImport, SlimError};
 use crate::cluster::source::SourceStatus;
 

@@ -15,7 +15,8 @@ use serde::de::{DeserializeOwned, DeserializeSeed};
 use super::Filters;
 use crate::watched::Fingerprint;
 
-use crate::cluster::index::{Index, Snapshot};
+use crate::cluster::change::Snapshot;
+use crate::cluster::index::Index;
 use crate::cluster::slim;
 use std::time::Duration;
 

@@ -5,146 +5,18 @@
 
 pub mod api;
 pub mod file;
+mod running;
 pub mod selector;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cluster::slim::{Key, SlimImport, SlimPod, SlimService, SlimSlice};
+use crate::cluster::change::Kind;
 use crate::sync::lock;
+pub use running::{ClusterSource, Origin, SourceKey, SourceSpec, StartError};
 use selector::Selector;
-
-/// A whole cluster as a source last saw it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
-    pub namespaces: BTreeSet<Arc<str>>,
-    pub services: BTreeMap<Key, SlimService>,
-    pub slices: BTreeMap<Key, SlimSlice>,
-    pub pods: BTreeMap<Key, SlimPod>,
-    /// ServiceImports (the MCS API), read only where `multicluster` names a zone.
-    pub imports: BTreeMap<Key, SlimImport>,
-}
-
-impl Snapshot {
-    /// Rebuilds the maps with full B-tree nodes. Objects arrive in key order (a list is sorted),
-    /// and a B-tree filled in order splits each node in half and never fills it again: after a
-    /// full list the maps took about twice the room their entries need. A bulk build packs
-    /// them; it moves each entry once, which a full list's cost already covers. `None` packs
-    /// every kind (after a whole snapshot), `Some` the one a relist listed.
-    pub(crate) fn repack(&mut self, kind: Option<Kind>) {
-        fn packed<K: Ord, V>(map: &mut BTreeMap<K, V>) {
-            *map = std::mem::take(map).into_iter().collect();
-        }
-        let this = |k: Kind| kind.is_none_or(|only| only == k);
-        if this(Kind::Service) {
-            packed(&mut self.services);
-        }
-        if this(Kind::Slice) {
-            packed(&mut self.slices);
-        }
-        if this(Kind::Pod) {
-            packed(&mut self.pods);
-        }
-        if this(Kind::Import) {
-            packed(&mut self.imports);
-        }
-        if this(Kind::Namespace) {
-            let namespaces = std::mem::take(&mut self.namespaces);
-            self.namespaces = namespaces.into_iter().collect();
-        }
-    }
-}
-
-/// One change to the cluster.
-#[derive(Clone, Debug)]
-pub enum Change {
-    Namespace(Arc<str>, bool),
-    Service(Key, Option<SlimService>),
-    Slice(Key, Option<SlimSlice>),
-    Pod(Key, Option<SlimPod>),
-    Import(Key, Option<SlimImport>),
-}
-
-/// The kinds of object a source feeds the index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Namespace,
-    Service,
-    Slice,
-    Pod,
-    /// ServiceImports.
-    Import,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Namespace,
-        Kind::Service,
-        Kind::Slice,
-        Kind::Pod,
-        Kind::Import,
-    ];
-
-    /// The API's plural name, as metrics and logs use it.
-    pub fn plural(self) -> &'static str {
-        match self {
-            Kind::Namespace => "namespaces",
-            Kind::Service => "services",
-            Kind::Slice => "endpointslices",
-            Kind::Pod => "pods",
-            Kind::Import => "serviceimports",
-        }
-    }
-}
-
-impl Change {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Change::Namespace(..) => Kind::Namespace,
-            Change::Service(..) => Kind::Service,
-            Change::Slice(..) => Kind::Slice,
-            Change::Pod(..) => Kind::Pod,
-            Change::Import(..) => Kind::Import,
-        }
-    }
-}
-
-/// The changes that turn `old` into `new`.
-pub(crate) fn diff(old: &Snapshot, new: Snapshot) -> Vec<Change> {
-    let mut changes = Vec::new();
-    for ns in old.namespaces.difference(&new.namespaces) {
-        changes.push(Change::Namespace(ns.clone(), false));
-    }
-    for ns in new.namespaces.difference(&old.namespaces) {
-        changes.push(Change::Namespace(ns.clone(), true));
-    }
-    diff_map(&old.services, new.services, &mut changes, Change::Service);
-    diff_map(&old.slices, new.slices, &mut changes, Change::Slice);
-    diff_map(&old.pods, new.pods, &mut changes, Change::Pod);
-    diff_map(&old.imports, new.imports, &mut changes, Change::Import);
-    changes
-}
-
-/// The changes that turn `old` into `new`, moving what `new` holds rather than copying it.
-pub(crate) fn diff_map<T: PartialEq>(
-    old: &BTreeMap<Key, T>,
-    new: BTreeMap<Key, T>,
-    out: &mut Vec<Change>,
-    make: fn(Key, Option<T>) -> Change,
-) {
-    for k in old.keys() {
-        if !new.contains_key(k) {
-            out.push(make(k.clone(), None));
-        }
-    }
-    for (k, v) in new {
-        if old.get(&k) != Some(&v) {
-            out.push(make(k, Some(v)));
-        }
-    }
-}
 
 /// Where a source stands: synced (for readiness) and stale (for the log and the metric).
 pub struct SourceStatus {
@@ -249,7 +121,7 @@ impl SourceStatus {
 }
 
 /// What a `kubernetes` block keeps of the objects it is given.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filters {
     /// Only these namespaces; empty for all.
     pub namespaces: Vec<String>,

@@ -6,9 +6,9 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, zones_or_block};
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, zones_or_block};
 use crate::corefile::{Directive, Token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

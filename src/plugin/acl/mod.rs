@@ -69,7 +69,7 @@ impl Handler for Acl {
 
     fn serve<'a>(&'a self, req: &'a Request<'a>, next: Next<'a>) -> HandlerFuture<'a> {
         let name = Name::from(req.query.name());
-        let ip = req.src.ip().to_canonical();
+        let ip = req.src.ip();
         let mut reply = Reply::new(ResponseCode::NoError, NAME);
         let (counter, zone) = match self.decide(&name, req.query.query_type(), ip) {
             None | Some((Action::Allow, _)) => {

@@ -1,9 +1,9 @@
 //! `any`: no arguments, no block.
 
-use crate::config::args;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnyConfig;

@@ -10,9 +10,9 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::Directive;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, relative_path, zones_or_block};
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, relative_path, zones_or_block};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SearchFrom {
@@ -28,7 +28,7 @@ pub struct AutopathConfig {
 
 pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<AutopathConfig, Vec<ConfigError>> {
     let a = Args::new("autopath", d);
-    crate::config::args::no_block("autopath", d).map_err(|e| vec![e])?;
+    crate::corefile::args::no_block("autopath", d).map_err(|e| vec![e])?;
     let Some((last, zones)) = d.args.split_last() else {
         return Err(vec![a.err_here(
             "expected @kubernetes or a resolv.conf file (e.g. 'autopath @kubernetes')",

@@ -22,8 +22,8 @@ use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
 use crate::cluster::index::Index;
+use crate::cluster::source::ClusterSource;
 use crate::observe::metrics::Metrics;
-use crate::plugin::kubernetes::source::KubernetesSource;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request, Rrs};
 use config::{SearchFrom, resolv_conf_search};
@@ -172,7 +172,7 @@ fn cnamer(mut reply: Reply, asked: &Name, found: &Name) -> Reply {
 pub async fn setup(cfg: &config::AutopathConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
     let search = match &cfg.from {
         SearchFrom::Kubernetes => {
-            let Some(k) = s.shared::<Arc<KubernetesSource>>() else {
+            let Some(k) = s.shared::<Arc<ClusterSource>>() else {
                 return Err(SetupError::new(
                     NAME,
                     "@kubernetes needs a kubernetes plugin in the same block",

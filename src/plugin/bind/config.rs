@@ -8,9 +8,9 @@ use std::net::IpAddr;
 
 use crate::corefile::{Directive, Token};
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BindConfig {

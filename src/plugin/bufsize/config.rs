@@ -1,9 +1,9 @@
 //! `bufsize [SIZE]`: 1232 by default (DNS flag day 2020, as CoreDNS), from 512 to 4096.
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 pub const DEFAULT: u16 = 1232;
 

@@ -8,9 +8,9 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{Directive, Token};
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 pub const DEFAULT_CAPACITY: usize = 9984;
 pub const DEFAULT_SUCCESS_TTL: u32 = 3600;
@@ -74,7 +74,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<CacheConfig, Vec<Confi
         max = (ttl, ttl);
         rest = tail;
     }
-    let zones = crate::config::keys::zones_or_block(rest, ctx)?;
+    let zones = crate::corefile::keys::zones_or_block(rest, ctx)?;
     let kind = |max_ttl| Kind {
         capacity: DEFAULT_CAPACITY,
         max_ttl,
@@ -222,7 +222,9 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
             } else {
                 let mut out = Vec::new();
                 for z in zones {
-                    out.extend(crate::config::keys::parse_zone(&z.text).map_err(|m| a.err(z, m))?);
+                    out.extend(
+                        crate::corefile::keys::parse_zone(&z.text).map_err(|m| a.err(z, m))?,
+                    );
                 }
                 out
             };

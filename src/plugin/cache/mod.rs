@@ -32,15 +32,16 @@ use prometheus::IntCounter;
 use smallvec::SmallVec;
 
 use crate::cluster::index::Index;
+use crate::cluster::source::ClusterSource;
 use crate::dns::wire::{Builder, NameKey, Prepared, This};
 use crate::observe::metrics::Metrics;
 use crate::plugin::cache::config::{CacheConfig, Prefetch, ServeStale, StaleMode};
-use crate::plugin::kubernetes::source::KubernetesSource;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::{
     Chain, FastAnswer, FastQuery, Handler, HandlerFuture, Next, NoUpstream, RecordSet, Reply,
     Request, Rrs, Transport,
 };
+use crate::vocab::DnsKey;
 
 const NAME: &str = "cache";
 const SHARDS: usize = 64;
@@ -634,6 +635,7 @@ struct Refresh {
     src: SocketAddr,
     transport: Transport,
     server: String,
+    local: DnsKey,
 }
 
 impl Inner {
@@ -657,8 +659,11 @@ impl Inner {
                 recursion_desired: true,
                 checking_disabled: r.key.checking_disabled,
                 server: &r.server,
-                view: chain.view().map_or("", |v| v.name.as_str()),
+                view: chain.view().map_or("", |v| v.name()),
                 depth: 0,
+                id: 0,
+                size: 0,
+                local: r.local,
                 upstream: &NoUpstream,
             };
             let generation = inner.generation(&name);
@@ -751,6 +756,7 @@ impl Handler for Cache {
                 src: req.src,
                 transport: req.transport,
                 server: req.server.to_string(),
+                local: req.local,
             };
             if let Some(e) = c.lookup(&key) {
                 if e.fresh(now) {
@@ -814,7 +820,7 @@ pub async fn setup(cfg: &config::CacheConfig, s: &mut Setup<'_>) -> Result<(), S
     let inner = cache.shared();
     // Entries for the cluster's names are dropped when the index changes them.
     let indexes: Vec<Arc<Index>> = s
-        .shared::<Arc<KubernetesSource>>()
+        .shared::<Arc<ClusterSource>>()
         .map(|k| vec![k.index.clone()])
         .unwrap_or_default();
     let servers = s.servers.clone();

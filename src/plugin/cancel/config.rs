@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 pub const DEFAULT: Duration = Duration::from_millis(5001);
 

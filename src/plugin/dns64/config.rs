@@ -5,9 +5,9 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 use crate::corefile::{Directive, Token};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -151,7 +151,7 @@ impl Handler for Dns64 {
                 Ok(reply)
             });
         }
-        let from_v4 = req.src.ip().to_canonical().is_ipv4();
+        let from_v4 = req.src.is_ipv4();
         if q.query_type() != RecordType::AAAA || (from_v4 && !self.allow_ipv4) {
             return next.serve(req);
         }

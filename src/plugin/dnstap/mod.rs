@@ -17,12 +17,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::shared::services::{MessageTap, TapEvent, TapKind, TapWire, Taps};
 use crate::plugin::{Observer, Served, Transport};
-use tap::{Event, Kind, Tap, Wire};
-
-/// The block's taps, which `forward` (set up after this) sends its exchanges to.
-#[derive(Clone)]
-pub struct Taps(pub Vec<Arc<Tap>>);
+use tap::Tap;
 
 /// Sends what the block answered, once it is written.
 struct ClientTap(Arc<Tap>);
@@ -32,13 +29,19 @@ impl Observer for ClientTap {
         let now = SystemTime::now();
         let received = now.checked_sub(s.duration).unwrap_or(now);
         let wire = match (s.transport, s.tls) {
-            (Transport::Udp, _) => Wire::Udp,
-            (Transport::Tcp, false) => Wire::Tcp,
-            (Transport::Tcp, true) => Wire::Tls,
+            (Transport::Udp, _) => TapWire::Udp,
+            (Transport::Tcp, false) => TapWire::Tcp,
+            (Transport::Tcp, true) => TapWire::Tls,
         };
-        let server = s.local.0.map(|ip| std::net::SocketAddr::new(ip, s.local.1));
-        for (kind, response) in [(Kind::ClientQuery, None), (Kind::ClientResponse, Some(now))] {
-            self.0.emit(&Event {
+        let server = s
+            .local
+            .ip
+            .map(|ip| std::net::SocketAddr::new(ip, s.local.port));
+        for (kind, response) in [
+            (TapKind::ClientQuery, None),
+            (TapKind::ClientResponse, Some(now)),
+        ] {
+            self.0.emit(&TapEvent {
                 kind,
                 wire,
                 query_from: Some(s.src),
@@ -62,12 +65,13 @@ fn dropped(s: &Setup) -> prometheus::IntCounter {
         .with_label_values::<&str>(&[])
 }
 
-/// Starts the tap, observes the block's answers, and offers the tap to `forward`.
+/// Starts the tap, observes the block's answers, and offers the tap to the plugins after it
+/// (`forward` sends its exchanges with upstreams to the block's [`Taps`]).
 pub async fn setup(cfg: &config::DnstapConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
     let tap = Tap::start(cfg, dropped(s));
     s.observer(Arc::new(ClientTap(tap.clone())));
     let mut taps = s.shared::<Taps>().map(|t| t.0).unwrap_or_default();
-    taps.push(tap);
+    taps.push(tap as Arc<dyn MessageTap>);
     s.share(Taps(taps));
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! queue is bounded, and what does not fit, or comes while there is no session, is dropped and
 //! counted (`clusterdns_dnstap_dropped_total`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounter;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::config::{DnstapConfig, Sink};
 use super::proto;
+use crate::plugin::shared::services::{MessageTap, TapEvent, TapKind, TapWire};
 
 /// The Frame Streams content type of dnstap.
 pub const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
@@ -31,45 +32,14 @@ const QUEUE: usize = 10_000;
 /// How long connecting and the handshake may take.
 const HANDSHAKE: Duration = Duration::from_secs(2);
 
-/// Where a message was seen, as dnstap says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    ClientQuery,
-    ClientResponse,
-    ForwarderQuery,
-    ForwarderResponse,
-}
-
-impl Kind {
-    fn proto(self) -> proto::message::Type {
-        match self {
-            Kind::ClientQuery => proto::message::Type::ClientQuery,
-            Kind::ClientResponse => proto::message::Type::ClientResponse,
-            Kind::ForwarderQuery => proto::message::Type::ForwarderQuery,
-            Kind::ForwarderResponse => proto::message::Type::ForwarderResponse,
-        }
+/// The dnstap message type of a tapped message.
+fn proto_type(kind: TapKind) -> proto::message::Type {
+    match kind {
+        TapKind::ClientQuery => proto::message::Type::ClientQuery,
+        TapKind::ClientResponse => proto::message::Type::ClientResponse,
+        TapKind::ForwarderQuery => proto::message::Type::ForwarderQuery,
+        TapKind::ForwarderResponse => proto::message::Type::ForwarderResponse,
     }
-}
-
-/// The transport a message went over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-/// One message to send.
-pub struct Event<'a> {
-    pub kind: Kind,
-    pub wire: Wire,
-    /// The query's sender and receiver.
-    pub query_from: Option<SocketAddr>,
-    pub response_from: Option<SocketAddr>,
-    pub query_time: SystemTime,
-    pub query: Option<&'a [u8]>,
-    pub response_time: Option<SystemTime>,
-    pub response: Option<&'a [u8]>,
 }
 
 pub struct Tap {
@@ -87,7 +57,7 @@ fn split(t: SystemTime) -> (u64, u32) {
 }
 
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
-    match ip.to_canonical() {
+    match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),
     }
@@ -109,24 +79,23 @@ impl Tap {
             dropped,
         })
     }
+}
 
+impl MessageTap for Tap {
     /// Queues one message; never waits.
-    pub fn emit(&self, e: &Event) {
-        let family = e
-            .query_from
-            .or(e.response_from)
-            .map(|a| match a.ip().to_canonical() {
-                IpAddr::V4(_) => proto::SocketFamily::Inet,
-                IpAddr::V6(_) => proto::SocketFamily::Inet6,
-            });
+    fn emit(&self, e: &TapEvent) {
+        let family = e.query_from.or(e.response_from).map(|a| match a.ip() {
+            IpAddr::V4(_) => proto::SocketFamily::Inet,
+            IpAddr::V6(_) => proto::SocketFamily::Inet6,
+        });
         let (qs, qn) = split(e.query_time);
         let mut m = proto::Message {
-            r#type: e.kind.proto() as i32,
+            r#type: proto_type(e.kind) as i32,
             socket_family: family.map(|f| f as i32),
             socket_protocol: Some(match e.wire {
-                Wire::Udp => proto::SocketProtocol::Udp,
-                Wire::Tcp => proto::SocketProtocol::Tcp,
-                Wire::Tls => proto::SocketProtocol::Dot,
+                TapWire::Udp => proto::SocketProtocol::Udp,
+                TapWire::Tcp => proto::SocketProtocol::Tcp,
+                TapWire::Tls => proto::SocketProtocol::Dot,
             } as i32),
             query_address: e.query_from.map(|a| ip_bytes(a.ip())),
             query_port: e.query_from.map(|a| u32::from(a.port())),

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 use crate::corefile::{Directive, Token};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crate::corefile::Directive;
 
-use crate::config::args::Args;
-use crate::config::args::parse_duration;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::args::parse_duration;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErrorsConfig {

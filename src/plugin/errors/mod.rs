@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use regex::Regex;
 
-use crate::config::args::format_duration;
+use crate::corefile::args::format_duration;
 use crate::plugin::errors::config::{Consolidate, ErrorsConfig, Level};
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::{Handler, HandlerFuture, Next, Request};

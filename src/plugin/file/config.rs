@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, relative_path, zones_or_block};
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, relative_path, zones_or_block};
 use crate::corefile::{Directive, Pos};
 
 pub const DEFAULT_RELOAD: Duration = Duration::from_secs(60);

@@ -16,10 +16,9 @@ use prometheus::IntGaugeVec;
 
 use crate::dns::wire::NameKey;
 use crate::observe::metrics::Metrics;
+use crate::plugin::Take;
 use crate::plugin::setup::{Setup, SetupError};
-use crate::plugin::{
-    FastAnswer, FastQuery, Handler, HandlerFuture, MAX_DEPTH, Next, Reply, Request, Rrs,
-};
+use crate::plugin::{FastAnswer, FastQuery, Handler, HandlerFuture, Next, Reply, Request, Rrs};
 use zone::{Found, Zone};
 
 const NAME: &str = "file";
@@ -86,9 +85,7 @@ impl Handler for File {
         };
         // A CNAME out of the zone: the server's own routing finds the rest, as CoreDNS does.
         Box::pin(async move {
-            if req.depth < MAX_DEPTH
-                && let Some(more) = req.upstream.lookup(target, qtype, req.depth + 1).await
-            {
+            if let Some(more) = req.follow(target, qtype, Take::Any).await {
                 answer.answers.extend(more.answers);
             }
             Ok(answer)

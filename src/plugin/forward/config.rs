@@ -13,10 +13,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;
 
 use crate::corefile::{Directive, Token};
+use crate::plugin::shared::parse_rcode;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 /// CoreDNS's limit on upstreams per `forward`.
 pub const MAX_UPSTREAMS: usize = 15;
@@ -98,7 +99,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<Confi
             "expected FROM and at least one upstream, e.g. 'forward . /etc/resolv.conf'",
         )]);
     };
-    let from = match crate::config::keys::parse_zone(&from_tok.text) {
+    let from = match crate::corefile::keys::parse_zone(&from_tok.text) {
         Ok(z) => z.into_iter().next().unwrap_or_else(Name::root),
         Err(m) => {
             errors.push(args.err(from_tok, m));
@@ -174,7 +175,7 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
     match p.name.text.as_str() {
         "except" => {
             for t in a.some("one or more domain names")? {
-                let z = crate::config::keys::parse_zone(&t.text).map_err(|m| a.err(t, m))?;
+                let z = crate::corefile::keys::parse_zone(&t.text).map_err(|m| a.err(t, m))?;
                 cfg.except.extend(z);
             }
         }
@@ -247,12 +248,12 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
         "tls" => {
             // Read when the forwarder starts; a missing file is reported here, where it is named.
             for t in a.rest {
-                let p = crate::config::keys::relative_path(&t.pos, &t.text);
+                let p = crate::corefile::keys::relative_path(&t.pos, &t.text);
                 if !p.is_file() {
                     return Err(a.err(t, format!("cannot read '{}'", p.display())));
                 }
             }
-            let path = |t: &Token| crate::config::keys::relative_path(&t.pos, &t.text);
+            let path = |t: &Token| crate::corefile::keys::relative_path(&t.pos, &t.text);
             cfg.tls = Some(match a.rest {
                 [] => TlsFiles::default(),
                 [ca] => TlsFiles {
@@ -321,24 +322,6 @@ fn rcodes(a: &Args, no_noerror: bool) -> Result<Vec<ResponseCode>, ConfigError> 
     Ok(out)
 }
 
-/// An rcode by the name miekg/dns gives it (case-insensitive).
-pub fn parse_rcode(text: &str) -> Option<ResponseCode> {
-    Some(match text.to_ascii_uppercase().as_str() {
-        "NOERROR" => ResponseCode::NoError,
-        "FORMERR" => ResponseCode::FormErr,
-        "SERVFAIL" => ResponseCode::ServFail,
-        "NXDOMAIN" => ResponseCode::NXDomain,
-        "NOTIMP" => ResponseCode::NotImp,
-        "REFUSED" => ResponseCode::Refused,
-        "YXDOMAIN" => ResponseCode::YXDomain,
-        "YXRRSET" => ResponseCode::YXRRSet,
-        "NXRRSET" => ResponseCode::NXRRSet,
-        "NOTAUTH" => ResponseCode::NotAuth,
-        "NOTZONE" => ResponseCode::NotZone,
-        _ => return None,
-    })
-}
-
 /// One TO: an address, or a resolv.conf file standing for its nameservers.
 fn parse_to(t: &Token) -> Result<Vec<To>, String> {
     let text = t.text.as_str();
@@ -385,7 +368,7 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
         }]);
     }
     if transport == Transport::Dns && !text.contains("://") {
-        let path = crate::config::keys::relative_path(&t.pos, text);
+        let path = crate::corefile::keys::relative_path(&t.pos, text);
         if let Some(content) = read_small_file(&path) {
             let servers = resolv_conf_nameservers(&content);
             if servers.is_empty() {

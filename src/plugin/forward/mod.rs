@@ -19,8 +19,8 @@ use hickory_proto::rr::{LowerName, RData, Record};
 use crate::observe::metrics::{Metrics, rcode_label};
 use crate::plugin::forward::config::{ForwardConfig, Policy, Transport as ToTransport};
 use crate::plugin::forward::upstream::{ExchangeError, Proto, Proxy, ProxyOptions, tls_connector};
-use crate::plugin::r#loop::Probe;
 use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::shared::services::{MessageTap, SentUpstream, TapEvent, TapKind, TapWire, Taps};
 use crate::plugin::shared::shuffle;
 use crate::plugin::{
     Handler, HandlerError, HandlerFuture, Next, RecordSet, Reply, Request, Transport,
@@ -46,16 +46,16 @@ pub struct Forward {
     failfast: bool,
     metrics: Arc<Metrics>,
     /// The `loop` probe of this server block, told where its query went.
-    probe: Option<Arc<Probe>>,
+    probe: Option<Arc<dyn SentUpstream>>,
     /// The block's `dnstap` collectors, sent each exchange with an upstream.
-    taps: Vec<Arc<crate::plugin::dnstap::tap::Tap>>,
+    taps: Vec<Arc<dyn MessageTap>>,
 }
 
 impl Forward {
     pub fn new(
         cfg: &ForwardConfig,
         metrics: Arc<Metrics>,
-        probe: Option<Arc<Probe>>,
+        probe: Option<Arc<dyn SentUpstream>>,
     ) -> Result<Self, String> {
         let tls = if cfg.to.iter().any(|t| t.transport == ToTransport::Tls) {
             let files = cfg.tls.clone().unwrap_or_default();
@@ -233,18 +233,17 @@ impl Forward {
         query: &[u8],
         proto: Proto,
     ) -> Result<Vec<u8>, ExchangeError> {
-        use crate::plugin::dnstap::tap::{Event, Kind, Wire};
         if self.taps.is_empty() {
             return proxy.exchange(query, proto).await;
         }
         let wire = match proto {
-            Proto::Udp => Wire::Udp,
-            Proto::Tcp => Wire::Tcp,
-            Proto::Tls => Wire::Tls,
+            Proto::Udp => TapWire::Udp,
+            Proto::Tcp => TapWire::Tcp,
+            Proto::Tls => TapWire::Tls,
         };
         let sent = std::time::SystemTime::now();
-        let mut event = Event {
-            kind: Kind::ForwarderQuery,
+        let mut event = TapEvent {
+            kind: TapKind::ForwarderQuery,
             wire,
             query_from: None,
             response_from: Some(proxy.to.addr),
@@ -257,7 +256,7 @@ impl Forward {
             t.emit(&event);
         }
         let answer = proxy.exchange(query, proto).await?;
-        event.kind = Kind::ForwarderResponse;
+        event.kind = TapKind::ForwarderResponse;
         event.response_time = Some(std::time::SystemTime::now());
         event.response = Some(&answer);
         for t in &self.taps {
@@ -379,13 +378,10 @@ fn reply_from(msg: Message) -> Reply {
 
 /// Puts `forward` into the block being set up.
 pub async fn setup(cfg: &config::ForwardConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
-    let probe = s.shared::<Arc<Probe>>();
+    let probe = s.shared::<Arc<dyn SentUpstream>>();
     let mut f =
         Forward::new(cfg, s.metrics.clone(), probe).map_err(|e| SetupError::new(NAME, e))?;
-    f.taps = s
-        .shared::<crate::plugin::dnstap::Taps>()
-        .map(|t| t.0)
-        .unwrap_or_default();
+    f.taps = s.shared::<Taps>().unwrap_or_default().0;
     s.handler(f);
     Ok(())
 }

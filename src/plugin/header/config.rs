@@ -1,10 +1,10 @@
 //! `header { [query|response] set|clear FLAGS… }`: a rule without `query` or `response` is a
 //! response rule (CoreDNS's older form). Flags: `aa`, `ra`, `rd`.
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flag {

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use crate::corefile::Directive;
 
-use crate::config::args::Args;
-use crate::config::args::{ListenAddr, parse_listen_addr};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::args::listen_addr;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
+use crate::vocab::ListenAddr;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthConfig {
@@ -43,21 +44,6 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<HealthConfig, Vec<Config
         Ok(HealthConfig { addr, lameduck })
     } else {
         Err(errors)
-    }
-}
-
-/// The optional single address argument of `health`, `ready` and `prometheus`.
-pub fn listen_addr(args: &Args, default: ListenAddr) -> Result<ListenAddr, ConfigError> {
-    match args.rest {
-        [] => Ok(default),
-        [t] => parse_listen_addr(&t.text).map_err(|m| args.err(t, m)),
-        [_, extra, ..] => Err(args.err(
-            extra,
-            format!(
-                "unexpected argument '{}'; expected at most an address",
-                extra.text
-            ),
-        )),
     }
 }
 

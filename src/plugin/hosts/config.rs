@@ -16,10 +16,10 @@ use hickory_proto::rr::Name;
 use crate::corefile::{Directive, Pos};
 use crate::dns::name;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, relative_path, zones_or_block};
-use crate::plugin::kubernetes::config::{Fallthrough, parse_fallthrough};
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, relative_path, zones_or_block};
+use crate::plugin::shared::fallthrough::{Fallthrough, parse_fallthrough};
 
 pub const DEFAULT_FILE: &str = "/etc/hosts";
 pub const DEFAULT_TTL: u32 = 3600;
@@ -86,7 +86,7 @@ fn property(
 ) -> Result<(), ConfigError> {
     let name = p.name.text.as_str();
     let args = Args::new(format!("hosts: {name}"), p);
-    crate::config::args::no_block(&args.what, p)?;
+    crate::corefile::args::no_block(&args.what, p)?;
     match name {
         "ttl" => {
             let t = args.one("a TTL in seconds")?;

@@ -30,8 +30,8 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use crate::dns::name;
 use crate::observe::metrics::Metrics;
 use crate::plugin::hosts::config::{HostsConfig, strip_zone};
-use crate::plugin::kubernetes::config::Fallthrough;
 use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::shared::fallthrough::Fallthrough;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request};
 
 const NAME: &str = "hosts";
@@ -248,8 +248,7 @@ impl Handler for Hosts {
 
 /// An answer, or NODATA when the name has no record of the type asked for.
 fn positive(records: Option<RecordSet>) -> Reply {
-    let mut reply = Reply::new(ResponseCode::NoError, NAME);
-    reply.authoritative = true;
+    let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
     reply.answers.extend(records.map(Into::into));
     reply
 }

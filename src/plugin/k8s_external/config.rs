@@ -12,10 +12,11 @@ use hickory_proto::rr::Name;
 use crate::corefile::{Directive, Pos};
 use crate::dns::name;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, zones_or_block};
-use crate::plugin::kubernetes::config::{Fallthrough, parse_fallthrough, parse_ttl};
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, zones_or_block};
+use crate::plugin::shared::fallthrough::{Fallthrough, parse_fallthrough};
+use crate::plugin::shared::parse_ttl;
 
 pub const DEFAULT_TTL: u32 = 5;
 pub const DEFAULT_APEX: &str = "dns";
@@ -82,7 +83,7 @@ pub fn apex_name(apex: &str, zone: &Name) -> Option<Name> {
 fn property(p: &Directive, cfg: &mut K8sExternalConfig) -> Result<(), ConfigError> {
     let name = p.name.text.as_str();
     let args = Args::new(format!("k8s_external: {name}"), p);
-    crate::config::args::no_block(&args.what, p)?;
+    crate::corefile::args::no_block(&args.what, p)?;
     match name {
         "ttl" => cfg.ttl = parse_ttl(&args)?,
         "apex" => {

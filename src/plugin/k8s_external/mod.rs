@@ -21,19 +21,21 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SRV};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::cluster::index::{Exposed, Index};
 use crate::cluster::records::srv_weight;
 use crate::cluster::slim::{External, SlimPort};
+use crate::cluster::source::ClusterSource;
 use crate::cluster::source::SourceStatus;
 use crate::dns::name;
+use crate::dns::soa::{self, Soa};
 use crate::dns::wire::This;
+use crate::plugin::Take;
 use crate::plugin::k8s_external::config::{K8sExternalConfig, apex_name};
-use crate::plugin::kubernetes::config::Fallthrough;
-use crate::plugin::kubernetes::source::KubernetesSource;
 use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::shared::fallthrough::Fallthrough;
 use crate::plugin::{Handler, HandlerFuture, Next, Reply, Request, Rrs};
 
 const NAME: &str = "k8s_external";
@@ -103,29 +105,20 @@ impl K8sExternal {
     }
 
     fn soa(&self, zone: &ExtZone) -> Rrs {
-        let soa = SOA::new(
-            zone.ns1.clone(),
-            zone.mbox.clone(),
-            self.index.serial(),
-            7200,
-            1800,
-            86400,
-            self.ttl,
-        );
-        let record = Record::from_rdata(Name::from(&zone.name), self.ttl, RData::SOA(soa));
-        Rrs::Records(Arc::from(vec![record]))
-    }
-
-    fn reply(&self, rcode: ResponseCode) -> Reply {
-        let mut reply = Reply::new(rcode, NAME);
-        reply.authoritative = true;
-        reply
+        let soa = Soa {
+            owner: Name::from(&zone.name),
+            ttl: self.ttl,
+            mname: zone.ns1.clone(),
+            rname: zone.mbox.clone(),
+            serial: self.index.serial(),
+            timers: soa::TIMERS,
+            minimum: self.ttl,
+        };
+        Rrs::Records(Arc::from(vec![soa.record()]))
     }
 
     fn negative(&self, zone: &ExtZone, rcode: ResponseCode) -> Reply {
-        let mut reply = self.reply(rcode);
-        reply.authority.push(self.soa(zone));
-        reply
+        Reply::negative(NAME, rcode, self.soa(zone))
     }
 
     fn records(&self, records: Vec<Record>) -> Rrs {
@@ -162,12 +155,12 @@ impl K8sExternal {
         let owner = Name::from(&zone.name);
         match qtype {
             RecordType::SOA => {
-                let mut reply = self.reply(ResponseCode::NoError);
+                let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
                 reply.answers.push(self.soa(zone));
                 reply
             }
             RecordType::NS => {
-                let mut reply = self.reply(ResponseCode::NoError);
+                let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
                 let ns = Record::from_rdata(owner, self.ttl, RData::NS(NS(zone.ns1.clone())));
                 reply.answers.push(self.records(vec![ns]));
                 let glue = self.ns_addresses(&zone.ns1, None);
@@ -193,7 +186,7 @@ impl K8sExternal {
                 if answers.is_empty() {
                     return self.negative(zone, ResponseCode::NoError);
                 }
-                let mut reply = self.reply(ResponseCode::NoError);
+                let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
                 reply.answers.push(self.records(answers));
                 reply
             }
@@ -222,7 +215,7 @@ impl K8sExternal {
         if records.is_empty() {
             return Found::NxDomain;
         }
-        let mut reply = self.reply(ResponseCode::NoError);
+        let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
         reply.answers.push(self.records(records));
         Found::Answer(reply)
     }
@@ -287,7 +280,7 @@ impl K8sExternal {
         if answers.is_empty() {
             return (Found::NoData, Vec::new());
         }
-        let mut reply = self.reply(ResponseCode::NoError);
+        let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
         reply.answers.push(self.records(answers));
         if !extra.is_empty() {
             reply.additionals.push(self.records(extra));
@@ -429,7 +422,7 @@ impl K8sExternal {
             .into_iter()
             .map(fix)
             .collect();
-        let mut reply = self.reply(ResponseCode::NoError);
+        let mut reply = Reply::authoritative(ResponseCode::NoError, NAME);
         reply.answers.push(self.records(answers));
         if let Some(extra) = set.additionals {
             let extra: Vec<Record> = Rrs::from(extra)
@@ -609,12 +602,9 @@ impl Handler for K8sExternal {
         }
         Box::pin(async move {
             for c in chases {
-                let Some(up) = req.upstream.lookup(c.name, c.qtype, req.depth + 1).await else {
+                let Some(up) = req.follow(c.name, c.qtype, Take::NoError).await else {
                     continue;
                 };
-                if up.rcode != ResponseCode::NoError {
-                    continue;
-                }
                 reply.truncated |= up.truncated;
                 if c.into_answers {
                     reply.answers.extend(up.answers);
@@ -629,7 +619,7 @@ impl Handler for K8sExternal {
 
 /// Puts `k8s_external` into the block being set up.
 pub async fn setup(cfg: &config::K8sExternalConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
-    let Some(k) = s.shared::<Arc<KubernetesSource>>() else {
+    let Some(k) = s.shared::<Arc<ClusterSource>>() else {
         return Err(SetupError::new(
             NAME,
             "needs a kubernetes plugin in the same block",

@@ -29,30 +29,18 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{Directive, Pos, Token};
 
+use crate::cluster::index::IndexOptions;
 pub use crate::cluster::records::PodMode;
-use crate::cluster::source::Filters;
+use crate::cluster::records::RecordOptions;
 pub use crate::cluster::source::api::{ApiConfig, TlsFiles};
 use crate::cluster::source::selector::Selector;
-use crate::config::args::Args;
-use crate::config::args::{no_block, parse_duration};
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, relative_path, zones_or_block};
-pub use crate::plugin::shared::fallthrough::{Fallthrough, parse_fallthrough};
-
-/// `ttl N`, 0 to [`MAX_TTL`] seconds (`kubernetes` and `k8s_external` take the same range).
-pub fn parse_ttl(args: &Args) -> Result<u32, ConfigError> {
-    let t = args.one("a TTL in seconds")?;
-    t.text
-        .parse::<u32>()
-        .ok()
-        .filter(|v| *v <= MAX_TTL)
-        .ok_or_else(|| {
-            args.err(
-                t,
-                format!("'{}' is not a TTL: expected 0 to {MAX_TTL}", t.text),
-            )
-        })
-}
+use crate::cluster::source::{Filters, Origin, SourceKey, SourceSpec};
+use crate::corefile::args::Args;
+use crate::corefile::args::{no_block, parse_duration};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, relative_path, zones_or_block};
+use crate::plugin::shared::fallthrough::{Fallthrough, parse_fallthrough};
+use crate::plugin::shared::parse_ttl;
 
 /// Where the cluster's objects come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,19 +87,35 @@ impl KubernetesConfig {
         }
     }
 
-    /// An error from loading the objects file, told as `check` and startup print it: where
-    /// the error has no place in the file (it cannot be read, say), at the `objects` line of
-    /// the Corefile; else at its place in the objects file.
-    pub fn objects_error(&self, e: &crate::cluster::source::file::LoadError) -> String {
-        match (&self.objects_at, e.line) {
-            (Some(at), None) => format!("{at}: kubernetes: objects: {e}"),
-            _ => e.to_string(),
+    /// What the block's source is started from (the application starts it, or keeps the
+    /// running one with the same key, before the block is set up).
+    pub fn source_spec(&self) -> SourceSpec {
+        SourceSpec {
+            key: SourceKey {
+                index: IndexOptions {
+                    zones: self.zones.clone(),
+                    multicluster: self.multicluster.clone(),
+                    ttl: self.ttl,
+                    records: RecordOptions {
+                        pods: self.pods,
+                        endpoint_pod_names: self.endpoint_pod_names,
+                        ignore_empty_service: self.ignore_empty_service,
+                    },
+                },
+                filters: self.filters(),
+                origin: match &self.source {
+                    Source::Objects(path) => Origin::Objects(path.clone()),
+                    Source::Api(api) => Origin::Api(api.clone()),
+                },
+                startup_timeout: self.startup_timeout,
+            },
+            directive: "kubernetes",
+            objects_at: self.objects_at.as_ref().map(ToString::to_string),
         }
     }
 }
 
 pub const DEFAULT_TTL: u32 = 5;
-pub const MAX_TTL: u32 = 3600;
 
 const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, multicluster, upstream";
 
@@ -361,7 +365,7 @@ fn parse_multicluster(cfg: &KubernetesConfig, args: &Args) -> Result<Vec<Name>, 
         zones.push(Name::from_ascii(CLUSTERSET_ZONE).map_err(|e| args.err_here(e.to_string()))?);
     }
     for w in args.rest {
-        let parsed = crate::config::keys::parse_zone(&w.text).map_err(|m| args.err(w, m))?;
+        let parsed = crate::corefile::keys::parse_zone(&w.text).map_err(|m| args.err(w, m))?;
         for z in parsed {
             let arpa = Name::from_ascii("arpa.").map_err(|e| args.err(w, e.to_string()))?;
             if arpa.zone_of(&z) {

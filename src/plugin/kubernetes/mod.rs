@@ -4,7 +4,6 @@
 //! query are `A-B-C-D.NS.pod.ZONE` under `pods insecure`, which spell their own answer.
 
 pub mod config;
-pub mod source;
 
 use std::sync::Arc;
 
@@ -12,11 +11,13 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 
 use crate::cluster::index::{Answer, Index, Node, Zone};
-use crate::cluster::source::SourceStatus;
+use crate::cluster::source::{ClusterSource, SourceStatus};
 use crate::dns::name::{self, WireName};
 use crate::dns::wire::{NameKey, This};
-use crate::plugin::kubernetes::config::{Fallthrough, PodMode};
+use crate::plugin::Take;
+use crate::plugin::kubernetes::config::PodMode;
 use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::shared::fallthrough::Fallthrough;
 use crate::plugin::{
     FastAnswer, FastQuery, Handler, HandlerFuture, MAX_DEPTH, Meta, Next, Reply, Request, Rrs,
 };
@@ -141,9 +142,9 @@ impl Kubernetes {
         };
         if *name == zone.name {
             match qtype {
-                RecordType::SOA => return Outcome::Answer(positive(zone.soa().into(), None)),
+                RecordType::SOA => return Outcome::Answer(Reply::answer(NAME, zone.soa())),
                 RecordType::NS => {
-                    let mut reply = positive(zone.ns.clone().into(), None);
+                    let mut reply = Reply::answer(NAME, zone.ns.clone());
                     if let Some(ns) = self.index.get(&zone.ns_name) {
                         for rtype in [RecordType::A, RecordType::AAAA] {
                             if let Some(glue) = ns.get(rtype, &zone.ns_this) {
@@ -233,23 +234,14 @@ fn zone_labels(zone: &Zone) -> usize {
     usize::from(zone.name.num_labels()) + 1
 }
 
-fn positive(records: Rrs, additionals: Option<Rrs>) -> Reply {
-    let mut reply = Reply::new(ResponseCode::NoError, NAME);
-    reply.authoritative = true;
-    reply.answers.push(records);
-    reply.additionals.extend(additionals);
-    reply
-}
-
 fn answer(set: Answer) -> Reply {
-    positive(set.records.into(), set.additionals.map(Rrs::from))
+    let mut reply = Reply::answer(NAME, set.records);
+    reply.additionals.extend(set.additionals.map(Rrs::from));
+    reply
 }
 
 fn negative(zone: &Zone, rcode: ResponseCode) -> Reply {
-    let mut reply = Reply::new(rcode, NAME);
-    reply.authoritative = true;
-    reply.authority.push(zone.soa_prepared().into());
-    reply
+    Reply::negative(NAME, rcode, zone.soa_prepared())
 }
 
 impl Handler for Kubernetes {
@@ -271,7 +263,7 @@ impl Handler for Kubernetes {
     /// `namespace`, `service`, `endpoint`, `port-name`, `protocol`), empty where the name has
     /// no such part or does not read as a Kubernetes name.
     fn metadata(&self, req: &Request, out: &mut Meta) {
-        if let Some(pod) = self.index.pod_of(req.src.ip().to_canonical()) {
+        if let Some(pod) = self.index.pod_of(req.src.ip()) {
             out.push(("kubernetes/client-namespace", pod.namespace.to_string()));
             out.push(("kubernetes/client-pod-name", pod.name.to_string()));
         }
@@ -351,9 +343,7 @@ impl Handler for Kubernetes {
             Outcome::Chase(mut reply, target) => Box::pin(async move {
                 // As CoreDNS does: the alias, plus whatever the target answers through the
                 // server's own chain (the forwarder, once there is one).
-                if let Some(up) = req.upstream.lookup(target, qtype, req.depth + 1).await
-                    && up.rcode == ResponseCode::NoError
-                {
+                if let Some(up) = req.follow(target, qtype, Take::NoError).await {
                     reply.answers.extend(up.answers);
                 }
                 Ok(reply)
@@ -366,7 +356,7 @@ impl Handler for Kubernetes {
 pub async fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
     // The application starts (or keeps) the block's source before the block is set up, so
     // that the plugins above this one in the chain can read its index too.
-    let Some(k) = s.shared::<Arc<source::KubernetesSource>>() else {
+    let Some(k) = s.shared::<Arc<ClusterSource>>() else {
         return Err(SetupError::new(
             NAME,
             "no source was started for this block",

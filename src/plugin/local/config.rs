@@ -1,9 +1,9 @@
 //! `local [{ localhost_prefix on|off }]`.
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalConfig {

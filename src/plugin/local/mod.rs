@@ -11,7 +11,9 @@ pub mod config;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR};
+
+use crate::dns::soa::Soa;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use prometheus::IntCounter;
 
@@ -69,16 +71,16 @@ impl Local {
 
     /// The SOA of a local zone, named `owner`.
     fn soa(&self, owner: &Name) -> Record {
-        let soa = SOA::new(
-            self.localhost.clone(),
-            self.hostmaster.clone(),
-            1,
-            0,
-            0,
-            0,
-            TTL,
-        );
-        Record::from_rdata(owner.clone(), TTL, RData::SOA(soa))
+        Soa {
+            owner: owner.clone(),
+            ttl: TTL,
+            mname: self.localhost.clone(),
+            rname: self.hostmaster.clone(),
+            serial: 1,
+            timers: [0, 0, 0],
+            minimum: TTL,
+        }
+        .record()
     }
 
     /// `localhost.` and names below it (or with its prefix): the loopback addresses.

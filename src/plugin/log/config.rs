@@ -9,9 +9,9 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::Directive;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 pub const COMMON_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";
 pub const COMBINED_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration} \"{>opcode}\"";
@@ -71,7 +71,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<LogConfig, Vec<ConfigErr
     let mut errors = Vec::new();
     let mut names_list = Vec::new();
     for t in &rest {
-        match crate::config::keys::parse_zone(&t.text) {
+        match crate::corefile::keys::parse_zone(&t.text) {
             Ok(z) => names_list.extend(z),
             Err(m) => errors.push(args.err(t, m)),
         }

@@ -17,6 +17,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::shared::services::SentUpstream;
 use crate::plugin::{Handler, HandlerFuture, Next, Request};
 
 /// How long the probe is sent for before the check gives up (CoreDNS: 30 s).
@@ -52,16 +53,6 @@ impl Probe {
         }
     }
 
-    /// `forward` tells where it sent `name`.
-    pub fn sent(&self, name: &LowerName, upstream: &str) {
-        if *name == self.lower && !self.done.load(Ordering::Relaxed) {
-            let mut u = crate::sync::lock(&self.upstreams);
-            if !u.iter().any(|x| x == upstream) {
-                u.push(upstream.to_string());
-            }
-        }
-    }
-
     fn arrived(&self, req: &Request) {
         if self.done.load(Ordering::Relaxed)
             || req.query.query_type() != RecordType::HINFO
@@ -80,7 +71,7 @@ impl Probe {
                  sends queries back to clusterdns (often a resolv.conf naming this server or \
                  127.0.0.53); point forward at a resolver that does not. \
                  See https://coredns.io/plugins/loop#troubleshooting",
-                SocketAddr::new(req.src.ip().to_canonical(), req.src.port()),
+                req.src,
                 self.zone,
                 self.name,
                 if upstreams.is_empty() {
@@ -133,6 +124,18 @@ async fn exchange(query: &[u8], addr: SocketAddr) -> bool {
     )
 }
 
+impl SentUpstream for Probe {
+    /// `forward` tells where it sent `name`.
+    fn sent(&self, name: &LowerName, upstream: &str) {
+        if *name == self.lower && !self.done.load(Ordering::Relaxed) {
+            let mut u = crate::sync::lock(&self.upstreams);
+            if !u.iter().any(|x| x == upstream) {
+                u.push(upstream.to_string());
+            }
+        }
+    }
+}
+
 pub struct Loop {
     probe: Arc<Probe>,
 }
@@ -168,6 +171,6 @@ pub async fn setup(_: &config::LoopConfig, s: &mut Setup<'_>) -> Result<(), Setu
     });
     s.handler(Loop::new(probe.clone()));
     // `forward` tells the probe which upstream sent it back.
-    s.share(probe);
+    s.share(probe as Arc<dyn SentUpstream>);
     Ok(())
 }

@@ -2,10 +2,10 @@
 
 use hickory_proto::rr::Name;
 
-use crate::config::args;
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, zones_or_block};
 use crate::corefile::Directive;
+use crate::corefile::args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, zones_or_block};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetadataConfig {

@@ -1,9 +1,9 @@
 //! `nsid [DATA…]`: the words joined by spaces; the host name when there are none.
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
 use crate::corefile::Directive;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 use crate::plugin::shared::hostname;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,11 +4,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::corefile::Directive;
 
-use crate::config::args::Args;
-use crate::config::args::{ListenAddr, no_block};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
-use crate::plugin::health::config::listen_addr;
+use crate::corefile::args::Args;
+use crate::corefile::args::{listen_addr, no_block};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
+use crate::vocab::ListenAddr;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrometheusConfig {

@@ -5,11 +5,11 @@
 use std::net::IpAddr;
 
 use crate::corefile::Directive;
-use crate::server::limit::SourceLimitConfig;
+use crate::vocab::SourceLimitConfig;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 /// `ratelimit`'s settings: the server's per-source limit, which it applies before any handler.
 pub type RatelimitConfig = SourceLimitConfig;

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use crate::corefile::Directive;
 
-use crate::config::args::Args;
-use crate::config::args::{no_block, parse_duration};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::Args;
+use crate::corefile::args::{no_block, parse_duration};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReloadConfig {

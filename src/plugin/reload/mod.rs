@@ -2,10 +2,13 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::{ReloadPolling, Setup, SetupError};
 
 /// Puts `reload` into the block being set up.
 pub async fn setup(cfg: &config::ReloadConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
-    s.process.reload = Some(*cfg);
+    s.process.reload = Some(ReloadPolling {
+        interval: cfg.interval,
+        jitter: cfg.jitter,
+    });
     Ok(())
 }

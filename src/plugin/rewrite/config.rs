@@ -20,8 +20,8 @@ use regex::Regex;
 
 use crate::corefile::{Directive, Token};
 
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 
 #[derive(Clone, Debug)]
 pub struct RewriteRule {

@@ -3,9 +3,9 @@
 
 use hickory_proto::rr::Name;
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::parse_zone;
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::parse_zone;
 
 /// Which NXDOMAIN answers go on to the next plugin.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

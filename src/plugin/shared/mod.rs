@@ -1,6 +1,48 @@
 //! Helpers several directives share.
 
 pub mod fallthrough;
+pub mod services;
+
+use hickory_proto::op::ResponseCode;
+
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+
+/// The longest `ttl` a directive takes.
+pub const MAX_TTL: u32 = 3600;
+
+/// `ttl N`, 0 to [`MAX_TTL`] seconds (`kubernetes` and `k8s_external` take the same range).
+pub fn parse_ttl(args: &Args) -> Result<u32, ConfigError> {
+    let t = args.one("a TTL in seconds")?;
+    t.text
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v <= MAX_TTL)
+        .ok_or_else(|| {
+            args.err(
+                t,
+                format!("'{}' is not a TTL: expected 0 to {MAX_TTL}", t.text),
+            )
+        })
+}
+
+/// An rcode by the name miekg/dns gives it (case-insensitive).
+pub fn parse_rcode(text: &str) -> Option<ResponseCode> {
+    Some(match text.to_ascii_uppercase().as_str() {
+        "NOERROR" => ResponseCode::NoError,
+        "FORMERR" => ResponseCode::FormErr,
+        "SERVFAIL" => ResponseCode::ServFail,
+        "NXDOMAIN" => ResponseCode::NXDomain,
+        "NOTIMP" => ResponseCode::NotImp,
+        "REFUSED" => ResponseCode::Refused,
+        "YXDOMAIN" => ResponseCode::YXDomain,
+        "YXRRSET" => ResponseCode::YXRRSet,
+        "NXRRSET" => ResponseCode::NXRRSet,
+        "NOTAUTH" => ResponseCode::NotAuth,
+        "NOTZONE" => ResponseCode::NotZone,
+        _ => return None,
+    })
+}
 
 /// A uniform random permutation (Fisher–Yates).
 pub fn shuffle<T>(list: &mut [T]) {

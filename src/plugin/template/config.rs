@@ -19,11 +19,11 @@ use regex::Regex;
 
 use crate::corefile::{Directive, Token};
 
-use crate::config::args::Args;
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, zones_or_block};
-use crate::plugin::forward::config::parse_rcode;
-use crate::plugin::kubernetes::config::{Fallthrough, parse_fallthrough};
+use crate::corefile::args::Args;
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, zones_or_block};
+use crate::plugin::shared::fallthrough::{Fallthrough, parse_fallthrough};
+use crate::plugin::shared::parse_rcode;
 
 #[derive(Clone, Debug)]
 pub struct TemplateConfig {
@@ -139,7 +139,7 @@ fn parse_type(a: &Args, t: &Token) -> Result<Option<RecordType>, ConfigError> {
 fn property(p: &Directive, cfg: &mut TemplateConfig) -> Result<(), ConfigError> {
     let name = p.name.text.as_str();
     let args = Args::new(format!("template: {name}"), p);
-    crate::config::args::no_block(&args.what, p)?;
+    crate::corefile::args::no_block(&args.what, p)?;
     match name {
         "match" => {
             for t in args.some("a regular expression")? {

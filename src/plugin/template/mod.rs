@@ -20,11 +20,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::observe::metrics::Metrics;
+use crate::plugin::Take;
 use crate::plugin::setup::{Setup, SetupError};
 use crate::plugin::template::config::{Piece, TemplateConfig, Tmpl};
-use crate::plugin::{
-    Handler, HandlerError, HandlerFuture, MAX_DEPTH, Next, RecordSet, Reply, Request,
-};
+use crate::plugin::{Handler, HandlerError, HandlerFuture, Next, RecordSet, Reply, Request};
 
 const NAME: &str = "template";
 
@@ -148,11 +147,7 @@ impl Handler for Template {
                 };
                 answers.push(rr);
                 if let Some(target) = target
-                    && req.depth < MAX_DEPTH
-                    && let Some(up) = req
-                        .upstream
-                        .lookup(target.clone(), qtype, req.depth + 1)
-                        .await
+                    && let Some(up) = req.follow(target.clone(), qtype, Take::Any).await
                 {
                     reply.truncated |= up.truncated;
                     answers.extend(up.answer_records(&target));

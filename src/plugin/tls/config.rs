@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, relative_path};
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, relative_path};
 use crate::corefile::{Directive, Pos};
 
 /// Whether clients present certificates.

@@ -68,7 +68,9 @@ pub async fn setup(cfg: &config::TlsConfig, s: &mut Setup<'_>) -> Result<(), Set
     );
     for key in s.keys.iter().filter(|k| k.tls) {
         for bind in s.binds {
-            s.process.tls.insert((*bind, key.port), server.clone());
+            s.process
+                .tls
+                .insert(crate::vocab::DnsKey::new(*bind, key.port), server.clone());
         }
     }
     Ok(())

@@ -7,9 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::{BlockContext, zones_or_block};
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::{BlockContext, zones_or_block};
 use crate::corefile::{Directive, Token};
 
 /// Who may transfer the zones.

@@ -31,7 +31,7 @@ impl Handler for Transfer {
             return next.serve(req);
         }
         let zone = Name::from(req.query.name());
-        let ip = req.src.ip().to_canonical();
+        let ip = req.src.ip();
         let allowed = req.transport == Transport::Tcp
             && self.zones.iter().any(|z| z.zone_of(&zone))
             && self.to.iter().any(|p| p.admits(ip));

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::config::args::{self, Args};
-use crate::config::error::ConfigError;
-use crate::config::keys::BlockContext;
+use crate::corefile::args::{self, Args};
+use crate::corefile::error::ConfigError;
+use crate::corefile::keys::BlockContext;
 use crate::corefile::{Directive, Pos};
 
 use super::expr::Expr;

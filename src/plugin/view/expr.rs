@@ -53,7 +53,7 @@ pub struct Query<'a> {
 
 /// An address as CoreDNS's request writes it: IPv6 in brackets.
 fn ip_text(ip: IpAddr) -> String {
-    match ip.to_canonical() {
+    match ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
         v4 => v4.to_string(),
     }

@@ -26,7 +26,7 @@ impl Handler for Whoami {
         // would restore the client's spelling.
         let name = req.query.original().name().clone();
         let class = req.query.query_class();
-        let address = match req.src.ip().to_canonical() {
+        let address = match req.src.ip() {
             IpAddr::V4(ip) => RData::A(A(ip)),
             IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
         };

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::corefile::{Directive, Token};
+use crate::vocab::ListenAddr;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// The arguments of one directive or property line, read left to right.
 pub struct Args<'a> {
@@ -146,67 +147,18 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(parse_duration(""), None);
-    }
-
-    #[test]
-    fn durations_print_as_go_prints_them() {
-        for (d, want) in [
-            (Duration::from_secs(2), "2s"),
-            (Duration::from_secs(300), "5m0s"),
-            (Duration::from_secs(3600), "1h0m0s"),
-            (Duration::from_secs(90), "1m30s"),
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_millis(1500), "1.5s"),
-        ] {
-            assert_eq!(format_duration(d), want);
-        }
-    }
-
-    #[test]
-    fn listen_addresses() {
-        for (text, want) in [
-            (":8080", ":8080"),
-            ("0.0.0.0:9153", "0.0.0.0:9153"),
-            ("localhost:9153", "127.0.0.1:9153"),
-            ("[::1]:8181", "[::1]:8181"),
-        ] {
-            assert_eq!(parse_listen_addr(text).unwrap().to_string(), want);
-        }
-        assert!(parse_listen_addr("8080").is_err());
-        assert!(parse_listen_addr("host:8080").is_err());
-    }
-}
-
-/// An address an HTTP endpoint listens on: `:8080`, `0.0.0.0:9153`, `localhost:9153`,
-/// `[::1]:8181`. No host means every address.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenAddr {
-    pub ip: Option<std::net::IpAddr>,
-    pub port: u16,
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.ip {
-            None => write!(f, ":{}", self.port),
-            Some(ip @ std::net::IpAddr::V6(_)) => write!(f, "[{ip}]:{}", self.port),
-            Some(ip) => write!(f, "{ip}:{}", self.port),
-        }
+/// The optional single address argument of a directive that serves HTTP (`health`, `ready`, `prometheus`).
+pub fn listen_addr(args: &Args, default: ListenAddr) -> Result<ListenAddr, ConfigError> {
+    match args.rest {
+        [] => Ok(default),
+        [t] => parse_listen_addr(&t.text).map_err(|m| args.err(t, m)),
+        [_, extra, ..] => Err(args.err(
+            extra,
+            format!(
+                "unexpected argument '{}'; expected at most an address",
+                extra.text
+            ),
+        )),
     }
 }
 
@@ -252,5 +204,51 @@ pub fn format_duration(d: Duration) -> String {
         (0, 0) => sec,
         (0, m) => format!("{m}m{sec}"),
         (h, m) => format!("{h}h{m}m{sec}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        for (d, want) in [
+            (Duration::from_secs(2), "2s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1.5s"),
+        ] {
+            assert_eq!(format_duration(d), want);
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        for (text, want) in [
+            (":8080", ":8080"),
+            ("0.0.0.0:9153", "0.0.0.0:9153"),
+            ("localhost:9153", "127.0.0.1:9153"),
+            ("[::1]:8181", "[::1]:8181"),
+        ] {
+            assert_eq!(parse_listen_addr(text).unwrap().to_string(), want);
+        }
+        assert!(parse_listen_addr("8080").is_err());
+        assert!(parse_listen_addr("host:8080").is_err());
     }
 }
