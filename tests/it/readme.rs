@@ -165,3 +165,120 @@ async fn every_plugin_readmes_examples_serve() {
         silent.join("\n")
     );
 }
+
+/// GitHub's anchor for a heading: lower case, punctuation but `-` and `_` dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") || line.starts_with("~~~") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced && let Some(h) = line.strip_prefix('#') {
+            out.push(anchor(h.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// The relative links of a Markdown file (outside code blocks): `(target)` after `]`.
+fn links(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") || line.starts_with("~~~") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = &rest[..end];
+            if !target.contains("://") && !target.starts_with("mailto:") {
+                out.push(target.to_string());
+            }
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+/// Every relative link and anchor in the project's Markdown points somewhere: the README, the
+/// architecture, the guides and every plugin's README.
+#[test]
+fn markdown_links_and_anchors_resolve() {
+    let root = support::root();
+    let mut files: Vec<std::path::PathBuf> = [
+        "README.md",
+        "ARCHITECTURE.md",
+        "bench/README.md",
+        "deploy/README.md",
+        "fuzz/README.md",
+        "Corefile-compat/README.md",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    for name in SUPPORTED {
+        files.push(root.join("src/plugin").join(name).join("README.md"));
+    }
+    let mut dead = Vec::new();
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for link in links(&text) {
+            let (path, frag) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            if !target.exists() {
+                dead.push(format!("{}: {link}: no such file", file.display()));
+                continue;
+            }
+            if !frag.is_empty() && target.extension().is_some_and(|e| e == "md") {
+                let there = std::fs::read_to_string(&target).unwrap();
+                if !anchors(&there).iter().any(|a| a == frag) {
+                    dead.push(format!("{}: {link}: no such heading", file.display()));
+                }
+            }
+        }
+    }
+    assert!(dead.is_empty(), "dead links:\n{}", dead.join("\n"));
+}
+
+#[test]
+fn the_root_readme_stays_short() {
+    let text = std::fs::read_to_string(support::root().join("README.md")).unwrap();
+    assert!(
+        text.len() < 20_000,
+        "README.md is {} characters: detail belongs in ARCHITECTURE.md, bench/README.md or a plugin's README",
+        text.len()
+    );
+}
+
+#[test]
+fn anchors_are_made_as_github_makes_them() {
+    assert_eq!(
+        anchor(" The live path: `cargo bench --bench live`"),
+        "the-live-path-cargo-bench---bench-live"
+    );
+    assert_eq!(anchor(" Multi-cluster Services"), "multi-cluster-services");
+}
