@@ -28,6 +28,18 @@ use crate::server::Router;
 use crate::server::listen::{DnsListener, Limits};
 use crate::vocab::{DnsKey, ListenAddr, SourceLimitConfig};
 
+/// Why a reload did not put a new configuration in service; the running one serves on.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The Corefile does not load: every error, at its `file:line:col`.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// It loads but cannot start: a plugin's setup (`plugin/NAME: …`, at its block's
+    /// position), a cluster source, or a port that cannot be bound.
+    #[error("{0:#}")]
+    Start(anyhow::Error),
+}
+
 /// How a configuration is started.
 #[derive(Clone, Debug, Default)]
 pub struct StartOptions {
@@ -203,7 +215,7 @@ impl App {
 
     /// Re-reads the Corefile. Unless `force`, nothing happens when its content is unchanged.
     /// Returns whether a new configuration is now serving.
-    pub async fn reload(&self, force: bool) -> Result<bool, ConfigErrors> {
+    pub async fn reload(&self, force: bool) -> Result<bool, ReloadError> {
         let Some(path) = self.opts.path.clone() else {
             return Ok(false);
         };
@@ -211,7 +223,7 @@ impl App {
         let load = self.opts.load.clone();
         let loaded = tokio::task::spawn_blocking(move || config::read(&path, &load))
             .await
-            .map_err(|e| internal(format!("reading the Corefile: {e}")))?;
+            .map_err(|e| ReloadError::Start(anyhow::anyhow!("reading the Corefile: {e}")))?;
         let old_digest = self.lock().digest.clone();
         if !force && loaded.digest == old_digest {
             return Ok(false);
@@ -226,7 +238,7 @@ impl App {
                 for e in &errors.0 {
                     tracing::error!("Restart failed: {e}");
                 }
-                return Err(errors);
+                return Err(ReloadError::Config(errors));
             }
         };
         let running = self.lock().sources.clone();
@@ -235,14 +247,14 @@ impl App {
             Err(e) => {
                 self.shared.metrics.reload_failed.inc();
                 tracing::error!("Restart failed: {e:#}");
-                return Err(internal(format!("{e:#}")));
+                return Err(ReloadError::Start(e));
             }
         };
         drop(running);
         if let Err(e) = self.apply(built, loaded.digest).await {
             self.shared.metrics.reload_failed.inc();
             tracing::error!("Restart failed: {e:#}");
-            return Err(internal(format!("{e:#}")));
+            return Err(ReloadError::Start(e));
         }
         tracing::info!("Reloading complete");
         Ok(true)
@@ -473,17 +485,6 @@ impl App {
     }
 }
 
-fn internal(msg: String) -> ConfigErrors {
-    ConfigErrors(vec![config::ConfigError::new(
-        &crate::corefile::Pos {
-            file: "".into(),
-            line: 0,
-            col: 0,
-        },
-        msg,
-    )])
-}
-
 /// Builds every chain of `config`, each plugin by its own `setup` (the registry), block by
 /// block. A `kubernetes` source whose settings are unchanged is taken over from `running`; the
 /// others are started here, and stop again if what is built is dropped unused.
@@ -535,7 +536,7 @@ async fn build(
             setup.share(source);
         }
         for plugin in &block.plugins {
-            registry::setup(plugin, &mut setup).await?;
+            registry::setup(plugin, &mut setup).map_err(|e| e.at(&block.pos))?;
         }
         let chain = setup.finish();
         for key in &block.keys {

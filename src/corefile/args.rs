@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::corefile::{Directive, Token};
 use crate::vocab::ListenAddr;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ValueError};
 
 /// The arguments of one directive or property line, read left to right.
 pub struct Args<'a> {
@@ -163,7 +163,7 @@ pub fn listen_addr(args: &Args, default: ListenAddr) -> Result<ListenAddr, Confi
 }
 
 /// Parses `[HOST]:PORT`; HOST may be empty, an IP, `[IPv6]` or `localhost`.
-pub fn parse_listen_addr(text: &str) -> Result<ListenAddr, String> {
+pub fn parse_listen_addr(text: &str) -> Result<ListenAddr, ValueError> {
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| format!("'{text}' is not an address: expected [HOST]:PORT such as :8080"))?;

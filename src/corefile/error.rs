@@ -4,6 +4,25 @@ use std::fmt;
 
 use crate::corefile::{Pos, SyntaxError};
 
+/// A single value that does not read as what was expected (a zone, an address, a label
+/// selector): the message says what was wrong and what is accepted. A directive's parser places
+/// it at its token ([`crate::corefile::args::Args::err`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+impl From<String> for ValueError {
+    fn from(msg: String) -> Self {
+        Self(msg)
+    }
+}
+
+impl AsRef<str> for ValueError {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A configuration error at a position in a Corefile.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{pos}: {msg}")]

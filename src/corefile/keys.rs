@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 
 use super::args;
-use super::error::ConfigError;
+use super::error::{ConfigError, ValueError};
 use crate::corefile::{Pos, Token};
 use crate::dns::name;
 
@@ -114,7 +114,7 @@ pub fn parse_key(key: &Token, default_port: u16) -> Result<Vec<ZoneKey>, ConfigE
 
 /// A zone as written in a key or a directive: a domain name (`cluster.local`, `.`) or a CIDR
 /// standing for reverse zones.
-pub fn parse_zone(text: &str) -> Result<Vec<Name>, String> {
+pub fn parse_zone(text: &str) -> Result<Vec<Name>, ValueError> {
     if text.is_empty() || text == "." {
         return Ok(vec![Name::root()]);
     }
@@ -132,7 +132,7 @@ pub fn parse_zone(text: &str) -> Result<Vec<Name>, String> {
     }
     name::fqdn(text)
         .map(|n| vec![n])
-        .ok_or_else(|| format!("'{text}' is not a valid domain name"))
+        .ok_or_else(|| ValueError(format!("'{text}' is not a valid domain name")))
 }
 
 /// The plugin's zones: its own arguments if any, else the server block's.
@@ -153,7 +153,7 @@ pub fn zones_or_block(args: &[Token], ctx: &BlockContext) -> Result<Vec<Name>, V
         }
         match parse_zone(&a.text) {
             Ok(mut z) => zones.append(&mut z),
-            Err(msg) => errors.push(ConfigError::new(&a.pos, msg)),
+            Err(msg) => errors.push(ConfigError::new(&a.pos, msg.0)),
         }
     }
     if errors.is_empty() {

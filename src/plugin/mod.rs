@@ -262,13 +262,57 @@ impl Reply {
     }
 }
 
+/// What went wrong in a plugin, said as CoreDNS says it (`plugin/NAME: what went wrong`), at
+/// the Corefile position of its server block where it is about the configuration. The one error
+/// type of a plugin's `setup` (a file it cannot read, an upstream it cannot use) and of a
+/// handler's real failures ([`HandlerError::Failed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PluginError {
+    pub plugin: &'static str,
+    /// The server block's position (`file:line:col`), where the error is about configuration.
+    pub at: Option<crate::corefile::Pos>,
+    pub msg: String,
+}
+
+impl PluginError {
+    pub fn new(plugin: &'static str, msg: impl std::fmt::Display) -> Self {
+        Self {
+            plugin,
+            at: None,
+            msg: msg.to_string(),
+        }
+    }
+
+    /// The same error, placed at `pos` unless it has a place already.
+    pub fn at(mut self, pos: &crate::corefile::Pos) -> Self {
+        self.at.get_or_insert_with(|| pos.clone());
+        self
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
+        write!(f, "plugin/{}: {}", self.plugin, self.msg)
+    }
+}
+
 /// A real failure inside the chain: the client gets SERVFAIL and `errors` logs it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandlerError {
     #[error("no next plugin found")]
     NoNextPlugin,
-    #[error("plugin/{plugin}: {msg}")]
-    Failed { plugin: &'static str, msg: String },
+    #[error(transparent)]
+    Failed(PluginError),
+}
+
+impl HandlerError {
+    /// A plugin's failure to answer.
+    pub fn failed(plugin: &'static str, msg: impl std::fmt::Display) -> Self {
+        Self::Failed(PluginError::new(plugin, msg))
+    }
 }
 
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, HandlerError>> + Send + 'a>>;

@@ -10,7 +10,7 @@ use crate::corefile::Directive;
 use crate::corefile::error::ConfigError;
 use crate::corefile::keys::BlockContext;
 
-use super::setup::{Setup, SetupError};
+use super::setup::Setup;
 use super::*;
 
 /// How a directive may repeat in one server block.
@@ -27,7 +27,7 @@ pub enum Repeat {
 
 /// The table. Each row: the enum variant, the directive's name, its folder, its config type,
 /// and how it may repeat. The folder provides `config::parse(&Directive, &BlockContext) ->
-/// Result<Config, Vec<ConfigError>>` and `setup(&Config, &mut Setup) -> Result<(), SetupError>`.
+/// Result<Config, Vec<ConfigError>>` and `setup(&Config, &mut Setup) -> Result<(), PluginError>`.
 macro_rules! directives {
     (@absorb Merged $a:ident $b:ident $v:ident) => {{
         $a.absorb(*$b);
@@ -98,9 +98,9 @@ macro_rules! directives {
         }
 
         /// Builds what one directive's configuration asks for into the block being set up.
-        pub async fn setup(cfg: &PluginConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+        pub fn setup(cfg: &PluginConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
             match cfg {
-                $( PluginConfig::$variant(c) => $module::setup(c, s).await, )*
+                $( PluginConfig::$variant(c) => $module::setup(c, s), )*
             }
         }
     };

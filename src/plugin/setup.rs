@@ -1,8 +1,10 @@
 //! What a directive's `setup` is given: the server block it is in, and the places it puts what
 //! it builds (handlers, observers, HTTP routes, things to do once the chain or the ports exist).
 //!
-//! Every plugin folder has `pub async fn setup(cfg: &ItsConfig, s: &mut Setup<'_>) -> Result<(),
-//! SetupError>`; the registry calls them in the chain's order, one block at a time. A plugin
+//! Every plugin folder has `pub fn setup(cfg: &ItsConfig, s: &mut Setup<'_>) -> Result<(),
+//! PluginError>`; the registry calls them in the chain's order, one block at a time. Setup is
+//! synchronous: it awaits nothing, and a plugin that reads a file there does it through
+//! [`crate::plugin::shared::blocking`], off the runtime's other tasks. A plugin
 //! that needs something another plugin of the same block made (`forward` the `loop` probe, the
 //! plugins that read the `kubernetes` index) asks [`Setup::shared`] for it by type: the one that
 //! makes it runs earlier in the chain's order, or (the `kubernetes` source, which others above it
@@ -21,24 +23,6 @@ use crate::corefile::keys::ZoneKey;
 use crate::observe::http::{Readiness, Routes};
 use crate::observe::metrics::Metrics;
 use crate::vocab::{DnsKey, ListenAddr, SourceLimitConfig, TcpTimeouts};
-
-/// A plugin that could not be built from a configuration that parsed: a file it cannot read,
-/// an upstream it cannot use. Said as CoreDNS says it, `plugin/NAME: what went wrong`.
-#[derive(Debug, thiserror::Error)]
-#[error("plugin/{plugin}: {msg}")]
-pub struct SetupError {
-    pub plugin: &'static str,
-    pub msg: String,
-}
-
-impl SetupError {
-    pub fn new(plugin: &'static str, msg: impl std::fmt::Display) -> Self {
-        Self {
-            plugin,
-            msg: msg.to_string(),
-        }
-    }
-}
 
 /// Done once the ports of a configuration listen, with the address a block's first key
 /// listens on (the `loop` probe).

@@ -277,27 +277,27 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
         with_ttl(11).replace("fallthrough in-addr.arpa ip6.arpa", "fallthrough"),
     )
     .unwrap();
-    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(true));
     std::fs::write(
         &core,
         with_ttl(11).replace("    errors\n", "    errors\n    log\n"),
     )
     .unwrap();
-    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(true));
     assert_eq!(
         app.indexes_built(),
         1,
         "an unchanged kubernetes block was rebuilt"
     );
     std::fs::write(&core, with_ttl(11)).unwrap();
-    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(true));
     let before = app.listeners()[0].clone();
     // Unchanged content: nothing happens, unless forced.
-    assert_eq!(app.reload(false).await, Ok(false));
-    assert_eq!(app.reload(true).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(false));
+    assert_eq!(app.reload(true).await.ok(), Some(true));
     // A change is served, on the same sockets.
     std::fs::write(&core, with_ttl(22)).unwrap();
-    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(true));
     assert_eq!(a_ttl(&app, name).await, Some(22));
     assert_eq!(app.indexes_built(), 2, "a changed ttl needs a new index");
     let after = app.listeners()[0].clone();
@@ -313,17 +313,43 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
     assert_eq!(app.metrics().reload_failed.get(), 1);
     assert_eq!(a_ttl(&app, name).await, Some(22));
     // The same broken file is not retried until it changes.
-    assert_eq!(app.reload(false).await, Ok(false));
+    assert_eq!(app.reload(false).await.ok(), Some(false));
     // A Corefile that parses but cannot start (a missing objects file): the same.
     std::fs::write(&core, with_ttl(33).replace("cluster.yaml", "missing.yaml")).unwrap();
-    assert!(app.reload(false).await.is_err());
+    let err = app.reload(false).await.unwrap_err().to_string();
+    assert!(
+        err.contains("plugin/kubernetes: ")
+            && err.contains("Corefile:")
+            && err.contains("missing.yaml"),
+        "{err}"
+    );
     assert_eq!(app.metrics().reload_failed.get(), 2);
+    assert_eq!(a_ttl(&app, name).await, Some(22));
+    // A plugin whose setup fails (a zone file that is not there): said with the plugin and
+    // where in the Corefile, not at a made-up position.
+    let zone = format!(
+        "{}
+example.org:0 {{
+    file missing.db
+}}
+",
+        with_ttl(33)
+    );
+    std::fs::write(&core, &zone).unwrap();
+    let err = app.reload(false).await.unwrap_err().to_string();
+    let at = format!("{}:", core.display());
+    assert!(
+        err.contains("plugin/file: ") && err.contains(&at) && err.contains("missing.db"),
+        "{err}"
+    );
+    assert!(!err.contains(":0:0:"), "{err}");
+    assert_eq!(app.metrics().reload_failed.get(), 3);
     assert_eq!(a_ttl(&app, name).await, Some(22));
     // A second port appears, then goes.
     let other = crate::cli::free_port();
     let two = format!("{}\nexample.org:{other} {{\n}}\n", with_ttl(44));
     std::fs::write(&core, &two).unwrap();
-    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(true));
     assert_eq!(a_ttl(&app, name).await, Some(44));
     assert_eq!(app.listeners().len(), 2);
     let q = support::query("example.org.", RecordType::A, None)
@@ -337,7 +363,7 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
         "SERVFAIL"
     );
     std::fs::write(&core, with_ttl(55)).unwrap();
-    assert_eq!(app.reload(false).await, Ok(true));
+    assert_eq!(app.reload(false).await.ok(), Some(true));
     assert_eq!(a_ttl(&app, name).await, Some(55));
     assert_eq!(app.listeners().len(), 1);
     app.shutdown().await;

@@ -124,16 +124,22 @@ pub async fn client(cfg: &ApiConfig) -> anyhow::Result<Client> {
     Client::try_from(config).context("building the Kubernetes client")
 }
 
+/// A kubeconfig that cannot serve: unreadable, or without the context named.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckError(String);
+
 /// What can be checked without reaching the API: the kubeconfig reads and names the context.
-pub fn check(cfg: &ApiConfig) -> Result<(), String> {
+pub fn check(cfg: &ApiConfig) -> Result<(), CheckError> {
     let Some(path) = &cfg.kubeconfig else {
         return Ok(());
     };
-    let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kc =
+        Kubeconfig::read_from(path).map_err(|e| CheckError(format!("{}: {e}", path.display())))?;
     if let Some(ctx) = &cfg.context
         && !kc.contexts.iter().any(|c| &c.name == ctx)
     {
-        return Err(format!(
+        return Err(CheckError(format!(
             "{}: no context named '{ctx}' (it has: {})",
             path.display(),
             kc.contexts
@@ -141,7 +147,7 @@ pub fn check(cfg: &ApiConfig) -> Result<(), String> {
                 .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )));
     }
     Ok(())
 }

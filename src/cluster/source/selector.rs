@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::corefile::error::ValueError;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selector {
     reqs: Vec<Requirement>,
@@ -23,12 +25,14 @@ enum Requirement {
 
 impl Selector {
     /// Parses a selector; the error says which part is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ValueError> {
         let mut reqs = Vec::new();
         for part in split_top_level(text) {
             let part = part.trim();
             if part.is_empty() {
-                return Err(format!("empty requirement in label selector '{text}'"));
+                return Err(ValueError(format!(
+                    "empty requirement in label selector '{text}'"
+                )));
             }
             reqs.push(parse_requirement(part)?);
         }
@@ -166,15 +170,17 @@ mod tests {
 
     #[test]
     fn bad_selectors_say_why() {
-        assert!(Selector::parse("app=web,").unwrap_err().contains("empty"));
+        assert!(Selector::parse("app=web,").unwrap_err().0.contains("empty"));
         assert!(
             Selector::parse("env in prod")
                 .unwrap_err()
+                .0
                 .contains("parenthesised")
         );
         assert!(
             Selector::parse("a b c")
                 .unwrap_err()
+                .0
                 .contains("cannot read")
         );
     }

@@ -12,7 +12,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use prometheus::{IntCounter, IntCounterVec};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, Reply, Request};
 
 const NAME: &str = "acl";
@@ -95,7 +96,7 @@ impl Handler for Acl {
 }
 
 /// Puts `acl` into the block being set up.
-pub async fn setup(cfg: &config::AclConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::AclConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let m = s.metrics;
     let with_zone = ["server", "zone", "view"];
     let counters = Counters {

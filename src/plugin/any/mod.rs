@@ -8,7 +8,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request};
 
 pub struct Any;
@@ -34,7 +35,7 @@ impl Handler for Any {
 }
 
 /// Puts `any` into the block being set up.
-pub async fn setup(_: &config::AnyConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(_: &config::AnyConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Any);
     Ok(())
 }

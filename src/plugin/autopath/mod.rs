@@ -24,7 +24,8 @@ use hickory_proto::rr::{LowerName, Name, RData, Record};
 use crate::cluster::index::Index;
 use crate::cluster::source::ClusterSource;
 use crate::observe::metrics::Metrics;
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request, Rrs};
 use config::{SearchFrom, resolv_conf_search};
 
@@ -169,11 +170,11 @@ fn cnamer(mut reply: Reply, asked: &Name, found: &Name) -> Reply {
 }
 
 /// Puts `autopath` into the block being set up.
-pub async fn setup(cfg: &config::AutopathConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::AutopathConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let search = match &cfg.from {
         SearchFrom::Kubernetes => {
             let Some(k) = s.shared::<Arc<ClusterSource>>() else {
-                return Err(SetupError::new(
+                return Err(PluginError::new(
                     NAME,
                     "@kubernetes needs a kubernetes plugin in the same block",
                 ));
@@ -185,7 +186,7 @@ pub async fn setup(cfg: &config::AutopathConfig, s: &mut Setup<'_>) -> Result<()
         }
         SearchFrom::File(path) => match std::fs::read_to_string(path) {
             Ok(t) => Search::Fixed(resolv_conf_search(&t)),
-            Err(e) => return Err(SetupError::new(NAME, format!("{}: {e}", path.display()))),
+            Err(e) => return Err(PluginError::new(NAME, format!("{}: {e}", path.display()))),
         },
     };
     s.handler(Autopath::new(&cfg.zones, search, s.metrics.clone()));

@@ -2,10 +2,11 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Puts `bind` into the block being set up.
-pub async fn setup(cfg: &config::BindConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::BindConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     // The server block's addresses are read with its keys (`config::from_blocks`).
     let _ = (cfg, s);
     Ok(())

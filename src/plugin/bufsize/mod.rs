@@ -6,10 +6,11 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Gives the block its cap.
-pub async fn setup(cfg: &config::BufsizeConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::BufsizeConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.bufsize = Some(cfg.size);
     Ok(())
 }

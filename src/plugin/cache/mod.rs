@@ -35,8 +35,9 @@ use crate::cluster::index::Index;
 use crate::cluster::source::ClusterSource;
 use crate::dns::wire::{Builder, NameKey, Prepared, This};
 use crate::observe::metrics::Metrics;
+use crate::plugin::PluginError;
 use crate::plugin::cache::config::{CacheConfig, Prefetch, ServeStale, StaleMode};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::{
     Chain, FastAnswer, FastQuery, Handler, HandlerFuture, Next, NoUpstream, RecordSet, Reply,
     Request, Rrs, Transport,
@@ -815,7 +816,7 @@ impl Handler for Cache {
 }
 
 /// Puts `cache` into the block being set up.
-pub async fn setup(cfg: &config::CacheConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::CacheConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let cache = Cache::new(cfg, s.metrics.clone());
     let inner = cache.shared();
     // Entries for the cluster's names are dropped when the index changes them.

@@ -6,7 +6,8 @@ pub mod config;
 
 use std::time::Duration;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{FastQuery, Handler, HandlerError, HandlerFuture, Next, Request};
 
 pub struct Cancel {
@@ -22,10 +23,10 @@ impl Handler for Cancel {
         Box::pin(async move {
             match tokio::time::timeout(self.timeout, next.serve(req)).await {
                 Ok(answered) => answered,
-                Err(_) => Err(HandlerError::Failed {
-                    plugin: "cancel",
-                    msg: format!("no answer within {:?}; cancelled", self.timeout),
-                }),
+                Err(_) => Err(HandlerError::failed(
+                    "cancel",
+                    format!("no answer within {:?}; cancelled", self.timeout),
+                )),
             }
         })
     }
@@ -37,7 +38,7 @@ impl Handler for Cancel {
 }
 
 /// Puts `cancel` into the block being set up.
-pub async fn setup(cfg: &config::CancelConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::CancelConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Cancel {
         timeout: cfg.timeout,
     });

@@ -9,7 +9,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::{cut, hostname};
 use crate::plugin::{FastQuery, Handler, HandlerFuture, Next, RecordSet, Reply, Request};
 
@@ -66,7 +67,7 @@ impl Handler for Chaos {
 }
 
 /// Puts `chaos` into the block being set up.
-pub async fn setup(cfg: &config::ChaosConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::ChaosConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Chaos {
         version: cfg.version.clone(),
         authors: cfg.authors.clone(),

@@ -5,11 +5,12 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Asks the process for debug logging; the application applies it once the whole
 /// configuration is set up ([`crate::observe::set_debug`]).
-pub async fn setup(_: &config::DebugConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(_: &config::DebugConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.process.debug = true;
     Ok(())
 }

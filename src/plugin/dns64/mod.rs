@@ -16,7 +16,8 @@ use ipnet::Ipv6Net;
 use prometheus::IntCounterVec;
 
 use crate::dns::name::{reverse_ip, reverse_name};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{
     FastQuery, Handler, HandlerFuture, MAX_DEPTH, Next, RecordSet, Reply, Request, Rrs,
 };
@@ -192,7 +193,7 @@ impl Handler for Dns64 {
 }
 
 /// Puts `dns64` into the block being set up.
-pub async fn setup(cfg: &config::Dns64Config, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::Dns64Config, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let translated = s.metrics.plugin_counter(
         "coredns_dns64_requests_translated_total",
         "Counter of DNS requests translated by dns64.",

@@ -16,7 +16,8 @@ pub mod proto {
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::services::{MessageTap, TapEvent, TapKind, TapWire, Taps};
 use crate::plugin::{Observer, Served, Transport};
 use tap::Tap;
@@ -67,7 +68,7 @@ fn dropped(s: &Setup) -> prometheus::IntCounter {
 
 /// Starts the tap, observes the block's answers, and offers the tap to the plugins after it
 /// (`forward` sends its exchanges with upstreams to the block's [`Taps`]).
-pub async fn setup(cfg: &config::DnstapConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::DnstapConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let tap = Tap::start(cfg, dropped(s));
     s.observer(Arc::new(ClientTap(tap.clone())));
     let mut taps = s.shared::<Taps>().map(|t| t.0).unwrap_or_default();

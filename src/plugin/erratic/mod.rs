@@ -12,7 +12,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request};
 
 const NAME: &str = "erratic";
@@ -67,7 +68,7 @@ impl Handler for Erratic {
 }
 
 /// Puts `erratic` into the block being set up.
-pub async fn setup(cfg: &config::ErraticConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::ErraticConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Erratic {
         drop: cfg.drop,
         truncate: cfg.truncate,

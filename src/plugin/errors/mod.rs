@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use regex::Regex;
 
 use crate::corefile::args::format_duration;
+use crate::plugin::PluginError;
 use crate::plugin::errors::config::{Consolidate, ErrorsConfig, Level};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, Request};
 
 pub struct Errors {
@@ -102,7 +103,7 @@ impl Handler for Errors {
 }
 
 /// Puts `errors` into the block being set up.
-pub async fn setup(cfg: &config::ErrorsConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::ErrorsConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Errors::new(cfg));
     Ok(())
 }

@@ -16,8 +16,9 @@ use prometheus::IntGaugeVec;
 
 use crate::dns::wire::NameKey;
 use crate::observe::metrics::Metrics;
+use crate::plugin::PluginError;
 use crate::plugin::Take;
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::{FastAnswer, FastQuery, Handler, HandlerFuture, Next, Reply, Request, Rrs};
 use zone::{Found, Zone};
 
@@ -192,12 +193,9 @@ async fn watch(cfg: config::FileConfig, zones: Vec<Arc<ArcSwap<Zone>>>, gauge: I
     }
 }
 
-fn read(cfg: &config::FileConfig, origin: &Name) -> Result<Zone, SetupError> {
+fn read(cfg: &config::FileConfig, origin: &Name) -> Result<Zone, PluginError> {
     Zone::read(&cfg.path, origin).map_err(|e| {
-        SetupError::new(
-            NAME,
-            format!("{}: {}: zone {origin}: {e}", cfg.pos, display(&cfg.path)),
-        )
+        PluginError::new(NAME, format!("{}: zone {origin}: {e}", display(&cfg.path))).at(&cfg.pos)
     })
 }
 
@@ -207,11 +205,12 @@ fn display(p: &Path) -> String {
 
 /// Puts `file` into the block being set up: every zone is read now, and a file that cannot be
 /// read or parsed is an error (on a reload, the running configuration stays).
-pub async fn setup(cfg: &config::FileConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::FileConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let gauge = entries(s.metrics);
     let mut zones = Vec::with_capacity(cfg.zones.len());
     for origin in &cfg.zones {
-        let z = read(cfg, origin)?;
+        // A zone file may be large: read off the runtime's other tasks.
+        let z = crate::plugin::shared::blocking(|| read(cfg, origin))?;
         gauge
             .with_label_values(&[origin.to_string()])
             .set(z.len() as i64);

@@ -17,9 +17,10 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{LowerName, RData, Record};
 
 use crate::observe::metrics::{Metrics, rcode_label};
+use crate::plugin::PluginError;
 use crate::plugin::forward::config::{ForwardConfig, Policy, Transport as ToTransport};
 use crate::plugin::forward::upstream::{ExchangeError, Proto, Proxy, ProxyOptions, tls_connector};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::services::{MessageTap, SentUpstream, TapEvent, TapKind, TapWire, Taps};
 use crate::plugin::shared::shuffle;
 use crate::plugin::{
@@ -129,7 +130,7 @@ impl Forward {
     }
 
     async fn forward(&self, req: &Request<'_>) -> Result<Outcome, HandlerError> {
-        let query = query_bytes(req).map_err(|msg| HandlerError::Failed { plugin: NAME, msg })?;
+        let query = query_bytes(req).map_err(|msg| HandlerError::failed(NAME, msg))?;
         let deadline = Instant::now() + DEADLINE;
         let list = self.list();
         let wanted = self.wanted_proto(req);
@@ -200,10 +201,10 @@ impl Forward {
         if let Some(reply) = failed_over {
             return Ok(Outcome::Reply(reply));
         }
-        Err(HandlerError::Failed {
-            plugin: NAME,
-            msg: last_error.unwrap_or_else(|| "no healthy upstream".into()),
-        })
+        Err(HandlerError::failed(
+            NAME,
+            last_error.unwrap_or_else(|| "no healthy upstream".into()),
+        ))
     }
 
     /// One exchange with one upstream; a truncated UDP answer is asked again over TCP.
@@ -377,10 +378,10 @@ fn reply_from(msg: Message) -> Reply {
 }
 
 /// Puts `forward` into the block being set up.
-pub async fn setup(cfg: &config::ForwardConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::ForwardConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let probe = s.shared::<Arc<dyn SentUpstream>>();
     let mut f =
-        Forward::new(cfg, s.metrics.clone(), probe).map_err(|e| SetupError::new(NAME, e))?;
+        Forward::new(cfg, s.metrics.clone(), probe).map_err(|e| PluginError::new(NAME, e))?;
     f.taps = s.shared::<Taps>().unwrap_or_default().0;
     s.handler(f);
     Ok(())

@@ -6,7 +6,8 @@ pub mod config;
 
 use config::{Flag, Rule};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, Reply, Request};
 
 pub struct Header {
@@ -56,7 +57,7 @@ impl Handler for Header {
 }
 
 /// Puts `header` into the block being set up.
-pub async fn setup(cfg: &config::HeaderConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::HeaderConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Header {
         query: cfg.query.clone(),
         response: cfg.response.clone(),

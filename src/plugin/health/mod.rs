@@ -3,10 +3,11 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Puts `health` into the block being set up.
-pub async fn setup(cfg: &config::HealthConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::HealthConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.process.http.entry(cfg.addr.clone()).or_default().health = true;
     s.process.lameduck = s.process.lameduck.max(cfg.lameduck);
     Ok(())

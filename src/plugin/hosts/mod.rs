@@ -29,8 +29,9 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::dns::name;
 use crate::observe::metrics::Metrics;
+use crate::plugin::PluginError;
 use crate::plugin::hosts::config::{HostsConfig, strip_zone};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::fallthrough::Fallthrough;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request};
 
@@ -178,15 +179,15 @@ pub struct Hosts {
 impl Hosts {
     /// Reads the file and starts watching it. A missing file is a warning, as in CoreDNS (it
     /// is served once it appears); a folder in its place is an error.
-    pub fn new(cfg: &HostsConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(cfg: &HostsConfig, metrics: Arc<Metrics>) -> Result<Self, PluginError> {
         if cfg.path.is_dir() {
-            return Err(format!(
-                "{}: {} is a folder, not a hosts file",
-                cfg.pos,
-                cfg.path.display()
-            ));
+            return Err(PluginError::new(
+                NAME,
+                format!("{} is a folder, not a hosts file", cfg.path.display()),
+            )
+            .at(&cfg.pos));
         }
-        let file = match read(&cfg.path) {
+        let file = match crate::plugin::shared::blocking(|| read(&cfg.path)) {
             Ok(entries) => entries,
             Err(e) => {
                 tracing::warn!("plugin/hosts: {}: {e}", cfg.path.display());
@@ -317,8 +318,8 @@ async fn watch(cfg: HostsConfig, table: Arc<ArcSwap<Table>>, metrics: Arc<Metric
 }
 
 /// Puts `hosts` into the block being set up.
-pub async fn setup(cfg: &config::HostsConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
-    let h = Hosts::new(cfg, s.metrics.clone()).map_err(|e| SetupError::new(NAME, e))?;
+pub fn setup(cfg: &config::HostsConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
+    let h = Hosts::new(cfg, s.metrics.clone())?;
     s.handler(h);
     Ok(())
 }

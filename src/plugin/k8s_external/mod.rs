@@ -32,9 +32,10 @@ use crate::cluster::source::SourceStatus;
 use crate::dns::name;
 use crate::dns::soa::{self, Soa};
 use crate::dns::wire::This;
+use crate::plugin::PluginError;
 use crate::plugin::Take;
 use crate::plugin::k8s_external::config::{K8sExternalConfig, apex_name};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::fallthrough::Fallthrough;
 use crate::plugin::{Handler, HandlerFuture, Next, Reply, Request, Rrs};
 
@@ -618,9 +619,9 @@ impl Handler for K8sExternal {
 }
 
 /// Puts `k8s_external` into the block being set up.
-pub async fn setup(cfg: &config::K8sExternalConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::K8sExternalConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let Some(k) = s.shared::<Arc<ClusterSource>>() else {
-        return Err(SetupError::new(
+        return Err(PluginError::new(
             NAME,
             "needs a kubernetes plugin in the same block",
         ));

@@ -14,9 +14,10 @@ use crate::cluster::index::{Answer, Index, Node, Zone};
 use crate::cluster::source::{ClusterSource, SourceStatus};
 use crate::dns::name::{self, WireName};
 use crate::dns::wire::{NameKey, This};
+use crate::plugin::PluginError;
 use crate::plugin::Take;
 use crate::plugin::kubernetes::config::PodMode;
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::fallthrough::Fallthrough;
 use crate::plugin::{
     FastAnswer, FastQuery, Handler, HandlerFuture, MAX_DEPTH, Meta, Next, Reply, Request, Rrs,
@@ -353,11 +354,11 @@ impl Handler for Kubernetes {
 }
 
 /// Puts `kubernetes` into the block being set up.
-pub async fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     // The application starts (or keeps) the block's source before the block is set up, so
     // that the plugins above this one in the chain can read its index too.
     let Some(k) = s.shared::<Arc<ClusterSource>>() else {
-        return Err(SetupError::new(
+        return Err(PluginError::new(
             NAME,
             "no source was started for this block",
         ));

@@ -11,7 +11,8 @@ pub mod config;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::dns::wire::Prepared;
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::shuffle;
 use crate::plugin::{FastAnswer, FastQuery, Handler, HandlerFuture, Next, RecordSet, Request, Rrs};
 
@@ -136,7 +137,7 @@ pub fn round_robin(records: Vec<Record>) -> Vec<Record> {
 }
 
 /// Puts `loadbalance` into the block being set up.
-pub async fn setup(_: &config::LoadbalanceConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(_: &config::LoadbalanceConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Loadbalance);
     Ok(())
 }

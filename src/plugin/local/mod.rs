@@ -18,7 +18,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use prometheus::IntCounter;
 
 use crate::dns::wire::NameKey;
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{FastQuery, Handler, HandlerFuture, Next, RecordSet, Reply, Request};
 
 const TTL: u32 = 604_800;
@@ -165,7 +166,7 @@ impl Handler for Local {
 }
 
 /// Puts `local` into the block being set up.
-pub async fn setup(cfg: &config::LocalConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::LocalConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let counted = s
         .metrics
         .plugin_counter(

@@ -9,8 +9,9 @@ use hickory_proto::op::{Metadata, ResponseCode};
 use hickory_proto::rr::Name;
 
 use crate::observe::metrics::rcode_label;
+use crate::plugin::PluginError;
 use crate::plugin::log::config::{Classes, LogConfig, Piece, covers};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::{Observer, Served};
 use std::sync::Arc;
 
@@ -126,7 +127,7 @@ pub fn flags(m: &Metadata) -> String {
 }
 
 /// Puts `log` into the block being set up.
-pub async fn setup(cfg: &config::LogConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::LogConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.observer(Arc::new(Log::new(cfg.clone())));
     Ok(())
 }

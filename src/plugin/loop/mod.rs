@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::shared::services::SentUpstream;
 use crate::plugin::{Handler, HandlerFuture, Next, Request};
 
@@ -163,7 +164,7 @@ impl Handler for Loop {
 }
 
 /// Puts `loop` into the block being set up.
-pub async fn setup(_: &config::LoopConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(_: &config::LoopConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let probe = Arc::new(Probe::new(&s.zone()));
     let p = probe.clone();
     s.on_listen(move |addr| {

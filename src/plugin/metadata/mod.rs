@@ -7,10 +7,11 @@ pub mod config;
 
 use hickory_proto::rr::LowerName;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Has the block collect metadata in these zones.
-pub async fn setup(cfg: &config::MetadataConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::MetadataConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.metadata = Some(cfg.zones.iter().map(LowerName::from).collect());
     Ok(())
 }

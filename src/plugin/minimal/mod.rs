@@ -7,7 +7,8 @@ pub mod config;
 
 use hickory_proto::op::ResponseCode;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{FastAnswer, FastQuery, Handler, HandlerFuture, Next, Reply, Request};
 
 pub struct Minimal;
@@ -53,7 +54,7 @@ impl Handler for Minimal {
 }
 
 /// Puts `minimal` into the block being set up.
-pub async fn setup(_: &config::MinimalConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(_: &config::MinimalConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Minimal);
     Ok(())
 }

@@ -6,7 +6,8 @@ pub mod config;
 
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{FastQuery, Handler, HandlerFuture, Next, Request};
 
 pub struct Nsid {
@@ -40,9 +41,9 @@ impl Handler for Nsid {
 }
 
 /// Puts `nsid` into the block being set up.
-pub async fn setup(cfg: &config::NsidConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::NsidConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let payload =
-        NSIDPayload::new(cfg.data.as_bytes().to_vec()).map_err(|e| SetupError::new("nsid", e))?;
+        NSIDPayload::new(cfg.data.as_bytes().to_vec()).map_err(|e| PluginError::new("nsid", e))?;
     s.handler(Nsid { payload });
     Ok(())
 }

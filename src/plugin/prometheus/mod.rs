@@ -2,10 +2,11 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Puts `prometheus` into the block being set up.
-pub async fn setup(cfg: &config::PrometheusConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::PrometheusConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.process.http.entry(cfg.addr.clone()).or_default().metrics = true;
     Ok(())
 }

@@ -3,10 +3,11 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Puts `ratelimit` into the block being set up.
-pub async fn setup(cfg: &config::RatelimitConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::RatelimitConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     for port in s.ports() {
         let merged = match s.process.source_limits.get(&port) {
             Some(had) => had.merge(cfg),

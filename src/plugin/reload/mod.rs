@@ -2,10 +2,11 @@
 
 pub mod config;
 
-use crate::plugin::setup::{ReloadPolling, Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::{ReloadPolling, Setup};
 
 /// Puts `reload` into the block being set up.
-pub async fn setup(cfg: &config::ReloadConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::ReloadConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.process.reload = Some(ReloadPolling {
         interval: cfg.interval,
         jitter: cfg.jitter,

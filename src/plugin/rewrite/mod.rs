@@ -13,8 +13,9 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use regex::Regex;
 
 use crate::dns::name;
+use crate::plugin::PluginError;
 use crate::plugin::rewrite::config::{AnswerRule, Field, NameMatch, RewriteRule};
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerError, HandlerFuture, Next, RecordSet, Request, Rrs};
 
 const NAME: &str = "rewrite";
@@ -157,10 +158,10 @@ impl Handler for Rewrite {
                 return next.serve(req).await;
             };
             let Some(name) = name::from_presentation(&q.name) else {
-                return Err(HandlerError::Failed {
-                    plugin: NAME,
-                    msg: format!("invalid name after rewrite: {}", q.name),
-                });
+                return Err(HandlerError::failed(
+                    NAME,
+                    format!("invalid name after rewrite: {}", q.name),
+                ));
             };
             let mut query = Query::query(name.clone(), q.qtype);
             query.set_query_class(q.class);
@@ -190,7 +191,7 @@ impl Handler for Rewrite {
 }
 
 /// Puts `rewrite` into the block being set up.
-pub async fn setup(cfg: &config::RewriteConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::RewriteConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Rewrite::new(cfg.rules.clone()));
     Ok(())
 }

@@ -44,6 +44,18 @@ pub fn parse_rcode(text: &str) -> Option<ResponseCode> {
     })
 }
 
+/// Runs blocking work (reading a file) from a plugin's `setup` without stalling the runtime's
+/// other tasks: on a multi-threaded runtime the worker hands its tasks on first; elsewhere (a
+/// test's current-thread runtime, no runtime) it just runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// A uniform random permutation (Fisher–Yates).
 pub fn shuffle<T>(list: &mut [T]) {
     for i in (1..list.len()).rev() {

@@ -20,8 +20,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use crate::observe::metrics::Metrics;
+use crate::plugin::PluginError;
 use crate::plugin::Take;
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::setup::Setup;
 use crate::plugin::template::config::{Piece, TemplateConfig, Tmpl};
 use crate::plugin::{Handler, HandlerError, HandlerFuture, Next, RecordSet, Reply, Request};
 
@@ -198,17 +199,11 @@ impl Template {
         };
         let text = render(t, data).map_err(|e| {
             labels(&self.metrics.template.template_failures);
-            HandlerError::Failed {
-                plugin: NAME,
-                msg: format!("{section} template '{}': {e}", t.source),
-            }
+            HandlerError::failed(NAME, format!("{section} template '{}': {e}", t.source))
         })?;
         parse_rr(&text).map_err(|e| {
             labels(&self.metrics.template.rr_failures);
-            HandlerError::Failed {
-                plugin: NAME,
-                msg: format!("{section} '{text}' is not a record: {e}"),
-            }
+            HandlerError::failed(NAME, format!("{section} '{text}' is not a record: {e}"))
         })
     }
 }
@@ -296,7 +291,7 @@ pub fn parse_rr(text: &str) -> Result<Record, String> {
 }
 
 /// Puts `template` into the block being set up.
-pub async fn setup(cfg: &config::TemplateConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::TemplateConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Template::new(cfg, s.metrics.clone()));
     Ok(())
 }

@@ -4,11 +4,12 @@
 
 pub mod config;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 
 /// Gives the block's ports these timeouts. Where two blocks share a port, the first to set a
 /// timeout decides it, as CoreDNS takes a port's configuration from one block.
-pub async fn setup(cfg: &config::TimeoutsConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::TimeoutsConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     for port in s.ports() {
         let t = s.process.tcp_timeouts.entry(port).or_default();
         t.read = t.read.or(cfg.read);

@@ -12,13 +12,14 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use config::ClientAuth;
 
 const NAME: &str = "tls";
 
 /// The rustls server configuration `cfg` describes.
-pub fn server_config(cfg: &config::TlsConfig) -> Result<rustls::ServerConfig, String> {
+fn server_config(cfg: &config::TlsConfig) -> Result<rustls::ServerConfig, String> {
     let read = |what: &str, p: &std::path::Path| format!("{what} {}: ", p.display());
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
         .map_err(|e| read("CERT", &cfg.cert) + &e.to_string())?
@@ -62,9 +63,10 @@ pub fn server_config(cfg: &config::TlsConfig) -> Result<rustls::ServerConfig, St
 
 /// Gives the block's `tls://` ports their server configuration. In a block without a `tls://`
 /// key it has nothing to do, as in CoreDNS.
-pub async fn setup(cfg: &config::TlsConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::TlsConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let server = Arc::new(
-        server_config(cfg).map_err(|e| SetupError::new(NAME, format!("{}: {e}", cfg.pos)))?,
+        crate::plugin::shared::blocking(|| server_config(cfg))
+            .map_err(|e| PluginError::new(NAME, e).at(&cfg.pos))?,
     );
     for key in s.keys.iter().filter(|k| k.tls) {
         for bind in s.binds {

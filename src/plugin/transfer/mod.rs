@@ -8,7 +8,8 @@ pub mod config;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{
     FastQuery, Handler, HandlerFuture, Next, RecordSet, Reply, Request, Transport,
 };
@@ -62,7 +63,7 @@ impl Handler for Transfer {
 }
 
 /// Puts `transfer` into the block being set up.
-pub async fn setup(cfg: &config::TransferConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::TransferConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Transfer {
         zones: cfg.zones.clone(),
         to: cfg.to.clone(),

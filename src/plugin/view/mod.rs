@@ -9,7 +9,8 @@ pub mod expr;
 
 use std::sync::Arc;
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Request, Viewer};
 
 /// A block's view: its name and what must hold.
@@ -54,7 +55,7 @@ impl Viewer for View {
 }
 
 /// Gives the block its view.
-pub async fn setup(cfg: &config::ViewConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(cfg: &config::ViewConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.view = Some(Arc::new(View {
         name: cfg.name.clone(),
         exprs: cfg.exprs.iter().map(|(_, e)| e.clone()).collect(),

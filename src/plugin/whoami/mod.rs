@@ -11,7 +11,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 
-use crate::plugin::setup::{Setup, SetupError};
+use crate::plugin::PluginError;
+use crate::plugin::setup::Setup;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request, Transport};
 
 pub struct Whoami;
@@ -54,7 +55,7 @@ impl Handler for Whoami {
 }
 
 /// Puts `whoami` into the block being set up.
-pub async fn setup(_: &config::WhoamiConfig, s: &mut Setup<'_>) -> Result<(), SetupError> {
+pub fn setup(_: &config::WhoamiConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     s.handler(Whoami);
     Ok(())
 }
