@@ -26,7 +26,8 @@ use hickory_server::server::Request as HickoryRequest;
 use clusterdns::app::{App, StartOptions};
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::plugin::Transport;
-use clusterdns::server::{Router, encode};
+use clusterdns::server::Router;
+use clusterdns::server::encode::encode;
 
 const SERVICES: usize = 10_000;
 

@@ -262,8 +262,8 @@ impl Reply {
     }
 }
 
-/// What went wrong in a plugin, said as CoreDNS says it (`plugin/NAME: what went wrong`), at
-/// the Corefile position of its server block where it is about the configuration. The one error
+/// What went wrong in a plugin, said as CoreDNS says it (`plugin/NAME: what went wrong`), with
+/// the Corefile position where it is about the configuration (`plugin/NAME: FILE:LINE:COL: …`). The one error
 /// type of a plugin's `setup` (a file it cannot read, an upstream it cannot use) and of a
 /// handler's real failures ([`HandlerError::Failed`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,10 +292,11 @@ impl PluginError {
 
 impl std::fmt::Display for PluginError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin/{}: ", self.plugin)?;
         if let Some(at) = &self.at {
             write!(f, "{at}: ")?;
         }
-        write!(f, "plugin/{}: {}", self.plugin, self.msg)
+        write!(f, "{}", self.msg)
     }
 }
 

@@ -3,6 +3,7 @@
 //! the bytes a client sent to the bytes it gets back, used by the sockets, the tests and the
 //! fuzzers alike.
 
+pub mod encode;
 pub mod fast;
 pub mod limit;
 pub mod listen;
@@ -13,25 +14,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use hickory_proto::ProtoError;
 use hickory_proto::op::{
-    Edns, Header, HeaderCounts, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode,
+    Edns, Header, LowerQuery, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
-use hickory_proto::rr::{LowerName, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{
-    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
-};
+use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request as HickoryRequest;
-use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
-use crate::dns::wire::{Compressor, NameKey};
+use crate::dns::wire::NameKey;
 use crate::observe::metrics::{DROPPED, Metrics, Observation, ZoneSeries};
 use crate::plugin::{
-    Chain, FastAnswer, FastQuery, MAX_DEPTH, Meta, RecordSet, Reply, Request, Rrs, Served,
-    Transport, Upstream, UpstreamFuture, Viewer,
+    Chain, FastAnswer, FastQuery, MAX_DEPTH, Meta, Reply, Request, Rrs, Served, Transport,
+    Upstream, UpstreamFuture, Viewer,
 };
 use crate::vocab::{DnsKey, TcpTimeouts, client_addr};
+use encode::{
+    Messages, Sections, encode, encode_transfer, formerr, opt_record, preserve_case, write_message,
+};
 
 /// The largest UDP payload we answer with, whatever a client advertises.
 pub const MAX_UDP_PAYLOAD: u16 = 4096;
@@ -84,6 +84,143 @@ pub struct Response {
     pub transfer: bool,
     /// What the block's plugins published about the query (`metadata`).
     pub meta: Meta,
+}
+
+impl Response {
+    /// The response to `request` before anything answers it: its ID and flags, and our OPT
+    /// record where it sent one (its payload within [512, 4096], DO as it asked).
+    fn to(request: &HickoryRequest) -> Self {
+        let edns = request.edns.as_ref().map(|asked| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(asked.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+            edns.set_version(0);
+            edns.set_dnssec_ok(asked.flags().dnssec_ok);
+            edns
+        });
+        Self {
+            metadata: Metadata::response_from_request(&request.metadata),
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+            edns,
+            block: None,
+            plugin: "",
+            drop: false,
+            transfer: false,
+            meta: Meta::new(),
+        }
+    }
+
+    /// Takes what a handler answered `query` with: its rcode, header bits, EDNS options and
+    /// sections (the answers in the client's case).
+    fn take(&mut self, reply: Reply, query: &LowerQuery) {
+        let m = &mut self.metadata;
+        m.response_code = reply.rcode;
+        m.authoritative = reply.authoritative;
+        m.recursion_available |= reply.recursion_available;
+        m.authentic_data = reply.authentic_data;
+        m.truncation |= reply.truncated;
+        if let Some(rd) = reply.recursion_desired {
+            m.recursion_desired = rd;
+        }
+        if let Some(edns) = &mut self.edns {
+            for option in reply.edns_options {
+                edns.options_mut().insert(option);
+            }
+        }
+        self.drop = reply.drop;
+        self.transfer = reply.transfer;
+        self.plugin = reply.plugin;
+        self.answers = preserve_case(query, reply.answers);
+        self.authority = reply.authority;
+        self.additionals = reply.additionals;
+    }
+}
+
+/// What a fast answer puts in a message's sections.
+enum FastRuns {
+    /// From an index or a zone: the records, and what goes with them.
+    Prepared {
+        answer: Option<Rrs>,
+        authority: Option<Rrs>,
+        additional: Option<Rrs>,
+    },
+    /// A message a cache keeps, and what its handler counts it as.
+    Kept(Reply, &'static str),
+}
+
+impl FastRuns {
+    /// The runs of `found`, with the header bits it sets written into `metadata` (as `respond`
+    /// sets them from a reply).
+    fn of(found: FastAnswer, metadata: &mut Metadata) -> Self {
+        match found {
+            FastAnswer::Answer {
+                records,
+                authority,
+                additionals,
+            } => FastRuns::Prepared {
+                answer: Some(Rrs::Prepared(records)),
+                authority: authority.map(Rrs::Prepared),
+                additional: additionals.map(Rrs::Prepared),
+            },
+            FastAnswer::Negative(rcode, soa) => {
+                metadata.response_code = rcode;
+                FastRuns::Prepared {
+                    answer: None,
+                    authority: Some(Rrs::Prepared(soa)),
+                    additional: None,
+                }
+            }
+            FastAnswer::Kept { reply, kind } => {
+                metadata.authoritative = reply.authoritative;
+                metadata.recursion_available = reply.recursion_available;
+                metadata.authentic_data = reply.authentic_data;
+                metadata.truncation = reply.truncated;
+                metadata.response_code = reply.rcode;
+                FastRuns::Kept(reply, kind)
+            }
+        }
+    }
+
+    fn sections(&self) -> Sections<'_> {
+        match self {
+            FastRuns::Kept(reply, _) => Sections {
+                answers: &reply.answers,
+                authority: &reply.authority,
+                additionals: &reply.additionals,
+            },
+            FastRuns::Prepared {
+                answer,
+                authority,
+                additional,
+            } => Sections {
+                answers: answer.as_slice(),
+                authority: authority.as_slice(),
+                additionals: additional.as_slice(),
+            },
+        }
+    }
+}
+
+/// The checks every request passes before it is routed: EDNS version 0 (else BADVERS), opcode
+/// QUERY (else NOTIMP), exactly one question (else FORMERR). The question, or `None` with the
+/// rcode set in `response`.
+fn admit<'r>(request: &'r HickoryRequest, response: &mut Response) -> Option<&'r LowerQuery> {
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        response.metadata.response_code = ResponseCode::BADVERS;
+        return None;
+    }
+    if request.metadata.op_code != OpCode::Query {
+        response.metadata.response_code = ResponseCode::NotImp;
+        return None;
+    }
+    match request.queries.queries() {
+        [query] => Some(query),
+        _ => {
+            response.metadata.response_code = ResponseCode::FormErr;
+            None
+        }
+    }
 }
 
 impl Router {
@@ -178,44 +315,16 @@ impl Router {
         &self.metrics
     }
 
-    /// Answers one parsed request (`size` bytes long).
+    /// Answers one parsed request (`size` bytes long): the checks every query passes, then
+    /// routing to a block, then its chain.
     pub async fn respond(
         &self,
         request: &HickoryRequest,
         transport: Transport,
         size: usize,
     ) -> Response {
-        let mut response = Response {
-            metadata: Metadata::response_from_request(&request.metadata),
-            answers: Vec::new(),
-            authority: Vec::new(),
-            additionals: Vec::new(),
-            edns: None,
-            block: None,
-            plugin: "",
-            drop: false,
-            transfer: false,
-            meta: Meta::new(),
-        };
-        let mut dnssec_ok = false;
-        if let Some(req_edns) = &request.edns {
-            let mut edns = Edns::new();
-            edns.set_max_payload(req_edns.max_payload().clamp(512, MAX_UDP_PAYLOAD));
-            edns.set_version(0);
-            edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
-            dnssec_ok = req_edns.flags().dnssec_ok;
-            response.edns = Some(edns);
-            if req_edns.version() > 0 {
-                response.metadata.response_code = ResponseCode::BADVERS;
-                return response;
-            }
-        }
-        if request.metadata.op_code != OpCode::Query {
-            response.metadata.response_code = ResponseCode::NotImp;
-            return response;
-        }
-        let [query] = request.queries.queries() else {
-            response.metadata.response_code = ResponseCode::FormErr;
+        let mut response = Response::to(request);
+        let Some(query) = admit(request, &mut response) else {
             return response;
         };
         let capped: Option<Edns>;
@@ -223,7 +332,7 @@ impl Router {
             query,
             src: request.src(),
             transport,
-            dnssec_ok,
+            dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
             edns: request.edns.as_ref(),
             recursion_desired: request.metadata.recursion_desired,
             checking_disabled: request.metadata.checking_disabled,
@@ -239,9 +348,10 @@ impl Router {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         };
+        let chain = &self.blocks[block].chain;
         // Zone transfers only where the block has `transfer`, which decides who gets one.
         let transfer = matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR);
-        if transfer && !self.blocks[block].chain.has("transfer") {
+        if transfer && !chain.has("transfer") {
             response.metadata.response_code = ResponseCode::Refused;
             return response;
         }
@@ -249,7 +359,7 @@ impl Router {
         req.view = &self.blocks[block].view_label;
         // `bufsize`: the block's cap on what the client may be answered with, and on what is
         // asked upstream for it.
-        if let (Some(cap), Some(edns)) = (self.blocks[block].chain.bufsize(), &mut response.edns)
+        if let (Some(cap), Some(edns)) = (chain.bufsize(), &mut response.edns)
             && edns.max_payload() > cap
         {
             edns.set_max_payload(cap);
@@ -258,44 +368,31 @@ impl Router {
             capped = Some(asked);
             req.edns = capped.as_ref();
         }
-        response.meta = self.blocks[block].chain.metadata(&req);
-        // A handler that panics costs its query (SERVFAIL), never the server.
-        let served = std::panic::AssertUnwindSafe(self.blocks[block].chain.serve(&req))
+        response.meta = chain.metadata(&req);
+        let reply = self.serve_guarded(chain, &req).await;
+        response.take(reply, query);
+        response
+    }
+
+    /// Runs a block's chain. A handler that panics costs its query (SERVFAIL), never the server;
+    /// a handler's failure is SERVFAIL too.
+    async fn serve_guarded(&self, chain: &Chain, req: &Request<'_>) -> Reply {
+        let served = std::panic::AssertUnwindSafe(chain.serve(req))
             .catch_unwind()
             .await;
-        let reply = match served {
+        match served {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Reply::new(ResponseCode::ServFail, ""),
             Err(_) => {
                 self.metrics.panics.inc();
                 tracing::error!(
                     "recovered from a panic answering {} {}",
-                    query.original().name(),
-                    query.query_type()
+                    req.query.original().name(),
+                    req.query.query_type()
                 );
                 Reply::new(ResponseCode::ServFail, "")
             }
-        };
-        response.metadata.response_code = reply.rcode;
-        response.metadata.authoritative = reply.authoritative;
-        response.metadata.recursion_available |= reply.recursion_available;
-        response.metadata.authentic_data = reply.authentic_data;
-        response.metadata.truncation |= reply.truncated;
-        if let Some(rd) = reply.recursion_desired {
-            response.metadata.recursion_desired = rd;
         }
-        if let Some(edns) = &mut response.edns {
-            for option in reply.edns_options {
-                edns.options_mut().insert(option);
-            }
-        }
-        response.drop = reply.drop;
-        response.transfer = reply.transfer;
-        response.plugin = reply.plugin;
-        response.answers = preserve_case(query, reply.answers);
-        response.authority = reply.authority;
-        response.additionals = reply.additionals;
-        response
     }
 
     /// Answers raw bytes: `None` where the server stays silent (no header, or not a query).
@@ -354,43 +451,8 @@ impl Router {
         metadata.recursion_desired = q.recursion_desired;
         metadata.checking_disabled = q.checking_disabled;
         metadata.authoritative = true;
-        let (mut answer, mut authority, mut additional, mut kept) = (None, None, None, None);
-        match found {
-            FastAnswer::Answer {
-                records,
-                authority: ns,
-                additionals,
-            } => {
-                answer = Some(Rrs::Prepared(records));
-                authority = ns.map(Rrs::Prepared);
-                additional = additionals.map(Rrs::Prepared);
-            }
-            FastAnswer::Negative(rcode, soa) => {
-                metadata.response_code = rcode;
-                authority = Some(Rrs::Prepared(soa));
-            }
-            // As `respond` sets the header from a reply.
-            FastAnswer::Kept { reply, kind } => {
-                metadata.authoritative = reply.authoritative;
-                metadata.recursion_available = reply.recursion_available;
-                metadata.authentic_data = reply.authentic_data;
-                metadata.truncation = reply.truncated;
-                metadata.response_code = reply.rcode;
-                kept = Some((reply, kind));
-            }
-        }
-        let sections = match &kept {
-            Some((reply, _)) => Sections {
-                answers: &reply.answers,
-                authority: &reply.authority,
-                additionals: &reply.additionals,
-            },
-            None => Sections {
-                answers: answer.as_slice(),
-                authority: authority.as_slice(),
-                additionals: additional.as_slice(),
-            },
-        };
+        let runs = FastRuns::of(found, &mut metadata);
+        let sections = runs.sections();
         let rcode = metadata.response_code;
         // As the general path: the payload we offer is the client's within [512, 4096].
         let cap = block.chain.bufsize().unwrap_or(MAX_UDP_PAYLOAD);
@@ -417,7 +479,7 @@ impl Router {
         if written.is_err() {
             return false;
         }
-        if let Some((reply, kind)) = &kept {
+        if let FastRuns::Kept(reply, kind) = &runs {
             handler.served_kept(reply, kind, &self.server);
         }
         self.metrics.observe_in(
@@ -607,329 +669,6 @@ fn local_of(server: &str) -> DnsKey {
     DnsKey::new(host.parse().ok(), port.parse().unwrap_or(0))
 }
 
-/// FORMERR for a request whose header could be read but not the rest.
-fn formerr(header: &Header) -> Option<Vec<u8>> {
-    let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
-    let msg = MessageResponseBuilder::new(&queries, None)
-        .error_msg(&header.metadata, ResponseCode::FormErr);
-    let mut buf = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut buf);
-    encoder.set_max_size(512);
-    msg.destructive_emit(&mut encoder).ok()?;
-    Some(buf)
-}
-
-/// The question as it goes back to the client. Usually the bytes it sent; but a name in them
-/// may use a compression pointer (into the header, say), which would point at other bytes in
-/// our answer: such a question is written out again, uncompressed.
-fn echoed_question(request: &HickoryRequest) -> Option<Queries> {
-    let raw = request.queries.as_bytes();
-    let mut i = 0;
-    let mut pointer = false;
-    while i < raw.len() {
-        let len = raw[i];
-        if len & 0xC0 != 0 {
-            pointer = true;
-            break;
-        }
-        i += if len == 0 { 5 } else { 1 + usize::from(len) };
-    }
-    if !pointer {
-        return None;
-    }
-    let mut buf = Vec::with_capacity(raw.len() + 32);
-    let mut encoder = BinEncoder::new(&mut buf);
-    // Uncompressed: a pointer here would count from this buffer, not from the answer's start.
-    encoder.set_name_encoding(NameEncoding::Uncompressed);
-    for q in request.queries.queries() {
-        q.original().emit(&mut encoder).ok()?;
-    }
-    Queries::read(&mut BinDecoder::new(&buf), request.queries.len()).ok()
-}
-
-/// Encodes `response` to at most `max` bytes.
-///
-/// What does not fit is left out as CoreDNS leaves it out: additional records silently
-/// (RFC 2181 section 9), answers and authority with TC set, and nothing after the first record
-/// that did not fit; every whole record before it stays, part of an RRset too (a resolver
-/// that never retries over TCP, such as musl's before 1.2.4, still gets addresses). Room for the OPT record is kept, so an EDNS client always gets one.
-pub fn encode(request: &HickoryRequest, response: &Response, max: u16) -> Vec<u8> {
-    let echo = echoed_question(request);
-    let queries = echo.as_ref().unwrap_or(&request.queries);
-    let opt = response.edns.as_ref().and_then(|edns| {
-        let mut edns = edns.clone();
-        edns.set_rcode_high(response.metadata.response_code.high());
-        let mut bytes = Vec::with_capacity(16);
-        Record::from(&edns)
-            .emit(&mut BinEncoder::new(&mut bytes))
-            .ok()?;
-        Some(bytes)
-    });
-    let question = request
-        .queries
-        .queries()
-        .first()
-        .map(|q| NameKey::new(q.name()));
-    // Compression points at the question only when there is exactly one.
-    let key = question
-        .as_ref()
-        .filter(|_| queries.len() == 1)
-        .map(NameKey::as_bytes);
-    let sections = Sections {
-        answers: &response.answers,
-        authority: &response.authority,
-        additionals: &response.additionals,
-    };
-    let mut buf = Vec::with_capacity(512);
-    let written = write_message(
-        &mut buf,
-        queries.as_bytes(),
-        queries.len() as u16,
-        key,
-        response.metadata,
-        sections,
-        opt.as_deref(),
-        max,
-    );
-    match written {
-        Ok(()) => buf,
-        Err(_) => {
-            // Could not encode: SERVFAIL with the header alone.
-            let mut buf = Vec::with_capacity(12);
-            let mut metadata = Metadata::response_from_request(&request.metadata);
-            metadata.response_code = ResponseCode::ServFail;
-            let header = Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            };
-            let mut encoder = BinEncoder::new(&mut buf);
-            let _ = header.emit(&mut encoder);
-            buf
-        }
-    }
-}
-
-/// The messages of an answer: one, or the many of a zone transfer.
-pub type Messages = smallvec::SmallVec<[Vec<u8>; 1]>;
-
-/// How full a zone transfer's message is filled before the next one starts (Knot and BIND send
-/// messages of about this size: large enough to be cheap, small enough to stream).
-const TRANSFER_MESSAGE: usize = 16 * 1024;
-
-/// A zone transfer's answer (its records, SOA to SOA) as messages of about
-/// [`TRANSFER_MESSAGE`] bytes: the question in the first only, the OPT record in each where the
-/// client sent one (RFC 5936 section 2.2).
-fn encode_transfer(request: &HickoryRequest, response: &Response) -> Messages {
-    let qname = request
-        .queries
-        .queries()
-        .first()
-        .map_or_else(Name::root, |q| Name::from(q.name()));
-    let records: Vec<Record> = response
-        .answers
-        .iter()
-        .flat_map(|s| s.records(&qname))
-        .collect();
-    let opt = response.edns.as_ref().and_then(|edns| {
-        let mut bytes = Vec::with_capacity(16);
-        Record::from(edns)
-            .emit(&mut BinEncoder::new(&mut bytes))
-            .ok()?;
-        Some(bytes)
-    });
-    let mut out = Messages::new();
-    let mut i = 0;
-    loop {
-        let first = out.is_empty();
-        let mut buf = Vec::with_capacity(TRANSFER_MESSAGE + 512);
-        let mut enc = BinEncoder::new(&mut buf);
-        let opt_len = opt.as_ref().map_or(0, Vec::len);
-        enc.set_max_size(u16::MAX - opt_len as u16);
-        let Ok(place) = enc.place::<Header>() else {
-            break;
-        };
-        if first && enc.emit_vec(request.queries.as_bytes()).is_err() {
-            break;
-        }
-        let mut n = 0u16;
-        while i < records.len() && enc.offset() < TRANSFER_MESSAGE {
-            let mark = enc.offset();
-            if records[i].emit(&mut enc).is_err() {
-                enc.set_offset(mark);
-                enc.trim();
-                break;
-            }
-            i += 1;
-            n += 1;
-        }
-        if n == 0 && i < records.len() {
-            // A record no message can hold: the transfer fails as a whole.
-            let mut metadata = response.metadata;
-            metadata.response_code = ResponseCode::ServFail;
-            let mut buf = Vec::with_capacity(12);
-            let _ = Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            }
-            .emit(&mut BinEncoder::new(&mut buf));
-            return smallvec::smallvec![buf];
-        }
-        let mut counts = HeaderCounts {
-            queries: u16::from(first) * request.queries.len() as u16,
-            answers: n,
-            ..HeaderCounts::default()
-        };
-        if let Some(opt) = &opt {
-            enc.set_max_size(u16::MAX);
-            if enc.emit_vec(opt).is_ok() {
-                counts.additionals = 1;
-            }
-        }
-        let header = Header {
-            metadata: response.metadata,
-            counts,
-        };
-        if place.replace(&mut enc, header).is_err() {
-            break;
-        }
-        out.push(buf);
-        if i >= records.len() {
-            break;
-        }
-    }
-    out
-}
-
-/// An OPT record as we answer with it: no options, version 0, DO clear, the extended bits of
-/// `rcode`. The same bytes hickory writes for such an [`Edns`] (the test below holds them equal).
-fn opt_record(payload: u16, rcode: ResponseCode) -> [u8; 11] {
-    let [p0, p1] = payload.to_be_bytes();
-    [0, 0, 41, p0, p1, rcode.high(), 0, 0, 0, 0, 0]
-}
-
-/// A response's record sections.
-struct Sections<'a> {
-    answers: &'a [Rrs],
-    authority: &'a [Rrs],
-    additionals: &'a [Rrs],
-}
-
-/// Writes a response into `buf`: the header from `metadata`, the question section `question`
-/// (`qcount` questions, as the client sent them), the sections, and `opt` last; at most `max`
-/// bytes. `key` is the one question's name in lower-case wire form, which answers' names are
-/// compressed against.
-#[allow(clippy::too_many_arguments)]
-fn write_message(
-    buf: &mut Vec<u8>,
-    question: &[u8],
-    qcount: u16,
-    key: Option<&[u8]>,
-    metadata: Metadata,
-    sections: Sections<'_>,
-    opt: Option<&[u8]>,
-    max: u16,
-) -> Result<(), ProtoError> {
-    let mut enc = BinEncoder::new(buf);
-    let opt_len = opt.map_or(0, <[u8]>::len) as u16;
-    enc.set_max_size(max.saturating_sub(opt_len));
-    let place = enc.place::<Header>()?;
-    enc.emit_vec(question)?;
-    let root = [0u8];
-    let mut names = Compressor::new(key.unwrap_or(&root[..]));
-    if key.is_none() {
-        names.truncate(0); // no question to point at
-    }
-    let mut metadata = metadata;
-    let mut counts = HeaderCounts {
-        queries: qcount,
-        ..HeaderCounts::default()
-    };
-    let (answers, full) = write_section(&mut enc, &mut names, sections.answers);
-    counts.answers = answers;
-    let mut truncated = full;
-    if !truncated {
-        let (n, full) = write_section(&mut enc, &mut names, sections.authority);
-        counts.authorities = n;
-        truncated = full;
-        if !truncated {
-            counts.additionals = write_section(&mut enc, &mut names, sections.additionals).0;
-        }
-    }
-    metadata.truncation |= truncated;
-    if let Some(opt) = opt {
-        enc.set_max_size(max);
-        enc.emit_vec(opt)?;
-        counts.additionals += 1;
-    }
-    place.replace(&mut enc, Header { metadata, counts })?;
-    Ok(())
-}
-
-/// Writes whole records until one does not fit; returns how many went in, and whether one
-/// did not fit.
-fn write_section<'a>(
-    enc: &mut BinEncoder<'_>,
-    names: &mut Compressor<'a>,
-    sets: &'a [Rrs],
-) -> (u16, bool) {
-    let mut count = 0u16;
-    for set in sets {
-        match set {
-            Rrs::Records(records) => {
-                for r in records.iter() {
-                    let mark = enc.offset();
-                    if r.emit(enc).is_err() {
-                        enc.set_offset(mark);
-                        enc.trim();
-                        return (count, true);
-                    }
-                    count += 1;
-                }
-            }
-            Rrs::Prepared(p) => {
-                let (n, full) = p.write_fitting(enc, names);
-                count += n;
-                if full {
-                    return (count, true);
-                }
-            }
-        }
-    }
-    (count, false)
-}
-
-/// Answers carry the owner name as the client wrote it (`KUBERNETES.default…` stays upper
-/// case). Prepared records do it by pointing at the question; hickory's are renamed here.
-fn preserve_case(query: &LowerQuery, answers: Vec<Rrs>) -> Vec<Rrs> {
-    let original = query.original().name();
-    let lower: &Name = query.name();
-    if original.eq_case(lower) {
-        return answers;
-    }
-    answers
-        .into_iter()
-        .map(|set| {
-            let Rrs::Records(set) = set else {
-                return set;
-            };
-            if !set.iter().any(|r| &r.name == lower) {
-                return Rrs::Records(set);
-            }
-            let renamed: Vec<Record> = set
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    if &r.name == lower {
-                        r.name = original.clone();
-                    }
-                    r
-                })
-                .collect();
-            Rrs::Records(RecordSet::from(renamed))
-        })
-        .collect()
-}
-
 impl Upstream for Router {
     fn lookup<'a>(&'a self, name: Name, qtype: RecordType, depth: u8) -> UpstreamFuture<'a> {
         Box::pin(async move {
@@ -958,34 +697,5 @@ impl Upstream for Router {
             req.view = &self.blocks[block].view_label;
             self.blocks[block].chain.serve(&req).await.ok()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fast_paths_opt_record_is_hickorys() {
-        for (payload, rcode) in [
-            (512, ResponseCode::NoError),
-            (1232, ResponseCode::NXDomain),
-            (4096, ResponseCode::BADVERS),
-        ] {
-            let mut edns = Edns::new();
-            edns.set_max_payload(payload);
-            edns.set_version(0);
-            edns.set_dnssec_ok(false);
-            edns.set_rcode_high(rcode.high());
-            let mut bytes = Vec::new();
-            Record::from(&edns)
-                .emit(&mut BinEncoder::new(&mut bytes))
-                .unwrap();
-            assert_eq!(
-                opt_record(payload, rcode)[..],
-                bytes[..],
-                "{payload} {rcode}"
-            );
-        }
     }
 }
