@@ -5,7 +5,13 @@ use std::time::SystemTime;
 
 /// One file's name, size, modification time and inode: a kubelet-style symlink swap always
 /// changes the inode, even when size and time come out the same.
-pub type Fingerprint = (PathBuf, u64, Option<SystemTime>, u64);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub path: PathBuf,
+    pub len: u64,
+    pub modified: Option<SystemTime>,
+    pub inode: u64,
+}
 
 /// A cheap fingerprint of `files` (names, sizes, modification times, inodes), to notice
 /// changes without reading them; kubelet's symlink swaps change it too.
@@ -14,10 +20,12 @@ pub fn fingerprint(files: &[PathBuf]) -> Vec<Fingerprint> {
         .iter()
         .map(|p| {
             let m = std::fs::metadata(p).ok();
-            let len = m.as_ref().map(|m| m.len()).unwrap_or(0);
-            let inode = m.as_ref().map(inode).unwrap_or(0);
-            let modified = m.and_then(|m| m.modified().ok());
-            (p.clone(), len, modified, inode)
+            Fingerprint {
+                path: p.clone(),
+                len: m.as_ref().map(|m| m.len()).unwrap_or(0),
+                inode: m.as_ref().map(inode).unwrap_or(0),
+                modified: m.and_then(|m| m.modified().ok()),
+            }
         })
         .collect()
 }

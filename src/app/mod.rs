@@ -76,9 +76,6 @@ pub struct App {
     indexes_built: std::sync::atomic::AtomicU64,
 }
 
-/// Kept for the tests' and callers' convenience: a started [`App`].
-pub type Running = App;
-
 struct State {
     digest: String,
     dns: BTreeMap<DnsKey, DnsListener>,

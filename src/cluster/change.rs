@@ -51,7 +51,11 @@ impl Snapshot {
 /// One change to the cluster.
 #[derive(Clone, Debug)]
 pub enum Change {
-    Namespace(Arc<str>, bool),
+    /// A namespace came (`present`) or went.
+    Namespace {
+        name: Arc<str>,
+        present: bool,
+    },
     Service(Key, Option<SlimService>),
     Slice(Key, Option<SlimSlice>),
     Pod(Key, Option<SlimPod>),
@@ -93,7 +97,7 @@ impl Kind {
 impl Change {
     pub fn kind(&self) -> Kind {
         match self {
-            Change::Namespace(..) => Kind::Namespace,
+            Change::Namespace { .. } => Kind::Namespace,
             Change::Service(..) => Kind::Service,
             Change::Slice(..) => Kind::Slice,
             Change::Pod(..) => Kind::Pod,
@@ -106,10 +110,16 @@ impl Change {
 pub(crate) fn diff(old: &Snapshot, new: Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for ns in old.namespaces.difference(&new.namespaces) {
-        changes.push(Change::Namespace(ns.clone(), false));
+        changes.push(Change::Namespace {
+            name: ns.clone(),
+            present: false,
+        });
     }
     for ns in new.namespaces.difference(&old.namespaces) {
-        changes.push(Change::Namespace(ns.clone(), true));
+        changes.push(Change::Namespace {
+            name: ns.clone(),
+            present: true,
+        });
     }
     diff_map(&old.services, new.services, &mut changes, Change::Service);
     diff_map(&old.slices, new.slices, &mut changes, Change::Slice);

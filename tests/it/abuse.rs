@@ -9,13 +9,13 @@ use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 use clusterdns::server::listen::Limits;
 
 use crate::support;
 
-async fn start(limits: Limits) -> Arc<Running> {
+async fn start(limits: Limits) -> Arc<App> {
     support::demo_with(limits).await
 }
 
@@ -47,7 +47,7 @@ async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
     )
 }
 
-async fn still_answers(running: &Running) {
+async fn still_answers(running: &App) {
     let port = running.listeners()[0].port;
     for how in [Transport::Udp, Transport::Tcp] {
         let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None);

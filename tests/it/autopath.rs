@@ -7,7 +7,7 @@ use std::path::Path;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::clients;
@@ -15,9 +15,9 @@ use crate::support;
 use crate::upstream::FakeUpstream;
 
 /// The test's client, 127.0.0.1, as a pod in namespace `shop`.
-const CLIENT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: Running, podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n";
+const CLIENT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: App, podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n";
 
-async fn server(dir: &Path, with_client: bool, up: &FakeUpstream) -> std::sync::Arc<Running> {
+async fn server(dir: &Path, with_client: bool, up: &FakeUpstream) -> std::sync::Arc<App> {
     let client: &[(&str, &str)] = if with_client {
         &[("client.yaml", CLIENT_POD)]
     } else {
@@ -34,7 +34,7 @@ async fn server(dir: &Path, with_client: bool, up: &FakeUpstream) -> std::sync::
     running
 }
 
-async fn ask(running: &Running, name: &str) -> (String, Vec<String>) {
+async fn ask(running: &App, name: &str) -> (String, Vec<String>) {
     let q = support::query(name, RecordType::A, Some(1232))
         .to_vec()
         .unwrap();

@@ -42,7 +42,7 @@ fn require(tool: &str) {
     );
 }
 
-async fn demo() -> (std::sync::Arc<clusterdns::app::Running>, u16) {
+async fn demo() -> (std::sync::Arc<clusterdns::app::App>, u16) {
     let running = support::demo().await;
     let port = running.listeners()[0].udp.port();
     (running, port)

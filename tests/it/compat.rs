@@ -12,7 +12,7 @@ use std::process::Command;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::support;
@@ -78,7 +78,7 @@ pub(crate) struct Upstreams {
 
 /// The upstreams a localized Corefile forwards to, running (keep them while it runs): Knot
 /// for the root zone, a test upstream for stub domains, the demo for the cluster's zones.
-pub(crate) async fn local_upstreams() -> (Knot, FakeUpstream, std::sync::Arc<Running>, Upstreams) {
+pub(crate) async fn local_upstreams() -> (Knot, FakeUpstream, std::sync::Arc<App>, Upstreams) {
     let knot = Knot::start().await;
     let stub = FakeUpstream::start(STUB_ANSWER).await;
     let demo = support::demo().await;
@@ -192,7 +192,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// One line of an `expect` file checked against the server; `Err` says what differed. A line is
 /// `NAME TYPE RCODE DATA…`, `-` for no records; records whose data holds spaces (SRV) end with
 /// `;`.
-pub(crate) async fn check(running: &Running, port: u16, line: &str) -> Result<(), String> {
+pub(crate) async fn check(running: &App, port: u16, line: &str) -> Result<(), String> {
     let mut f = line.splitn(4, char::is_whitespace);
     let (Some(name), Some(qtype), Some(rcode)) = (f.next(), f.next(), f.next()) else {
         return Err(format!("bad expect line: {line}"));

@@ -793,7 +793,7 @@ async fn the_guides_verify_commands_answer_from_a_fresh_install() {
         json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "dns-check", "namespace": "default", "labels": {"app": "dns-check"}},
             "spec": {"containers": [{"name": "dns-check", "image": "nicolaka/netshoot"}]},
-            "status": {"phase": "Running", "podIP": "10.244.3.7", "podIPs": [{"ip": "10.244.3.7"}]}}),
+            "status": {"phase": "App", "podIP": "10.244.3.7", "podIPs": [{"ip": "10.244.3.7"}]}}),
     ]);
     let knot = crate::upstream::Knot::start().await;
 

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::clients;
 use crate::support;
 
 /// A server on 127.0.0.1 whose root block has `lines` and then the demo cluster.
-async fn serve(lines: &str) -> Arc<Running> {
+async fn serve(lines: &str) -> Arc<App> {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
         ".:0 {{\n{lines}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n    }}\n}}\n",
@@ -23,12 +23,12 @@ async fn serve(lines: &str) -> Arc<Running> {
 }
 
 /// `dig` against the server's first port, over UDP and then over TCP: both outputs.
-async fn dig_both(running: &Running, args: &[&str]) -> [String; 2] {
+async fn dig_both(running: &App, args: &[&str]) -> [String; 2] {
     clients::dig_both(running.listeners()[0].udp.port(), args).await
 }
 
 /// The cluster's names are still answered, over UDP and TCP.
-async fn answers_the_cluster(running: &Running) {
+async fn answers_the_cluster(running: &App) {
     let out = dig_both(running, &["+short", "kubernetes.default.svc.cluster.local"]).await;
     assert_eq!(
         out.map(|o| o.trim().to_string()),
@@ -36,7 +36,7 @@ async fn answers_the_cluster(running: &Running) {
     );
 }
 
-fn metrics(running: &Running) -> String {
+fn metrics(running: &App) -> String {
     String::from_utf8(running.metrics().render()).unwrap()
 }
 
@@ -415,7 +415,7 @@ async fn erratic_drops_truncates_and_delays_every_nth() {
 }
 
 /// The test's client at 127.0.0.5, as a pod in namespace `shop`.
-const CLIENT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: Running, podIP: 127.0.0.5, podIPs: [{ip: 127.0.0.5}]}\n";
+const CLIENT_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: App, podIP: 127.0.0.5, podIPs: [{ip: 127.0.0.5}]}\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_lets_a_view_route_by_the_clients_namespace() {

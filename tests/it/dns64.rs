@@ -5,13 +5,13 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::clients;
 use crate::support;
 use crate::upstream::FakeUpstream;
 
-async fn serve(dns64: &str, up: &FakeUpstream) -> Arc<Running> {
+async fn serve(dns64: &str, up: &FakeUpstream) -> Arc<App> {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
         ".:0 {{\n{dns64}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    cache 30\n    forward . {}\n}}\n",
@@ -24,7 +24,7 @@ async fn serve(dns64: &str, up: &FakeUpstream) -> Arc<Running> {
 }
 
 /// dig over UDP and TCP, each output trimmed.
-async fn dig(running: &Running, args: &[&str]) -> [String; 2] {
+async fn dig(running: &App, args: &[&str]) -> [String; 2] {
     let [udp, tcp] = clients::dig_both(running.listeners()[0].udp.port(), args).await;
     [udp.trim().to_string(), tcp.trim().to_string()]
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 use clusterdns::plugin::dnstap::tap::{ACCEPT, CONTENT_TYPE, FINISH, READY, START, STOP, control};
 
@@ -66,7 +66,7 @@ fn fstrm_file(frames: &[Vec<u8>], path: &Path) {
     std::fs::write(path, out).unwrap();
 }
 
-async fn serve(dir: &Path, dnstap: &str, up: &FakeUpstream) -> Arc<Running> {
+async fn serve(dir: &Path, dnstap: &str, up: &FakeUpstream) -> Arc<App> {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
         ".:0 {{\n    {dnstap}\n    kubernetes cluster.local {{\n        objects {}\n    }}\n    forward . {}\n}}\n",

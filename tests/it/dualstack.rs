@@ -12,14 +12,14 @@ use std::sync::Arc;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::{App, Running, StartOptions};
+use clusterdns::app::{App, StartOptions};
 use clusterdns::config::{self, LoadOptions};
 
 use crate::support;
 use crate::upstream::FakeUpstream;
 
 /// Starts Corefile text on every address (no `bind`, no `--bind`): one dual-stack socket.
-async fn dual_stack(dir: &Path, corefile: &str) -> Arc<Running> {
+async fn dual_stack(dir: &Path, corefile: &str) -> Arc<App> {
     let cfg = config::from_str(
         &dir.join("Corefile").display().to_string(),
         corefile,
@@ -41,7 +41,7 @@ async fn dual_stack(dir: &Path, corefile: &str) -> Arc<Running> {
 
 /// Asks the dual-stack port from 127.0.0.1, over UDP and over TCP: both answers, which must
 /// agree.
-async fn ask(running: &Running, name: &str, qtype: RecordType) -> Message {
+async fn ask(running: &App, name: &str, qtype: RecordType) -> Message {
     let l = &running.listeners()[0];
     let bytes = support::query(name, qtype, Some(1232)).to_vec().unwrap();
     let v4 = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
@@ -77,7 +77,7 @@ fn rcode(m: &Message) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autopath_walks_an_ipv4_pods_search_path() {
     // The pod is 127.0.0.1 in namespace `shop`, asking through the dual-stack socket.
-    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: Running, podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n";
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: shop}\nspec: {containers: [{name: c, image: nicolaka/netshoot}]}\nstatus: {phase: App, podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n";
     let up = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 1)).await;
     let dir = tempfile::tempdir().unwrap();
     let objects = support::demo_objects(dir.path(), &[("client.yaml", POD)]);
@@ -166,7 +166,7 @@ async fn transfer_lets_an_ipv4_peer_in() {
             objects.display()
         )
     };
-    let axfr = |running: Arc<Running>| async move {
+    let axfr = |running: Arc<App>| async move {
         let l = &running.listeners()[0];
         let bytes = support::query("cluster.local.", RecordType::AXFR, None)
             .to_vec()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::clients;
@@ -61,7 +61,7 @@ const ASKED: &[(&str, RecordType)] = &[
     ("_http._tcp.example.org.", RecordType::SRV),
 ];
 
-async fn serve(dir: &Path, reload: &str) -> Arc<Running> {
+async fn serve(dir: &Path, reload: &str) -> Arc<App> {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
         ".:0 {{\n    file {} example.org {{\n        reload {reload}\n    }}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n    }}\n}}\n",

@@ -24,7 +24,7 @@ fn objects(services: &[(&str, &str)]) -> String {
     s
 }
 
-async fn a_record(running: &clusterdns::app::Running, name: &str) -> Option<String> {
+async fn a_record(running: &clusterdns::app::App, name: &str) -> Option<String> {
     let q = support::query(name, RecordType::A, None).to_vec().unwrap();
     let port = running.listeners()[0].port;
     let bytes = support::ask(running, port, &q, Transport::Udp).await?;
@@ -36,7 +36,7 @@ async fn a_record(running: &clusterdns::app::Running, name: &str) -> Option<Stri
 }
 
 /// Waits up to 10 s for `name` to answer `want` (`None`: no address).
-async fn eventually(running: &clusterdns::app::Running, name: &str, want: Option<&str>) {
+async fn eventually(running: &clusterdns::app::App, name: &str, want: Option<&str>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = a_record(running, name).await;
@@ -52,7 +52,7 @@ async fn eventually(running: &clusterdns::app::Running, name: &str, want: Option
 }
 
 /// Holds for 2.5 s (more than two polls) that `name` keeps answering `want`.
-async fn steadily(running: &clusterdns::app::Running, name: &str, want: &str) {
+async fn steadily(running: &clusterdns::app::App, name: &str, want: &str) {
     let until = Instant::now() + Duration::from_millis(2500);
     while Instant::now() < until {
         assert_eq!(

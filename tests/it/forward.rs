@@ -10,26 +10,26 @@ use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::support;
 use crate::upstream::{FakeUpstream, Knot, Mode, addresses, corefile_path, free_port, tls_server};
 
-async fn start(corefile: &str) -> (Arc<Running>, u16) {
+async fn start(corefile: &str) -> (Arc<App>, u16) {
     let running = support::start(corefile_path(), corefile).await;
     let port = running.listeners()[0].port;
     (running, port)
 }
 
-async fn ask_msg(running: &Running, port: u16, q: &Message, how: Transport) -> Message {
+async fn ask_msg(running: &App, port: u16, q: &Message, how: Transport) -> Message {
     let bytes = support::ask(running, port, &q.to_vec().unwrap(), how)
         .await
         .unwrap_or_else(|| panic!("no answer to {}", q.queries[0]));
     Message::from_vec(&bytes).unwrap()
 }
 
-async fn ask(running: &Running, port: u16, name: &str, t: RecordType) -> Message {
+async fn ask(running: &App, port: u16, name: &str, t: RecordType) -> Message {
     ask_msg(
         running,
         port,
@@ -39,12 +39,12 @@ async fn ask(running: &Running, port: u16, name: &str, t: RecordType) -> Message
     .await
 }
 
-fn metrics(running: &Running) -> String {
+fn metrics(running: &App) -> String {
     String::from_utf8(running.metrics().render()).unwrap()
 }
 
 /// The value of the first series of `name` whose labels contain every one of `labels`.
-fn metric(running: &Running, name: &str, labels: &[&str]) -> f64 {
+fn metric(running: &App, name: &str, labels: &[&str]) -> f64 {
     metrics(running)
         .lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -416,7 +416,7 @@ async fn when_every_upstream_is_down_the_client_gets_servfail_not_a_hang() {
 }
 
 /// Asks in-process, waiting longer than forward's deadline: an answer must come by then.
-async fn ask_patiently(running: &Running, port: u16, name: &str) -> Message {
+async fn ask_patiently(running: &App, port: u16, name: &str) -> Message {
     let bytes = support::query(name, RecordType::A, Some(1232))
         .to_vec()
         .unwrap();

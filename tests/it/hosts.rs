@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::clients;
 use crate::support;
 
 /// (rcode, aa, the answer's records as `name ttl type data`).
-async fn ask(running: &Running, name: &str, qtype: RecordType) -> (String, bool, Vec<String>) {
+async fn ask(running: &App, name: &str, qtype: RecordType) -> (String, bool, Vec<String>) {
     let q = support::query(name, qtype, Some(1232)).to_vec().unwrap();
     let port = running.listeners()[0].port;
     let bytes = support::ask(running, port, &q, Transport::Udp)
@@ -148,7 +148,7 @@ async fn a_changed_file_is_served_and_an_unreadable_one_keeps_the_last() {
     assert!(first < Duration::from_secs(5), "{first:?}");
 }
 
-async fn eventually(running: &Running, name: &str, want: &[&str]) {
+async fn eventually(running: &App, name: &str, want: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, _, got) = ask(running, name, RecordType::A).await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{DNSClass, RecordType};
 use serde_json::json;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::apiserver::ApiServer;
 use crate::clients;
@@ -60,7 +60,7 @@ items:
     externalIPs: [198.51.100.9]
 "#;
 
-async fn server(dir: &Path, directive: &str, up: &FakeUpstream) -> Arc<Running> {
+async fn server(dir: &Path, directive: &str, up: &FakeUpstream) -> Arc<App> {
     let objects = support::demo_objects(dir, &[("extra.yaml", EXTRA)]);
     let corefile = format!(
         ".:0 {{\n    errors\n    {directive}\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    forward . {}\n}}\n",
@@ -73,7 +73,7 @@ async fn server(dir: &Path, directive: &str, up: &FakeUpstream) -> Arc<Running> 
 }
 
 /// The reply's sections, with SOA serials written `SERIAL` (they follow the cluster's changes).
-async fn ask(running: &Running, name: &str, qtype: RecordType) -> support::Sections {
+async fn ask(running: &App, name: &str, qtype: RecordType) -> support::Sections {
     let mut a = support::ask_sections(running, name, qtype, DNSClass::IN).await;
     for r in a.answers.iter_mut().chain(a.authority.iter_mut()) {
         let mut f: Vec<&str> = r.split(' ').collect();

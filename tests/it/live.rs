@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::apiserver::{ApiServer, Mode};
 use crate::operability::http_get;
@@ -64,7 +64,7 @@ pub fn slice(ns: &str, svc: &str, name: &str, ips: &[&str]) -> Value {
 }
 
 /// A server for a cluster on the test API, with `ready` and `prometheus` on a port of their own.
-pub async fn start(api: &ApiServer, dir: &std::path::Path, extra: &str) -> Arc<Running> {
+pub async fn start(api: &ApiServer, dir: &std::path::Path, extra: &str) -> Arc<App> {
     let kubeconfig = api.kubeconfig(dir);
     let corefile = format!(
         ".:0 {{\n    ready 127.0.0.1:0\n    prometheus 127.0.0.1:0\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        kubeconfig {}\n{extra}\n    }}\n}}\n",
@@ -74,7 +74,7 @@ pub async fn start(api: &ApiServer, dir: &std::path::Path, extra: &str) -> Arc<R
 }
 
 /// The answer's rcode and its records' data, sorted.
-pub async fn ask(running: &Running, name: &str, qtype: RecordType) -> (String, Vec<String>) {
+pub async fn ask(running: &App, name: &str, qtype: RecordType) -> (String, Vec<String>) {
     let port = running.listeners()[0].port;
     let q = support::query(name, qtype, None).to_vec().unwrap();
     let Some(bytes) = support::ask(running, port, &q, clusterdns::plugin::Transport::Udp).await
@@ -107,25 +107,25 @@ where
     panic!("never happened: {what}");
 }
 
-async fn answers(running: &Running, name: &str, want: &[&str]) -> bool {
+async fn answers(running: &App, name: &str, want: &[&str]) -> bool {
     let (rcode, data) = ask(running, name, RecordType::A).await;
     rcode == "NOERROR" && data == want
 }
 
-async fn nxdomain(running: &Running, name: &str) -> bool {
+async fn nxdomain(running: &App, name: &str) -> bool {
     ask(running, name, RecordType::A).await.0 == "NXDOMAIN"
 }
 
-fn ready_addr(running: &Running) -> SocketAddr {
+fn ready_addr(running: &App) -> SocketAddr {
     running.http_addr("127.0.0.1:0").expect("ready listener")
 }
 
-fn metrics(running: &Running) -> String {
+fn metrics(running: &App) -> String {
     String::from_utf8(running.metrics().render()).unwrap()
 }
 
 /// `clusterdns_kubernetes_stale_seconds` of namespaces, services and endpointslices.
-fn stale_seconds(running: &Running) -> Vec<Option<f64>> {
+fn stale_seconds(running: &App) -> Vec<Option<f64>> {
     let m = metrics(running);
     ["namespaces", "services", "endpointslices"]
         .iter()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::apiserver::ApiServer;
 use crate::clients;
@@ -22,7 +22,7 @@ fn corefile(source: &str, extra: &str) -> String {
     )
 }
 
-async fn from_fixture() -> Arc<Running> {
+async fn from_fixture() -> Arc<App> {
     let objects = support::root().join("tests/fixtures/multicluster.yaml");
     let text = corefile(&format!("objects {}", objects.display()), "");
     let running = support::start(&support::root().join("Corefile"), &text).await;
@@ -31,7 +31,7 @@ async fn from_fixture() -> Arc<Running> {
 }
 
 /// `dig +short` over UDP and TCP: the lines of each, sorted; both must agree.
-async fn short(running: &Running, qtype: &str, name: &str) -> Vec<String> {
+async fn short(running: &App, qtype: &str, name: &str) -> Vec<String> {
     let port = running.listeners()[0].udp.port();
     let [udp, tcp] = clients::dig_both(port, &["+short", qtype, name]).await;
     let lines = |s: &str| {
@@ -48,7 +48,7 @@ async fn short(running: &Running, qtype: &str, name: &str) -> Vec<String> {
 }
 
 /// The status dig prints, over UDP and TCP (which must agree).
-async fn status(running: &Running, qtype: &str, name: &str) -> String {
+async fn status(running: &App, qtype: &str, name: &str) -> String {
     let port = running.listeners()[0].udp.port();
     let [udp, tcp] = clients::dig_both(port, &[qtype, name]).await;
     let of = |s: &str| {
@@ -275,13 +275,13 @@ fn import_slice(ns: &str, name: &str, import: &str, cluster: &str, ips: &[&str])
     })
 }
 
-async fn live(api: &ApiServer, dir: &std::path::Path, extra: &str) -> Arc<Running> {
+async fn live(api: &ApiServer, dir: &std::path::Path, extra: &str) -> Arc<App> {
     let kubeconfig = api.kubeconfig(dir);
     let text = corefile(&format!("kubeconfig {}", kubeconfig.display()), extra);
     support::start(&dir.join("Corefile"), &text).await
 }
 
-async fn answers(running: &Running, name: &str, want: &[&str]) -> bool {
+async fn answers(running: &App, name: &str, want: &[&str]) -> bool {
     let (rcode, data) = ask(running, name, RecordType::A).await;
     rcode == "NOERROR" && data == want
 }

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 
 use hickory_proto::rr::{Record, RecordType};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::support::{self, rcode_name};
 
-async fn demo() -> std::sync::Arc<Running> {
+async fn demo() -> std::sync::Arc<App> {
     support::demo().await
 }
 
@@ -21,7 +21,7 @@ fn good_query() -> Vec<u8> {
         .unwrap()
 }
 
-async fn still_answers(running: &Running, how: Transport) {
+async fn still_answers(running: &App, how: Transport) {
     let port = running.listeners()[0].port;
     let bytes = support::ask(running, port, &good_query(), how)
         .await

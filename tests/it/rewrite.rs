@@ -6,14 +6,14 @@ use std::net::Ipv4Addr;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::clients;
 use crate::support;
 use crate::upstream::FakeUpstream;
 
-async fn ask(running: &Running, name: &str, qtype: RecordType) -> (String, Vec<String>) {
+async fn ask(running: &App, name: &str, qtype: RecordType) -> (String, Vec<String>) {
     let q = support::query(name, qtype, Some(1232)).to_vec().unwrap();
     let port = running.listeners()[0].port;
     let bytes = support::ask(running, port, &q, Transport::Udp)
@@ -43,7 +43,7 @@ const RULES: &str = r#"    rewrite stop {
     rewrite continue type MX A
     rewrite name mx.test kubernetes.default.svc.cluster.local"#;
 
-async fn server(up: &FakeUpstream) -> std::sync::Arc<Running> {
+async fn server(up: &FakeUpstream) -> std::sync::Arc<App> {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
         ".:0 {{\n    errors\n{RULES}\n    cache 30\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    forward . {}\n}}\n",

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use std::sync::Arc;
 
-use clusterdns::app::{App, Running, StartOptions};
+use clusterdns::app::{App, StartOptions};
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::plugin::Transport;
 use clusterdns::server::listen::Limits;
@@ -23,12 +23,12 @@ pub fn root() -> PathBuf {
 }
 
 /// Starts a server from Corefile text (named `file` for errors and imports) on 127.0.0.1.
-pub async fn start(file: &Path, corefile: &str) -> Arc<Running> {
+pub async fn start(file: &Path, corefile: &str) -> Arc<App> {
     start_with(file, corefile, Limits::default()).await
 }
 
 /// Like [`start`], with what one client may cost.
-pub async fn start_with(file: &Path, corefile: &str, limits: Limits) -> Arc<Running> {
+pub async fn start_with(file: &Path, corefile: &str, limits: Limits) -> Arc<App> {
     starting(file, corefile, limits)
         .await
         .expect("server starts")
@@ -44,7 +44,7 @@ pub async fn start_error(file: &Path, corefile: &str) -> String {
 }
 
 /// Loads Corefile text (it must load) and starts it on 127.0.0.1.
-async fn starting(file: &Path, corefile: &str, limits: Limits) -> anyhow::Result<Arc<Running>> {
+async fn starting(file: &Path, corefile: &str, limits: Limits) -> anyhow::Result<Arc<App>> {
     let cfg = config::from_str(
         &file.display().to_string(),
         corefile,
@@ -60,12 +60,12 @@ async fn starting(file: &Path, corefile: &str, limits: Limits) -> anyhow::Result
 }
 
 /// The demo (deploy/local) on 127.0.0.1, on a port of its own.
-pub async fn demo() -> Arc<Running> {
+pub async fn demo() -> Arc<App> {
     demo_with(Limits::default()).await
 }
 
 /// The demo with these limits.
-pub async fn demo_with(limits: Limits) -> Arc<Running> {
+pub async fn demo_with(limits: Limits) -> Arc<App> {
     let corefile = root().join("deploy/local/Corefile");
     let text = std::fs::read_to_string(&corefile)
         .expect("the demo Corefile")
@@ -111,7 +111,7 @@ fn rand_id() -> u16 {
     NEXT.fetch_add(7, Ordering::Relaxed)
 }
 
-pub async fn ask(running: &Running, port: u16, bytes: &[u8], how: Transport) -> Option<Vec<u8>> {
+pub async fn ask(running: &App, port: u16, bytes: &[u8], how: Transport) -> Option<Vec<u8>> {
     let l = running.listener(port).expect("listener");
     match how {
         Transport::Udp => udp(l.udp, bytes).await,
@@ -119,7 +119,7 @@ pub async fn ask(running: &Running, port: u16, bytes: &[u8], how: Transport) -> 
     }
 }
 
-pub async fn in_process(running: &Running, port: u16, bytes: &[u8]) -> Option<Vec<u8>> {
+pub async fn in_process(running: &App, port: u16, bytes: &[u8]) -> Option<Vec<u8>> {
     let router = running.router(port).expect("router");
     let src = SocketAddr::new(LOCALHOST, 40000);
     router.handle_bytes(bytes, src, Transport::Udp).await
@@ -185,7 +185,7 @@ pub fn fmt_record(r: &Record) -> String {
 }
 
 /// Waits until the server is ready (its sources have listed everything), at most 20 s.
-pub async fn until_ready(running: &Running) {
+pub async fn until_ready(running: &App) {
     for _ in 0..400 {
         if running.is_ready() {
             return;
@@ -206,7 +206,7 @@ pub struct Sections {
 
 /// Asks the server's first listener over UDP (EDNS, 1232 bytes) and reads the reply's sections.
 pub async fn ask_sections(
-    running: &Running,
+    running: &App,
     name: &str,
     qtype: RecordType,
     class: DNSClass,

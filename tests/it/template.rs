@@ -5,22 +5,22 @@ use std::net::Ipv4Addr;
 
 use hickory_proto::rr::{DNSClass, RecordType};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::support;
 use crate::upstream::FakeUpstream;
 
 use support::Sections as Answer;
 
-async fn ask_class(running: &Running, name: &str, qtype: RecordType, class: DNSClass) -> Answer {
+async fn ask_class(running: &App, name: &str, qtype: RecordType, class: DNSClass) -> Answer {
     support::ask_sections(running, name, qtype, class).await
 }
 
-async fn ask(running: &Running, name: &str, qtype: RecordType) -> Answer {
+async fn ask(running: &App, name: &str, qtype: RecordType) -> Answer {
     support::ask_sections(running, name, qtype, DNSClass::IN).await
 }
 
-async fn server(templates: &str, upstream: &FakeUpstream) -> std::sync::Arc<Running> {
+async fn server(templates: &str, upstream: &FakeUpstream) -> std::sync::Arc<App> {
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
         ".:0 {{\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    forward . {}\n{templates}\n}}\n",

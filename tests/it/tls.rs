@@ -13,13 +13,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::clients;
 use crate::support;
 use crate::upstream::tls_server;
 
-async fn serve(dir: &Path, tls_line: &str, extra: &str) -> (Arc<Running>, u16) {
+async fn serve(dir: &Path, tls_line: &str, extra: &str) -> (Arc<App>, u16) {
     let port = crate::cli::free_port();
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(

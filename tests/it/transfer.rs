@@ -9,14 +9,14 @@ use std::sync::Arc;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::clients;
 use crate::support;
 use crate::upstream::Knot;
 
-async fn serve(dir: &Path, to: &str) -> Arc<Running> {
+async fn serve(dir: &Path, to: &str) -> Arc<App> {
     std::fs::write(dir.join("db.example.org"), crate::file::ZONE).unwrap();
     let objects = support::root().join("deploy/local/cluster.yaml");
     let corefile = format!(
@@ -30,7 +30,7 @@ async fn serve(dir: &Path, to: &str) -> Arc<Running> {
 }
 
 /// `dig AXFR` (or IXFR) of `zone`: the records, one per line, as dig prints them.
-async fn dig_xfr(running: &Running, zone: &str, kind: &str) -> Vec<String> {
+async fn dig_xfr(running: &App, zone: &str, kind: &str) -> Vec<String> {
     assert!(clients::have("dig"), "dig is missing (.ci/run installs it)");
     let port = running.listeners()[0].udp.port();
     let (zone, kind) = (zone.to_string(), kind.to_string());

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use clusterdns::app::Running;
+use clusterdns::app::App;
 
 use crate::clients;
 use crate::support;
 
-async fn serve(corefile: &str) -> Arc<Running> {
+async fn serve(corefile: &str) -> Arc<App> {
     let running = support::start(&support::root().join("Corefile"), corefile).await;
     support::until_ready(&running).await;
     running

@@ -334,7 +334,10 @@ impl Index {
             let mut new = Snapshot::default();
             for change in objects {
                 match change {
-                    Change::Namespace(ns, true) if kind == Kind::Namespace => {
+                    Change::Namespace {
+                        name: ns,
+                        present: true,
+                    } if kind == Kind::Namespace => {
                         new.namespaces.insert(ns);
                     }
                     Change::Service(k, Some(v)) if kind == Kind::Service => {
@@ -357,10 +360,16 @@ impl Index {
             match kind {
                 Kind::Namespace => {
                     for ns in old.namespaces.difference(&new.namespaces) {
-                        changes.push(Change::Namespace(ns.clone(), false));
+                        changes.push(Change::Namespace {
+                            name: ns.clone(),
+                            present: false,
+                        });
                     }
                     for ns in new.namespaces.difference(&old.namespaces) {
-                        changes.push(Change::Namespace(ns.clone(), true));
+                        changes.push(Change::Namespace {
+                            name: ns.clone(),
+                            present: true,
+                        });
                     }
                 }
                 Kind::Service => {

@@ -257,7 +257,10 @@ fn pods_are_found_by_ip_through_updates_and_deletes() {
     };
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     idx.apply([
-        Change::Namespace("shop".into(), true),
+        Change::Namespace {
+            name: "shop".into(),
+            present: true,
+        },
         Change::Pod(
             Key::new("shop", "a"),
             Some(pod("shop", "a", &["10.0.0.1", "fd00::1"])),
@@ -293,7 +296,10 @@ fn external_addresses_follow_service_updates_and_deletes() {
     };
     let key = Key::new("shop", "web");
     ix.apply([
-        Change::Namespace(Arc::from("shop"), true),
+        Change::Namespace {
+            name: Arc::from("shop"),
+            present: true,
+        },
         Change::Service(key.clone(), Some(with(&["203.0.113.1", "203.0.113.2"]))),
         Change::Service(Key::new("shop", "db"), Some(svc("shop", "db", "10.96.0.6"))),
     ]);

@@ -87,7 +87,7 @@ impl Writer {
     /// The owners whose names `change` may change, given the objects as they are.
     pub(super) fn concerned(&self, change: &Change) -> Vec<Owner> {
         match change {
-            Change::Namespace(ns, present) => {
+            Change::Namespace { name: ns, present } => {
                 if self.state.namespaces.contains(ns) == *present {
                     return Vec::new();
                 }
@@ -152,11 +152,17 @@ impl Writer {
 
     pub(super) fn store(&mut self, change: Change) {
         match change {
-            Change::Namespace(ns, true) => {
+            Change::Namespace {
+                name: ns,
+                present: true,
+            } => {
                 let ns = self.spaces.get(ns);
                 self.state.namespaces.insert(ns);
             }
-            Change::Namespace(ns, false) => {
+            Change::Namespace {
+                name: ns,
+                present: false,
+            } => {
                 self.state.namespaces.remove(&ns);
             }
             Change::Service(key, Some(mut svc)) => {

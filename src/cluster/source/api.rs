@@ -368,7 +368,10 @@ impl Watched for Namespace {
                 .namespace_labels
                 .as_ref()
                 .is_none_or(|sel| sel.matches(&labels));
-        Ok(Change::Namespace(name, wanted))
+        Ok(Change::Namespace {
+            name,
+            present: wanted,
+        })
     }
     fn removal(meta: &ObjectMeta) -> Change {
         let name = meta
@@ -376,7 +379,10 @@ impl Watched for Namespace {
             .as_deref()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        Change::Namespace(Arc::from(name), false)
+        Change::Namespace {
+            name: Arc::from(name),
+            present: false,
+        }
     }
 }
 

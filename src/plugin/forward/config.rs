@@ -22,8 +22,10 @@ use crate::corefile::keys::BlockContext;
 /// CoreDNS's limit on upstreams per `forward`.
 pub const MAX_UPSTREAMS: usize = 15;
 
+/// How an upstream is spoken to: plain DNS (`dns://`, or no scheme) or DNS over TLS
+/// (`tls://`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
+pub enum Scheme {
     Dns,
     Tls,
 }
@@ -32,7 +34,7 @@ pub enum Transport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct To {
     pub addr: SocketAddr,
-    pub transport: Transport,
+    pub scheme: Scheme,
     /// A per-upstream TLS server name (`tls://9.9.9.9%dns.quad9.net`).
     pub server_name: Option<String>,
 }
@@ -326,8 +328,8 @@ fn rcodes(a: &Args, no_noerror: bool) -> Result<Vec<ResponseCode>, ConfigError> 
 fn parse_to(t: &Token) -> Result<Vec<To>, String> {
     let text = t.text.as_str();
     let (transport, rest) = match text.split_once("://") {
-        Some(("dns", rest)) => (Transport::Dns, rest),
-        Some(("tls", rest)) => (Transport::Tls, rest),
+        Some(("dns", rest)) => (Scheme::Dns, rest),
+        Some(("tls", rest)) => (Scheme::Tls, rest),
         Some((scheme @ ("https" | "grpc" | "quic" | "h3"), _)) => {
             return Err(format!(
                 "upstream '{text}': {scheme}:// is not supported by clusterdns; use dns:// or tls://"
@@ -338,15 +340,15 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
                 "upstream '{text}': unknown scheme '{scheme}://'; expected dns:// or tls://"
             ));
         }
-        None => (Transport::Dns, text),
+        None => (Scheme::Dns, text),
     };
     let default_port = match transport {
-        Transport::Dns => 53,
-        Transport::Tls => 853,
+        Scheme::Dns => 53,
+        Scheme::Tls => 853,
     };
     // tls://IP%NAME[:PORT]
     let (rest, server_name) = match (transport, rest.split_once('%')) {
-        (Transport::Tls, Some((ip, tail))) => {
+        (Scheme::Tls, Some((ip, tail))) => {
             let (name, port) = match tail.rsplit_once(':') {
                 Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) => (n, Some(p)),
                 _ => (tail, None),
@@ -363,11 +365,11 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
     if let Some(addr) = parse_addr(&rest, default_port) {
         return Ok(vec![To {
             addr,
-            transport,
+            scheme: transport,
             server_name,
         }]);
     }
-    if transport == Transport::Dns && !text.contains("://") {
+    if transport == Scheme::Dns && !text.contains("://") {
         let path = crate::corefile::keys::relative_path(&t.pos, text);
         if let Some(content) = read_small_file(&path) {
             let servers = resolv_conf_nameservers(&content);
@@ -381,7 +383,7 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
                 .into_iter()
                 .map(|ip| To {
                     addr: SocketAddr::new(ip, 53),
-                    transport,
+                    scheme: transport,
                     server_name: None,
                 })
                 .collect());
@@ -458,23 +460,23 @@ mod tests {
 
     #[test]
     fn forward_upstreams_and_properties() {
-        use {Policy, Transport};
+        use {Policy, Scheme};
         let f = forward(
             ".:53 {\n forward . 1.1.1.1 8.8.8.8:5353 [::1]:53 dns://9.9.9.9 tls://1.0.0.1\n}",
         );
         assert_eq!(f.from, Name::root());
-        let to: Vec<(String, Transport)> =
+        let to: Vec<(String, Scheme)> =
             f.to.iter()
-                .map(|t| (t.addr.to_string(), t.transport))
+                .map(|t| (t.addr.to_string(), t.scheme))
                 .collect();
         assert_eq!(
             to,
             [
-                ("1.1.1.1:53".to_string(), Transport::Dns),
-                ("8.8.8.8:5353".to_string(), Transport::Dns),
-                ("[::1]:53".to_string(), Transport::Dns),
-                ("9.9.9.9:53".to_string(), Transport::Dns),
-                ("1.0.0.1:853".to_string(), Transport::Tls),
+                ("1.1.1.1:53".to_string(), Scheme::Dns),
+                ("8.8.8.8:5353".to_string(), Scheme::Dns),
+                ("[::1]:53".to_string(), Scheme::Dns),
+                ("9.9.9.9:53".to_string(), Scheme::Dns),
+                ("1.0.0.1:853".to_string(), Scheme::Tls),
             ]
         );
         assert_eq!(f.policy, Policy::Random);

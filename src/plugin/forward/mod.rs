@@ -18,7 +18,7 @@ use hickory_proto::rr::{LowerName, RData, Record};
 
 use crate::observe::metrics::{Metrics, rcode_label};
 use crate::plugin::PluginError;
-use crate::plugin::forward::config::{ForwardConfig, Policy, Transport as ToTransport};
+use crate::plugin::forward::config::{ForwardConfig, Policy, Scheme};
 use crate::plugin::forward::upstream::{ExchangeError, Proto, Proxy, ProxyOptions, tls_connector};
 use crate::plugin::setup::Setup;
 use crate::plugin::shared::services::{MessageTap, SentUpstream, TapEvent, TapKind, TapWire, Taps};
@@ -58,7 +58,7 @@ impl Forward {
         metrics: Arc<Metrics>,
         probe: Option<Arc<dyn SentUpstream>>,
     ) -> Result<Self, String> {
-        let tls = if cfg.to.iter().any(|t| t.transport == ToTransport::Tls) {
+        let tls = if cfg.to.iter().any(|t| t.scheme == Scheme::Tls) {
             let files = cfg.tls.clone().unwrap_or_default();
             Some((tls_connector(&files)?, cfg.tls_servername.clone()))
         } else {

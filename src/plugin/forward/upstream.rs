@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::observe::metrics::Metrics;
-use crate::plugin::forward::config::{HealthCheck, To, Transport};
+use crate::plugin::forward::config::{HealthCheck, Scheme, To};
 
 /// How long one exchange may wait for its answer (CoreDNS's static read timeout).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,9 +102,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(to: To, opts: ProxyOptions) -> Result<Self, String> {
-        let server_name = match to.transport {
-            Transport::Dns => None,
-            Transport::Tls => {
+        let server_name = match to.scheme {
+            Scheme::Dns => None,
+            Scheme::Tls => {
                 let name = to
                     .server_name
                     .clone()
@@ -134,9 +134,9 @@ impl Proxy {
 
     /// The transport for a query: TLS upstreams always use TLS.
     pub fn proto_for(&self, wanted: Proto) -> Proto {
-        match self.to.transport {
-            Transport::Tls => Proto::Tls,
-            Transport::Dns => wanted,
+        match self.to.scheme {
+            Scheme::Tls => Proto::Tls,
+            Scheme::Dns => wanted,
         }
     }
 

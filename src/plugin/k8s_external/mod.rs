@@ -272,10 +272,14 @@ impl K8sExternal {
             return (Found::NxDomain, Vec::new());
         }
         let own = name::join(&[service, namespace], &Name::from(&zone.name));
-        let (answers, extra, chases) = match (qtype, own) {
+        let Built {
+            answers,
+            extra,
+            chases,
+        } = match (qtype, own) {
             (RecordType::A | RecordType::AAAA, _) => self.addresses(&entries, question, qtype),
             (RecordType::SRV, Some(own)) => self.srv(&entries, question, &own),
-            _ => (Vec::new(), Vec::new(), Vec::new()),
+            _ => Built::default(),
         };
         // Records of another type than the Service has (or than this plugin serves): NODATA.
         if answers.is_empty() {
@@ -318,7 +322,11 @@ impl K8sExternal {
                 }
             }
         }
-        (records, Vec::new(), chases)
+        Built {
+            answers: records,
+            extra: Vec::new(),
+            chases,
+        }
     }
 
     /// SRV: one record per port (an entry without a port has none), weighted as CoreDNS does.
@@ -358,7 +366,11 @@ impl K8sExternal {
                 }
             }
         }
-        (records, extra, chases)
+        Built {
+            answers: records,
+            extra,
+            chases,
+        }
     }
 
     /// With `headless`: what the `kubernetes` zone answers for the same name, renamed here.
@@ -438,7 +450,12 @@ impl K8sExternal {
 }
 
 /// Records for the answer and additional sections, and the lookups still to make.
-type Built = (Vec<Record>, Vec<Record>, Vec<Chase>);
+#[derive(Default)]
+struct Built {
+    answers: Vec<Record>,
+    extra: Vec<Record>,
+    chases: Vec<Chase>,
+}
 
 /// A load balancer hostname to resolve through the server.
 struct Chase {
@@ -534,7 +551,7 @@ impl Handler for K8sExternal {
             };
             let all = entries(&exposed, None);
             for qtype in [RecordType::A, RecordType::AAAA] {
-                out.extend(self.addresses(&all, &own, qtype).0);
+                out.extend(self.addresses(&all, &own, qtype).answers);
             }
             for p in exposed.ports.iter().filter(|p| !p.name.is_empty()) {
                 let port = format!("_{}", p.name);
@@ -543,7 +560,7 @@ impl Handler for K8sExternal {
                     continue;
                 };
                 let wanted = entries(&exposed, Some((&p.name, &p.protocol)));
-                out.extend(self.srv(&wanted, &question, &own).0);
+                out.extend(self.srv(&wanted, &question, &own).answers);
             }
         }
         // A CNAME (a load balancer's host name) appears once per address family asked.
