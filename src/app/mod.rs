@@ -231,7 +231,7 @@ impl App {
         let config = match loaded.config() {
             Ok(c) => c,
             Err(errors) => {
-                self.shared.metrics.reload_failed.inc();
+                self.shared.metrics.core.reload_failed.inc();
                 for e in &errors.0 {
                     tracing::error!("Restart failed: {e}");
                 }
@@ -242,14 +242,14 @@ impl App {
         let built = match build(&config, &running, self).await {
             Ok(b) => b,
             Err(e) => {
-                self.shared.metrics.reload_failed.inc();
+                self.shared.metrics.core.reload_failed.inc();
                 tracing::error!("Restart failed: {e:#}");
                 return Err(ReloadError::Start(e));
             }
         };
         drop(running);
         if let Err(e) = self.apply(built, loaded.digest).await {
-            self.shared.metrics.reload_failed.inc();
+            self.shared.metrics.core.reload_failed.inc();
             tracing::error!("Restart failed: {e:#}");
             return Err(ReloadError::Start(e));
         }
@@ -376,16 +376,18 @@ impl App {
             .readiness
             .store(Arc::new(std::mem::take(&mut built.process.readiness)));
         let metrics = &self.shared.metrics;
-        metrics.plugin_enabled.reset();
+        metrics.core.plugin_enabled.reset();
         for (server, zone, name) in &built.enabled {
             metrics
+                .core
                 .plugin_enabled
                 .with_label_values(&[server.as_str(), zone.as_str(), "", name])
                 .set(1);
         }
         if !digest.is_empty() {
-            metrics.reload_version.reset();
+            metrics.core.reload_version.reset();
             metrics
+                .core
                 .reload_version
                 .with_label_values(&["sha512", &digest])
                 .set(1);

@@ -124,81 +124,34 @@ pub fn from_str(file: &str, text: &str, opts: &LoadOptions) -> Result<Config, Co
 pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut servers = Vec::new();
-    // Where each zone, port and address was last served, and whether that block has a view:
-    // blocks after one with a view may serve the same zone (split DNS).
-    let mut seen: HashMap<(Name, u16, Option<IpAddr>), (Pos, bool)> = HashMap::new();
-    // The transport of each port (`tls://` or not), and the key that set it.
-    let mut transports: HashMap<(u16, Option<IpAddr>), (bool, Pos)> = HashMap::new();
+    let mut ports = Ports::default();
     for block in blocks {
+        let binds = binds_of(block);
         let has_view = block.directives.iter().any(|d| d.name.text == "view");
         let has_tls = block.directives.iter().any(|d| d.name.text == "tls");
-        // Blocks for one zone and port may coexist when `bind` gives them different addresses.
-        let binds: Vec<Option<IpAddr>> = {
-            let all: Vec<BindConfig> = block
-                .directives
-                .iter()
-                .filter(|d| d.name.text == "bind")
-                .filter_map(|d| bind::config::parse_one(d).ok())
-                .collect();
-            if all.is_empty() {
-                vec![None]
-            } else {
-                bind::config::merge(&all.iter().collect::<Vec<_>>())
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            }
-        };
         let mut keys = Vec::new();
         for key in &block.keys {
-            match keys::parse_key(key, opts.default_port) {
-                Ok(parsed) => {
-                    if parsed.first().is_some_and(|k| k.tls) && !has_tls {
-                        errors.push(ConfigError::new(
-                            &key.pos,
-                            format!(
-                                "server block key '{}': a tls:// block needs 'tls CERT KEY' for its certificate",
-                                key.text
-                            ),
-                        ));
-                    }
-                    for k in parsed {
-                        for b in &binds {
-                            match transports.get(&(k.port, *b)) {
-                                Some((tls, first)) if *tls != k.tls => {
-                                    errors.push(ConfigError::new(
-                                        &key.pos,
-                                        format!(
-                                            "port {} is served over {} by the block at {first}; a port serves one transport",
-                                            k.port,
-                                            if *tls { "tls://" } else { "dns://" }
-                                        ),
-                                    ));
-                                }
-                                Some(_) => {}
-                                None => {
-                                    transports.insert((k.port, *b), (k.tls, key.pos.clone()));
-                                }
-                            }
-                            let at = (k.zone.clone(), k.port, *b);
-                            if let Some((first, false)) = seen.get(&at) {
-                                errors.push(ConfigError::new(
-                                    &key.pos,
-                                    format!(
-                                        "zone '{}' on port {}{} is already served by the block at {first}, which has no view to share it with",
-                                        k.zone,
-                                        k.port,
-                                        b.map(|ip| format!(" at {ip}")).unwrap_or_default()
-                                    ),
-                                ));
-                            } else {
-                                seen.insert(at, (key.pos.clone(), has_view));
-                            }
-                        }
-                        keys.push(k);
-                    }
+            let parsed = match keys::parse_key(key, opts.default_port) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
                 }
-                Err(e) => errors.push(e),
+            };
+            if parsed.first().is_some_and(|k| k.tls) && !has_tls {
+                errors.push(ConfigError::new(
+                    &key.pos,
+                    format!(
+                        "server block key '{}': a tls:// block needs 'tls CERT KEY' for its certificate",
+                        key.text
+                    ),
+                ));
+            }
+            for k in parsed {
+                for b in &binds {
+                    errors.extend(ports.take(&k, *b, &key.pos, has_view));
+                }
+                keys.push(k);
             }
         }
         let ctx = BlockContext {
@@ -209,30 +162,7 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
                 .map(|d| d.name.text.clone())
                 .collect(),
         };
-        let mut plugins: Vec<(usize, PluginConfig)> = Vec::new();
-        for d in &block.directives {
-            match registry::parse(d, &ctx) {
-                Ok(p) => {
-                    let name = p.name();
-                    let had = plugins.iter_mut().find(|(_, q)| q.name() == name);
-                    match (registry::repeat(name), had) {
-                        (Repeat::Once, Some(_)) => errors.push(ConfigError::new(
-                            &d.name.pos,
-                            format!(
-                                "{name}: only one '{name}' directive is allowed per server block"
-                            ),
-                        )),
-                        (Repeat::Merged, Some((_, first))) => {
-                            // The registry merges only a directive into its own kind.
-                            let _ = first.absorb(p);
-                        }
-                        _ => plugins.push((registry::rank(name).unwrap_or(usize::MAX), p)),
-                    }
-                }
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        plugins.sort_by_key(|(rank, _)| *rank);
+        let plugins = plugins_of(block, &ctx, &mut errors);
         let pos = block
             .keys
             .first()
@@ -245,7 +175,7 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
         servers.push(ServerConfig {
             keys,
             binds,
-            plugins: plugins.into_iter().map(|(_, p)| p).collect(),
+            plugins,
             pos,
         });
     }
@@ -254,4 +184,110 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// The addresses a block listens on, from its `bind` lines (their errors are said when the
+/// directive is typed); `[None]`: every address. Blocks for one zone and port may coexist when
+/// `bind` gives them different addresses.
+fn binds_of(block: &ServerBlock) -> Vec<Option<IpAddr>> {
+    let all: Vec<BindConfig> = block
+        .directives
+        .iter()
+        .filter(|d| d.name.text == "bind")
+        .filter_map(|d| bind::config::parse_one(d).ok())
+        .collect();
+    if all.is_empty() {
+        return vec![None];
+    }
+    bind::config::merge(&all.iter().collect::<Vec<_>>())
+        .into_iter()
+        .map(Some)
+        .collect()
+}
+
+/// What the blocks so far serve on each port and address.
+#[derive(Default)]
+struct Ports {
+    /// Where each zone, port and address was last served, and whether that block has a view:
+    /// blocks after one with a view may serve the same zone (split DNS).
+    zones: HashMap<(Name, u16, Option<IpAddr>), (Pos, bool)>,
+    /// The transport of each port (`tls://` or not), and the key that set it.
+    transports: HashMap<(u16, Option<IpAddr>), (bool, Pos)>,
+}
+
+impl Ports {
+    /// Takes key `k` (written at `pos`) on address `bind`; what it clashes with, as errors.
+    fn take(
+        &mut self,
+        k: &ZoneKey,
+        bind: Option<IpAddr>,
+        pos: &Pos,
+        has_view: bool,
+    ) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        match self.transports.get(&(k.port, bind)) {
+            Some((tls, first)) if *tls != k.tls => errors.push(ConfigError::new(
+                pos,
+                format!(
+                    "port {} is served over {} by the block at {first}; a port serves one transport",
+                    k.port,
+                    if *tls { "tls://" } else { "dns://" }
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                self.transports.insert((k.port, bind), (k.tls, pos.clone()));
+            }
+        }
+        let at = (k.zone.clone(), k.port, bind);
+        if let Some((first, false)) = self.zones.get(&at) {
+            errors.push(ConfigError::new(
+                pos,
+                format!(
+                    "zone '{}' on port {}{} is already served by the block at {first}, which has no view to share it with",
+                    k.zone,
+                    k.port,
+                    bind.map(|ip| format!(" at {ip}")).unwrap_or_default()
+                ),
+            ));
+        } else {
+            self.zones.insert(at, (pos.clone(), has_view));
+        }
+        errors
+    }
+}
+
+/// A block's directives, each typed by its folder's parser, in execution order (CoreDNS's
+/// `plugin.cfg`); a directive that may appear once and appears twice is an error, and the lines
+/// of one that merges (`rewrite`) become one.
+fn plugins_of(
+    block: &ServerBlock,
+    ctx: &BlockContext,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<PluginConfig> {
+    let mut plugins: Vec<(usize, PluginConfig)> = Vec::new();
+    for d in &block.directives {
+        let p = match registry::parse(d, ctx) {
+            Ok(p) => p,
+            Err(mut e) => {
+                errors.append(&mut e);
+                continue;
+            }
+        };
+        let name = p.name();
+        let had = plugins.iter_mut().find(|(_, q)| q.name() == name);
+        match (registry::repeat(name), had) {
+            (Repeat::Once, Some(_)) => errors.push(ConfigError::new(
+                &d.name.pos,
+                format!("{name}: only one '{name}' directive is allowed per server block"),
+            )),
+            (Repeat::Merged, Some((_, first))) => {
+                // The registry merges only a directive into its own kind.
+                let _ = first.absorb(p);
+            }
+            _ => plugins.push((registry::rank(name).unwrap_or(usize::MAX), p)),
+        }
+    }
+    plugins.sort_by_key(|(rank, _)| *rank);
+    plugins.into_iter().map(|(_, p)| p).collect()
 }

@@ -215,10 +215,11 @@ async fn self_check(
         if ok {
             shared
                 .metrics
-                .health_duration
+                .health
+                .duration
                 .observe(start.elapsed().as_secs_f64());
         } else {
-            shared.metrics.health_failures.inc();
+            shared.metrics.health.failures.inc();
         }
     }
 }

@@ -36,33 +36,17 @@ pub const DROPPED: &str = "dropped";
 
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    duration: HistogramVec,
-    request_size: HistogramVec,
-    response_size: HistogramVec,
-    do_requests: IntCounterVec,
-    responses: IntCounterVec,
-    pub plugin_enabled: IntGaugeVec,
-    pub panics: IntCounter,
-    pub reload_failed: IntCounter,
-    pub reload_version: IntGaugeVec,
-    pub health_duration: Histogram,
-    pub health_failures: IntCounter,
+    /// `coredns_dns_*`: every query the server answers.
+    dns: DnsMetrics,
+    /// Build, plugins, panics and reloads.
+    pub core: CoreMetrics,
+    pub health: HealthMetrics,
     /// UDP queries dropped by the per-source limit (ours; CoreDNS has no such limit).
     pub rate_limited: IntCounter,
-    /// `coredns_kubernetes_dns_programming_duration_seconds{service_kind}`.
-    pub dns_programming: HistogramVec,
-    /// Objects a `kubernetes` source holds, per kind (ours).
-    pub kubernetes_objects: IntGaugeVec,
-    /// How long a kind's watch has been failing, 0 while it is healthy (ours).
-    pub kubernetes_stale: prometheus::GaugeVec,
+    pub kubernetes: KubernetesMetrics,
     pub forward: ForwardMetrics,
     pub cache: CacheMetrics,
-    /// `coredns_hosts_entries{hostsfile}`: name–address pairs of the hosts file and the inline
-    /// lines.
-    pub hosts_entries: IntGaugeVec,
-    /// `coredns_hosts_reload_timestamp_seconds`: when the hosts file was last read.
-    pub hosts_reload_timestamp: Gauge,
+    pub hosts: HostsMetrics,
     pub template: TemplateMetrics,
     /// `coredns_autopath_success_total{server}`
     pub autopath_success: IntCounterVec,
@@ -70,6 +54,212 @@ pub struct Metrics {
     plugin_counters: std::sync::Mutex<std::collections::HashMap<&'static str, IntCounterVec>>,
     /// Gauges a plugin folder defines for itself ([`Metrics::plugin_gauge`]), by name.
     plugin_gauges: std::sync::Mutex<std::collections::HashMap<&'static str, IntGaugeVec>>,
+}
+
+/// `coredns_dns_*`, with CoreDNS's names, labels and buckets.
+struct DnsMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    request_size: HistogramVec,
+    response_size: HistogramVec,
+    do_requests: IntCounterVec,
+    responses: IntCounterVec,
+}
+
+impl DnsMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            requests: counter_vec(
+                r,
+                "coredns_dns_requests_total",
+                "Counter of DNS requests made per zone, protocol and family.",
+                &["server", "zone", "view", "proto", "family", "type"],
+            ),
+            duration: histogram_vec(
+                r,
+                "coredns_dns_request_duration_seconds",
+                "Histogram of the time (in seconds) each request took per zone.",
+                time_buckets(),
+                &["server", "zone", "view"],
+            ),
+            request_size: histogram_vec(
+                r,
+                "coredns_dns_request_size_bytes",
+                "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+                SIZE_BUCKETS.to_vec(),
+                &["server", "zone", "view", "proto"],
+            ),
+            response_size: histogram_vec(
+                r,
+                "coredns_dns_response_size_bytes",
+                "Size of the returned response in bytes.",
+                SIZE_BUCKETS.to_vec(),
+                &["server", "zone", "view", "proto"],
+            ),
+            do_requests: counter_vec(
+                r,
+                "coredns_dns_do_requests_total",
+                "Counter of DNS requests with DO bit set per zone.",
+                &["server", "zone", "view"],
+            ),
+            responses: counter_vec(
+                r,
+                "coredns_dns_responses_total",
+                "Counter of response status codes.",
+                &["server", "zone", "view", "rcode", "plugin"],
+            ),
+        }
+    }
+}
+
+/// The server's own: which plugins run, the build, panics and reloads.
+pub struct CoreMetrics {
+    pub plugin_enabled: IntGaugeVec,
+    pub panics: IntCounter,
+    pub reload_failed: IntCounter,
+    pub reload_version: IntGaugeVec,
+}
+
+impl CoreMetrics {
+    fn new(r: &Registry) -> Self {
+        let build_info = gauge_vec(
+            r,
+            "coredns_build_info",
+            "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+            &["version", "revision", "goversion"],
+        );
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CLUSTERDNS_REVISION").unwrap_or("unknown"),
+                "rust",
+            ])
+            .set(1);
+        Self {
+            plugin_enabled: gauge_vec(
+                r,
+                "coredns_plugin_enabled",
+                "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+                &["server", "zone", "view", "name"],
+            ),
+            panics: int_counter(
+                r,
+                "coredns_panics_total",
+                "A metrics that counts the number of panics.",
+            ),
+            reload_failed: int_counter(
+                r,
+                "coredns_reload_failed_total",
+                "Counter of the number of failed reload attempts.",
+            ),
+            reload_version: gauge_vec(
+                r,
+                "coredns_reload_version_info",
+                "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
+                &["hash", "value"],
+            ),
+        }
+    }
+}
+
+/// `health`'s: how long `/health` took, and how often it failed.
+pub struct HealthMetrics {
+    pub duration: Histogram,
+    pub failures: IntCounter,
+}
+
+impl HealthMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            duration: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "coredns_health_request_duration_seconds",
+                        "Histogram of the time (in seconds) each request took.",
+                    )
+                    .buckets(slim_time_buckets()),
+                )
+                .expect("valid metric"),
+            ),
+            failures: int_counter(
+                r,
+                "coredns_health_request_failures_total",
+                "The number of times the health check failed.",
+            ),
+        }
+    }
+}
+
+/// The cluster's data: CoreDNS's programming latency, and ours.
+pub struct KubernetesMetrics {
+    /// `coredns_kubernetes_dns_programming_duration_seconds{service_kind}`.
+    pub dns_programming: HistogramVec,
+    /// Objects a `kubernetes` source holds, per kind (ours).
+    pub objects: IntGaugeVec,
+    /// How long a kind's watch has been failing, 0 while it is healthy (ours).
+    pub stale: prometheus::GaugeVec,
+}
+
+impl KubernetesMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            dns_programming: histogram_vec(
+                r,
+                "coredns_kubernetes_dns_programming_duration_seconds",
+                "Histogram of the time (in seconds) it took to program a dns instance.",
+                prometheus::exponential_buckets(0.001, 2.0, 20).unwrap_or_default(),
+                &["service_kind"],
+            ),
+            objects: gauge_vec(
+                r,
+                "clusterdns_kubernetes_objects",
+                "Kubernetes objects held by the kubernetes plugin, per kind.",
+                &["kind"],
+            ),
+            stale: register(
+                r,
+                prometheus::GaugeVec::new(
+                    Opts::new(
+                        "clusterdns_kubernetes_stale_seconds",
+                        "How long the watch of a kind has been failing (answers come from the last known data); 0 when healthy.",
+                    ),
+                    &["kind"],
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
+}
+
+/// `hosts`'s, with CoreDNS's names.
+pub struct HostsMetrics {
+    /// `coredns_hosts_entries{hostsfile}`: name–address pairs of the hosts file and the inline
+    /// lines.
+    pub entries: IntGaugeVec,
+    /// `coredns_hosts_reload_timestamp_seconds`: when the hosts file was last read.
+    pub reload_timestamp: Gauge,
+}
+
+impl HostsMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            entries: gauge_vec(
+                r,
+                "coredns_hosts_entries",
+                "The combined number of entries in hosts and Corefile.",
+                &["hostsfile"],
+            ),
+            reload_timestamp: register(
+                r,
+                Gauge::new(
+                    "coredns_hosts_reload_timestamp_seconds",
+                    "The timestamp of the last reload of hosts file.",
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
 }
 
 /// `template`'s metrics, with CoreDNS's names and labels.
@@ -322,6 +512,17 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     )
 }
 
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn int_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help).expect("valid metric"))
+}
+
 fn histogram_vec(
     r: &Registry,
     name: &str,
@@ -336,201 +537,35 @@ fn histogram_vec(
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        let requests = counter_vec(
-            &r,
-            "coredns_dns_requests_total",
-            "Counter of DNS requests made per zone, protocol and family.",
-            &["server", "zone", "view", "proto", "family", "type"],
-        );
-        let duration = histogram_vec(
-            &r,
-            "coredns_dns_request_duration_seconds",
-            "Histogram of the time (in seconds) each request took per zone.",
-            time_buckets(),
-            &["server", "zone", "view"],
-        );
-        let request_size = histogram_vec(
-            &r,
-            "coredns_dns_request_size_bytes",
-            "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
-            SIZE_BUCKETS.to_vec(),
-            &["server", "zone", "view", "proto"],
-        );
-        let response_size = histogram_vec(
-            &r,
-            "coredns_dns_response_size_bytes",
-            "Size of the returned response in bytes.",
-            SIZE_BUCKETS.to_vec(),
-            &["server", "zone", "view", "proto"],
-        );
-        let do_requests = counter_vec(
-            &r,
-            "coredns_dns_do_requests_total",
-            "Counter of DNS requests with DO bit set per zone.",
-            &["server", "zone", "view"],
-        );
-        let responses = counter_vec(
-            &r,
-            "coredns_dns_responses_total",
-            "Counter of response status codes.",
-            &["server", "zone", "view", "rcode", "plugin"],
-        );
-        let plugin_enabled = register(&r, IntGaugeVec::new(
-            Opts::new(
-                "coredns_plugin_enabled",
-                "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+        let metrics = Self {
+            dns: DnsMetrics::new(&r),
+            core: CoreMetrics::new(&r),
+            health: HealthMetrics::new(&r),
+            rate_limited: int_counter(
+                &r,
+                "clusterdns_udp_rate_limited_total",
+                "UDP queries dropped because their source sent more than the per-source limit in one second.",
             ),
-            &["server", "zone", "view", "name"],
-        )
-        .expect("valid metric"));
-        let build_info = register(&r, IntGaugeVec::new(
-            Opts::new(
-                "coredns_build_info",
-                "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+            kubernetes: KubernetesMetrics::new(&r),
+            forward: ForwardMetrics::new(&r),
+            cache: CacheMetrics::new(&r),
+            hosts: HostsMetrics::new(&r),
+            template: TemplateMetrics::new(&r),
+            autopath_success: counter_vec(
+                &r,
+                "coredns_autopath_success_total",
+                "Counter of requests that did autopath.",
+                &["server"],
             ),
-            &["version", "revision", "goversion"],
-        )
-        .expect("valid metric"));
-        build_info
-            .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
-                option_env!("CLUSTERDNS_REVISION").unwrap_or("unknown"),
-                "rust",
-            ])
-            .set(1);
-        let panics = register(
-            &r,
-            IntCounter::new(
-                "coredns_panics_total",
-                "A metrics that counts the number of panics.",
-            )
-            .expect("valid metric"),
-        );
-        let reload_failed = register(
-            &r,
-            IntCounter::new(
-                "coredns_reload_failed_total",
-                "Counter of the number of failed reload attempts.",
-            )
-            .expect("valid metric"),
-        );
-        let reload_version = register(&r, IntGaugeVec::new(
-            Opts::new(
-                "coredns_reload_version_info",
-                "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
-            ),
-            &["hash", "value"],
-        )
-        .expect("valid metric"));
-        let health_duration = register(
-            &r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "coredns_health_request_duration_seconds",
-                    "Histogram of the time (in seconds) each request took.",
-                )
-                .buckets(slim_time_buckets()),
-            )
-            .expect("valid metric"),
-        );
-        let health_failures = register(
-            &r,
-            IntCounter::new(
-                "coredns_health_request_failures_total",
-                "The number of times the health check failed.",
-            )
-            .expect("valid metric"),
-        );
-        let rate_limited = register(&r, IntCounter::new(
-            "clusterdns_udp_rate_limited_total",
-            "UDP queries dropped because their source sent more than the per-source limit in one second.",
-        )
-        .expect("valid metric"));
-        let dns_programming = histogram_vec(
-            &r,
-            "coredns_kubernetes_dns_programming_duration_seconds",
-            "Histogram of the time (in seconds) it took to program a dns instance.",
-            prometheus::exponential_buckets(0.001, 2.0, 20).unwrap_or_default(),
-            &["service_kind"],
-        );
-        let kubernetes_objects = register(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "clusterdns_kubernetes_objects",
-                    "Kubernetes objects held by the kubernetes plugin, per kind.",
-                ),
-                &["kind"],
-            )
-            .expect("valid metric"),
-        );
-        let kubernetes_stale = register(&r, prometheus::GaugeVec::new(
-            Opts::new(
-                "clusterdns_kubernetes_stale_seconds",
-                "How long the watch of a kind has been failing (answers come from the last known data); 0 when healthy.",
-            ),
-            &["kind"],
-        )
-        .expect("valid metric"));
-        let forward = ForwardMetrics::new(&r);
-        let cache = CacheMetrics::new(&r);
-        let template = TemplateMetrics::new(&r);
-        let autopath_success = counter_vec(
-            &r,
-            "coredns_autopath_success_total",
-            "Counter of requests that did autopath.",
-            &["server"],
-        );
-        let hosts_entries = register(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "coredns_hosts_entries",
-                    "The combined number of entries in hosts and Corefile.",
-                ),
-                &["hostsfile"],
-            )
-            .expect("valid metric"),
-        );
-        let hosts_reload_timestamp = register(
-            &r,
-            Gauge::new(
-                "coredns_hosts_reload_timestamp_seconds",
-                "The timestamp of the last reload of hosts file.",
-            )
-            .expect("valid metric"),
-        );
-        // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
-        let _ = r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
-        Self {
-            registry: r,
-            requests,
-            duration,
-            request_size,
-            response_size,
-            do_requests,
-            responses,
-            plugin_enabled,
-            panics,
-            reload_failed,
-            reload_version,
-            health_duration,
-            health_failures,
-            rate_limited,
-            dns_programming,
-            kubernetes_objects,
-            kubernetes_stale,
-            forward,
-            cache,
-            hosts_entries,
-            hosts_reload_timestamp,
-            template,
-            autopath_success,
             plugin_counters: Default::default(),
             plugin_gauges: Default::default(),
-        }
+            registry: r,
+        };
+        // process_* (CPU, memory, file descriptors, start time), as Go's client exports them.
+        let _ = metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+        metrics
     }
 
     /// The counter `name` of a plugin, registered the first time a configuration asks for it
@@ -582,22 +617,23 @@ impl Metrics {
             .get_or_init(|| {
                 let family = ["1", "2"][family];
                 let l = [server, zname, view, tport, family, TYPE_LABELS[qtype]];
-                self.requests.with_label_values(&l)
+                self.dns.requests.with_label_values(&l)
             })
             .inc();
         if o.dnssec_ok {
-            self.do_requests
+            self.dns
+                .do_requests
                 .with_label_values(&[server, zname, view])
                 .inc();
         }
         zone.duration
-            .get_or_init(|| self.duration.with_label_values(&[server, zname, view]))
+            .get_or_init(|| self.dns.duration.with_label_values(&[server, zname, view]))
             .observe(o.duration.as_secs_f64());
         let (request, response) = zone.sizes[proto].get_or_init(|| {
             let l = [server, zname, view, tport];
             (
-                self.request_size.with_label_values(&l),
-                self.response_size.with_label_values(&l),
+                self.dns.request_size.with_label_values(&l),
+                self.dns.response_size.with_label_values(&l),
             )
         });
         request.observe(o.request_size as f64);
@@ -612,7 +648,10 @@ impl Metrics {
             slots.iter().find_map(|slot| {
                 let (plugin, counter) = slot.get_or_init(|| {
                     let l = [server, zname, view, &rcode_label(o.rcode), o.plugin];
-                    (o.plugin.to_string(), self.responses.with_label_values(&l))
+                    (
+                        o.plugin.to_string(),
+                        self.dns.responses.with_label_values(&l),
+                    )
                 });
                 (plugin == o.plugin).then_some(counter)
             })
@@ -620,6 +659,7 @@ impl Metrics {
         match kept {
             Some(counter) => counter.inc(),
             None => self
+                .dns
                 .responses
                 .with_label_values(&[o.server, o.zone, o.view, &rcode_label(o.rcode), o.plugin])
                 .inc(),
@@ -635,24 +675,30 @@ impl Metrics {
             "1"
         };
         let qtype = o.qtype.map(type_label).unwrap_or("other");
-        self.requests
+        self.dns
+            .requests
             .with_label_values(&[o.server, o.zone, o.view, proto, family, qtype])
             .inc();
         if o.dnssec_ok {
-            self.do_requests
+            self.dns
+                .do_requests
                 .with_label_values(&[o.server, o.zone, o.view])
                 .inc();
         }
-        self.duration
+        self.dns
+            .duration
             .with_label_values(&[o.server, o.zone, o.view])
             .observe(o.duration.as_secs_f64());
-        self.request_size
+        self.dns
+            .request_size
             .with_label_values(&[o.server, o.zone, o.view, proto])
             .observe(o.request_size as f64);
-        self.response_size
+        self.dns
+            .response_size
             .with_label_values(&[o.server, o.zone, o.view, proto])
             .observe(o.response_size as f64);
-        self.responses
+        self.dns
+            .responses
             .with_label_values(&[o.server, o.zone, o.view, &rcode_label(o.rcode), o.plugin])
             .inc();
     }

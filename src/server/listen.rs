@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::plugin::Transport;
 
 use super::Router;
+use super::mmsg::Answers;
 
 /// How long a stopping listener waits for queries in flight.
 pub const DRAIN: Duration = Duration::from_secs(5);
@@ -77,13 +78,13 @@ impl DnsListener {
         let this = Self::new(udp[0].local_addr()?, &tcp, false, router)?;
         let slots = Arc::new(Semaphore::new(limits.max_udp_inflight));
         for sock in udp {
-            this.tasks.spawn(udp_loop(
-                Arc::new(sock),
-                this.router.clone(),
-                this.stop.clone(),
-                this.tasks.clone(),
-                slots.clone(),
-            ));
+            let port = UdpPort {
+                sock: Arc::new(sock),
+                router: this.router.clone(),
+                tasks: this.tasks.clone(),
+                slots: slots.clone(),
+            };
+            this.tasks.spawn(udp_loop(port, this.stop.clone()));
         }
         this.serve_tcp(tcp, limits);
         Ok(this)
@@ -247,13 +248,16 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// How many datagrams one turn of a UDP loop reads before it looks at anything else.
 const UDP_BATCH: usize = 256;
 
-async fn udp_loop(
+/// What the UDP loop of one socket works with.
+struct UdpPort {
     sock: Arc<UdpSocket>,
     router: Arc<ArcSwap<Router>>,
-    stop: CancellationToken,
     tasks: TaskTracker,
+    /// The bound on queries in flight off the fast path, shared by the port's sockets.
     slots: Arc<Semaphore>,
-) {
+}
+
+async fn udp_loop(port: UdpPort, stop: CancellationToken) {
     // Datagrams are read, and the fast path's answers sent, a batch per system call (see
     // `mmsg`); the buffers are kept from batch to batch: no task, no allocation per query.
     let mut received = super::mmsg::Received::default();
@@ -261,13 +265,13 @@ async fn udp_loop(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            r = sock.readable() => if r.is_err() { continue },
+            r = port.sock.readable() => if r.is_err() { continue },
         }
         // Drain what is queued without a wake-up per datagram: reading must outpace a flood
         // so that the queue the kernel keeps for this socket has room for everyone else.
         let mut read = 0;
         while read < UDP_BATCH {
-            match received.recv(&sock) {
+            match received.recv(&port.sock) {
                 Ok(n) => read += n.max(1),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -277,101 +281,123 @@ async fn udp_loop(
                     continue;
                 }
             }
-            let current = router.load();
+            let current = port.router.load();
             for (query, src) in received.iter() {
                 let Some(src) = src.filter(|s| s.port() != 0) else {
                     continue; // nowhere to answer to
                 };
-                // One count per source across the port's sockets, without a lock (see
-                // `limit`): a client cannot multiply its budget by spreading over source ports.
-                if current
-                    .source_limit()
-                    .is_some_and(|limit| !limit.allow(crate::vocab::client_ip(src.ip())))
-                {
-                    current.metrics().rate_limited.inc();
-                    continue;
-                }
-                // Most cluster queries are answered right here (see Router::answer_fast). A
-                // panic would take this loop, and the port, with it: it costs the query the
-                // fast path instead, and the general path (which has its own guard) answers.
-                if let Some(out) = answers.next() {
-                    let fast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        current.answer_fast(query, src, Transport::Udp, out)
-                    }))
-                    .unwrap_or_else(|_| {
-                        current.metrics().panics.inc();
-                        tracing::error!("recovered from a panic in the fast path answering {src}");
-                        false
-                    });
-                    if fast {
-                        answers.push(src);
-                        continue;
-                    }
-                }
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    continue; // too many in flight: drop, as a full socket buffer would
-                };
-                let query = query.to_vec();
-                let router = router.load_full();
-                let mut general = Box::pin(async move {
-                    router
-                        .handle_bytes_general(&query, src, Transport::Udp)
-                        .await
-                });
-                // Most answers off the fast path are ready at the first poll (the chain
-                // answers from memory): they go out with the batch, as the fast path's do.
-                // One that waits (an upstream, a timer) goes on in a task of its own, which
-                // polls it again with a waker that will wake it. A panic here costs the query,
-                // as it would in that task, and not the loop.
-                let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    general
-                        .as_mut()
-                        .poll(&mut Context::from_waker(Waker::noop()))
-                }));
-                match first {
-                    Ok(Poll::Ready(answer)) => {
-                        drop(slot);
-                        // The batch has room for an answer to every datagram read into it.
-                        if let (Some(answer), Some(out)) = (answer, answers.next()) {
-                            out.clear();
-                            out.extend_from_slice(&answer);
-                            answers.push(src);
-                        }
-                    }
-                    Ok(Poll::Pending) => {
-                        let sock = sock.clone();
-                        tasks.spawn(async move {
-                            if let Some(answer) = general.await
-                                && let Err(e) = sock.send_to(&answer, src).await
-                            {
-                                tracing::debug!("udp send to {src}: {e}");
-                            }
-                            drop(slot);
-                        });
-                    }
-                    Err(_) => {
-                        current.metrics().panics.inc();
-                        tracing::error!("recovered from a panic answering {src}");
-                    }
-                }
+                port.datagram(&current, query, src, &mut answers);
             }
             drop(current);
-            // The batch's fast answers in one call. What the send buffer has no room for waits
-            // for room in a task, within the same bound on queries in flight as the general path.
-            answers.send(&sock, |answer, to| {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    return;
-                };
-                let sock = sock.clone();
-                let answer = answer.to_vec();
-                tasks.spawn(async move {
-                    if let Err(e) = sock.send_to(&answer, to).await {
-                        tracing::debug!("udp send to {to}: {e}");
+            port.send_batch(&mut answers);
+        }
+    }
+}
+
+impl UdpPort {
+    /// One datagram: dropped over its source's limit, answered on the fast path into the
+    /// batch, or handed to the general path.
+    fn datagram(&self, current: &Router, query: &[u8], src: SocketAddr, answers: &mut Answers) {
+        // One count per source across the port's sockets, without a lock (see `limit`): a
+        // client cannot multiply its budget by spreading over source ports.
+        if current
+            .source_limit()
+            .is_some_and(|limit| !limit.allow(crate::vocab::client_ip(src.ip())))
+        {
+            current.metrics().rate_limited.inc();
+            return;
+        }
+        if !self.fast(current, query, src, answers) {
+            self.general(current, query, src, answers);
+        }
+    }
+
+    /// Most cluster queries are answered right here (see Router::answer_fast). A panic would
+    /// take this loop, and the port, with it: it costs the query the fast path instead, and
+    /// the general path (which has its own guard) answers.
+    fn fast(&self, current: &Router, query: &[u8], src: SocketAddr, answers: &mut Answers) -> bool {
+        let Some(out) = answers.next() else {
+            return false;
+        };
+        let fast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            current.answer_fast(query, src, Transport::Udp, out)
+        }))
+        .unwrap_or_else(|_| {
+            current.metrics().core.panics.inc();
+            tracing::error!("recovered from a panic in the fast path answering {src}");
+            false
+        });
+        if fast {
+            answers.push(src);
+        }
+        fast
+    }
+
+    /// The general path, within the bound on queries in flight. Most answers off the fast path
+    /// are ready at the first poll (the chain answers from memory): they go out with the batch,
+    /// as the fast path's do. One that waits (an upstream, a timer) goes on in a task of its
+    /// own, which polls it again with a waker that will wake it. A panic here costs the query,
+    /// as it would in that task, and not the loop.
+    fn general(&self, current: &Router, query: &[u8], src: SocketAddr, answers: &mut Answers) {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return; // too many in flight: drop, as a full socket buffer would
+        };
+        let query = query.to_vec();
+        let router = self.router.load_full();
+        let mut general = Box::pin(async move {
+            router
+                .handle_bytes_general(&query, src, Transport::Udp)
+                .await
+        });
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            general
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+        }));
+        match first {
+            Ok(Poll::Ready(answer)) => {
+                drop(slot);
+                // The batch has room for an answer to every datagram read into it.
+                if let (Some(answer), Some(out)) = (answer, answers.next()) {
+                    out.clear();
+                    out.extend_from_slice(&answer);
+                    answers.push(src);
+                }
+            }
+            Ok(Poll::Pending) => {
+                let sock = self.sock.clone();
+                self.tasks.spawn(async move {
+                    if let Some(answer) = general.await
+                        && let Err(e) = sock.send_to(&answer, src).await
+                    {
+                        tracing::debug!("udp send to {src}: {e}");
                     }
                     drop(slot);
                 });
-            });
+            }
+            Err(_) => {
+                current.metrics().core.panics.inc();
+                tracing::error!("recovered from a panic answering {src}");
+            }
         }
+    }
+
+    /// The batch's answers in one call. What the send buffer has no room for waits for room in
+    /// a task, within the same bound on queries in flight as the general path.
+    fn send_batch(&self, answers: &mut Answers) {
+        answers.send(&self.sock, |answer, to| {
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                return;
+            };
+            let sock = self.sock.clone();
+            let answer = answer.to_vec();
+            self.tasks.spawn(async move {
+                if let Err(e) = sock.send_to(&answer, to).await {
+                    tracing::debug!("udp send to {to}: {e}");
+                }
+                drop(slot);
+            });
+        });
     }
 }
 

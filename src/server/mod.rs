@@ -384,7 +384,7 @@ impl Router {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Reply::new(ResponseCode::ServFail, ""),
             Err(_) => {
-                self.metrics.panics.inc();
+                self.metrics.core.panics.inc();
                 tracing::error!(
                     "recovered from a panic answering {} {}",
                     req.query.original().name(),

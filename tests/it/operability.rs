@@ -310,7 +310,7 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
             .contains("Corefile:3:9: kubernetes: unknown property 'podz'"),
         "{err}"
     );
-    assert_eq!(app.metrics().reload_failed.get(), 1);
+    assert_eq!(app.metrics().core.reload_failed.get(), 1);
     assert_eq!(a_ttl(&app, name).await, Some(22));
     // The same broken file is not retried until it changes.
     assert_eq!(app.reload(false).await.ok(), Some(false));
@@ -323,7 +323,7 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
             && err.contains("missing.yaml"),
         "{err}"
     );
-    assert_eq!(app.metrics().reload_failed.get(), 2);
+    assert_eq!(app.metrics().core.reload_failed.get(), 2);
     assert_eq!(a_ttl(&app, name).await, Some(22));
     // A plugin whose setup fails (a zone file that is not there): said with the plugin and
     // where in the Corefile, not at a made-up position.
@@ -343,7 +343,7 @@ example.org:0 {{
         "{err}"
     );
     assert!(!err.contains(":0:0:"), "{err}");
-    assert_eq!(app.metrics().reload_failed.get(), 3);
+    assert_eq!(app.metrics().core.reload_failed.get(), 3);
     assert_eq!(a_ttl(&app, name).await, Some(22));
     // A second port appears, then goes.
     let other = crate::cli::free_port();

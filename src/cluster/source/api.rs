@@ -229,7 +229,8 @@ async fn report(shared: Arc<Shared>, kinds: Vec<Kind>) {
             let stale = shared.status.stale_for(*kind).unwrap_or_default();
             shared
                 .metrics
-                .kubernetes_stale
+                .kubernetes
+                .stale
                 .with_label_values(&[kind.plural()])
                 .set(stale.as_secs_f64());
         }
@@ -483,7 +484,8 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
     let kind = K::KIND;
     let gauge = shared
         .metrics
-        .kubernetes_objects
+        .kubernetes
+        .objects
         .with_label_values(&[kind.plural()]);
     loop {
         // A streaming list sends the objects one by one from the watch cache; a list sends
@@ -604,6 +606,7 @@ fn record_programming(shared: &Shared, meta: &ObjectMeta) {
     let took = k8s_openapi::jiff::Timestamp::now().duration_since(at);
     shared
         .metrics
+        .kubernetes
         .dns_programming
         .with_label_values(&["headless_with_selector"])
         .observe(took.as_secs_f64().max(0.0));

@@ -268,13 +268,14 @@ fn read(path: &Path) -> std::io::Result<Entries> {
 
 fn publish(metrics: &Metrics, path: &Path, table: &Table) {
     metrics
-        .hosts_entries
+        .hosts
+        .entries
         .with_label_values(&[path.display().to_string()])
         .set(table.entries() as i64);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
-    metrics.hosts_reload_timestamp.set(now.as_secs_f64());
+    metrics.hosts.reload_timestamp.set(now.as_secs_f64());
 }
 
 /// Re-reads the file whenever its size, modification time or inode moved.
