@@ -103,109 +103,14 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<CacheConfig, Vec<Confi
     }
 }
 
+/// One property line of the block, each read by its own function.
 fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
     let a = Args::new(format!("cache: {}", p.name.text), p);
     match p.name.text.as_str() {
-        kind @ ("success" | "denial") => {
-            let k = if kind == "success" {
-                &mut cfg.success
-            } else {
-                &mut cfg.denial
-            };
-            let toks = a.some("CAPACITY [TTL] [MINTTL]")?;
-            let cap = &toks[0];
-            k.capacity =
-                cap.text.parse().ok().filter(|c| *c > 0).ok_or_else(|| {
-                    a.err(cap, format!("'{}' is not a capacity above 0", cap.text))
-                })?;
-            if let Some(t) = toks.get(1) {
-                k.max_ttl = ttl(&a, t)?;
-            }
-            if let Some(t) = toks.get(2) {
-                k.min_ttl = t
-                    .text
-                    .parse()
-                    .map_err(|_| a.err(t, format!("'{}' is not a TTL in seconds", t.text)))?;
-            }
-            if let Some(extra) = toks.get(3) {
-                return Err(a.err(
-                    extra,
-                    format!(
-                        "unexpected argument '{}'; expected CAPACITY [TTL] [MINTTL]",
-                        extra.text
-                    ),
-                ));
-            }
-            if k.min_ttl > k.max_ttl {
-                return Err(a.err_here(format!("MINTTL {} is above TTL {}", k.min_ttl, k.max_ttl)));
-            }
-        }
-        "prefetch" => {
-            let toks = a.some("AMOUNT [DURATION [PERCENTAGE%]]")?;
-            let amount = toks[0]
-                .text
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    a.err(
-                        &toks[0],
-                        format!("'{}' is not an amount above 0", toks[0].text),
-                    )
-                })?;
-            let mut prefetch = Prefetch {
-                amount,
-                duration: Duration::from_secs(60),
-                percentage: 10,
-            };
-            if let Some(t) = toks.get(1) {
-                prefetch.duration = a.duration(t)?;
-            }
-            if let Some(t) = toks.get(2) {
-                let pct = t.text.strip_suffix('%').ok_or_else(|| {
-                    a.err(t, format!("'{}' needs a percent sign, e.g. 10%", t.text))
-                })?;
-                prefetch.percentage = pct
-                    .parse()
-                    .ok()
-                    .filter(|p| (10..=90).contains(p))
-                    .ok_or_else(|| {
-                        a.err(
-                            t,
-                            format!("'{}' is not a percentage from 10% to 90%", t.text),
-                        )
-                    })?;
-            }
-            if let Some(extra) = toks.get(3) {
-                return Err(a.err(extra, format!("unexpected argument '{}'", extra.text)));
-            }
-            cfg.prefetch = Some(prefetch);
-        }
-        "serve_stale" => {
-            let mut stale = ServeStale {
-                duration: Duration::from_secs(3600),
-                mode: StaleMode::Immediate,
-            };
-            if let Some(t) = a.rest.first() {
-                stale.duration = a.duration(t)?;
-            }
-            if let Some(t) = a.rest.get(1) {
-                stale.mode = match t.text.as_str() {
-                    "immediate" => StaleMode::Immediate,
-                    "verify" | "verified" => StaleMode::Verify,
-                    other => {
-                        return Err(a.err(
-                            t,
-                            format!("unknown refresh mode '{other}'; expected immediate or verify"),
-                        ));
-                    }
-                };
-            }
-            if let Some(extra) = a.rest.get(2) {
-                return Err(a.err(extra, format!("unexpected argument '{}'", extra.text)));
-            }
-            cfg.serve_stale = Some(stale);
-        }
+        "success" => limits(&mut cfg.success, &a)?,
+        "denial" => limits(&mut cfg.denial, &a)?,
+        "prefetch" => cfg.prefetch = Some(prefetch(&a)?),
+        "serve_stale" => cfg.serve_stale = Some(serve_stale(&a)?),
         "servfail" => {
             let t = a.one("a duration such as 5s (0 turns it off)")?;
             let d = a.duration(t)?;
@@ -214,31 +119,7 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
             }
             cfg.servfail = d;
         }
-        "disable" => {
-            let toks = a.some("success or denial, then optionally zones")?;
-            let (what, zones) = toks.split_first().expect("some() is not empty");
-            let zones = if zones.is_empty() {
-                cfg.zones.clone()
-            } else {
-                let mut out = Vec::new();
-                for z in zones {
-                    out.extend(
-                        crate::corefile::keys::parse_zone(&z.text).map_err(|m| a.err(z, m))?,
-                    );
-                }
-                out
-            };
-            match what.text.as_str() {
-                "success" => cfg.success.disabled.extend(zones),
-                "denial" => cfg.denial.disabled.extend(zones),
-                other => {
-                    return Err(a.err(
-                        what,
-                        format!("unknown kind '{other}'; expected success or denial"),
-                    ));
-                }
-            }
-        }
+        "disable" => disable(cfg, &a)?,
         "keepttl" => {
             a.none()?;
             cfg.keepttl = true;
@@ -255,6 +136,137 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
             &b.name.pos,
             format!("cache: {}: takes no block", p.name.text),
         ));
+    }
+    Ok(())
+}
+
+/// `success|denial CAPACITY [TTL] [MINTTL]`.
+fn limits(k: &mut Kind, a: &Args) -> Result<(), ConfigError> {
+    let toks = a.some("CAPACITY [TTL] [MINTTL]")?;
+    let cap = &toks[0];
+    k.capacity = cap
+        .text
+        .parse()
+        .ok()
+        .filter(|c| *c > 0)
+        .ok_or_else(|| a.err(cap, format!("'{}' is not a capacity above 0", cap.text)))?;
+    if let Some(t) = toks.get(1) {
+        k.max_ttl = ttl(a, t)?;
+    }
+    if let Some(t) = toks.get(2) {
+        k.min_ttl = t
+            .text
+            .parse()
+            .map_err(|_| a.err(t, format!("'{}' is not a TTL in seconds", t.text)))?;
+    }
+    if let Some(extra) = toks.get(3) {
+        return Err(a.err(
+            extra,
+            format!(
+                "unexpected argument '{}'; expected CAPACITY [TTL] [MINTTL]",
+                extra.text
+            ),
+        ));
+    }
+    if k.min_ttl > k.max_ttl {
+        return Err(a.err_here(format!("MINTTL {} is above TTL {}", k.min_ttl, k.max_ttl)));
+    }
+    Ok(())
+}
+
+/// `prefetch AMOUNT [DURATION [PERCENTAGE%]]`.
+fn prefetch(a: &Args) -> Result<Prefetch, ConfigError> {
+    let toks = a.some("AMOUNT [DURATION [PERCENTAGE%]]")?;
+    let amount = toks[0]
+        .text
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            a.err(
+                &toks[0],
+                format!("'{}' is not an amount above 0", toks[0].text),
+            )
+        })?;
+    let mut prefetch = Prefetch {
+        amount,
+        duration: Duration::from_secs(60),
+        percentage: 10,
+    };
+    if let Some(t) = toks.get(1) {
+        prefetch.duration = a.duration(t)?;
+    }
+    if let Some(t) = toks.get(2) {
+        let pct = t
+            .text
+            .strip_suffix('%')
+            .ok_or_else(|| a.err(t, format!("'{}' needs a percent sign, e.g. 10%", t.text)))?;
+        prefetch.percentage = pct
+            .parse()
+            .ok()
+            .filter(|p| (10..=90).contains(p))
+            .ok_or_else(|| {
+                a.err(
+                    t,
+                    format!("'{}' is not a percentage from 10% to 90%", t.text),
+                )
+            })?;
+    }
+    if let Some(extra) = toks.get(3) {
+        return Err(a.err(extra, format!("unexpected argument '{}'", extra.text)));
+    }
+    Ok(prefetch)
+}
+
+/// `serve_stale [DURATION [immediate|verify]]`.
+fn serve_stale(a: &Args) -> Result<ServeStale, ConfigError> {
+    let mut stale = ServeStale {
+        duration: Duration::from_secs(3600),
+        mode: StaleMode::Immediate,
+    };
+    if let Some(t) = a.rest.first() {
+        stale.duration = a.duration(t)?;
+    }
+    if let Some(t) = a.rest.get(1) {
+        stale.mode = match t.text.as_str() {
+            "immediate" => StaleMode::Immediate,
+            "verify" | "verified" => StaleMode::Verify,
+            other => {
+                return Err(a.err(
+                    t,
+                    format!("unknown refresh mode '{other}'; expected immediate or verify"),
+                ));
+            }
+        };
+    }
+    if let Some(extra) = a.rest.get(2) {
+        return Err(a.err(extra, format!("unexpected argument '{}'", extra.text)));
+    }
+    Ok(stale)
+}
+
+/// `disable success|denial [ZONES…]` (the block's zones where none are named).
+fn disable(cfg: &mut CacheConfig, a: &Args) -> Result<(), ConfigError> {
+    let toks = a.some("success or denial, then optionally zones")?;
+    let (what, zones) = toks.split_first().expect("some() is not empty");
+    let zones = if zones.is_empty() {
+        cfg.zones.clone()
+    } else {
+        let mut out = Vec::new();
+        for z in zones {
+            out.extend(crate::corefile::keys::parse_zone(&z.text).map_err(|m| a.err(z, m))?);
+        }
+        out
+    };
+    match what.text.as_str() {
+        "success" => cfg.success.disabled.extend(zones),
+        "denial" => cfg.denial.disabled.extend(zones),
+        other => {
+            return Err(a.err(
+                what,
+                format!("unknown kind '{other}'; expected success or denial"),
+            ));
+        }
     }
     Ok(())
 }

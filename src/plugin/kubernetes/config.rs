@@ -208,6 +208,8 @@ impl Sources {
     }
 }
 
+/// One property line of the block: the source's in [`source_property`], each of the rest by
+/// a small reader of its own.
 fn property(
     cfg: &mut KubernetesConfig,
     source: &mut Sources,
@@ -215,63 +217,8 @@ fn property(
     args: &Args,
 ) -> Result<(), ConfigError> {
     match name {
-        "objects" => {
-            let path = args.one("a file or folder of Kubernetes objects")?;
-            source.objects = Some((args.head.pos.clone(), relative_path(&path.pos, &path.text)));
-        }
-        "kubeconfig" => {
-            let words = args.some("a kubeconfig file and optionally a context")?;
-            if words.len() > 2 {
-                return Err(args.err(
-                    &words[2],
-                    "expected a kubeconfig file and at most a context",
-                ));
-            }
-            source.api(&args.head.pos, "kubeconfig");
-            source.api.kubeconfig = Some(relative_path(&words[0].pos, &words[0].text));
-            source.api.context = words.get(1).map(|t| t.text.clone());
-        }
-        "endpoint" => {
-            let url = args.one("the API server's URL, such as https://10.0.0.1:6443")?;
-            if !(url.text.starts_with("https://") || url.text.starts_with("http://")) {
-                return Err(args.err(
-                    url,
-                    format!("'{}' is not an http:// or https:// URL", url.text),
-                ));
-            }
-            source.api(&args.head.pos, "endpoint");
-            source.api.endpoint = Some(url.text.clone());
-        }
-        "tls" => {
-            let files = args.some("CERT KEY CACERT")?;
-            if files.len() != 3 {
-                return Err(args.err(
-                    &files[0],
-                    format!("expected 3 files (CERT KEY CACERT), got {}", files.len()),
-                ));
-            }
-            source.api(&args.head.pos, "tls");
-            let path = |t: &Token| relative_path(&t.pos, &t.text);
-            source.api.tls = Some(TlsFiles {
-                cert: path(&files[0]),
-                key: path(&files[1]),
-                ca: path(&files[2]),
-            });
-        }
-        "pods" => {
-            let mode = args.one("insecure, verified or disabled")?;
-            cfg.pods = match mode.text.as_str() {
-                "insecure" => PodMode::Insecure,
-                "verified" => PodMode::Verified,
-                "disabled" => PodMode::Disabled,
-                other => {
-                    return Err(args.err(
-                        mode,
-                        format!("unknown mode '{other}'; expected insecure, verified or disabled"),
-                    ));
-                }
-            };
-        }
+        "objects" | "kubeconfig" | "endpoint" | "tls" => source_property(source, name, args)?,
+        "pods" => cfg.pods = pod_mode(args)?,
         "fallthrough" => cfg.fallthrough = parse_fallthrough(args)?,
         "ttl" => cfg.ttl = parse_ttl(args)?,
         "endpoint_pod_names" => {
@@ -285,20 +232,8 @@ fn property(
                 .map(|t| t.text.to_ascii_lowercase())
                 .collect();
         }
-        "labels" | "namespace_labels" => {
-            let words = args.some("a label selector such as 'app=web'")?;
-            let text = words
-                .iter()
-                .map(|t| t.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let sel = Selector::parse(&text).map_err(|m| args.err(&words[0], m))?;
-            if name == "labels" {
-                cfg.labels = Some(sel);
-            } else {
-                cfg.namespace_labels = Some(sel);
-            }
-        }
+        "labels" => cfg.labels = Some(selector(args)?),
+        "namespace_labels" => cfg.namespace_labels = Some(selector(args)?),
         "noendpoints" => {
             args.none()?;
             cfg.noendpoints = true;
@@ -328,32 +263,105 @@ fn property(
                 args.head.pos
             );
         }
-        "multicluster" => {
-            cfg.multicluster = parse_multicluster(cfg, args)?;
+        "multicluster" => cfg.multicluster = parse_multicluster(cfg, args)?,
+        other => return Err(not_a_property(other, args)),
+    }
+    Ok(())
+}
+
+/// Where the cluster comes from: `objects PATH`, or the API (`kubeconfig PATH [CONTEXT]`,
+/// `endpoint URL`, `tls CERT KEY CACERT`).
+fn source_property(source: &mut Sources, name: &str, args: &Args) -> Result<(), ConfigError> {
+    match name {
+        "objects" => {
+            let path = args.one("a file or folder of Kubernetes objects")?;
+            source.objects = Some((args.head.pos.clone(), relative_path(&path.pos, &path.text)));
         }
-        "resyncperiod"
-        | "apiserver_qps"
-        | "apiserver_burst"
-        | "apiserver_max_inflight"
-        | "zonal" => {
-            return Err(args.err_here(format!(
-                "property '{name}' is not supported by clusterdns yet"
-            )));
+        "kubeconfig" => {
+            let words = args.some("a kubeconfig file and optionally a context")?;
+            if words.len() > 2 {
+                return Err(args.err(
+                    &words[2],
+                    "expected a kubeconfig file and at most a context",
+                ));
+            }
+            source.api(&args.head.pos, "kubeconfig");
+            source.api.kubeconfig = Some(relative_path(&words[0].pos, &words[0].text));
+            source.api.context = words.get(1).map(|t| t.text.clone());
         }
-        "transfer" => {
-            return Err(args.err_here(
-                "zone transfers are the transfer directive's (as in CoreDNS since 1.7): transfer { to ADDRESS… } in the server block",
-            ));
+        "endpoint" => {
+            let url = args.one("the API server's URL, such as https://10.0.0.1:6443")?;
+            if !(url.text.starts_with("https://") || url.text.starts_with("http://")) {
+                return Err(args.err(
+                    url,
+                    format!("'{}' is not an http:// or https:// URL", url.text),
+                ));
+            }
+            source.api(&args.head.pos, "endpoint");
+            source.api.endpoint = Some(url.text.clone());
         }
-        other => {
-            return Err(args
-                .err_here(format!(
-                    "unknown property '{other}'; expected one of: {PROPERTIES}"
-                ))
-                .with_msg(|m| m.replacen(&format!("kubernetes: {other}: "), "kubernetes: ", 1)));
+        _ => {
+            let files = args.some("CERT KEY CACERT")?;
+            if files.len() != 3 {
+                return Err(args.err(
+                    &files[0],
+                    format!("expected 3 files (CERT KEY CACERT), got {}", files.len()),
+                ));
+            }
+            source.api(&args.head.pos, "tls");
+            let path = |t: &Token| relative_path(&t.pos, &t.text);
+            source.api.tls = Some(TlsFiles {
+                cert: path(&files[0]),
+                key: path(&files[1]),
+                ca: path(&files[2]),
+            });
         }
     }
     Ok(())
+}
+
+/// `pods insecure|verified|disabled`.
+fn pod_mode(args: &Args) -> Result<PodMode, ConfigError> {
+    let mode = args.one("insecure, verified or disabled")?;
+    match mode.text.as_str() {
+        "insecure" => Ok(PodMode::Insecure),
+        "verified" => Ok(PodMode::Verified),
+        "disabled" => Ok(PodMode::Disabled),
+        other => Err(args.err(
+            mode,
+            format!("unknown mode '{other}'; expected insecure, verified or disabled"),
+        )),
+    }
+}
+
+/// `labels` and `namespace_labels`: a label selector, its words joined again.
+fn selector(args: &Args) -> Result<Selector, ConfigError> {
+    let words = args.some("a label selector such as 'app=web'")?;
+    let text = words
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Selector::parse(&text).map_err(|m| args.err(&words[0], m))
+}
+
+/// A property that is not one: CoreDNS's that clusterdns does not have yet, one CoreDNS moved
+/// elsewhere, or a slip.
+fn not_a_property(name: &str, args: &Args) -> ConfigError {
+    match name {
+        "resyncperiod" | "apiserver_qps" | "apiserver_burst" | "apiserver_max_inflight"
+        | "zonal" => args.err_here(format!(
+            "property '{name}' is not supported by clusterdns yet"
+        )),
+        "transfer" => args.err_here(
+            "zone transfers are the transfer directive's (as in CoreDNS since 1.7): transfer { to ADDRESS… } in the server block",
+        ),
+        other => args
+            .err_here(format!(
+                "unknown property '{other}'; expected one of: {PROPERTIES}"
+            ))
+            .with_msg(|m| m.replacen(&format!("kubernetes: {other}: "), "kubernetes: ", 1)),
+    }
 }
 
 /// `multicluster [ZONES…]`: forward zones, `clusterset.local` when none is given. A zone

@@ -134,76 +134,10 @@ pub fn parse_rule(d: &Directive) -> Result<RewriteRule, ConfigError> {
             "rewrite: expected a field: name, type or class",
         ));
     };
-    let err = |t: &Token, m: String| ConfigError::new(&t.pos, format!("rewrite: {m}"));
-    let pair = |args: &[&Token], what: &str| -> Result<(), ConfigError> {
-        match args {
-            [_, _] => Ok(()),
-            [] | [_] => Err(err(
-                field,
-                format!("{}: expected FROM and TO {what}", field.text),
-            )),
-            [_, _, extra, ..] => Err(err(
-                extra,
-                format!("{}: unexpected argument '{}'", field.text, extra.text),
-            )),
-        }
-    };
     let (field_value, answer) = match field.text.as_str() {
-        "type" => {
-            pair(args, "record types")?;
-            let t = |tok: &Token| {
-                tok.text
-                    .to_ascii_uppercase()
-                    .parse::<RecordType>()
-                    .ok()
-                    .filter(|t| !matches!(t, RecordType::Unknown(_)))
-                    .ok_or_else(|| err(tok, format!("type: unknown record type '{}'", tok.text)))
-            };
-            (Field::Type(t(args[0])?, t(args[1])?), &[][..])
-        }
-        "class" => {
-            pair(args, "classes")?;
-            let c = |tok: &Token| match tok.text.to_ascii_uppercase().as_str() {
-                "IN" => Ok(DNSClass::IN),
-                "CH" => Ok(DNSClass::CH),
-                "HS" => Ok(DNSClass::HS),
-                _ => Err(err(
-                    tok,
-                    format!("class: unknown class '{}'; expected IN, CH or HS", tok.text),
-                )),
-            };
-            (Field::Class(c(args[0])?, c(args[1])?), &[][..])
-        }
-        "name" => {
-            let kinds = ["exact", "prefix", "suffix", "substring", "regex"];
-            let (kind, from, to, answer) = match args {
-                [k, f, t, answer @ ..] if kinds.contains(&k.text.to_ascii_lowercase().as_str()) => {
-                    (k.text.to_ascii_lowercase(), *f, *t, answer)
-                }
-                [f, t] => ("exact".to_string(), *f, *t, &[][..]),
-                [f, t, more, ..] if more.text == "answer" => {
-                    ("exact".to_string(), *f, *t, &args[2..])
-                }
-                [k, _, _, ..] => {
-                    return Err(err(
-                        k,
-                        format!(
-                            "name: unknown match type '{}'; expected exact, prefix, suffix, substring or regex",
-                            k.text
-                        ),
-                    ));
-                }
-                _ => return Err(err(field, "name: expected [TYPE] FROM TO".into())),
-            };
-            let m = match kind.as_str() {
-                "exact" => NameMatch::Exact(normalize(&from.text), normalize(&to.text)),
-                "prefix" => NameMatch::Prefix(normalize(&from.text), normalize(&to.text)),
-                "suffix" => NameMatch::Suffix(normalize(&from.text), normalize(&to.text)),
-                "substring" => NameMatch::Substring(normalize(&from.text), normalize(&to.text)),
-                _ => NameMatch::Regex(regex(from, &to.text)?, normalize(&to.text)),
-            };
-            (Field::Name(m), answer)
-        }
+        "type" => (type_field(field, args)?, &[][..]),
+        "class" => (class_field(field, args)?, &[][..]),
+        "name" => name_field(field, args)?,
         "ttl" | "edns0" | "cname" | "rcode" => {
             return Err(err(
                 field,
@@ -231,7 +165,96 @@ pub fn parse_rule(d: &Directive) -> Result<RewriteRule, ConfigError> {
             rule.answer.push(AnswerRule::Name(re, from.clone()));
         }
     }
-    let mut rest = answer;
+    answer_rules(&mut rule, answer)?;
+    Ok(rule)
+}
+
+/// An error at a token, said as `rewrite: …`.
+fn err(t: &Token, m: String) -> ConfigError {
+    ConfigError::new(&t.pos, format!("rewrite: {m}"))
+}
+
+/// A field's FROM and TO, exactly two.
+fn pair(field: &Token, args: &[&Token], what: &str) -> Result<(), ConfigError> {
+    match args {
+        [_, _] => Ok(()),
+        [] | [_] => Err(err(
+            field,
+            format!("{}: expected FROM and TO {what}", field.text),
+        )),
+        [_, _, extra, ..] => Err(err(
+            extra,
+            format!("{}: unexpected argument '{}'", field.text, extra.text),
+        )),
+    }
+}
+
+/// `type FROM TO`.
+fn type_field(field: &Token, args: &[&Token]) -> Result<Field, ConfigError> {
+    pair(field, args, "record types")?;
+    let t = |tok: &Token| {
+        tok.text
+            .to_ascii_uppercase()
+            .parse::<RecordType>()
+            .ok()
+            .filter(|t| !matches!(t, RecordType::Unknown(_)))
+            .ok_or_else(|| err(tok, format!("type: unknown record type '{}'", tok.text)))
+    };
+    Ok(Field::Type(t(args[0])?, t(args[1])?))
+}
+
+/// `class FROM TO`.
+fn class_field(field: &Token, args: &[&Token]) -> Result<Field, ConfigError> {
+    pair(field, args, "classes")?;
+    let c = |tok: &Token| match tok.text.to_ascii_uppercase().as_str() {
+        "IN" => Ok(DNSClass::IN),
+        "CH" => Ok(DNSClass::CH),
+        "HS" => Ok(DNSClass::HS),
+        _ => Err(err(
+            tok,
+            format!("class: unknown class '{}'; expected IN, CH or HS", tok.text),
+        )),
+    };
+    Ok(Field::Class(c(args[0])?, c(args[1])?))
+}
+
+/// `name [exact|prefix|suffix|substring|regex] FROM TO [answer …]`: the match, and the words
+/// of its answer rules.
+fn name_field<'t>(
+    field: &Token,
+    args: &'t [&'t Token],
+) -> Result<(Field, &'t [&'t Token]), ConfigError> {
+    let kinds = ["exact", "prefix", "suffix", "substring", "regex"];
+    let (kind, from, to, answer) = match args {
+        [k, f, t, answer @ ..] if kinds.contains(&k.text.to_ascii_lowercase().as_str()) => {
+            (k.text.to_ascii_lowercase(), *f, *t, answer)
+        }
+        [f, t] => ("exact".to_string(), *f, *t, &[][..]),
+        [f, t, more, ..] if more.text == "answer" => ("exact".to_string(), *f, *t, &args[2..]),
+        [k, _, _, ..] => {
+            return Err(err(
+                k,
+                format!(
+                    "name: unknown match type '{}'; expected exact, prefix, suffix, substring or regex",
+                    k.text
+                ),
+            ));
+        }
+        _ => return Err(err(field, "name: expected [TYPE] FROM TO".into())),
+    };
+    let m = match kind.as_str() {
+        "exact" => NameMatch::Exact(normalize(&from.text), normalize(&to.text)),
+        "prefix" => NameMatch::Prefix(normalize(&from.text), normalize(&to.text)),
+        "suffix" => NameMatch::Suffix(normalize(&from.text), normalize(&to.text)),
+        "substring" => NameMatch::Substring(normalize(&from.text), normalize(&to.text)),
+        _ => NameMatch::Regex(regex(from, &to.text)?, normalize(&to.text)),
+    };
+    Ok((Field::Name(m), answer))
+}
+
+/// `answer auto`, `answer name FROM TO` and `answer value FROM TO`, as many as are written.
+fn answer_rules(rule: &mut RewriteRule, words: &[&Token]) -> Result<(), ConfigError> {
+    let mut rest = words;
     while let Some((head, tail)) = rest.split_first() {
         if head.text != "answer" {
             return Err(err(
@@ -244,28 +267,8 @@ pub fn parse_rule(d: &Directive) -> Result<RewriteRule, ConfigError> {
                 let Field::Name(m) = &rule.field else {
                     unreachable!("answers follow only name rules")
                 };
-                let back = match m {
-                    NameMatch::Exact(..) => None,
-                    NameMatch::Prefix(from, to) => {
-                        Some((format!("^{}", regex::escape(to)), from.clone()))
-                    }
-                    NameMatch::Suffix(from, to) => {
-                        Some((format!("{}$", regex::escape(to)), from.clone()))
-                    }
-                    NameMatch::Substring(from, to) => Some((regex::escape(to), from.clone())),
-                    NameMatch::Regex(..) => {
-                        return Err(err(
-                            kind,
-                            "answer auto: cannot revert a regex rewrite; use 'answer name FROM TO'"
-                                .into(),
-                        ));
-                    }
-                };
-                if let Some((pattern, with)) = back {
-                    rule.answer.push(AnswerRule::Auto(
-                        Regex::new(&pattern).expect("escaped"),
-                        with,
-                    ));
+                if let Some(back) = auto_answer(m, kind)? {
+                    rule.answer.push(back);
                 }
                 rest = tail;
             }
@@ -291,7 +294,25 @@ pub fn parse_rule(d: &Directive) -> Result<RewriteRule, ConfigError> {
             [] => return Err(err(head, "answer: expected auto, name or value".into())),
         }
     }
-    Ok(rule)
+    Ok(())
+}
+
+/// `answer auto`: the rewrite undone in the answer, where it can be (an exact rewrite is
+/// undone already; a regex cannot be).
+fn auto_answer(m: &NameMatch, kind: &Token) -> Result<Option<AnswerRule>, ConfigError> {
+    let back = match m {
+        NameMatch::Exact(..) => None,
+        NameMatch::Prefix(from, to) => Some((format!("^{}", regex::escape(to)), from.clone())),
+        NameMatch::Suffix(from, to) => Some((format!("{}$", regex::escape(to)), from.clone())),
+        NameMatch::Substring(from, to) => Some((regex::escape(to), from.clone())),
+        NameMatch::Regex(..) => {
+            return Err(err(
+                kind,
+                "answer auto: cannot revert a regex rewrite; use 'answer name FROM TO'".into(),
+            ));
+        }
+    };
+    Ok(back.map(|(pattern, with)| AnswerRule::Auto(Regex::new(&pattern).expect("escaped"), with)))
 }
 
 #[cfg(test)]
