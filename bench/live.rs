@@ -3,7 +3,7 @@
 //! through a kubeconfig, in a process of its own so that its memory is its own.
 //!
 //! ```text
-//! cargo build --release && cargo bench --bench live -- [--services 10000] [--endpoints 100000] [--changes 200] [--server-minor 34] [--no-streaming]
+//! cargo build --release && cargo bench --bench live -- [--services 10000] [--endpoints 100000] [--changes 200] [--server-minor 34] [--no-streaming] [--outage SECONDS] [--outage-runs 5] [--restart]
 //! ```
 //!
 //! `BENCH_BIN=PATH` runs another binary (the image's static one, from deploy/build-static.sh).
@@ -13,6 +13,15 @@
 //! resident memory after sync (VmRSS, and the peak VmHWM), and the time from a change at the
 //! API to the first correct answer, for new Services and for endpoint changes of headless
 //! Services (median, p95, p99).
+//!
+//! `--outage S` then takes the API away `--outage-runs` times for S seconds each: the first
+//! half answering 500, the second half hanging every request, a Service created meanwhile.
+//! For each it prints the time from the recovery to the first correct answer for that
+//! Service, and the requests made during the outage and until then, by kind (probes, watches,
+//! lists); then the median catch-up. `--restart` then restarts the API server as a real one
+//! restarts (its history compacted, every watch cut, a moment of refused connections) and
+//! prints the peak memory of the relist against the steady state, and how many answers were
+//! wrong while it ran (it asks a sample of names all along).
 //! Figures are for comparing runs on one machine, not for asserting.
 
 #[allow(dead_code)]
@@ -39,6 +48,11 @@ struct Args {
     server_minor: u32,
     /// The server refuses streaming lists (the WatchList gate off, as in 1.33).
     no_streaming: bool,
+    /// Seconds of each API outage to measure the catch-up after (0: none).
+    outage: u64,
+    outage_runs: usize,
+    /// Restart the API server and measure the relist.
+    restart: bool,
 }
 
 fn args() -> Args {
@@ -48,6 +62,9 @@ fn args() -> Args {
         changes: 200,
         server_minor: 34,
         no_streaming: false,
+        outage: 0,
+        outage_runs: 5,
+        restart: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -62,8 +79,15 @@ fn args() -> Args {
             "--endpoints" => a.endpoints = value(),
             "--changes" => a.changes = value(),
             "--server-minor" => a.server_minor = value() as u32,
+            "--outage" => a.outage = value() as u64,
+            "--outage-runs" => a.outage_runs = value(),
             "--no-streaming" => {
                 a.no_streaming = true;
+                i += 1;
+                continue;
+            }
+            "--restart" => {
+                a.restart = true;
                 i += 1;
                 continue;
             }
@@ -348,5 +372,110 @@ fn main() {
         status_kb(pid, "VmRSS:") as f64 / 1024.0,
         status_kb(pid, "VmHWM:") as f64 / 1024.0
     );
+    if a.outage > 0 {
+        outages(&api, &rt, &a, &mut wait_for);
+    }
+    if a.restart {
+        restart(&api, &rt, pid, to);
+    }
     drop(child);
+}
+
+/// What the API server was asked in `log`: probes (`/version`), watches, lists.
+fn kinds_of(log: &[String]) -> (usize, usize, usize) {
+    let probes = log.iter().filter(|r| r.contains(" /version")).count();
+    let watches = log.iter().filter(|r| r.contains("watch=true")).count();
+    (probes, watches, log.len() - probes - watches)
+}
+
+/// `--outage`: the catch-up after each outage, and what was asked for it.
+fn outages(
+    api: &ApiServer,
+    rt: &tokio::runtime::Runtime,
+    a: &Args,
+    wait_for: &mut impl FnMut(&str, usize) -> Duration,
+) {
+    let _enter = rt.enter();
+    let half = Duration::from_secs(a.outage) / 2;
+    let mut catch_ups = Vec::new();
+    for run in 0..a.outage_runs {
+        let before = api.requests().len();
+        api.set_mode(apiserver::Mode::Failing);
+        let name = format!("outage-{run}");
+        api.apply(json!({
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "ns-0"},
+            "spec": {"clusterIP": ip(run, 94), "clusterIPs": [ip(run, 94)],
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+        }));
+        std::thread::sleep(half);
+        api.set_mode(apiserver::Mode::Hung);
+        std::thread::sleep(half);
+        let at = api.recover();
+        let took = wait_for(&format!("{name}.ns-0.svc.cluster.local."), 1);
+        let log = api.requests();
+        let (during, after) = (kinds_of(&log[before..at]), kinds_of(&log[at..]));
+        println!(
+            "outage {}: {} s (500s, then hanging): caught up {:.0} ms after the API was back; \
+             asked during it: {} probes, {} watches, {} lists; after it, until the answer: {} probes, {} watches, {} lists",
+            run + 1,
+            a.outage,
+            took.as_secs_f64() * 1000.0,
+            during.0,
+            during.1,
+            during.2,
+            after.0,
+            after.1,
+            after.2,
+        );
+        catch_ups.push(took);
+        // Settle before the next: every kind back to watching.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    report(
+        "catch-up after an outage (recovery to first correct answer)",
+        catch_ups,
+    );
+}
+
+/// `--restart`: the relist after an API server restart, its peak memory and its answers.
+fn restart(api: &ApiServer, rt: &tokio::runtime::Runtime, pid: u32, to: SocketAddr) {
+    let _enter = rt.enter();
+    // The steady state: the peak so far forgotten (writing 5 to clear_refs resets VmHWM).
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    std::thread::sleep(Duration::from_secs(2));
+    let steady = status_kb(pid, "VmHWM:");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let before = api.requests().len();
+    // A restart: connections refused for a moment, every watch cut, the history gone.
+    api.set_mode(apiserver::Mode::Down);
+    api.expire_history();
+    std::thread::sleep(Duration::from_millis(500));
+    api.recover();
+    let start = Instant::now();
+    let (mut asked, mut wrong) = (0usize, 0usize);
+    let mut id = 30_000u16;
+    // Ask a sample of names until the relist is over (every kind listed again) and a while on.
+    while start.elapsed() < Duration::from_secs(20) {
+        let i = asked % 1000;
+        let name = format!("svc-{i}.ns-{}.svc.cluster.local.", i % NAMESPACES);
+        id = id.wrapping_add(1);
+        match ask(&sock, to, &name, id) {
+            Some((ResponseCode::NoError, 1)) => {}
+            _ => wrong += 1,
+        }
+        asked += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let peak = status_kb(pid, "VmHWM:");
+    let log = api.requests();
+    let (probes, watches, lists) = kinds_of(&log[before..]);
+    println!(
+        "restart: relist peak VmHWM {:.1} MiB against {:.1} MiB steady ({:+.0}%); {wrong} wrong of {asked} answers; asked: {probes} probes, {watches} watches, {lists} lists",
+        peak as f64 / 1024.0,
+        steady as f64 / 1024.0,
+        (peak as f64 / steady as f64 - 1.0) * 100.0
+    );
 }

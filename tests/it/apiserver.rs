@@ -409,6 +409,16 @@ impl ApiServer {
         }
     }
 
+    /// Ends an outage: the mode goes back to Up, and the answer is where that happened in
+    /// [`ApiServer::requests`] (what came before was asked during the outage, what comes after
+    /// was asked once the server was back): the recovery event a catch-up is measured from.
+    pub fn recover(&self) -> usize {
+        let log = self.state.log.lock().unwrap();
+        let at = log.len();
+        self.state.mode.send_replace(Mode::Up);
+        at
+    }
+
     /// Installs or removes the ServiceImport CRD (installed at start). Without it, its paths
     /// answer 404 and its objects stay stored, as a CRD's objects do not outlive it on a real
     /// server but nothing here needs that.

@@ -407,6 +407,68 @@ async fn an_outage_serves_the_last_data_then_catches_up() {
     running.shutdown().await;
 }
 
+/// After an outage of 500s and then of requests that hang (the two shapes an API outage takes),
+/// clusterdns catches up from where its watches were: while the API is down only one cheap
+/// probe (`GET /version`) asks it, and once it answers every kind resumes its watch from the
+/// last resourceVersion, with no list. Checked in the test server's terms (the recovery event,
+/// then the requests and the first correct answer), not by the clock: `bench/live.rs --outage`
+/// measures how long the catch-up takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_the_watches_resume_without_a_list() {
+    let api = small_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), "").await;
+    support::until_ready(&running).await;
+    let before = api.requests().len();
+    api.set_mode(Mode::Failing);
+    eventually("the outage is noticed", || async {
+        stale_seconds(&running)
+            .iter()
+            .all(|v| v.is_some_and(|s| s > 0.0))
+    })
+    .await;
+    // Created while clusterdns cannot see the API.
+    api.apply(service("shop", "cart", "10.96.0.11"));
+    // A while of errors (the probe fails and asks again), then of requests that hang.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    api.set_mode(Mode::Hung);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(answers(&running, "web.shop.svc.cluster.local.", &["10.96.0.10"]).await);
+    let at = api.recover();
+    eventually("the Service made during the outage answers", || async {
+        answers(&running, "cart.shop.svc.cluster.local.", &["10.96.0.11"]).await
+    })
+    .await;
+    eventually("the stale metric goes back to 0", || async {
+        stale_seconds(&running).iter().all(|v| *v == Some(0.0))
+    })
+    .await;
+    let log = api.requests();
+    let (during, after) = (&log[before..at], &log[at..]);
+    let probes = |rs: &[String]| rs.iter().filter(|r| r.contains(" /version")).count();
+    // During the outage: each kind's one failed re-watch, and probes; no kind retried on its
+    // own while the probe found the API down.
+    let watched = during.len() - probes(during);
+    assert!(
+        (3..=6).contains(&watched),
+        "requests other than probes during the outage: {during:#?}"
+    );
+    assert!(probes(during) >= 2, "the probe asked again: {during:#?}");
+    // After it: the watches resumed from a resourceVersion; nothing listed.
+    let lists: Vec<&String> = after
+        .iter()
+        .filter(|r| !r.contains(" /version") && !r.contains("watch=true"))
+        .collect();
+    assert!(lists.is_empty(), "listed after the outage: {after:#?}");
+    assert!(
+        after
+            .iter()
+            .any(|r| r.contains("/services?") && r.contains("resourceVersion=")),
+        "services' watch resumed from its version: {after:#?}"
+    );
+    running.shutdown().await;
+}
+
 /// An API server that answers 503 (all of them down behind a load balancer) is an outage at
 /// once, not after the kube client's own retries of 503 (minutes of them): clusterdns asks
 /// without them and retries in its watch loop, which says what it sees. (With those retries on,

@@ -5,8 +5,10 @@
 //! A list, first or after trouble, is buffered and swapped in whole with
 //! [`Index::replace_kind`], so what was deleted while the watch was down disappears and what did
 //! not change costs nothing. When a watch fails the kind is *stale*: answers keep coming from the
-//! last data, one line is logged, `clusterdns_kubernetes_stale_seconds` counts, and the watcher
-//! starts over with a fresh list after a backoff. A kind catches up when that list is in.
+//! last data, one line is logged, and `clusterdns_kubernetes_stale_seconds` counts. One cheap
+//! probe then finds out when the API answers again ([`Reachability`]), and every kind resumes
+//! its watch from the last resourceVersion it saw at that moment; it lists again only where the
+//! server no longer has that version (410 Gone) or the first list never came.
 
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -158,6 +160,107 @@ struct Shared {
     filters: Filters,
     metrics: Arc<Metrics>,
     status: Arc<SourceStatus>,
+    reach: Arc<Reachability>,
+}
+
+/// How often, at most, a failing API is asked whether it answers again: the longest a kind
+/// waits after the API is back. A probe is `GET /version`, the cheapest request there is.
+const PROBE_EVERY: Duration = Duration::from_millis(1500);
+/// The first probes come sooner (a blip ends fast), doubling up to [`PROBE_EVERY`].
+const PROBE_FIRST: Duration = Duration::from_millis(100);
+/// A probe that gets no answer in this long is asked again (a connection that went silent).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the API server answers, found out with one cheap request while a watch fails, so
+/// that every kind resumes the moment it is back instead of each waiting out a long backoff
+/// (client-go's reflectors back off up to 30 s each, and list again when they retry).
+///
+/// A kind whose watch fails starts the probe (one per source) and waits. While the probe finds
+/// the API down, the kinds make no request of their own: the probe asks at most every
+/// [`PROBE_EVERY`], and when it gets an answer after failing it wakes every waiting kind,
+/// which resumes its watch from the last resourceVersion it saw (a list only where the server
+/// no longer has that version). Where the probe is answered at once, the API is up and the
+/// failure is the kind's own (a 403, say): that kind backs off as client-go's do.
+pub(crate) struct Reachability {
+    client: Client,
+    /// Bumped each time the API answers again after the probe found it down.
+    back: tokio::sync::watch::Sender<u64>,
+    /// The probe found the API down and has not had an answer since.
+    down: std::sync::atomic::AtomicBool,
+    /// A probe is running.
+    probing: std::sync::atomic::AtomicBool,
+    /// Probes sent (for tests and the benchmark).
+    probes: std::sync::atomic::AtomicU64,
+}
+
+impl Reachability {
+    fn new(client: Client) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            back: tokio::sync::watch::Sender::new(0),
+            down: Default::default(),
+            probing: Default::default(),
+            probes: Default::default(),
+        })
+    }
+
+    /// Waits, after a kind's watch failed, until it is worth polling it again: the API answers
+    /// after an outage, or (the API answering all along) the kind's own backoff has passed.
+    async fn wait(self: &Arc<Self>, backoff: &mut DefaultBackoff) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        let mut back = self.back.subscribe();
+        back.mark_unchanged();
+        if !self.probing.swap(true, AcqRel) {
+            tokio::spawn(self.clone().probe());
+        }
+        let own = backoff.next().unwrap_or(Duration::from_secs(30));
+        let timer = tokio::time::sleep(own);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                changed = back.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // The API answers again: resume now, from the start of the backoff.
+                    backoff.reset();
+                    return;
+                }
+                () = &mut timer, if !timer.is_elapsed() => {
+                    if !self.down.load(Acquire) {
+                        return;
+                    }
+                    // The API is down: only the probe asks it, until it is back.
+                }
+            }
+        }
+    }
+
+    /// Asks `GET /version` until it is answered; wakes the waiting kinds if it had failed.
+    async fn probe(self: Arc<Self>) {
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        let mut delay = PROBE_FIRST;
+        let mut failed = false;
+        loop {
+            self.probes.fetch_add(1, Relaxed);
+            let answered = matches!(
+                tokio::time::timeout(PROBE_TIMEOUT, self.client.apiserver_version()).await,
+                Ok(Ok(_))
+            );
+            if answered {
+                self.down.store(false, Release);
+                self.probing.store(false, Release);
+                if failed {
+                    self.back.send_modify(|n| *n += 1);
+                }
+                return;
+            }
+            failed = true;
+            self.down.store(true, Release);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(PROBE_EVERY);
+        }
+    }
 }
 
 /// The kinds a `kubernetes` block with `filters` watches.
@@ -189,6 +292,7 @@ pub fn spawn(
         filters,
         metrics,
         status,
+        reach: Reachability::new(client.clone()),
     });
     tokio::spawn(async move {
         // Streaming lists where the server may offer them; a server that cannot say its
@@ -475,8 +579,15 @@ fn slimmed<K: Watched>(obj: &K, filters: &Filters) -> Change {
 /// How many listed objects of a first list are applied at a time.
 const LISTED_PER_APPLY: usize = 1024;
 
-/// Watches one kind forever: list, watch, and after any failure a fresh list once the backoff
-/// has passed.
+/// How long a watch resumed after a failure may stay quiet before it is taken as caught up: a
+/// server that refuses the watch says so at once, and one that accepts it has nothing to send
+/// where nothing changed.
+const RESUMED_QUIET: Duration = Duration::from_secs(1);
+
+/// Watches one kind forever: list, then watch. After a failure it waits (see
+/// [`Reachability`]) and polls the same watcher again, which resumes the watch from the last
+/// resourceVersion it saw; kube's watcher lists again only where it must (the first list
+/// failed, or the server answered 410 Gone).
 async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: bool) {
     let api = K::api(client, &shared.filters);
     let wc = K::config(&shared.filters);
@@ -501,10 +612,28 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
         // have gone, and what is listed goes in as it comes, a batch at a time, instead of
         // being held whole and compared with what was there.
         let mut first = false;
-        let mut fell_back = false;
-        while let Some(event) = stream.next().await {
+        // After a failure, until the watcher shows it is back.
+        let mut resuming = false;
+        loop {
+            let event = if resuming {
+                match tokio::time::timeout(RESUMED_QUIET, stream.next()).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        resuming = false;
+                        shared.status.caught_up(kind);
+                        continue;
+                    }
+                }
+            } else {
+                stream.next().await
+            };
+            let Some(event) = event else {
+                break; // kube's watcher never ends; start one afresh if it did
+            };
             match event {
                 Ok(Event::Init) => {
+                    // A list after all: it says when it is done.
+                    resuming = false;
                     listing = Some(Vec::new());
                     first = shared.index.count(kind) == 0;
                 }
@@ -534,6 +663,9 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
                     gauge.set(shared.index.count(kind) as i64);
                 }
                 Ok(Event::Apply(obj)) => {
+                    if std::mem::take(&mut resuming) {
+                        shared.status.caught_up(kind);
+                    }
                     let change = slimmed(&obj, &shared.filters);
                     shared.index.apply([change]);
                     if kind == Kind::Slice {
@@ -542,43 +674,41 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
                     gauge.set(shared.index.count(kind) as i64);
                 }
                 Ok(Event::Delete(obj)) => {
+                    if std::mem::take(&mut resuming) {
+                        shared.status.caught_up(kind);
+                    }
                     shared.index.apply([K::removal(obj.meta())]);
                     gauge.set(shared.index.count(kind) as i64);
                 }
                 Err(e) if streaming && listing.is_none() && refuses_streaming(&e) => {
+                    // Not an outage: list at once, the way every server offers.
                     tracing::info!(
                         "plugin/kubernetes: the API server does not offer streaming lists ({e}); \
                          listing {} from its watch cache",
                         kind.plural()
                     );
                     streaming = false;
-                    fell_back = true;
-                    break;
-                }
-                Err(e) if kind == Kind::Import && not_found(&e) => {
-                    // Not an outage: the cluster has no MCS API. Stale all the same (the
-                    // metric says so), and the watch tries again, so that installing the
-                    // CRD later is picked up.
-                    shared.status.missing(
-                        kind,
-                        "the API server has no ServiceImports (multicluster.x-k8s.io/v1alpha1): \
-                         is the MCS API's CRD installed? Names in the multicluster zones answer \
-                         without imports until it is",
-                    );
                     break;
                 }
                 Err(e) => {
-                    shared.status.failing(kind, &e);
-                    break;
+                    if kind == Kind::Import && not_found(&e) {
+                        // Not an outage: the cluster has no MCS API. Stale all the same (the
+                        // metric says so), and the watch tries again, so that installing the
+                        // CRD later is picked up.
+                        shared.status.missing(
+                            kind,
+                            "the API server has no ServiceImports (multicluster.x-k8s.io/v1alpha1): \
+                             is the MCS API's CRD installed? Names in the multicluster zones \
+                             answer without imports until it is",
+                        );
+                    } else {
+                        shared.status.failing(kind, &e);
+                    }
+                    shared.reach.wait(&mut backoff).await;
+                    resuming = true;
                 }
             }
         }
-        if fell_back {
-            // Not an outage: list at once.
-            continue;
-        }
-        let wait = backoff.next().unwrap_or(Duration::from_secs(30));
-        tokio::time::sleep(wait).await;
     }
 }
 
