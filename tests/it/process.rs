@@ -445,6 +445,54 @@ fn reloads_lose_no_query_and_never_make_ready_fail() {
     assert!(p.output().contains("Reloading complete"));
 }
 
+/// `consolidate … show_first` (CoreDNS 1.14): the first error of a period is logged at once,
+/// at the pattern's level, and the report at its end counts every error of the period; a
+/// period with one error has no report.
+#[test]
+fn show_first_logs_the_first_error_at_once() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let (dir, _) = setup(dns, "", 5);
+    let text = std::fs::read_to_string(dir.path().join("Corefile"))
+        .unwrap()
+        .replace(
+            "    errors\n",
+            "    errors {\n        consolidate 2s \".*no next plugin found\" warning show_first\n    }\n",
+        );
+    std::fs::write(dir.path().join("Corefile"), text).unwrap();
+    let p = Proc::start(dir.path(), &[], dns);
+    for _ in 0..3 {
+        let m = query(dns, "example.com.", Duration::from_secs(1)).unwrap();
+        assert_eq!(support::rcode_name(m.metadata.response_code), "SERVFAIL");
+    }
+    let first = p.wait_for_line(
+        "example.com. A: no next plugin found",
+        Duration::from_secs(1),
+    );
+    assert!(
+        first.starts_with("[WARNING] plugin/errors: 2 example.com. A:"),
+        "{first}"
+    );
+    let report = p.wait_for_line("errors like", Duration::from_secs(4));
+    assert!(
+        report.starts_with(
+            "[WARNING] plugin/errors: 3 errors like '.*no next plugin found' occurred in last 2s"
+        ),
+        "{report}"
+    );
+    // One error in a period: said once, no report after it.
+    std::thread::sleep(Duration::from_millis(500));
+    let m = query(dns, "example.net.", Duration::from_secs(1)).unwrap();
+    assert_eq!(support::rcode_name(m.metadata.response_code), "SERVFAIL");
+    p.wait_for_line(
+        "example.net. A: no next plugin found",
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let reports = p.output().matches("errors like").count();
+    assert_eq!(reports, 1, "{}", p.output());
+}
+
 #[test]
 fn log_lines_json_output_and_consolidated_errors() {
     let _serial = one_at_a_time();

@@ -21,6 +21,8 @@ pub struct Consolidate {
     /// A regular expression (checked to compile when parsed).
     pub pattern: String,
     pub level: Level,
+    /// `show_first`: the first error of each period is logged at once, the rest counted.
+    pub show_first: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +62,14 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ErrorsConfig, Vec<Config
 }
 
 fn consolidate(a: &Args) -> Result<Consolidate, ConfigError> {
-    let (every, pattern, level) = match a.rest {
+    let (show_first, words) = match a.rest {
+        [words @ .., last] if last.text == "show_first" => (true, words),
+        words => (false, words),
+    };
+    let (every, pattern, level) = match words {
         [d, p] => (d, p, None),
         [d, p, l] => (d, p, Some(l)),
-        _ => return Err(a.err_here("expected DURATION REGEXP [LEVEL]")),
+        _ => return Err(a.err_here("expected DURATION REGEXP [LEVEL] [show_first]")),
     };
     let every = parse_duration(&every.text).ok_or_else(|| {
         a.err(
@@ -101,6 +107,7 @@ fn consolidate(a: &Args) -> Result<Consolidate, ConfigError> {
         every,
         pattern: pattern.text.clone(),
         level,
+        show_first,
     })
 }
 
@@ -127,6 +134,27 @@ mod tests {
                 ".:53 {\n errors {\n  stacktrace\n }\n}",
                 "3:3: errors: stacktrace: not supported",
             ),
+            (
+                ".:53 {\n errors {\n  consolidate 5m x warning show_first extra\n }\n}",
+                "3:3: errors: consolidate: expected DURATION REGEXP [LEVEL] [show_first]",
+            ),
         ]);
+    }
+
+    #[test]
+    fn show_first_goes_last_with_or_without_a_level() {
+        use super::Level;
+        let pick = |text: &str| {
+            plugin(text, |p| match p {
+                crate::plugin::registry::PluginConfig::Errors(e) => Some(e.consolidate.clone()),
+                _ => None,
+            })
+        };
+        let c = pick(".:53 {\n errors {\n  consolidate 30s x show_first\n }\n}");
+        assert!(c[0].show_first && c[0].level == Level::Error);
+        let c = pick(".:53 {\n errors {\n  consolidate 30s x warning show_first\n }\n}");
+        assert!(c[0].show_first && c[0].level == Level::Warning);
+        let c = pick(".:53 {\n errors {\n  consolidate 30s x info\n }\n}");
+        assert!(!c[0].show_first && c[0].level == Level::Info);
     }
 }

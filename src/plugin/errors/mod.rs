@@ -2,6 +2,8 @@
 //! `[ERROR] plugin/errors: 2 name. A: what went wrong` (2 is SERVFAIL's code). Errors that match
 //! a `consolidate` pattern are counted instead, and reported once per period:
 //! `[ERROR] plugin/errors: 12 errors like '^read udp .* i/o timeout$' occurred in last 5m0s`.
+//! With `show_first`, the first error of a period is logged at once and the report is left out
+//! where it was the only one.
 
 pub mod config;
 
@@ -57,23 +59,36 @@ impl Errors {
         if p.armed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // The first of a period: said at once with `show_first`.
+        if p.cfg.show_first {
+            log(p.cfg.level, &format!("plugin/errors: {msg}"));
+        }
         let p = p.clone();
         tokio::spawn(async move {
             tokio::time::sleep(p.cfg.every).await;
             p.armed.store(false, Ordering::Release);
             let n = p.count.swap(0, Ordering::AcqRel);
+            // With `show_first`, a period of one error has said everything already.
+            if p.cfg.show_first && n <= 1 {
+                return;
+            }
             let line = format!(
                 "plugin/errors: {n} errors like '{}' occurred in last {}",
                 p.cfg.pattern,
                 format_duration(p.cfg.every)
             );
-            match p.cfg.level {
-                Level::Error => tracing::error!("{line}"),
-                Level::Warning => tracing::warn!("{line}"),
-                Level::Info => tracing::info!("{line}"),
-                Level::Debug => tracing::debug!("{line}"),
-            }
+            log(p.cfg.level, &line);
         });
+    }
+}
+
+/// A line at a consolidation's level.
+fn log(level: Level, line: &str) {
+    match level {
+        Level::Error => tracing::error!("{line}"),
+        Level::Warning => tracing::warn!("{line}"),
+        Level::Info => tracing::info!("{line}"),
+        Level::Debug => tracing::debug!("{line}"),
     }
 }
 
