@@ -45,6 +45,8 @@ pub struct TcpTimeouts {
     pub read: Option<Duration>,
     pub write: Option<Duration>,
     pub idle: Option<Duration>,
+    /// Answers a connection carries before it is closed (`maxtcpqueries`); `None`: no limit.
+    pub max_queries: Option<u32>,
 }
 
 /// What a port allows one source (`ratelimit`, `--udp-per-source-qps`).

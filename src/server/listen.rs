@@ -462,9 +462,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     stop: CancellationToken,
     limits: Limits,
 ) {
+    let mut answered: u32 = 0;
     loop {
         // The port's `timeouts`, as of now: a reload may change them under an open connection.
         let t = router.load().tcp_timeouts().unwrap_or_default();
+        // `maxtcpqueries`: the connection has carried its share; the client reconnects.
+        if t.max_queries.is_some_and(|max| answered >= max) {
+            return;
+        }
         let (read_for, write_for, idle_for) = (
             t.read.unwrap_or(limits.tcp_io),
             t.write.unwrap_or(limits.tcp_io),
@@ -513,5 +518,6 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         if !matches!(written, Ok(Ok(_))) {
             return; // a client that does not read
         }
+        answered = answered.saturating_add(1);
     }
 }

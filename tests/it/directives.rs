@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clusterdns::app::App;
+use hickory_proto::rr::RecordType;
 
 use crate::clients;
 use crate::support;
@@ -281,6 +282,43 @@ async fn timeouts_close_idle_connections_sooner() {
     assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
     // Queries are answered as before.
     answers_the_cluster(&running).await;
+}
+
+/// `maxtcpqueries` (CoreDNS 1.14): a TCP connection carries that many answers and is closed,
+/// so a client behind a connection-based load balancer reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maxtcpqueries_closes_a_connection_after_its_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let running = serve("    timeouts {\n        maxtcpqueries 3\n    }").await;
+    let tcp = running.listeners()[0].tcp;
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    // Four queries on one connection, pipelined.
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        out.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        out.extend_from_slice(&q);
+    }
+    s.write_all(&out).await.unwrap();
+    let mut answers = 0;
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => break, // closed
+            Err(_) => panic!("the connection stayed open after {answers} answers"),
+        }
+        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut msg).await.unwrap();
+        answers += 1;
+    }
+    assert_eq!(answers, 3);
+    // A new connection is answered again; dig, one query a connection, never notices.
+    for out in dig_both(&running, &["kubernetes.default.svc.cluster.local"]).await {
+        assert!(out.contains("status: NOERROR"), "{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,5 @@
-//! `timeouts { read D; write D; idle D }`: at least one, each from 1 s to 24 h.
+//! `timeouts { read D; write D; idle D; maxtcpqueries N }`: at least one; each duration from 1 s
+//! to 24 h, N positive or -1 (no limit, the default).
 
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ pub struct TimeoutsConfig {
     pub read: Option<Duration>,
     pub write: Option<Duration>,
     pub idle: Option<Duration>,
+    /// `maxtcpqueries`: answers a TCP or TLS connection carries before it is closed.
+    pub max_queries: Option<u32>,
+    /// `maxtcpqueries -1` was written (no limit, said explicitly).
+    pub unlimited: bool,
 }
 
 const MIN: Duration = Duration::from_secs(1);
@@ -24,13 +29,21 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<TimeoutsConfig, Vec<Conf
     let mut errors = Vec::new();
     for p in d.block.iter().flatten() {
         let pa = Args::new(format!("timeouts: {}", p.name.text), p);
+        if p.name.text == "maxtcpqueries" {
+            match max_queries(&pa) {
+                Ok(Some(n)) => cfg.max_queries = Some(n),
+                Ok(None) => cfg.unlimited = true,
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         let slot = match p.name.text.as_str() {
             "read" => &mut cfg.read,
             "write" => &mut cfg.write,
             "idle" => &mut cfg.idle,
             other => {
                 errors.push(pa.err_here(format!(
-                    "unknown property '{other}'; expected read, write or idle"
+                    "unknown property '{other}'; expected read, write, idle or maxtcpqueries"
                 )));
                 continue;
             }
@@ -48,9 +61,25 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<TimeoutsConfig, Vec<Conf
         }
     }
     if errors.is_empty() && cfg == TimeoutsConfig::default() {
-        errors.push(a.err_here("expected a block with read, write or idle"));
+        errors.push(a.err_here("expected a block with read, write, idle or maxtcpqueries"));
     }
     args::finish(cfg, errors)
+}
+
+/// `maxtcpqueries N`: a positive count, or -1 for no limit (`None`).
+fn max_queries(a: &Args) -> Result<Option<u32>, ConfigError> {
+    let t = a.one("a positive number of queries, or -1 for no limit")?;
+    match t.text.parse::<i64>() {
+        Ok(-1) => Ok(None),
+        Ok(n) if n > 0 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
+        _ => Err(a.err(
+            t,
+            format!(
+                "'{}' is not a positive number of queries (or -1 for no limit)",
+                t.text
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -79,7 +108,7 @@ mod tests {
         assert_errors(&[
             (
                 ".:53 {\n timeouts\n}",
-                "2:2: timeouts: expected a block with read, write or idle",
+                "2:2: timeouts: expected a block with read, write, idle or maxtcpqueries",
             ),
             (
                 ".:53 {\n timeouts {\n  read 500ms\n }\n}",
@@ -93,6 +122,29 @@ mod tests {
                 ".:53 {\n timeouts {\n  idle\n }\n}",
                 "3:3: timeouts: idle: expected a duration",
             ),
+            (
+                ".:53 {\n timeouts {\n  maxtcpqueries 0\n }\n}",
+                "3:17: timeouts: maxtcpqueries: '0' is not a positive number of queries (or -1 for no limit)",
+            ),
+            (
+                ".:53 {\n timeouts {\n  maxtcpqueries lots\n }\n}",
+                "3:17: timeouts: maxtcpqueries: 'lots' is not a positive number",
+            ),
         ]);
+    }
+
+    #[test]
+    fn maxtcpqueries_is_a_count_or_minus_one() {
+        let pick = |text: &str| {
+            plugin(text, |p| match p {
+                PluginConfig::Timeouts(c) => Some((**c).clone()),
+                _ => None,
+            })
+        };
+        let c = pick(".:53 {\n timeouts {\n  maxtcpqueries 128\n }\n}");
+        assert_eq!(c.max_queries, Some(128));
+        // -1 alone is a whole block: no limit, as the default.
+        let c = pick(".:53 {\n timeouts {\n  maxtcpqueries -1\n }\n}");
+        assert_eq!(c.max_queries, None);
     }
 }

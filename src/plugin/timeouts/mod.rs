@@ -1,6 +1,8 @@
 //! `timeouts`: how long a TCP client may take to send a query (`read`), to read an answer
 //! (`write`), and may keep a connection open between queries (`idle`), for the ports of the
-//! block. What it leaves unset keeps the listener's own (3 s, 3 s and 10 s).
+//! block. What it leaves unset keeps the listener's own (3 s, 3 s and 10 s). `maxtcpqueries`
+//! closes a TCP or TLS connection once it has carried that many answers (no limit by default),
+//! so that clients behind a connection-based load balancer reconnect and spread.
 
 pub mod config;
 
@@ -15,6 +17,7 @@ pub fn setup(cfg: &config::TimeoutsConfig, s: &mut Setup<'_>) -> Result<(), Plug
         t.read = t.read.or(cfg.read);
         t.write = t.write.or(cfg.write);
         t.idle = t.idle.or(cfg.idle);
+        t.max_queries = t.max_queries.or(cfg.max_queries);
     }
     Ok(())
 }
