@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         reload: std::time::Duration::ZERO,
         reverse: true,
         fallthrough: Fallthrough::Never,
+        fallthrough_unsupported: false,
     };
     let table = Table::build(&entries, &cfg);
     for (ip, hosts) in &entries {

@@ -274,3 +274,63 @@ async fn a_plugin_that_cannot_be_built_names_itself_and_the_line() {
         assert!(err.starts_with(&want), "{text}\n got: {err}\nwant: {want}");
     }
 }
+
+/// Wildcard owners (CoreDNS 1.14): `*` as the leftmost label matches exactly one label below
+/// its name, never the name itself nor deeper, an explicit entry wins, and a wildcard gives no
+/// PTR. `fallthrough_unsupported` sends a type hosts does not serve (TXT) for a name it has on
+/// to the next plugin, here `forward`. Through `dig`, over UDP and TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcards_and_fallthrough_unsupported_through_dig() {
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::Ordering;
+
+    let up = crate::upstream::FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 99)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = format!(
+        ".:0 {{\n    hosts {{\n        192.168.1.10 *.example.com\n        192.168.1.11 a.example.com\n        192.168.1.12 example.com\n        fallthrough\n        fallthrough_unsupported\n    }}\n    forward . {}\n}}\n",
+        up.addr
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    let port = running.listeners()[0].udp.port();
+    let dig = |args: &'static [&'static str]| {
+        let args: Vec<&str> = args.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut tcp = args.clone();
+            tcp.push("+tcp");
+            [clients::dig(port, &args), clients::dig(port, &tcp)]
+        })
+    };
+    assert!(clients::have("dig"), "dig is missing (.ci/run installs it)");
+    for (args, want) in [
+        (&["+short", "apps.example.com"][..], "192.168.1.10"),
+        (&["+short", "a.example.com"][..], "192.168.1.11"),
+        (&["+short", "example.com"][..], "192.168.1.12"),
+        // Deeper than one label: not the wildcard's; on to forward (fallthrough).
+        (&["+short", "deep.apps.example.com"][..], "192.0.2.99"),
+    ] {
+        for out in dig(args).await.unwrap() {
+            assert_eq!(out.trim(), want, "{args:?}");
+        }
+    }
+    // The wildcard's answer carries the name asked.
+    let (rcode, aa, answers) = ask(&running, "Apps.Example.com.", RecordType::A).await;
+    assert_eq!((rcode.as_str(), aa), ("NOERROR", true));
+    assert_eq!(answers, ["Apps.Example.com. 3600 A 192.168.1.10"]);
+    // No PTR for a wildcard; the explicit entries have theirs.
+    for out in dig(&["+short", "-x", "192.168.1.10"]).await.unwrap() {
+        assert_eq!(out.trim(), "", "a wildcard has no PTR");
+    }
+    for out in dig(&["+short", "-x", "192.168.1.11"]).await.unwrap() {
+        assert_eq!(out.trim(), "a.example.com.");
+    }
+    // TXT for a name hosts has: forwarded (the upstream answers, not hosts with NODATA); AAAA
+    // is a type hosts serves, NODATA from hosts.
+    let before = up.state.udp.load(Ordering::SeqCst);
+    let (rcode, aa, _) = ask(&running, "a.example.com.", RecordType::TXT).await;
+    assert_eq!((rcode.as_str(), aa), ("NOERROR", false));
+    assert_eq!(up.state.udp.load(Ordering::SeqCst), before + 1);
+    let (rcode, aa, answers) = ask(&running, "a.example.com.", RecordType::AAAA).await;
+    assert_eq!((rcode.as_str(), aa, answers.len()), ("NOERROR", true, 0));
+    assert_eq!(up.state.udp.load(Ordering::SeqCst), before + 1);
+    running.close().await;
+}

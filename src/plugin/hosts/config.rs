@@ -40,6 +40,9 @@ pub struct HostsConfig {
     /// Answer PTR queries for the addresses (off with `no_reverse`).
     pub reverse: bool,
     pub fallthrough: Fallthrough,
+    /// `fallthrough_unsupported`: a name the table has, asked for a type it does not serve
+    /// (TXT, HTTPS, …), goes on where `fallthrough` covers it.
+    pub fallthrough_unsupported: bool,
 }
 
 pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<HostsConfig, Vec<ConfigError>> {
@@ -64,6 +67,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<HostsConfig, Vec<Confi
         reload: DEFAULT_RELOAD,
         reverse: true,
         fallthrough: Fallthrough::Never,
+        fallthrough_unsupported: false,
     };
     let mut errors = Vec::new();
     let mut fallthrough_at: Option<Pos> = None;
@@ -71,6 +75,19 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<HostsConfig, Vec<Confi
         if let Err(e) = property(p, &mut cfg, &mut fallthrough_at) {
             errors.push(e);
         }
+    }
+    if cfg.fallthrough_unsupported
+        && cfg.fallthrough == Fallthrough::Never
+        && let Some(p) = d
+            .block
+            .iter()
+            .flatten()
+            .find(|p| p.name.text == "fallthrough_unsupported")
+    {
+        errors.push(ConfigError::new(
+            &p.name.pos,
+            "hosts: fallthrough_unsupported: needs fallthrough, whose zones it goes on for",
+        ));
     }
     if errors.is_empty() {
         Ok(cfg)
@@ -106,13 +123,17 @@ fn property(
             cfg.fallthrough = parse_fallthrough(&args)?;
             *fallthrough_at = Some(p.name.pos.clone());
         }
+        "fallthrough_unsupported" => {
+            args.none()?;
+            cfg.fallthrough_unsupported = true;
+        }
         _ => {
             let Ok(ip) = strip_zone(name).parse::<IpAddr>() else {
                 return Err(ConfigError::new(
                     &p.name.pos,
                     format!(
                         "hosts: unknown property '{name}'; expected an inline 'IP NAME…' line, \
-                         ttl, reload, no_reverse or fallthrough"
+                         ttl, reload, no_reverse, fallthrough or fallthrough_unsupported"
                     ),
                 ));
             };
@@ -197,6 +218,14 @@ mod tests {
     fn errors_name_the_position_and_what_is_accepted() {
         assert_errors(&[
             (
+                ".:53 {\n hosts {\n  fallthrough_unsupported\n }\n}",
+                "3:3: hosts: fallthrough_unsupported: needs fallthrough",
+            ),
+            (
+                ".:53 {\n hosts {\n  fallthrough_unsupported now\n }\n}",
+                "3:27: hosts: fallthrough_unsupported: unexpected argument 'now'",
+            ),
+            (
                 ".:53 {\n hosts {\n  fallthrough\n  10.0.0.1 late\n }\n}",
                 "4:3: hosts: inline entries must come before fallthrough (at /etc/coredns/Corefile:3:3)",
             ),
@@ -218,7 +247,7 @@ mod tests {
             ),
             (
                 ".:53 {\n hosts {\n  nameserver 10.0.0.1\n }\n}",
-                "3:3: hosts: unknown property 'nameserver'; expected an inline 'IP NAME…' line, ttl, reload, no_reverse or fallthrough",
+                "3:3: hosts: unknown property 'nameserver'; expected an inline 'IP NAME…' line, ttl, reload, no_reverse, fallthrough or fallthrough_unsupported",
             ),
         ]);
     }

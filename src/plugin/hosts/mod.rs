@@ -72,6 +72,9 @@ pub fn parse_file(text: &str) -> (Entries, usize) {
 #[derive(Default)]
 pub struct Table {
     names: HashMap<LowerName, Addresses>,
+    /// `*.NAME` entries, by NAME: each matches exactly one label below NAME (not NAME itself,
+    /// and not deeper), where no entry names the question itself. No PTR comes of them.
+    wild: HashMap<LowerName, Addresses>,
     ptr: HashMap<LowerName, RecordSet>,
     /// Name–address pairs, as `coredns_hosts_entries` counts them.
     entries: usize,
@@ -81,6 +84,16 @@ pub struct Table {
 struct Addresses {
     a: Option<RecordSet>,
     aaaa: Option<RecordSet>,
+}
+
+impl Addresses {
+    fn get(&self, qtype: RecordType) -> Option<&RecordSet> {
+        match qtype {
+            RecordType::A => self.a.as_ref(),
+            RecordType::AAAA => self.aaaa.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Table {
@@ -97,6 +110,7 @@ impl Table {
                 if !cfg.zones.iter().any(|z| z.zone_of(name)) {
                     continue;
                 }
+                let wildcard = name.is_wildcard();
                 let key = LowerName::from(name);
                 if !v4.contains_key(&key) && !v6.contains_key(&key) {
                     order.push(key.clone());
@@ -110,7 +124,7 @@ impl Table {
                     list.push(*ip);
                     entries += 1;
                 }
-                if cfg.reverse {
+                if cfg.reverse && !wildcard {
                     let names = rev.entry(*ip).or_default();
                     if !names.contains(name) {
                         names.push(name.clone());
@@ -131,10 +145,16 @@ impl Table {
                 .collect()
         };
         let mut names = HashMap::with_capacity(order.len());
+        let mut wild = HashMap::new();
         for key in order {
             let a = v4.get(&key).map(|(n, ips)| run(n, ips));
             let aaaa = v6.get(&key).map(|(n, ips)| run(n, ips));
-            names.insert(key, Addresses { a, aaaa });
+            let name = Name::from(&key);
+            if name.is_wildcard() {
+                wild.insert(LowerName::from(&name.base_name()), Addresses { a, aaaa });
+            } else {
+                names.insert(key, Addresses { a, aaaa });
+            }
         }
         let ptr = rev
             .into_iter()
@@ -149,6 +169,7 @@ impl Table {
             .collect();
         Self {
             names,
+            wild,
             ptr,
             entries,
         }
@@ -159,19 +180,37 @@ impl Table {
     }
 
     /// `None`: the name is not in the table; `Some(None)`: it is, without records of `qtype`.
-    pub fn lookup(&self, name: &LowerName, qtype: RecordType) -> Option<Option<&RecordSet>> {
-        match qtype {
-            RecordType::PTR => self.ptr.get(name).map(Some),
-            RecordType::A => self.names.get(name).map(|e| e.a.as_ref()),
-            RecordType::AAAA => self.names.get(name).map(|e| e.aaaa.as_ref()),
-            _ => self.names.get(name).map(|_| None),
+    /// A name no entry has may match a wildcard one label above it (`*.example.com` for
+    /// `apps.example.com`): its records then carry the name asked.
+    pub fn lookup(&self, name: &LowerName, qtype: RecordType) -> Option<Option<RecordSet>> {
+        if qtype == RecordType::PTR {
+            return self.ptr.get(name).map(|r| Some(r.clone()));
         }
+        if let Some(e) = self.names.get(name) {
+            return Some(e.get(qtype).cloned());
+        }
+        if name.num_labels() == 0 {
+            return None;
+        }
+        let e = self.wild.get(&name.base_name())?;
+        let owner = Name::from(name);
+        Some(e.get(qtype).map(|records| {
+            records
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.name = owner.clone();
+                    r
+                })
+                .collect()
+        }))
     }
 }
 
 pub struct Hosts {
     zones: Vec<LowerName>,
     fallthrough: Fallthrough,
+    fallthrough_unsupported: bool,
     table: Arc<ArcSwap<Table>>,
     poll: Option<tokio::task::JoinHandle<()>>,
 }
@@ -203,6 +242,7 @@ impl Hosts {
         Ok(Self {
             zones: cfg.zones.iter().map(LowerName::from).collect(),
             fallthrough: cfg.fallthrough.clone(),
+            fallthrough_unsupported: cfg.fallthrough_unsupported,
             table,
             poll,
         })
@@ -217,7 +257,15 @@ impl Hosts {
         }
         let table = self.table.load();
         match table.lookup(name, qtype) {
-            Some(records) => Some(positive(records.cloned())),
+            // A type hosts does not serve, for a name it has: on, with `fallthrough_unsupported`.
+            Some(None)
+                if self.fallthrough_unsupported
+                    && !matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::PTR)
+                    && self.fallthrough.covers(&Name::from(name)) =>
+            {
+                None
+            }
+            Some(records) => Some(positive(records)),
             // A reverse name not in the table goes on whatever `fallthrough` says.
             None if qtype == RecordType::PTR => None,
             None if self.fallthrough.covers(&Name::from(name)) => None,
@@ -345,6 +393,7 @@ mod tests {
             reload: Duration::ZERO,
             reverse: true,
             fallthrough: Fallthrough::Never,
+            fallthrough_unsupported: false,
         }
     }
 
