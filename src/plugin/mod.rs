@@ -443,6 +443,9 @@ pub struct Served<'a> {
     pub duration: Duration,
     /// What the block's plugins published about the query (`metadata`).
     pub metadata: &'a [(&'static str, String)],
+    /// Whether the block collects metadata for this name (`metadata`'s zones hold it): what
+    /// `log` publishes of the answer (`log/class`, `log/type`) is read only then.
+    pub metadata_on: bool,
     /// The query and the answer as they were on the wire (`dnstap`).
     pub query_bytes: &'a [u8],
     pub response_bytes: &'a [u8],
@@ -503,6 +506,13 @@ impl Chain {
     /// Whether the chain collects metadata at all.
     pub fn collects_metadata(&self) -> bool {
         self.metadata.is_some()
+    }
+
+    /// Whether the chain collects metadata for `name` (`metadata`'s zones hold it).
+    pub fn metadata_covers(&self, name: &hickory_proto::rr::LowerName) -> bool {
+        self.metadata
+            .as_ref()
+            .is_some_and(|zones| zones.iter().any(|z| z.zone_of(name)))
     }
 
     /// What the handlers publish about `req`, where the block has `metadata` and its zones hold

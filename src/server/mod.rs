@@ -647,6 +647,7 @@ impl Router {
                 response_size: out.len(),
                 duration,
                 metadata: &response.meta,
+                metadata_on: block.chain.metadata_covers(query.name()),
                 query_bytes,
                 response_bytes: out,
                 tls: self.tls.is_some(),

@@ -766,3 +766,39 @@ fn log_writes_the_metadata_kubernetes_publishes() {
         Duration::from_secs(5),
     );
 }
+
+/// `{/log/class}` and `{/log/type}` (CoreDNS 1.14): what `log` publishes about each answer,
+/// with `metadata` in the block; `-` without it.
+#[test]
+fn log_publishes_the_class_and_type_of_each_answer() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let extra = "    metadata\n    log . \"{name} {type} {/log/class} {/log/type}\"";
+    let (dir, _core) = setup(dns, extra, 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    let _ = query(dns, "nope.shop.svc.cluster.local.", Duration::from_secs(2));
+    let aaaa = support::query(
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::AAAA,
+        None,
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&aaaa.to_vec().unwrap(), ("127.0.0.1", dns))
+        .unwrap();
+    for line in [
+        "kubernetes.default.svc.cluster.local. A success NOERROR",
+        "nope.shop.svc.cluster.local. A denial NXDOMAIN",
+        "kubernetes.default.svc.cluster.local. AAAA denial NODATA",
+    ] {
+        p.wait_for_line(line, Duration::from_secs(5));
+    }
+    drop(p);
+    // Without `metadata`, nothing is published.
+    let extra = "    log . \"{name} {type} {/log/class} {/log/type}\"";
+    let (dir, _core) = setup(dns, extra, 5);
+    let p = Proc::start(dir.path(), &[], dns);
+    p.wait_for_line(
+        "kubernetes.default.svc.cluster.local. A - -",
+        Duration::from_secs(5),
+    );
+}

@@ -42,12 +42,56 @@ impl Observer for Log {
     }
 }
 
-/// CoreDNS's classes: success (an answer), denial (NXDOMAIN or NODATA), error (the rest).
-fn class_wanted(c: Classes, s: &Served) -> bool {
+/// CoreDNS's classes of an answer (its `response.Classify`): success (records), denial
+/// (NXDOMAIN, or NOERROR without records), error (the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Success,
+    Denial,
+    Error,
+}
+
+fn classify(s: &Served) -> Class {
     match s.response.response_code {
-        ResponseCode::NoError if s.answers > 0 => c.success,
-        ResponseCode::NoError | ResponseCode::NXDomain => c.denial,
-        _ => c.error,
+        ResponseCode::NoError if s.answers > 0 => Class::Success,
+        ResponseCode::NoError | ResponseCode::NXDomain => Class::Denial,
+        _ => Class::Error,
+    }
+}
+
+fn class_wanted(c: Classes, s: &Served) -> bool {
+    match classify(s) {
+        Class::Success => c.success,
+        Class::Denial => c.denial,
+        Class::Error => c.error,
+    }
+}
+
+/// `{/log/class}`: `success`, `denial` or `error`.
+fn class_of(s: &Served) -> &'static str {
+    match classify(s) {
+        Class::Success => "success",
+        Class::Denial => "denial",
+        Class::Error => "error",
+    }
+}
+
+/// `{/log/type}`, as CoreDNS's `response.Typify` names an answer: `NOERROR` (records),
+/// `NODATA`, `NXDOMAIN`, `META` (a zone transfer), `UPDATE`, `OTHERERROR`.
+fn type_of(s: &Served) -> &'static str {
+    use hickory_proto::op::OpCode;
+    use hickory_proto::rr::RecordType;
+    if s.opcode == OpCode::Update {
+        return "UPDATE";
+    }
+    if matches!(s.query.query_type(), RecordType::AXFR | RecordType::IXFR) {
+        return "META";
+    }
+    match s.response.response_code {
+        ResponseCode::NoError if s.answers > 0 => "NOERROR",
+        ResponseCode::NoError => "NODATA",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        _ => "OTHERERROR",
     }
 }
 
@@ -83,6 +127,9 @@ fn field(out: &mut String, f: &str, s: &Served) {
         ">do" => write!(out, "{}", s.dnssec_ok),
         ">bufsize" => write!(out, "{}", s.bufsize),
         ">rflags" => write!(out, "{}", flags(&s.response)),
+        // What `log` itself publishes about the answer (CoreDNS 1.14), with `metadata`.
+        "/log/class" if s.metadata_on => write!(out, "{}", class_of(s)),
+        "/log/type" if s.metadata_on => write!(out, "{}", type_of(s)),
         // `{/LABEL}`: a value `metadata` collected, `-` where nothing published it.
         label if label.starts_with('/') => {
             match s.metadata.iter().find(|(l, _)| *l == &label[1..]) {
@@ -163,6 +210,7 @@ mod tests {
             response_size: 106,
             duration: Duration::from_micros(133),
             metadata: &[],
+            metadata_on: false,
             query_bytes: &[],
             response_bytes: &[],
             tls: false,
