@@ -161,6 +161,7 @@ pub fn from_blocks(blocks: &[ServerBlock], opts: &LoadOptions) -> Result<Config,
                 .iter()
                 .map(|d| d.name.text.clone())
                 .collect(),
+            tls: keys.first().is_some_and(|k| k.tls),
         };
         let plugins = plugins_of(block, &ctx, &mut errors);
         let pos = block

@@ -146,7 +146,7 @@ fn errors_name_the_position_and_what_is_accepted() {
     assert_errors(&[
         (
             ".:53 {\n bogus\n}",
-            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: acl, any, autopath, bind, bufsize, cache, cancel, chaos, debug, dns64, dnstap, erratic, errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, log, loop, metadata, minimal, nsid, prometheus, ratelimit, ready, reload, rewrite, template, timeouts, tls, transfer, view, whoami",
+            "/etc/coredns/Corefile:2:2: unknown directive 'bogus'; expected one of: acl, any, autopath, bind, bufsize, cache, cancel, chaos, debug, dns64, dnstap, erratic, errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, log, loop, metadata, minimal, nsid, prometheus, ratelimit, ready, reload, rewrite, shed, template, timeouts, tls, transfer, view, whoami",
         ),
         (
             ".:53 {\n etcd skydns.local\n}",

@@ -28,6 +28,8 @@ pub struct BlockContext {
     pub zones: Vec<Name>,
     /// The names of every directive in the block, in Corefile order.
     pub directives: Vec<String>,
+    /// The block's keys are `tls://`: it serves DNS over TLS.
+    pub tls: bool,
 }
 
 impl BlockContext {

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub health: HealthMetrics,
     /// UDP queries dropped by the per-source limit (ours; CoreDNS has no such limit).
     pub rate_limited: IntCounter,
+    /// `coredns_shed_dropped_total{server, reason}`: UDP queries dropped before any plugin
+    /// because the port's queries in flight were at their bound (`query`), and answers that
+    /// could not be written (`response`).
+    pub shed_dropped: IntCounterVec,
     pub kubernetes: KubernetesMetrics,
     pub forward: ForwardMetrics,
     pub cache: CacheMetrics,
@@ -545,6 +549,12 @@ impl Metrics {
                 &r,
                 "clusterdns_udp_rate_limited_total",
                 "UDP queries dropped because their source sent more than the per-source limit in one second.",
+            ),
+            shed_dropped: counter_vec(
+                &r,
+                "coredns_shed_dropped_total",
+                "Counter of queries and responses dropped by shed.",
+                &["server", "reason"],
             ),
             kubernetes: KubernetesMetrics::new(&r),
             forward: ForwardMetrics::new(&r),

@@ -48,6 +48,7 @@ pub mod ratelimit;
 pub mod ready;
 pub mod reload;
 pub mod rewrite;
+pub mod shed;
 pub mod template;
 pub mod timeouts;
 pub mod tls;

@@ -119,6 +119,7 @@ directives! {
     Debug "debug" debug::DebugConfig Once,
     Ready "ready" ready::ReadyConfig Once,
     Health "health" health::HealthConfig Once,
+    Shed "shed" shed::ShedConfig Once,
     Prometheus "prometheus" prometheus::PrometheusConfig Once,
     Errors "errors" errors::ErrorsConfig Once,
     Log "log" log::LogConfig Each,
@@ -215,6 +216,8 @@ pub const ORDER: &[&str] = &[
     "ready",
     "health",
     "pprof",
+    // CoreDNS 1.14: above prometheus, so that what it drops is never counted as answered.
+    "shed",
     "prometheus",
     "errors",
     "log",

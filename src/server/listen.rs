@@ -248,6 +248,16 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// How many datagrams one turn of a UDP loop reads before it looks at anything else.
 const UDP_BATCH: usize = 256;
 
+/// Counts a query (`query`) or an answer (`response`) the UDP loop dropped, under `shed`'s
+/// metric.
+fn shed(router: &Router, reason: &str) {
+    router
+        .metrics()
+        .shed_dropped
+        .with_label_values(&[router.server_label(), reason])
+        .inc();
+}
+
 /// What the UDP loop of one socket works with.
 struct UdpPort {
     sock: Arc<UdpSocket>,
@@ -340,7 +350,9 @@ impl UdpPort {
     /// as it would in that task, and not the loop.
     fn general(&self, current: &Router, query: &[u8], src: SocketAddr, answers: &mut Answers) {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            return; // too many in flight: drop, as a full socket buffer would
+            // Too many in flight: drop before any plugin runs, as `shed` does.
+            shed(current, "query");
+            return;
         };
         let query = query.to_vec();
         let router = self.router.load_full();
@@ -366,11 +378,13 @@ impl UdpPort {
             }
             Ok(Poll::Pending) => {
                 let sock = self.sock.clone();
+                let router = self.router.clone();
                 self.tasks.spawn(async move {
                     if let Some(answer) = general.await
                         && let Err(e) = sock.send_to(&answer, src).await
                     {
                         tracing::debug!("udp send to {src}: {e}");
+                        shed(&router.load(), "response");
                     }
                     drop(slot);
                 });
@@ -387,13 +401,16 @@ impl UdpPort {
     fn send_batch(&self, answers: &mut Answers) {
         answers.send(&self.sock, |answer, to| {
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                shed(&self.router.load(), "response");
                 return;
             };
             let sock = self.sock.clone();
             let answer = answer.to_vec();
+            let router = self.router.clone();
             self.tasks.spawn(async move {
                 if let Err(e) = sock.send_to(&answer, to).await {
                     tracing::debug!("udp send to {to}: {e}");
+                    shed(&router.load(), "response");
                 }
                 drop(slot);
             });

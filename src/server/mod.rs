@@ -315,6 +315,11 @@ impl Router {
         &self.metrics
     }
 
+    /// The port's `server` metric label: `dns://:53`.
+    pub fn server_label(&self) -> &str {
+        &self.server
+    }
+
     /// Answers one parsed request (`size` bytes long): the checks every query passes, then
     /// routing to a block, then its chain.
     pub async fn respond(

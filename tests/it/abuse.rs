@@ -212,3 +212,55 @@ async fn a_client_that_never_reads_is_cut_off() {
     still_answers(&running).await;
     running.shutdown().await;
 }
+
+/// `shed` (CoreDNS 1.14) is how the UDP loop always works: queries off the fast path in flight
+/// are bounded per port, and a query past the bound is dropped before any plugin runs and
+/// counted in `coredns_shed_dropped_total{server, reason="query"}`; what the fast path answers
+/// is not held up meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_past_the_bound_in_flight_are_shed_and_counted() {
+    use std::net::Ipv4Addr;
+
+    let up = crate::upstream::FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 7)).await;
+    up.state
+        .set_mode(crate::upstream::Mode::Slow(Duration::from_secs(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let corefile = format!(
+        ".:0 {{\n    shed\n    kubernetes cluster.local {{\n        objects {}\n    }}\n    forward . {}\n}}\n",
+        objects.display(),
+        up.addr
+    );
+    let limits = Limits {
+        max_udp_inflight: 2,
+        ..Limits::default()
+    };
+    let running = support::start_with(&dir.path().join("Corefile"), &corefile, limits).await;
+    support::until_ready(&running).await;
+    let to = running.listeners()[0].udp;
+    // Five names for the slow upstream: two take the slots, three are shed.
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..5 {
+        let q = support::query(&format!("slow{i}.example.org."), RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        sock.send_to(&q, to).await.unwrap();
+    }
+    let metrics = || String::from_utf8(running.metrics().render()).unwrap();
+    let shed = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("coredns_shed_dropped_total{") && l.contains("reason=\"query\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shed(&metrics()) != Some(3) {
+        assert!(Instant::now() < deadline, "{}", metrics());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The cluster's names are answered all the while, on the fast path.
+    still_answers(&running).await;
+    running.close().await;
+}
