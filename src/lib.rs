@@ -19,6 +19,10 @@ pub mod sync;
 pub mod vocab;
 pub mod watched;
 
+/// The CoreDNS release whose Corefile clusterdns reads: its directives' documented
+/// behaviour is the reference (the support table in the README lists what is missing).
+pub const COREDNS_RELEASE: &str = "1.14.7";
+
 /// `clusterdns-VERSION`, as CoreDNS prints `CoreDNS-VERSION`.
 pub fn version_line() -> String {
     format!("clusterdns-{}", env!("CARGO_PKG_VERSION"))

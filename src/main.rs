@@ -95,6 +95,7 @@ fn main() -> ExitCode {
     if cli.version {
         println!("{}", clusterdns::version_line());
         println!("{}/{}, rust", std::env::consts::OS, std::env::consts::ARCH);
+        println!("Corefile support: CoreDNS-{}", clusterdns::COREDNS_RELEASE);
         return ExitCode::SUCCESS;
     }
     if cli.plugins {

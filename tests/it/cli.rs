@@ -22,6 +22,14 @@ fn run(args: &[&str]) -> (bool, String, String) {
 fn coredns_single_dash_flags() {
     let (ok, out, _) = run(&["-version"]);
     assert!(ok && out.starts_with("clusterdns-"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Corefile support: CoreDNS-{}",
+            clusterdns::COREDNS_RELEASE
+        )),
+        "{out}"
+    );
+    assert_eq!(clusterdns::COREDNS_RELEASE, "1.14.7");
     let (ok, out, _) = run(&["--version"]);
     assert!(ok && out.starts_with("clusterdns-"), "{out}");
     let (ok, out, _) = run(&["-plugins"]);

@@ -734,6 +734,41 @@ async fn servfail_is_kept_for_the_servfail_duration_only() {
     assert_eq!(up.state.queries(), 2);
 }
 
+/// CoreDNS 1.14's cache fixes: a NODATA without an SOA is not kept (#8232); an entry is
+/// kept per QCLASS (#8272) and with the upstream's AD bit (#8438).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodata_without_soa_is_not_kept_and_entries_are_per_class() {
+    let up = FakeUpstream::start(A1).await;
+    let (running, port) = start(&format!(".:0 {{\n cache\n forward . {}\n}}\n", up.addr)).await;
+    // NODATA with an SOA: kept.
+    ask(&running, port, "soa.example.", RecordType::TXT).await;
+    ask(&running, port, "soa.example.", RecordType::TXT).await;
+    assert_eq!(up.state.queries(), 1);
+    // Without one: asked again each time.
+    for _ in 0..2 {
+        let m = ask(&running, port, "nosoa.example.", RecordType::TXT).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.answers.is_empty() && m.authorities.is_empty());
+    }
+    assert_eq!(up.state.queries(), 3);
+    // The same name in another class is another entry.
+    let mut chaos = support::query("soa.example.", RecordType::TXT, Some(1232));
+    chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    ask_msg(&running, port, &chaos, Transport::Udp).await;
+    assert_eq!(up.state.queries(), 4, "a CH question is not the IN entry");
+    let udp = running.listeners()[0].udp.port();
+    for out in crate::clients::dig_both(udp, &["soa.example", "TXT"]).await {
+        assert!(out.contains("status: NOERROR"), "{out}");
+    }
+    assert_eq!(up.state.queries(), 4, "dig's IN question is the kept entry");
+    // AD as the upstream set it, from the upstream and from the cache.
+    for _ in 0..2 {
+        let m = ask(&running, port, "authentic.example.", RecordType::A).await;
+        assert!(m.metadata.authentic_data);
+    }
+    assert_eq!(up.state.queries(), 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefetch_refreshes_a_popular_entry_before_it_ends() {
     let up = FakeUpstream::start(A1).await;

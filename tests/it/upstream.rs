@@ -21,7 +21,8 @@ use crate::support::LOCALHOST;
 #[derive(Clone, Debug)]
 pub enum Mode {
     /// A for every name (the configured address), NXDOMAIN for names starting `nx`, a
-    /// too-big-for-UDP TXT set for names starting `big`, NODATA for other types.
+    /// too-big-for-UDP TXT set for names starting `big`, NODATA for other types (without an
+    /// SOA for names starting `nosoa`).
     Answer,
     /// Reads and never answers.
     Silent,
@@ -259,6 +260,8 @@ async fn answer(state: &State, query: &[u8], stream: bool) -> Option<Vec<u8>> {
     let name = question.name().clone();
     let ttl = state.ttl.load(Ordering::SeqCst);
     r.add_query(question.clone());
+    // As a validating resolver says of what it checked.
+    r.metadata.authentic_data = label.starts_with("authentic");
     if label.starts_with("nx") {
         r.metadata.response_code = ResponseCode::NXDomain;
         r.add_authority(soa());
@@ -287,7 +290,7 @@ async fn answer(state: &State, query: &[u8], stream: bool) -> Option<Vec<u8>> {
     } else if question.query_type() == RecordType::A {
         let ip = *state.ip.lock().unwrap();
         r.add_answer(Record::from_rdata(name, ttl, RData::A(A(ip))));
-    } else {
+    } else if !label.starts_with("nosoa") {
         r.add_authority(soa());
     }
     r.to_vec().ok()

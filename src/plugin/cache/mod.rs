@@ -571,6 +571,9 @@ impl Inner {
                 let min = authority.iter().map(|r| r.ttl).min().unwrap_or(DEFAULT_TTL);
                 Some((Kind::Success, clamp(min, &self.success_cfg)))
             }
+            // NODATA without an SOA says nothing of how long it holds (RFC 2308 section 5):
+            // not kept (CoreDNS 1.14, #8232).
+            ResponseCode::NoError if soa_ttl.is_none() => None,
             ResponseCode::NoError | ResponseCode::NXDomain => Some((
                 Kind::Denial,
                 clamp(soa_ttl.unwrap_or(DEFAULT_TTL), &self.denial_cfg),
