@@ -117,3 +117,72 @@ async fn a_client_that_is_no_pod_walks_its_own_path() {
     let (rcode, answers) = ask(&running, "kubernetes.default.shop.svc.cluster.local.").await;
     assert_eq!((rcode.as_str(), answers.len()), ("NXDOMAIN", 0));
 }
+
+/// CoreDNS 1.14's fixes, as `acl` and `autopath` and `cache` meet here: a name the client may
+/// not ask is not reached through its search path (#8290), and an answer the cache keeps for
+/// one client is not given to a client `acl` blocks (#8289). Through `dig` and in-process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_holds_for_the_search_path_and_the_cache() {
+    let up = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let objects = support::demo_objects(dir.path(), &[("client.yaml", CLIENT_POD)]);
+    let corefile = format!(
+        ".:0 {{\n    acl blocked.example {{\n        block net 127.0.0.1/32\n    }}\n    cache 30\n    autopath @kubernetes\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        objects {}\n        pods verified\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    forward . {}\n}}\n",
+        objects.display(),
+        up.addr
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    // The pod (127.0.0.1) may not ask blocked.example: not directly…
+    let (rcode, _) = ask(&running, "blocked.example.").await;
+    assert_eq!(rcode, "REFUSED");
+    // …nor through its search path: the walk stops, and the pod gets the answer to its own
+    // question, as without autopath.
+    let (rcode, answers) = ask(&running, "blocked.example.shop.svc.cluster.local.").await;
+    assert_eq!(
+        (rcode.as_str(), answers.len()),
+        ("NXDOMAIN", 0),
+        "{answers:?}"
+    );
+    // Another name is walked as before.
+    let (rcode, answers) = ask(&running, "allowed.example.shop.svc.cluster.local.").await;
+    assert_eq!(rcode, "NOERROR");
+    assert_eq!(
+        answers,
+        [
+            "allowed.example.shop.svc.cluster.local. CNAME allowed.example.",
+            "allowed.example. A 192.0.2.1"
+        ]
+    );
+    // Another client (127.0.0.2, which acl lets through) gets blocked.example, and the cache
+    // keeps it; the pod still gets REFUSED, over UDP (the fast path) and TCP.
+    let l = running.listeners()[0].clone();
+    let q = support::query("blocked.example.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let other = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    other.send_to(&q, l.udp).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), other.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let m = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(support::rcode_name(m.metadata.response_code), "NOERROR");
+    let before = up.state.queries();
+    assert!(clients::have("dig"), "dig is missing (.ci/run installs it)");
+    let port = l.udp.port();
+    let outs = tokio::task::spawn_blocking(move || {
+        [
+            clients::dig(port, &["blocked.example"]),
+            clients::dig(port, &["blocked.example", "+tcp"]),
+        ]
+    })
+    .await
+    .unwrap();
+    for out in outs {
+        assert!(out.contains("status: REFUSED"), "{out}");
+    }
+    assert_eq!(up.state.queries(), before);
+    running.close().await;
+}

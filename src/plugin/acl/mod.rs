@@ -12,8 +12,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use prometheus::{IntCounter, IntCounterVec};
 
+use std::sync::Arc;
+
 use crate::plugin::PluginError;
 use crate::plugin::setup::Setup;
+use crate::plugin::shared::services::{Gates, QueryGate};
 use crate::plugin::{Handler, HandlerFuture, Next, Reply, Request};
 
 const NAME: &str = "acl";
@@ -27,9 +30,13 @@ struct Counters {
 }
 
 pub struct Acl {
-    rules: Vec<(Rule, Vec<String>)>,
+    rules: Arc<Rules>,
     counters: Counters,
 }
+
+/// The block's rules, each with its zones as the metrics' labels; shared with the plugins that
+/// ask names on a client's behalf, as a [`QueryGate`].
+struct Rules(Vec<(Rule, Vec<String>)>);
 
 fn matches(p: &Policy, qtype: RecordType, ip: std::net::IpAddr) -> bool {
     p.qtypes.as_ref().is_none_or(|t| t.contains(&qtype))
@@ -38,7 +45,7 @@ fn matches(p: &Policy, qtype: RecordType, ip: std::net::IpAddr) -> bool {
             .is_none_or(|n| n.iter().any(|n| n.contains(&ip)))
 }
 
-impl Acl {
+impl Rules {
     /// What the first rule to match says of a query, and the zone (label) it matched in;
     /// `None` where no rule matches (allowed).
     fn decide(
@@ -47,7 +54,7 @@ impl Acl {
         qtype: RecordType,
         ip: std::net::IpAddr,
     ) -> Option<(Action, &str)> {
-        for (rule, labels) in &self.rules {
+        for (rule, labels) in &self.0 {
             let Some(zone) = rule.zones.iter().position(|z| z.zone_of(name)) else {
                 continue;
             };
@@ -57,7 +64,18 @@ impl Acl {
         }
         None
     }
+}
 
+impl QueryGate for Rules {
+    fn admits(&self, name: &Name, qtype: RecordType, client: std::net::IpAddr) -> bool {
+        matches!(
+            self.decide(name, qtype, client),
+            None | Some((Action::Allow, _))
+        )
+    }
+}
+
+impl Acl {
     fn counter(c: &IntCounterVec, server: &str, zone: &str, view: &str) -> IntCounter {
         c.with_label_values(&[server, zone, view])
     }
@@ -72,7 +90,7 @@ impl Handler for Acl {
         let name = Name::from(req.query.name());
         let ip = req.src.ip();
         let mut reply = Reply::new(ResponseCode::NoError, NAME);
-        let (counter, zone) = match self.decide(&name, req.query.query_type(), ip) {
+        let (counter, zone) = match self.rules.decide(&name, req.query.query_type(), ip) {
             None | Some((Action::Allow, _)) => {
                 self.counters
                     .allowed
@@ -121,11 +139,19 @@ pub fn setup(cfg: &config::AclConfig, s: &mut Setup<'_>) -> Result<(), PluginErr
             &["server", "view"],
         ),
     };
-    let rules = cfg
-        .rules
-        .iter()
-        .map(|r| (r.clone(), r.zones.iter().map(|z| z.to_string()).collect()))
-        .collect();
-    s.handler(Acl { rules, counters });
+    let rules = Arc::new(Rules(
+        cfg.rules
+            .iter()
+            .map(|r| (r.clone(), r.zones.iter().map(|z| z.to_string()).collect()))
+            .collect(),
+    ));
+    s.handler(Acl {
+        rules: rules.clone(),
+        counters,
+    });
+    // The plugins after it that ask names on a client's behalf (`autopath`) ask it first.
+    let mut gates = s.shared::<Gates>().unwrap_or_default();
+    gates.0.push(rules as Arc<dyn QueryGate>);
+    s.share(gates);
     Ok(())
 }

@@ -26,6 +26,7 @@ use crate::cluster::source::ClusterSource;
 use crate::observe::metrics::Metrics;
 use crate::plugin::PluginError;
 use crate::plugin::setup::Setup;
+use crate::plugin::shared::services::Gates;
 use crate::plugin::{Handler, HandlerFuture, Next, RecordSet, Reply, Request, Rrs};
 use config::{SearchFrom, resolv_conf_search};
 
@@ -42,6 +43,8 @@ pub struct Autopath {
     zones: Vec<LowerName>,
     search: Search,
     metrics: Arc<Metrics>,
+    /// What the client may ask (`acl`): a name of the walk it may not ask ends the walk.
+    gates: Gates,
 }
 
 impl Autopath {
@@ -50,7 +53,13 @@ impl Autopath {
             zones: zones.iter().map(LowerName::from).collect(),
             search,
             metrics,
+            gates: Gates::default(),
         }
+    }
+
+    /// The same, asking `gates` before each name of a walk.
+    pub fn with_gates(self, gates: Gates) -> Self {
+        Self { gates, ..self }
     }
 
     /// The search path for a client, without the final bare name; empty: no autopath.
@@ -115,6 +124,18 @@ impl Handler for Autopath {
                 }) else {
                     continue;
                 };
+                // A name the client may not ask is not reached through its search path either
+                // (CoreDNS #8290): the walk ends, and the client's own search goes on, each of
+                // its queries through `acl`.
+                let qtype = req.query.query_type();
+                if !self
+                    .gates
+                    .0
+                    .iter()
+                    .all(|g| g.admits(&try_name, qtype, req.src.ip()))
+                {
+                    break;
+                }
                 let mut query = Query::query(try_name.clone(), req.query.query_type());
                 query.set_query_class(req.query.query_class());
                 let lower = LowerQuery::from(query);
@@ -189,6 +210,7 @@ pub fn setup(cfg: &config::AutopathConfig, s: &mut Setup<'_>) -> Result<(), Plug
             Err(e) => return Err(PluginError::new(NAME, format!("{}: {e}", path.display()))),
         },
     };
-    s.handler(Autopath::new(&cfg.zones, search, s.metrics.clone()));
+    let gates = s.shared::<Gates>().unwrap_or_default();
+    s.handler(Autopath::new(&cfg.zones, search, s.metrics.clone()).with_gates(gates));
     Ok(())
 }

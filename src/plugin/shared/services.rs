@@ -5,11 +5,11 @@
 //! folder. CoreDNS's plugins find each other the same way (autopath's `AutoPather`, the
 //! server's `Viewer`); here the chain's order decides who is set up first.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hickory_proto::rr::LowerName;
+use hickory_proto::rr::{LowerName, Name, RecordType};
 
 /// Where a DNS message was seen, as dnstap says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,18 @@ pub trait MessageTap: Send + Sync {
 /// The block's taps, in the order they were set up.
 #[derive(Clone, Default)]
 pub struct Taps(pub Vec<Arc<dyn MessageTap>>);
+
+/// Says whether a question may be answered for a client at all (`acl` offers one). A plugin
+/// that asks the rest of the chain other names on a client's behalf (`autopath` walking a
+/// search path) asks it first, so that a name the client may not ask is not reached that way
+/// (CoreDNS 1.14, #8290).
+pub trait QueryGate: Send + Sync {
+    fn admits(&self, name: &Name, qtype: RecordType, client: IpAddr) -> bool;
+}
+
+/// The block's gates, in the order they were set up.
+#[derive(Clone, Default)]
+pub struct Gates(pub Vec<Arc<dyn QueryGate>>);
 
 /// Told where a block's queries were sent upstream (`loop` offers this: its probe learns
 /// which upstream sent it back; `forward` tells it).
