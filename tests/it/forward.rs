@@ -850,6 +850,111 @@ async fn serve_stale_answers_while_the_upstreams_are_down() {
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
 }
 
+/// CoreDNS 1.14's longer `serve_stale`: RESPONSE_TTL is the TTL of a stale answer, and after
+/// a failed refresh FAILURE_RECHECK answers stale without asking again; `verify` waits at most
+/// VERIFY_TIMEOUT for the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stale_response_ttl_failure_recheck_and_verify_timeout() {
+    let up = FakeUpstream::start(A1).await;
+    up.state.ttl.store(1, Ordering::SeqCst);
+    let (running, port) = start(&format!(
+        ".:0 {{\n cache {{\n  success 1024 1 1\n  serve_stale 1h immediate 30s 2s\n }}\n forward . {} {{\n  max_fails 0\n }}\n}}\n",
+        up.addr
+    ))
+    .await;
+    ask(&running, port, "r.example.", RecordType::A).await;
+    up.state.set_mode(Mode::Rcode(ResponseCode::Refused));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let m = ask(&running, port, "r.example.", RecordType::A).await;
+    assert_eq!(addresses(&m), ["192.0.2.1"]);
+    assert_eq!(m.answers[0].ttl, 30, "RESPONSE_TTL");
+    // The refresh behind it is refused: within FAILURE_RECHECK nothing is asked again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while up.state.queries() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no refresh was asked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let asked = up.state.queries();
+    for _ in 0..3 {
+        let m = ask(&running, port, "r.example.", RecordType::A).await;
+        assert_eq!(
+            (addresses(&m), m.answers[0].ttl),
+            (vec!["192.0.2.1".to_string()], 30)
+        );
+    }
+    assert_eq!(
+        up.state.queries(),
+        asked,
+        "asked again within FAILURE_RECHECK"
+    );
+    // Past it, asked again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    ask(&running, port, "r.example.", RecordType::A).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while up.state.queries() == asked {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not asked again after the recheck"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.close().await;
+
+    // verify with a timeout: a slow source, and the stale entry comes within it.
+    up.state.set_mode(Mode::Answer);
+    let (running, port) = start(&format!(
+        ".:0 {{\n cache {{\n  success 1024 1 1\n  serve_stale 1h verify 200ms 10s\n }}\n forward . {}\n}}\n",
+        up.addr
+    ))
+    .await;
+    ask(&running, port, "v.example.", RecordType::A).await;
+    up.state.set_mode(Mode::Slow(Duration::from_secs(3)));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let m = ask(&running, port, "v.example.", RecordType::A).await;
+    assert_eq!(
+        (addresses(&m), m.answers[0].ttl),
+        (vec!["192.0.2.1".to_string()], 10)
+    );
+    running.close().await;
+}
+
+/// `serve_stale_policy prefer_positive` (CoreDNS 1.14): a positive answer within the
+/// `serve_stale` window is answered over a negative one that came after it; without the
+/// policy, the negative replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefer_positive_keeps_the_last_good_answer() {
+    let up = FakeUpstream::start(A1).await;
+    up.state.ttl.store(1, Ordering::SeqCst);
+    for policy in [true, false] {
+        up.state.set_mode(Mode::Answer);
+        let line = if policy {
+            "  serve_stale_policy prefer_positive\n"
+        } else {
+            ""
+        };
+        let (running, port) = start(&format!(
+            ".:0 {{\n cache {{\n  success 1024 1 1\n  denial 1024 60 1\n  serve_stale 1h\n{line} }}\n forward . {}\n}}\n",
+            up.addr
+        ))
+        .await;
+        ask(&running, port, "p.example.", RecordType::A).await;
+        up.state.set_mode(Mode::Rcode(ResponseCode::NXDomain));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // Stale at once; the refresh behind it gets NXDOMAIN.
+        let m = ask(&running, port, "p.example.", RecordType::A).await;
+        assert_eq!(addresses(&m), ["192.0.2.1"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let m = ask(&running, port, "p.example.", RecordType::A).await;
+        if policy {
+            assert_eq!(addresses(&m), ["192.0.2.1"], "the positive is kept");
+        } else {
+            assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        }
+        running.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_change_drops_what_the_cache_holds_for_it() {
     let dir = tempfile::tempdir().unwrap();

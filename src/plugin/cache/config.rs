@@ -48,6 +48,12 @@ pub enum StaleMode {
 pub struct ServeStale {
     pub duration: Duration,
     pub mode: StaleMode,
+    /// `verify`: how long to wait for the source before answering stale (0: its own timeout).
+    pub verify_timeout: Duration,
+    /// The TTL of a stale answer (0 by default, as before CoreDNS 1.14; RFC 8767 suggests 30).
+    pub response_ttl: u32,
+    /// After a failed refresh, how long the stale entry is answered without asking again.
+    pub failure_recheck: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,11 +63,15 @@ pub struct CacheConfig {
     pub denial: Kind,
     pub prefetch: Option<Prefetch>,
     pub serve_stale: Option<ServeStale>,
+    /// `serve_stale_policy prefer_positive`: a positive answer still within `serve_stale` is
+    /// kept, and answered, over a later negative or unusable one.
+    pub prefer_positive: bool,
     pub servfail: Duration,
     pub keepttl: bool,
 }
 
-const PROPERTIES: &str = "success, denial, prefetch, serve_stale, servfail, disable, keepttl";
+const PROPERTIES: &str =
+    "success, denial, prefetch, serve_stale, serve_stale_policy, servfail, disable, keepttl";
 
 pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<CacheConfig, Vec<ConfigError>> {
     let args = Args::new("cache", d);
@@ -87,6 +97,7 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<CacheConfig, Vec<Confi
         denial: kind(max.1),
         prefetch: None,
         serve_stale: None,
+        prefer_positive: false,
         servfail: DEFAULT_SERVFAIL,
         keepttl: false,
     };
@@ -111,6 +122,16 @@ fn property(cfg: &mut CacheConfig, p: &Directive) -> Result<(), ConfigError> {
         "denial" => limits(&mut cfg.denial, &a)?,
         "prefetch" => cfg.prefetch = Some(prefetch(&a)?),
         "serve_stale" => cfg.serve_stale = Some(serve_stale(&a)?),
+        "serve_stale_policy" => {
+            let t = a.one("a policy: prefer_positive")?;
+            if t.text != "prefer_positive" {
+                return Err(a.err(
+                    t,
+                    format!("unknown policy '{}'; expected prefer_positive", t.text),
+                ));
+            }
+            cfg.prefer_positive = true;
+        }
         "servfail" => {
             let t = a.one("a duration such as 5s (0 turns it off)")?;
             let d = a.duration(t)?;
@@ -218,16 +239,23 @@ fn prefetch(a: &Args) -> Result<Prefetch, ConfigError> {
     Ok(prefetch)
 }
 
-/// `serve_stale [DURATION [immediate|verify]]`.
+/// `serve_stale [DURATION] [immediate [RESPONSE_TTL [FAILURE_RECHECK]] | verify [VERIFY_TIMEOUT
+/// [RESPONSE_TTL [FAILURE_RECHECK]]]]` (CoreDNS 1.14's longer form; the first two words as
+/// before).
 fn serve_stale(a: &Args) -> Result<ServeStale, ConfigError> {
     let mut stale = ServeStale {
         duration: Duration::from_secs(3600),
         mode: StaleMode::Immediate,
+        verify_timeout: Duration::ZERO,
+        response_ttl: 0,
+        failure_recheck: Duration::ZERO,
     };
-    if let Some(t) = a.rest.first() {
+    let mut rest = a.rest;
+    if let Some((t, more)) = rest.split_first() {
         stale.duration = a.duration(t)?;
+        rest = more;
     }
-    if let Some(t) = a.rest.get(1) {
+    if let Some((t, more)) = rest.split_first() {
         stale.mode = match t.text.as_str() {
             "immediate" => StaleMode::Immediate,
             "verify" | "verified" => StaleMode::Verify,
@@ -238,8 +266,42 @@ fn serve_stale(a: &Args) -> Result<ServeStale, ConfigError> {
                 ));
             }
         };
+        rest = more;
     }
-    if let Some(extra) = a.rest.get(2) {
+    // `verify` takes its timeout first (0: wait for the upstream's own).
+    if stale.mode == StaleMode::Verify
+        && let Some((t, more)) = rest.split_first()
+    {
+        stale.verify_timeout = a.duration(t).or_else(|e| {
+            if t.text == "0" {
+                Ok(Duration::ZERO)
+            } else {
+                Err(e)
+            }
+        })?;
+        rest = more;
+    }
+    if let Some((t, more)) = rest.split_first() {
+        let d = if t.text == "0" {
+            Duration::ZERO
+        } else {
+            a.duration(t)?
+        };
+        if d.subsec_nanos() != 0 {
+            return Err(a.err(t, "the response TTL must be a whole number of seconds"));
+        }
+        stale.response_ttl = u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        rest = more;
+    }
+    if let Some((t, more)) = rest.split_first() {
+        stale.failure_recheck = if t.text == "0" {
+            Duration::ZERO
+        } else {
+            a.duration(t)?
+        };
+        rest = more;
+    }
+    if let Some(extra) = rest.first() {
         return Err(a.err(extra, format!("unexpected argument '{}'", extra.text)));
     }
     Ok(stale)
@@ -293,6 +355,30 @@ mod tests {
     }
 
     #[test]
+    fn serve_stale_takes_coredns_1_14s_longer_form() {
+        let stale = |line: &str| {
+            cache(&format!(".:53 {{\n cache {{\n  {line}\n }}\n}}"))
+                .serve_stale
+                .unwrap()
+        };
+        let s = stale("serve_stale 1h immediate 30s 30s");
+        assert_eq!(
+            (s.mode, s.response_ttl, s.failure_recheck),
+            (StaleMode::Immediate, 30, Duration::from_secs(30))
+        );
+        let s = stale("serve_stale 1h verify 100ms 30s");
+        assert_eq!(
+            (s.mode, s.verify_timeout, s.response_ttl),
+            (StaleMode::Verify, Duration::from_millis(100), 30)
+        );
+        let s = stale("serve_stale 1h verify 0 30s");
+        assert_eq!((s.verify_timeout, s.response_ttl), (Duration::ZERO, 30));
+        let c =
+            cache(".:53 {\n cache {\n  serve_stale\n  serve_stale_policy prefer_positive\n }\n}");
+        assert!(c.prefer_positive);
+    }
+
+    #[test]
     fn cache_defaults_and_properties() {
         let c = cache(".:53 {\n cache\n}");
         assert_eq!(zones(&c.zones), ["."]);
@@ -337,7 +423,10 @@ mod tests {
             c.serve_stale,
             Some(ServeStale {
                 duration: Duration::from_secs(7200),
-                mode: StaleMode::Verify
+                mode: StaleMode::Verify,
+                verify_timeout: Duration::ZERO,
+                response_ttl: 0,
+                failure_recheck: Duration::ZERO,
             })
         );
         assert_eq!(c.servfail, Duration::ZERO);
@@ -366,6 +455,18 @@ mod tests {
             (
                 ".:53 {\n cache {\n  serve_stale 1h later\n }\n}",
                 "3:18: cache: serve_stale: unknown refresh mode 'later'; expected immediate or verify",
+            ),
+            (
+                ".:53 {\n cache {\n  serve_stale 1h immediate 1500ms\n }\n}",
+                "3:28: cache: serve_stale: the response TTL must be a whole number of seconds",
+            ),
+            (
+                ".:53 {\n cache {\n  serve_stale 1h verify 100ms 30s 30s 1\n }\n}",
+                "3:39: cache: serve_stale: unexpected argument '1'",
+            ),
+            (
+                ".:53 {\n cache {\n  serve_stale_policy prefer_negative\n }\n}",
+                "3:22: cache: serve_stale_policy: unknown policy 'prefer_negative'; expected prefer_positive",
             ),
             (
                 ".:53 {\n cache {\n  servfail 10m\n }\n}",

@@ -129,6 +129,9 @@ struct Entry {
     hits: AtomicU32,
     last_hit_ms: AtomicU64,
     refreshing: AtomicBool,
+    /// After a failed refresh: ms after `stored` before which it is not asked again
+    /// (`serve_stale`'s FAILURE_RECHECK); 0, none.
+    recheck_at_ms: AtomicU64,
 }
 
 impl Entry {
@@ -138,6 +141,21 @@ impl Entry {
 
     fn fresh(&self, now: Instant) -> bool {
         self.age(now) < Duration::from_secs(u64::from(self.ttl))
+    }
+
+    /// A refresh failed a while ago: not asked again yet.
+    fn rechecking(&self, now: Instant) -> bool {
+        self.age(now).as_millis() < u128::from(self.recheck_at_ms.load(Ordering::Relaxed))
+    }
+
+    /// A refresh failed: not asked again for `wait`.
+    fn failed(&self, wait: Duration) {
+        if wait.is_zero() {
+            return;
+        }
+        let at = (self.age(Instant::now()) + wait).as_millis();
+        self.recheck_at_ms
+            .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Whole seconds left, rounded down.
@@ -260,6 +278,8 @@ pub struct Inner {
     denial_cfg: Settings,
     prefetch: Option<Prefetch>,
     stale: Option<ServeStale>,
+    /// `serve_stale_policy prefer_positive`.
+    prefer_positive: bool,
     servfail: Duration,
     keepttl: bool,
     success: Store,
@@ -315,6 +335,7 @@ impl Cache {
                 denial_cfg: settings(&cfg.denial),
                 prefetch: cfg.prefetch,
                 stale: cfg.serve_stale,
+                prefer_positive: cfg.prefer_positive,
                 servfail: cfg.servfail,
                 keepttl: cfg.keepttl,
                 success: Store::new(Kind::Success, cfg.success.capacity),
@@ -409,6 +430,14 @@ impl Inner {
     fn lookup(&self, key: &Key) -> Option<Arc<Entry>> {
         for store in [&self.success, &self.denial] {
             if let Some(e) = store.get(key) {
+                // A positive kept beside a negative (`prefer_positive`) is answered while it
+                // may be; past that, the negative is.
+                if store.kind == Kind::Success && self.prefer_positive {
+                    let now = Instant::now();
+                    if !e.fresh(now) && !self.stale_ok(&e, now) && self.denial.get(key).is_some() {
+                        continue;
+                    }
+                }
                 if self.current(&e) {
                     return Some(e);
                 }
@@ -522,12 +551,27 @@ impl Inner {
             hits: AtomicU32::new(0),
             last_hit_ms: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            recheck_at_ms: AtomicU64::new(0),
         });
         let (store, other) = match kind {
             Kind::Success => (&self.success, &self.denial),
             Kind::Denial => (&self.denial, &self.success),
         };
-        other.remove(&key);
+        // `prefer_positive`: a positive that may still be answered is kept beside a negative,
+        // or an answer without records (a referral), that comes after it.
+        let keep_positive = self.prefer_positive
+            && (kind == Kind::Denial || entry.answers.is_empty())
+            && self.success.get(&key).is_some_and(|old| {
+                let now = Instant::now();
+                !old.answers.is_empty() && (old.fresh(now) || self.stale_ok(&old, now))
+            });
+        if keep_positive {
+            if kind == Kind::Success {
+                return; // the referral does not replace it
+            }
+        } else {
+            other.remove(&key);
+        }
         if store.insert(key, entry) {
             self.metrics
                 .cache
@@ -671,17 +715,24 @@ impl Inner {
                 upstream: &NoUpstream,
             };
             let generation = inner.generation(&name);
-            if let Ok(reply) = chain.serve_after(NAME, &req).await {
-                inner.store(
-                    r.key.clone(),
-                    &reply,
-                    generation,
-                    r.edns.as_ref(),
-                    &r.server,
-                );
-            }
-            // Whatever happened, the next hit may try again.
+            let answered = match chain.serve_after(NAME, &req).await {
+                Ok(reply) => {
+                    inner.store(
+                        r.key.clone(),
+                        &reply,
+                        generation,
+                        r.edns.as_ref(),
+                        &r.server,
+                    );
+                    matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+                }
+                Err(_) => false,
+            };
+            // The next hit may try again; after a failure, only once FAILURE_RECHECK is over.
             if let Some(e) = inner.lookup(&r.key) {
+                if !answered {
+                    e.failed(inner.stale.map_or(Duration::ZERO, |s| s.failure_recheck));
+                }
                 e.refreshing.store(false, Ordering::Relaxed);
             }
         });
@@ -779,20 +830,36 @@ impl Handler for Cache {
                     let ttl = (!c.keepttl).then(|| e.left(now));
                     return Ok(e.reply(ttl));
                 }
-                if e.generation.is_none() && c.stale_ok(&e, now) {
-                    let mode = c.stale.map_or(StaleMode::Immediate, |s| s.mode);
-                    if mode == StaleMode::Immediate {
+                if e.generation.is_none()
+                    && let Some(s) = c.stale.filter(|_| c.stale_ok(&e, now))
+                {
+                    let stale = |e: &Entry| {
                         m.served_stale.with_label_values(&[req.server, z, ""]).inc();
+                        Ok(e.reply(Some(s.response_ttl)))
+                    };
+                    // A refresh in flight, or one that failed within FAILURE_RECHECK: the stale
+                    // entry at once, without asking again.
+                    if e.refreshing.load(Ordering::Relaxed) || e.rechecking(now) {
+                        return stale(&e);
+                    }
+                    if s.mode == StaleMode::Immediate {
                         if !e.refreshing.swap(true, Ordering::Relaxed) {
                             c.refresh(refresh(&key, &e));
                         }
-                        return Ok(e.reply(Some(0)));
+                        return stale(&e);
                     }
-                    // verify: the source first; the stale entry unless it answers NOERROR
-                    // or NXDOMAIN (as CoreDNS's verifying writer decides).
+                    // verify: the source first, for at most VERIFY_TIMEOUT; the stale entry
+                    // unless it answers NOERROR or NXDOMAIN (as CoreDNS's verifying writer
+                    // decides). A verify that runs out of time goes on in the background.
                     let generation = c.generation(name);
-                    match next.serve(req).await {
-                        Ok(reply)
+                    let asked = next.serve(req);
+                    let answered = if s.verify_timeout.is_zero() {
+                        Some(asked.await)
+                    } else {
+                        tokio::time::timeout(s.verify_timeout, asked).await.ok()
+                    };
+                    match answered {
+                        Some(Ok(reply))
                             if matches!(
                                 reply.rcode,
                                 ResponseCode::NoError | ResponseCode::NXDomain
@@ -801,9 +868,15 @@ impl Handler for Cache {
                             c.store(key, &reply, generation, req.edns, req.server);
                             return Ok(reply);
                         }
-                        _ => {
-                            m.served_stale.with_label_values(&[req.server, z, ""]).inc();
-                            return Ok(e.reply(Some(0)));
+                        Some(_) => {
+                            e.failed(s.failure_recheck);
+                            return stale(&e);
+                        }
+                        None => {
+                            if !e.refreshing.swap(true, Ordering::Relaxed) {
+                                c.refresh(refresh(&key, &e));
+                            }
+                            return stale(&e);
                         }
                     }
                 }
