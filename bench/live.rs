@@ -15,7 +15,8 @@
 //! Services (median, p95, p99).
 //!
 //! `--outage S` then takes the API away `--outage-runs` times for S seconds each: the first
-//! half answering 500, the second half hanging every request, a Service created meanwhile.
+//! half answering 500, the second half hanging every request (`--outage-kind both`, the
+//! default; `errors` or `hang` for one kind all along), a Service created meanwhile.
 //! For each it prints the time from the recovery to the first correct answer for that
 //! Service, and the requests made during the outage and until then, by kind (probes, watches,
 //! lists); then the median catch-up. `--restart` then restarts the API server as a real one
@@ -51,6 +52,8 @@ struct Args {
     /// Seconds of each API outage to measure the catch-up after (0: none).
     outage: u64,
     outage_runs: usize,
+    /// What the outage is: `both` (500s, then hanging), `errors` or `hang`.
+    outage_kind: String,
     /// Restart the API server and measure the relist.
     restart: bool,
 }
@@ -64,6 +67,7 @@ fn args() -> Args {
         no_streaming: false,
         outage: 0,
         outage_runs: 5,
+        outage_kind: "both".into(),
         restart: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -81,6 +85,13 @@ fn args() -> Args {
             "--server-minor" => a.server_minor = value() as u32,
             "--outage" => a.outage = value() as u64,
             "--outage-runs" => a.outage_runs = value(),
+            "--outage-kind" => {
+                a.outage_kind = argv.get(i + 1).cloned().unwrap_or_default();
+                assert!(
+                    ["both", "errors", "hang"].contains(&a.outage_kind.as_str()),
+                    "--outage-kind is both, errors or hang"
+                );
+            }
             "--no-streaming" => {
                 a.no_streaming = true;
                 i += 1;
@@ -400,7 +411,12 @@ fn outages(
     let mut catch_ups = Vec::new();
     for run in 0..a.outage_runs {
         let before = api.requests().len();
-        api.set_mode(apiserver::Mode::Failing);
+        let (first, second) = match a.outage_kind.as_str() {
+            "errors" => (apiserver::Mode::Failing, apiserver::Mode::Failing),
+            "hang" => (apiserver::Mode::Hung, apiserver::Mode::Hung),
+            _ => (apiserver::Mode::Failing, apiserver::Mode::Hung),
+        };
+        api.set_mode(first);
         let name = format!("outage-{run}");
         api.apply(json!({
             "kind": "Service",
@@ -409,17 +425,22 @@ fn outages(
                      "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
         }));
         std::thread::sleep(half);
-        api.set_mode(apiserver::Mode::Hung);
+        api.set_mode(second);
         std::thread::sleep(half);
         let at = api.recover();
         let took = wait_for(&format!("{name}.ns-0.svc.cluster.local."), 1);
         let log = api.requests();
         let (during, after) = (kinds_of(&log[before..at]), kinds_of(&log[at..]));
         println!(
-            "outage {}: {} s (500s, then hanging): caught up {:.0} ms after the API was back; \
+            "outage {}: {} s ({}): caught up {:.0} ms after the API was back; \
              asked during it: {} probes, {} watches, {} lists; after it, until the answer: {} probes, {} watches, {} lists",
             run + 1,
             a.outage,
+            match a.outage_kind.as_str() {
+                "errors" => "500s",
+                "hang" => "hanging",
+                _ => "500s, then hanging",
+            },
             took.as_secs_f64() * 1000.0,
             during.0,
             during.1,

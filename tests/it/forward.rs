@@ -955,6 +955,78 @@ async fn prefer_positive_keeps_the_last_good_answer() {
     }
 }
 
+/// CoreDNS 1.14's `read_timeout`, `max_connect_attempts` (twice the upstreams by default: two
+/// passes) and `source_address`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_timeout_attempts_and_source_address() {
+    let (a, b) = (FakeUpstream::start(A1).await, FakeUpstream::start(A2).await);
+    for up in [&a, &b] {
+        up.state.set_mode(Mode::Slow(Duration::from_millis(600)));
+    }
+    // The default 2s waits for a 600 ms upstream.
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  policy sequential\n  max_fails 0\n }}\n}}\n",
+        a.addr
+    ))
+    .await;
+    let m = ask(&running, port, "slow.example.", RecordType::A).await;
+    assert_eq!(addresses(&m), ["192.0.2.1"]);
+    running.close().await;
+    // 200 ms does not: each upstream tried twice (four attempts), then SERVFAIL.
+    let before = (a.state.queries(), b.state.queries());
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {} {{\n  policy sequential\n  max_fails 0\n  read_timeout 200ms\n }}\n}}\n",
+        a.addr, b.addr
+    ))
+    .await;
+    let m = ask(&running, port, "slow2.example.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        (a.state.queries() - before.0, b.state.queries() - before.1),
+        (2, 2)
+    );
+    running.close().await;
+    // max_connect_attempts 1: one attempt, whatever the upstreams.
+    let before = (a.state.queries(), b.state.queries());
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {} {{\n  policy sequential\n  max_fails 0\n  read_timeout 200ms\n  max_connect_attempts 1\n }}\n}}\n",
+        a.addr, b.addr
+    ))
+    .await;
+    let m = ask(&running, port, "slow3.example.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        (a.state.queries() - before.0, b.state.queries() - before.1),
+        (1, 0)
+    );
+    running.close().await;
+    // source_address: queries over UDP and TCP, and health checks, come from 127.0.0.2.
+    a.state.set_mode(Mode::Answer);
+    a.state.from.lock().unwrap().clear();
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . {} {{\n  source_address 127.0.0.2\n }}\n}}\n",
+        a.addr
+    ))
+    .await;
+    let m = ask(&running, port, "src.example.", RecordType::A).await;
+    assert_eq!(addresses(&m), ["192.0.2.1"]);
+    let tcp = ask_msg(
+        &running,
+        port,
+        &support::query("src2.example.", RecordType::A, None),
+        Transport::Tcp,
+    )
+    .await;
+    assert_eq!(addresses(&tcp), ["192.0.2.1"]);
+    let from = a.state.from.lock().unwrap().clone();
+    assert!(from.len() >= 2, "{from:?}");
+    assert!(
+        from.iter().all(|ip| ip.to_string() == "127.0.0.2"),
+        "{from:?}"
+    );
+    running.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_change_drops_what_the_cache_holds_for_it() {
     let dir = tempfile::tempdir().unwrap();

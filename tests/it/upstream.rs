@@ -54,6 +54,8 @@ pub struct State {
     pub close_after_answer: std::sync::atomic::AtomicBool,
     /// The last query (not a health check) as it arrived.
     pub last: Mutex<Option<Vec<u8>>>,
+    /// Where each query (health checks too) came from, UDP and TCP.
+    pub from: Mutex<Vec<std::net::IpAddr>>,
 }
 
 impl State {
@@ -103,6 +105,7 @@ impl FakeUpstream {
             last_check: Mutex::new(None),
             close_after_answer: Default::default(),
             last: Mutex::new(None),
+            from: Mutex::new(Vec::new()),
         });
         let (udp, tcp) = bind_pair(port).await;
         let addr = udp.local_addr().unwrap();
@@ -116,6 +119,7 @@ impl FakeUpstream {
                     let Ok((n, from)) = udp.recv_from(&mut buf).await else {
                         continue;
                     };
+                    state.from.lock().unwrap().push(from.ip());
                     let (udp, state, query) = (udp.clone(), state.clone(), buf[..n].to_vec());
                     tokio::spawn(async move {
                         if let Some(out) = answer(&state, &query, false).await {
@@ -129,9 +133,10 @@ impl FakeUpstream {
             let state = state.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Ok((stream, _)) = tcp.accept().await else {
+                    let Ok((stream, peer)) = tcp.accept().await else {
                         continue;
                     };
+                    state.from.lock().unwrap().push(peer.ip());
                     state.conns.fetch_add(1, Ordering::SeqCst);
                     let (state, tls) = (state.clone(), tls.clone());
                     tokio::spawn(async move {

@@ -85,13 +85,22 @@ pub struct ForwardConfig {
     pub tls: Option<TlsFiles>,
     pub tls_servername: Option<String>,
     pub max_idle_conns: usize,
+    /// How long one upstream may take to answer (`read_timeout`, 2s by default).
+    pub read_timeout: Duration,
+    /// Upstream attempts a query may make (`max_connect_attempts`); `None`: twice the
+    /// upstreams, CoreDNS 1.14's default; `Some(0)`: no cap.
+    pub max_connect_attempts: Option<u32>,
+    /// The address every query and health check to an upstream is sent from
+    /// (`source_address`).
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(10);
 pub const DEFAULT_HEALTH_CHECK: Duration = Duration::from_millis(500);
 
 const PROPERTIES: &str = "except, force_tcp, prefer_udp, expire, max_fails, policy, health_check, \
-max_concurrent, next, failover, failfast_all_unhealthy_upstreams, tls, tls_servername, max_idle_conns";
+max_concurrent, next, failover, failfast_all_unhealthy_upstreams, tls, tls_servername, max_idle_conns, \
+read_timeout, max_connect_attempts, source_address";
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<ConfigError>> {
     let args = Args::new("forward", d);
@@ -148,6 +157,9 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<Confi
         tls: None,
         tls_servername: None,
         max_idle_conns: 0,
+        read_timeout: crate::plugin::forward::upstream::READ_TIMEOUT,
+        max_connect_attempts: None,
+        source_address: None,
     };
     for p in d.block.iter().flatten() {
         if let Err(e) = property(&mut cfg, p) {
@@ -192,6 +204,25 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
         "expire" => cfg.expire = a.duration(a.one("a duration such as 10s")?)?,
         "max_fails" => cfg.max_fails = number(&a, a.one("a number")?)?,
         "max_idle_conns" => cfg.max_idle_conns = number(&a, a.one("a number")?)?,
+        "read_timeout" => {
+            let t = a.one("a duration such as 2s")?;
+            let d = a.duration(t)?;
+            if d.is_zero() {
+                return Err(a.err(t, "must be more than 0"));
+            }
+            cfg.read_timeout = d;
+        }
+        "max_connect_attempts" => {
+            cfg.max_connect_attempts = Some(number(&a, a.one("a number (0: no cap)")?)?)
+        }
+        "source_address" => {
+            let t = a.one("an IP address")?;
+            cfg.source_address = Some(
+                t.text
+                    .parse()
+                    .map_err(|_| a.err(t, format!("'{}' is not an IP address", t.text)))?,
+            );
+        }
         "max_concurrent" => {
             let t = a.one("a number")?;
             let n: u64 = number(&a, t)?;
@@ -282,7 +313,7 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
             });
         }
         "tls_servername" => cfg.tls_servername = Some(a.one("a server name")?.text.clone()),
-        "resolver" | "doh_method" | "next_on_nodata" | "max_connect_attempts" => {
+        "resolver" | "doh_method" | "next_on_nodata" => {
             return Err(a.err_here(format!(
                 "'{}' is not supported by clusterdns; supported: {PROPERTIES}",
                 p.name.text

@@ -45,6 +45,8 @@ pub struct Forward {
     next: Vec<ResponseCode>,
     failover: Vec<ResponseCode>,
     failfast: bool,
+    /// Upstream attempts a query may make; `None`: no cap.
+    max_attempts: Option<usize>,
     metrics: Arc<Metrics>,
     /// The `loop` probe of this server block, told where its query went.
     probe: Option<Arc<dyn SentUpstream>>,
@@ -72,6 +74,8 @@ impl Forward {
             force_tcp: cfg.force_tcp,
             tls,
             metrics: metrics.clone(),
+            read_timeout: cfg.read_timeout,
+            source: cfg.source_address,
         };
         let proxies = cfg
             .to
@@ -91,6 +95,11 @@ impl Forward {
             next: cfg.next.clone(),
             failover: cfg.failover.clone(),
             failfast: cfg.failfast_all_unhealthy_upstreams,
+            max_attempts: match cfg.max_connect_attempts {
+                None => Some(2 * cfg.to.len()),
+                Some(0) => None,
+                Some(n) => Some(n as usize),
+            },
             metrics,
             probe,
             taps: Vec::new(),
@@ -138,7 +147,14 @@ impl Forward {
         let mut last_error: Option<String> = None;
         let mut failed_over: Option<Reply> = None;
         let mut i = 0;
-        while Instant::now() < deadline && i < list.len() {
+        let mut attempts = 0;
+        // Around the list as many times as the deadline and `max_connect_attempts` allow (by
+        // default twice the upstreams: two passes, as in CoreDNS 1.14).
+        while Instant::now() < deadline && self.max_attempts.is_none_or(|max| attempts < max) {
+            if i == list.len() {
+                i = 0;
+                down = 0;
+            }
             let mut proxy = &list[i];
             i += 1;
             if proxy.down() {
@@ -156,6 +172,7 @@ impl Forward {
             if let Some(probe) = &self.probe {
                 probe.sent(req.query.name(), &proxy.label);
             }
+            attempts += 1;
             let start = Instant::now();
             let remaining = deadline.saturating_duration_since(start);
             let result = tokio::time::timeout(remaining, self.exchange(proxy, &query, wanted))

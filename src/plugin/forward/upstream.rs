@@ -86,6 +86,10 @@ pub struct ProxyOptions {
     pub force_tcp: bool,
     pub tls: Option<(TlsConnector, Option<String>)>,
     pub metrics: Arc<Metrics>,
+    /// How long one exchange may wait for its answer (`read_timeout`).
+    pub read_timeout: Duration,
+    /// Where queries and checks are sent from (`source_address`).
+    pub source: Option<std::net::IpAddr>,
 }
 
 pub struct Proxy {
@@ -151,9 +155,10 @@ impl Proxy {
                 None => (self.dial(proto).await?, false),
             };
             self.count_conn(proto, cached);
-            let result = tokio::time::timeout(READ_TIMEOUT, roundtrip(&mut conn, query, id))
-                .await
-                .unwrap_or(Err(ExchangeError::Timeout));
+            let result =
+                tokio::time::timeout(self.opts.read_timeout, roundtrip(&mut conn, query, id))
+                    .await
+                    .unwrap_or(Err(ExchangeError::Timeout));
             match result {
                 Ok(answer) => {
                     self.put(conn, proto);
@@ -211,21 +216,21 @@ impl Proxy {
         let addr = self.to.addr;
         match proto {
             Proto::Udp => {
-                let local: SocketAddr = if addr.is_ipv4() {
-                    "0.0.0.0:0".parse().expect("literal")
-                } else {
-                    "[::]:0".parse().expect("literal")
+                let local: SocketAddr = match self.opts.source {
+                    Some(ip) => SocketAddr::new(ip, 0),
+                    None if addr.is_ipv4() => "0.0.0.0:0".parse().expect("literal"),
+                    None => "[::]:0".parse().expect("literal"),
                 };
                 let sock = UdpSocket::bind(local).await?;
                 sock.connect(addr).await?;
                 Ok(Conn::Udp(sock))
             }
-            Proto::Tcp => Ok(Conn::Tcp(tcp(addr).await?)),
+            Proto::Tcp => Ok(Conn::Tcp(tcp(addr, self.opts.source).await?)),
             Proto::Tls => {
                 let (Some((connector, _)), Some(name)) = (&self.opts.tls, &self.server_name) else {
                     return Err(ExchangeError::Tls("no TLS configuration".into()));
                 };
-                let stream = tcp(addr).await?;
+                let stream = tcp(addr, self.opts.source).await?;
                 let tls =
                     tokio::time::timeout(DIAL_TIMEOUT, connector.connect(name.clone(), stream))
                         .await
@@ -297,8 +302,26 @@ impl Proxy {
     }
 }
 
-async fn tcp(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
-    let s = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr))
+/// A TCP connection to `addr`, from `source` where one is set.
+async fn tcp(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> Result<TcpStream, ExchangeError> {
+    let connect = async {
+        match source {
+            None => TcpStream::connect(addr).await,
+            Some(ip) => {
+                let sock = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                sock.bind(SocketAddr::new(ip, 0))?;
+                sock.connect(addr).await
+            }
+        }
+    };
+    let s = tokio::time::timeout(DIAL_TIMEOUT, connect)
         .await
         .map_err(|_| ExchangeError::Timeout)??;
     s.set_nodelay(true)?;
