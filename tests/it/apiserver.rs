@@ -184,6 +184,12 @@ struct State {
     mode: watch::Sender<Mode>,
     /// Every request's path and query, in order.
     log: Mutex<Vec<String>>,
+    /// When each request came, in the same order.
+    times: Mutex<Vec<std::time::Instant>>,
+    /// Requests being answered now (a watch until its answer starts streaming), and the most
+    /// there ever were at once.
+    inflight: std::sync::atomic::AtomicUsize,
+    max_inflight: std::sync::atomic::AtomicUsize,
     bookmark_every: Duration,
     /// Whether the ServiceImport CRD is installed (its paths are 404 otherwise).
     mcs_crd: std::sync::atomic::AtomicBool,
@@ -227,6 +233,9 @@ impl ApiServer {
             gone: Default::default(),
             mode: watch::channel(Mode::Up).0,
             log: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
+            inflight: Default::default(),
+            max_inflight: Default::default(),
             bookmark_every,
             mcs_crd: std::sync::atomic::AtomicBool::new(true),
             history_cap,
@@ -449,6 +458,20 @@ impl ApiServer {
         }
     }
 
+    /// When each request of [`ApiServer::requests`] came.
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        self.state.times.lock().unwrap().clone()
+    }
+
+    /// Requests being answered now, and the most there ever were at once.
+    pub fn inflight(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.state.inflight.load(SeqCst),
+            self.state.max_inflight.load(SeqCst),
+        )
+    }
+
     /// The requests seen so far (`GET path?query`).
     pub fn requests(&self) -> Vec<String> {
         self.state.log.lock().unwrap().clone()
@@ -550,11 +573,21 @@ fn decode(s: &str) -> String {
 }
 
 async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = st.inflight.fetch_add(1, SeqCst) + 1;
+    st.max_inflight.fetch_max(now, SeqCst);
+    let response = answer(st.clone(), req).await;
+    st.inflight.fetch_sub(1, SeqCst);
+    response
+}
+
+async fn answer(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let uri = req.uri().clone();
-    st.log
-        .lock()
-        .unwrap()
-        .push(format!("{} {}", req.method(), uri));
+    {
+        let mut log = st.log.lock().unwrap();
+        log.push(format!("{} {}", req.method(), uri));
+        st.times.lock().unwrap().push(std::time::Instant::now());
+    }
     // Subscribed before anything else, so that a cut made while this request is on its way
     // still reaches the watch it starts.
     let cuts = (st.epoch.subscribe(), st.end.subscribe());

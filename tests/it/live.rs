@@ -819,3 +819,45 @@ async fn the_test_api_server_speaks_list_and_watch() {
         "{sent:#?}"
     );
 }
+
+/// CoreDNS 1.14's `apiserver_qps`, `apiserver_burst` and `apiserver_max_inflight` are real
+/// limits on the client, as the test server counts them: with one request in flight allowed,
+/// it never sees two at once (even while it hangs them all); with 2 a second and bursts of 1,
+/// the requests to sync come at least half a second apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_limits_hold_on_the_client() {
+    let api = small_cluster().await;
+    api.set_mode(Mode::Hung);
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), "        apiserver_max_inflight 1").await;
+    // Everything the source asks at start hangs: the first request only has gone out.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(api.inflight(), (1, 1), "{:?}", api.requests());
+    api.set_mode(Mode::Up);
+    support::until_ready(&running).await;
+    assert!(answers(&running, "web.shop.svc.cluster.local.", &["10.96.0.10"]).await);
+    assert_eq!(api.inflight().1, 1, "{:?}", api.requests());
+    running.shutdown().await;
+
+    let api = small_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(
+        &api,
+        dir.path(),
+        "        apiserver_qps 2\n        apiserver_burst 1",
+    )
+    .await;
+    support::until_ready(&running).await;
+    let times = api.request_times();
+    assert!(times.len() >= 4, "{:?}", api.requests());
+    let spread = times[times.len() - 1].duration_since(times[0]);
+    // n requests at 2 a second, one at a time: at least (n - 1) / 2 seconds from first to last.
+    let least = Duration::from_millis(500) * (times.len() as u32 - 1);
+    assert!(
+        spread >= least.mul_f64(0.9),
+        "{} requests in {spread:?}: {:?}",
+        times.len(),
+        api.requests()
+    );
+    running.shutdown().await;
+}

@@ -51,6 +51,23 @@ pub struct ApiConfig {
     pub endpoint: Option<String>,
     /// `tls CERT KEY CACERT` (with `endpoint`).
     pub tls: Option<TlsFiles>,
+    /// What the client may ask of the API server (`apiserver_qps`, `apiserver_burst`,
+    /// `apiserver_max_inflight`).
+    pub limits: ApiLimits,
+}
+
+/// Client-side limits on requests to the API server, as CoreDNS 1.14's properties set them.
+/// None set: no limit (what clusterdns always did; its requests are few).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Requests per second, in thousandths (`apiserver_qps 2.5` is 2500).
+    pub milli_qps: Option<u64>,
+    /// Requests allowed at once above the rate (`apiserver_burst`); the rate's own second's
+    /// worth where unset.
+    pub burst: Option<u64>,
+    /// Requests in flight at once (`apiserver_max_inflight`): a watch counts until its answer
+    /// starts, not while it streams.
+    pub max_inflight: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +140,23 @@ pub async fn client(cfg: &ApiConfig) -> anyhow::Result<Client> {
     // run out. The watch loop below retries with its own backoff and says what it sees, as
     // client-go's informers do; so the client does not retry.
     config.default_retry = false;
-    Client::try_from(config).context("building the Kubernetes client")
+    let builder =
+        kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
+    let limits = cfg.limits;
+    // A rate of QPS with bursts of BURST: BURST requests per BURST/QPS seconds (tower's window
+    // refills whole, as a token bucket that is emptied does).
+    let rate = limits.milli_qps.filter(|q| *q > 0).map(|milli| {
+        let burst = limits.burst.unwrap_or_else(|| milli.div_ceil(1000)).max(1);
+        let per = Duration::from_secs_f64(burst as f64 * 1000.0 / milli as f64);
+        tower::limit::RateLimitLayer::new(burst, per)
+    });
+    let inflight = limits
+        .max_inflight
+        .map(tower::limit::ConcurrencyLimitLayer::new);
+    Ok(builder
+        .with_layer(&tower::util::option_layer(rate))
+        .with_layer(&tower::util::option_layer(inflight))
+        .build())
 }
 
 /// A kubeconfig that cannot serve: unreadable, or without the context named.

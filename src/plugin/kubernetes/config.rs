@@ -117,7 +117,7 @@ impl KubernetesConfig {
 
 pub const DEFAULT_TTL: u32 = 5;
 
-const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, multicluster, upstream";
+const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, multicluster, upstream, apiserver_qps, apiserver_burst, apiserver_max_inflight";
 
 /// The zone of the MCS API's names (KEP-1645), which `multicluster` alone means.
 pub const CLUSTERSET_ZONE: &str = "clusterset.local.";
@@ -218,6 +218,9 @@ fn property(
 ) -> Result<(), ConfigError> {
     match name {
         "objects" | "kubeconfig" | "endpoint" | "tls" => source_property(source, name, args)?,
+        "apiserver_qps" | "apiserver_burst" | "apiserver_max_inflight" => {
+            api_limit(source, name, args)?
+        }
         "pods" => cfg.pods = pod_mode(args)?,
         "fallthrough" => cfg.fallthrough = parse_fallthrough(args)?,
         "ttl" => cfg.ttl = parse_ttl(args)?,
@@ -320,6 +323,43 @@ fn source_property(source: &mut Sources, name: &str, args: &Args) -> Result<(), 
     Ok(())
 }
 
+/// `apiserver_qps QPS` (a rate above 0, fractions allowed), `apiserver_burst BURST` and
+/// `apiserver_max_inflight MAX` (whole numbers above 0): limits on what the API client asks.
+fn api_limit(source: &mut Sources, name: &str, args: &Args) -> Result<(), ConfigError> {
+    let t = args.one(if name == "apiserver_qps" {
+        "a rate of requests per second, such as 5 or 2.5"
+    } else {
+        "a whole number above 0"
+    })?;
+    let limits = &mut source.api.limits;
+    if name == "apiserver_qps" {
+        let qps: f64 = t
+            .text
+            .parse()
+            .ok()
+            .filter(|q: &f64| q.is_finite() && *q > 0.0)
+            .ok_or_else(|| {
+                args.err(
+                    t,
+                    format!("'{}' is not a rate above 0, such as 5 or 2.5", t.text),
+                )
+            })?;
+        limits.milli_qps = Some(((qps * 1000.0).round() as u64).max(1));
+    } else {
+        let n: u64 =
+            t.text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                args.err(t, format!("'{}' is not a whole number above 0", t.text))
+            })?;
+        if name == "apiserver_burst" {
+            limits.burst = Some(n);
+        } else {
+            limits.max_inflight = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+    }
+    source.api(&args.head.pos, "apiserver limits");
+    Ok(())
+}
+
 /// `pods insecure|verified|disabled`.
 fn pod_mode(args: &Args) -> Result<PodMode, ConfigError> {
     let mode = args.one("insecure, verified or disabled")?;
@@ -349,8 +389,7 @@ fn selector(args: &Args) -> Result<Selector, ConfigError> {
 /// elsewhere, or a slip.
 fn not_a_property(name: &str, args: &Args) -> ConfigError {
     match name {
-        "resyncperiod" | "apiserver_qps" | "apiserver_burst" | "apiserver_max_inflight"
-        | "zonal" => args.err_here(format!(
+        "resyncperiod" | "zonal" => args.err_here(format!(
             "property '{name}' is not supported by clusterdns yet"
         )),
         "transfer" => args.err_here(
