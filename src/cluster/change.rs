@@ -109,23 +109,28 @@ impl Change {
 /// The changes that turn `old` into `new`.
 pub(crate) fn diff(old: &Snapshot, new: Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
-    for ns in old.namespaces.difference(&new.namespaces) {
-        changes.push(Change::Namespace {
-            name: ns.clone(),
-            present: false,
-        });
-    }
-    for ns in new.namespaces.difference(&old.namespaces) {
-        changes.push(Change::Namespace {
-            name: ns.clone(),
-            present: true,
-        });
-    }
+    diff_namespaces(&old.namespaces, &new.namespaces, &mut changes);
     diff_map(&old.services, new.services, &mut changes, Change::Service);
     diff_map(&old.slices, new.slices, &mut changes, Change::Slice);
     diff_map(&old.pods, new.pods, &mut changes, Change::Pod);
     diff_map(&old.imports, new.imports, &mut changes, Change::Import);
     changes
+}
+
+/// The namespaces that went from `old` and came in `new`, as changes.
+pub(crate) fn diff_namespaces(
+    old: &BTreeSet<Arc<str>>,
+    new: &BTreeSet<Arc<str>>,
+    out: &mut Vec<Change>,
+) {
+    for (from, to, present) in [(old, new, false), (new, old, true)] {
+        for ns in from.difference(to) {
+            out.push(Change::Namespace {
+                name: ns.clone(),
+                present,
+            });
+        }
+    }
 }
 
 /// The changes that turn `old` into `new`, moving what `new` holds rather than copying it.

@@ -177,34 +177,33 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
+/// The lines of a Markdown file outside its code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|line| {
+            if line.starts_with("```") || line.starts_with("~~~") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
 /// The anchors of a Markdown file's headings (outside code blocks).
 fn anchors(text: &str) -> Vec<String> {
-    let mut fenced = false;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("```") || line.starts_with("~~~") {
-            fenced = !fenced;
-            continue;
-        }
-        if !fenced && let Some(h) = line.strip_prefix('#') {
-            out.push(anchor(h.trim_start_matches('#')));
-        }
-    }
-    out
+    prose(text)
+        .into_iter()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|h| anchor(h.trim_start_matches('#')))
+        .collect()
 }
 
 /// The relative links of a Markdown file (outside code blocks): `(target)` after `]`.
 fn links(text: &str) -> Vec<String> {
-    let mut fenced = false;
     let mut out = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("```") || line.starts_with("~~~") {
-            fenced = !fenced;
-            continue;
-        }
-        if fenced {
-            continue;
-        }
+    for line in prose(text) {
         let mut rest = line;
         while let Some(at) = rest.find("](") {
             rest = &rest[at + 2..];

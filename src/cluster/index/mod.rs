@@ -35,7 +35,7 @@ mod writer;
 mod zone;
 
 use crate::cluster::change::{Change, Kind, Snapshot};
-use crate::cluster::change::{diff, diff_map};
+use crate::cluster::change::{diff, diff_map, diff_namespaces};
 pub use exposed::Exposed;
 use exposed::*;
 use node::*;
@@ -359,18 +359,7 @@ impl Index {
             let mut changes = Vec::new();
             match kind {
                 Kind::Namespace => {
-                    for ns in old.namespaces.difference(&new.namespaces) {
-                        changes.push(Change::Namespace {
-                            name: ns.clone(),
-                            present: false,
-                        });
-                    }
-                    for ns in new.namespaces.difference(&old.namespaces) {
-                        changes.push(Change::Namespace {
-                            name: ns.clone(),
-                            present: true,
-                        });
-                    }
+                    diff_namespaces(&old.namespaces, &new.namespaces, &mut changes);
                 }
                 Kind::Service => {
                     diff_map(&old.services, new.services, &mut changes, Change::Service)
