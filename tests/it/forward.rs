@@ -1027,6 +1027,48 @@ async fn read_timeout_attempts_and_source_address() {
     running.close().await;
 }
 
+/// CoreDNS 1.14's host names as upstreams: resolved once at start through `resolver` (here a
+/// fake resolver that answers 127.0.0.1 for every name), the port as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_upstream_is_resolved_through_resolver() {
+    let resolver = FakeUpstream::start(std::net::Ipv4Addr::LOCALHOST).await;
+    let up = FakeUpstream::start(A1).await;
+    let (running, port) = start(&format!(
+        ".:0 {{\n forward . dns.upstream.test:{} {{\n  resolver {}\n }}\n}}\n",
+        up.addr.port(),
+        resolver.addr
+    ))
+    .await;
+    let m = ask(&running, port, "www.example.", RecordType::A).await;
+    assert_eq!(addresses(&m), ["192.0.2.1"]);
+    assert_eq!(up.state.queries(), 1);
+    // The resolver was asked for the host (A and AAAA), not for the client's name.
+    assert!(resolver.state.queries() >= 1);
+    for out in crate::clients::dig_both(
+        running.listeners()[0].udp.port(),
+        &["+short", "www.example"],
+    )
+    .await
+    {
+        assert_eq!(out.trim(), "192.0.2.1");
+    }
+    running.close().await;
+    // A name no resolver knows stops the start, saying so.
+    resolver.state.set_mode(Mode::Rcode(ResponseCode::NXDomain));
+    let e = support::start_error(
+        corefile_path(),
+        &format!(
+            ".:0 {{\n forward . nowhere.test {{\n  resolver {}\n }}\n}}\n",
+            resolver.addr
+        ),
+    )
+    .await;
+    assert!(
+        e.contains("plugin/forward: ") && e.contains("nowhere.test"),
+        "{e}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_change_drops_what_the_cache_holds_for_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -33,10 +33,13 @@ pub enum Scheme {
 /// One upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct To {
+    /// The address; for a host name, `0.0.0.0` and its port until it is resolved at setup.
     pub addr: SocketAddr,
     pub scheme: Scheme,
     /// A per-upstream TLS server name (`tls://9.9.9.9%dns.quad9.net`).
     pub server_name: Option<String>,
+    /// A host name to resolve at setup (CoreDNS 1.14: `forward . dns.example.local`).
+    pub host: Option<Name>,
 }
 
 impl To {
@@ -93,6 +96,9 @@ pub struct ForwardConfig {
     /// The address every query and health check to an upstream is sent from
     /// (`source_address`).
     pub source_address: Option<std::net::IpAddr>,
+    /// Where host names among the upstreams are resolved (`resolver`); `/etc/resolv.conf`'s
+    /// name servers where empty.
+    pub resolver: Vec<SocketAddr>,
 }
 
 pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(10);
@@ -100,7 +106,7 @@ pub const DEFAULT_HEALTH_CHECK: Duration = Duration::from_millis(500);
 
 const PROPERTIES: &str = "except, force_tcp, prefer_udp, expire, max_fails, policy, health_check, \
 max_concurrent, next, failover, failfast_all_unhealthy_upstreams, tls, tls_servername, max_idle_conns, \
-read_timeout, max_connect_attempts, source_address";
+read_timeout, max_connect_attempts, source_address, resolver";
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<ConfigError>> {
     let args = Args::new("forward", d);
@@ -160,6 +166,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<Confi
         read_timeout: crate::plugin::forward::upstream::READ_TIMEOUT,
         max_connect_attempts: None,
         source_address: None,
+        resolver: Vec::new(),
     };
     for p in d.block.iter().flatten() {
         if let Err(e) = property(&mut cfg, p) {
@@ -313,7 +320,15 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
             });
         }
         "tls_servername" => cfg.tls_servername = Some(a.one("a server name")?.text.clone()),
-        "resolver" | "doh_method" | "next_on_nodata" => {
+        "resolver" => {
+            for t in a.some("one or more resolver addresses, IP[:PORT]")? {
+                cfg.resolver.push(
+                    parse_addr(&t.text, 53)
+                        .ok_or_else(|| a.err(t, format!("'{}' is not an IP[:PORT]", t.text)))?,
+                );
+            }
+        }
+        "doh_method" | "next_on_nodata" => {
             return Err(a.err_here(format!(
                 "'{}' is not supported by clusterdns; supported: {PROPERTIES}",
                 p.name.text
@@ -398,6 +413,7 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
             addr,
             scheme: transport,
             server_name,
+            host: None,
         }]);
     }
     if transport == Scheme::Dns && !text.contains("://") {
@@ -416,6 +432,7 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
                     addr: SocketAddr::new(ip, 53),
                     scheme: transport,
                     server_name: None,
+                    host: None,
                 })
                 .collect());
         }
@@ -423,10 +440,33 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
             return Err(format!("cannot read resolv.conf file '{}'", path.display()));
         }
     }
-    Err(format!(
-        "upstream '{text}' is not an IP[:PORT], tls://IP[:PORT], or a readable resolv.conf file \
-         (host names are not supported)"
-    ))
+    // A host name (CoreDNS 1.14), resolved when the plugin is set up: HOST[:PORT].
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => match p.parse::<u16>() {
+            Ok(p) => (h, p),
+            Err(_) => return Err(not_an_upstream(text)),
+        },
+        _ => (rest.as_str(), default_port),
+    };
+    match crate::dns::name::fqdn(host) {
+        Some(name) if host.contains('.') && !host.starts_with('/') => Ok(vec![To {
+            addr: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port),
+            scheme: transport,
+            // Over TLS the certificate is checked against the name written.
+            server_name: server_name.or_else(|| {
+                (transport == Scheme::Tls).then(|| host.trim_end_matches('.').to_string())
+            }),
+            host: Some(name),
+        }]),
+        _ => Err(not_an_upstream(text)),
+    }
+}
+
+fn not_an_upstream(text: &str) -> String {
+    format!(
+        "upstream '{text}' is not an IP[:PORT], tls://IP[:PORT], a readable resolv.conf file, \
+         or a host name"
+    )
 }
 
 /// A regular file of at most 1 MiB (a device such as `/dev/zero` would never end).
@@ -578,8 +618,8 @@ mod tests {
                 "2:10: forward: expected at least one upstream after FROM",
             ),
             (
-                ".:53 {\n forward . dns.google\n}",
-                "2:12: forward: upstream 'dns.google' is not an IP[:PORT], tls://IP[:PORT], or a readable resolv.conf file",
+                ".:53 {\n forward . dns..google\n}",
+                "2:12: forward: upstream 'dns..google' is not an IP[:PORT], tls://IP[:PORT], a readable resolv.conf file, or a host name",
             ),
             (
                 ".:53 {\n forward . /nonexistent/resolv.conf\n}",

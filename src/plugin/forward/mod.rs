@@ -7,6 +7,7 @@
 //! the next one tried, all within [`DEADLINE`]; when none answers, the client gets SERVFAIL.
 
 pub mod config;
+mod resolve;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -397,8 +398,13 @@ fn reply_from(msg: Message) -> Reply {
 /// Puts `forward` into the block being set up.
 pub fn setup(cfg: &config::ForwardConfig, s: &mut Setup<'_>) -> Result<(), PluginError> {
     let probe = s.shared::<Arc<dyn SentUpstream>>();
+    // Host names among the upstreams are resolved now, once (a blocking exchange, off the
+    // runtime's other tasks).
+    let mut cfg = cfg.clone();
+    cfg.to = crate::plugin::shared::blocking(|| resolve::resolve(&cfg))
+        .map_err(|e| PluginError::new(NAME, e))?;
     let mut f =
-        Forward::new(cfg, s.metrics.clone(), probe).map_err(|e| PluginError::new(NAME, e))?;
+        Forward::new(&cfg, s.metrics.clone(), probe).map_err(|e| PluginError::new(NAME, e))?;
     f.taps = s.shared::<Taps>().unwrap_or_default().0;
     s.handler(f);
     Ok(())
