@@ -199,6 +199,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn report(what: &str, mut d: Vec<Duration>) {
+    if d.is_empty() {
+        return;
+    }
     d.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
