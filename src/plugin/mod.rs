@@ -376,6 +376,14 @@ pub trait Handler: Send + Sync {
         let _ = zone;
         None
     }
+
+    /// The zones this handler has whole (what [`transfer`] would send), each with its SOA's
+    /// serial: cheap to ask, so that `transfer` can tell its secondaries when one changes.
+    ///
+    /// [`transfer`]: Handler::transfer
+    fn serials(&self) -> Vec<(Name, u32)> {
+        Vec::new()
+    }
 }
 
 /// A plain query as the fast path reads it.
@@ -579,6 +587,18 @@ impl Chain {
             rest: &self.handlers,
         }
         .serve(req)
+    }
+
+    /// The zones the handlers after the one named `name` have whole, with their serials
+    /// ([`Handler::serials`]).
+    pub fn serials_after(&self, name: &str) -> Vec<(Name, u32)> {
+        let Some(at) = self.handlers.iter().position(|h| h.name() == name) else {
+            return Vec::new();
+        };
+        self.handlers[at + 1..]
+            .iter()
+            .flat_map(|h| h.serials())
+            .collect()
     }
 
     /// Runs the handlers after the first one named `name` (a handler that works in the

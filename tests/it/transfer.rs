@@ -214,3 +214,52 @@ async fn knot_as_a_secondary_answers_what_clusterdns_answers() {
         assert_eq!(summary(&from_knot), summary(&from_us), "{name} {qtype}");
     }
 }
+
+/// When a zone changes, `transfer` sends its secondaries a NOTIFY (RFC 1996), from `source`
+/// (CoreDNS 1.14), and Knot, notified, transfers the zone again at once: it answers a Service
+/// added to the cluster long before its own refresh (two hours) would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_notified_and_knot_transfers_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = support::demo_objects(dir.path(), &[]);
+    let knot_port = crate::upstream::free_port().await;
+    let corefile = format!(
+        ".:0 {{\n    transfer {{\n        to 127.0.0.1:{knot_port}\n        source 127.0.0.1\n    }}\n    kubernetes cluster.local {{\n        objects {}\n    }}\n}}\n",
+        objects.display()
+    );
+    let running = support::start(&dir.path().join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    let port = running.listeners()[0].udp.port();
+    let zones = format!(
+        "remote:\n  - id: primary\n    address: 127.0.0.1@{port}\nacl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\nzone:\n  - domain: cluster.local\n    master: primary\n    acl: notify\n"
+    );
+    let knot = Knot::start_conf_at(knot_port, &[], &zones, "cluster.local").await;
+    let knot_at: SocketAddr = ([127, 0, 0, 1], knot.port).into();
+    let q = support::query("notified.default.svc.cluster.local.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let from_knot = |q: Vec<u8>| async move {
+        support::udp(knot_at, &q)
+            .await
+            .map(|b| Message::from_vec(&b).unwrap())
+    };
+    let m = from_knot(q.clone()).await.expect("knot answers");
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    std::fs::write(
+        objects.join("notified.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: notified, namespace: default}\nspec: {clusterIP: 10.96.77.7, clusterIPs: [10.96.77.7], ports: [{name: http, port: 80, protocol: TCP}]}\n",
+    )
+    .unwrap();
+    let mut answered = false;
+    for _ in 0..300 {
+        if let Some(m) = from_knot(q.clone()).await
+            && m.answers.iter().any(|r| r.data.to_string() == "10.96.77.7")
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(answered, "Knot never had the new Service: was it notified?");
+    running.close().await;
+}

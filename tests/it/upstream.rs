@@ -363,6 +363,16 @@ impl Knot {
     /// Knot with `files` (name, text) in its folder and `zones` (its `zone:` and any
     /// `remote:`/`acl:` sections) as configuration; up once `domain` has an SOA.
     pub async fn start_conf(files: &[(&str, &str)], zones: &str, domain: &str) -> Knot {
+        Knot::start_conf_at(free_port().await, files, zones, domain).await
+    }
+
+    /// [`Knot::start_conf`] on `port` (chosen before, so that a primary can name it).
+    pub async fn start_conf_at(
+        port: u16,
+        files: &[(&str, &str)],
+        zones: &str,
+        domain: &str,
+    ) -> Knot {
         assert!(
             crate::clients::have("knotd"),
             "knotd is missing: install knot (.ci/run does)"
@@ -372,7 +382,6 @@ impl Knot {
         for (name, text) in files {
             std::fs::write(d.join(name), text).unwrap();
         }
-        let port = free_port().await;
         let conf = format!(
             "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\ndatabase:\n    storage: {dir}/db\ntemplate:\n  - id: default\n    storage: {dir}\n{zones}log:\n  - target: stderr\n    any: warning\n",
             dir = d.display()

@@ -103,6 +103,14 @@ impl Handler for File {
         Some(z.records().to_vec())
     }
 
+    fn serials(&self) -> Vec<(Name, u32)> {
+        self.zones
+            .iter()
+            .map(|z| z.load())
+            .map(|z| (z.origin.clone(), z.serial()))
+            .collect()
+    }
+
     fn passes_fast(&self, q: FastQuery<'_>) -> bool {
         !self.zones.iter().any(|z| q.name.is_in(z.load().key()))
     }

@@ -521,6 +521,17 @@ impl Handler for K8sExternal {
     /// One of its zones whole: the SOA, the NS and its addresses, then each Service with
     /// external addresses: A and AAAA at `SVC.NS.ZONE` (a CNAME where the load balancer is
     /// known by host name) and an SRV record per named port at `_PORT._PROTO.SVC.NS.ZONE`.
+    fn serials(&self) -> Vec<(Name, u32)> {
+        if !self.status.ready() {
+            return Vec::new();
+        }
+        let serial = self.index.serial();
+        self.zones
+            .iter()
+            .map(|z| (Name::from(&z.name), serial))
+            .collect()
+    }
+
     fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
         if !self.status.ready() {
             return None;

@@ -293,6 +293,20 @@ impl Handler for Kubernetes {
     /// One of its zones whole, as the index holds it: the SOA, the apex NS, then every record
     /// of every name in the zone (Services, their SRV records, headless endpoints, PTR records
     /// in a reverse zone), in name order. Not before the first list is in.
+    fn serials(&self) -> Vec<(Name, u32)> {
+        if !self.status.ready() {
+            return Vec::new();
+        }
+        self.index
+            .zones()
+            .iter()
+            .filter_map(|z| match z.soa().first().map(|r| &r.data) {
+                Some(hickory_proto::rr::RData::SOA(soa)) => Some((Name::from(&z.name), soa.serial)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn transfer(&self, zone: &Name) -> Option<Vec<Record>> {
         if !self.status.ready() {
             return None;
