@@ -473,8 +473,11 @@ fn restart(api: &ApiServer, rt: &tokio::runtime::Runtime, pid: u32, to: SocketAd
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let before = api.requests().len();
-    // A restart: connections refused for a moment, every watch cut, the history gone.
+    // A restart: connections refused for a moment, every watch cut, and a watch cache rebuilt
+    // from etcd, which remembers no version older than the newest (a write, then the history
+    // compacted): every kind's resumed watch gets 410 and lists again.
     api.set_mode(apiserver::Mode::Down);
+    api.apply(json!({"kind": "Namespace", "metadata": {"name": "restarted"}}));
     api.expire_history();
     std::thread::sleep(Duration::from_millis(500));
     api.recover();
@@ -501,7 +504,8 @@ fn restart(api: &ApiServer, rt: &tokio::runtime::Runtime, pid: u32, to: SocketAd
     let log = api.requests();
     let (probes, watches, lists) = kinds_of(&log[before..]);
     println!(
-        "restart: relist peak VmHWM {:.1} MiB against {:.1} MiB steady ({:+.0}%); {wrong} wrong of {asked} answers; asked: {probes} probes, {watches} watches, {lists} lists",
+        "restart: {} 410s sent; relist peak VmHWM {:.1} MiB against {:.1} MiB steady ({:+.0}%); {wrong} wrong of {asked} answers; asked: {probes} probes, {watches} watches, {lists} lists",
+        api.gone_sent(),
         peak as f64 / 1024.0,
         steady as f64 / 1024.0,
         (peak as f64 / steady as f64 - 1.0) * 100.0
