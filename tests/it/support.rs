@@ -287,3 +287,33 @@ pub fn same_but_a_second(a: &[u8], b: &[u8]) -> bool {
     }
     a == b
 }
+
+/// A loopback port, free for UDP and TCP, for a server a test starts later (a child process,
+/// Knot). Taken from below the kernel's range of ephemeral ports (`ip_local_port_range`,
+/// 32768 and up by default): a port picked by binding port 0 and letting go could be handed
+/// to any other socket bound to port 0 meanwhile (every test's clients make such sockets) and
+/// be taken before the server binds it, which made tests fail now and then on a busy machine.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000).max(1000));
+    // Each process starts somewhere else, so that two test binaries rarely ask the same ports.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = (first + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+    }
+}
