@@ -972,34 +972,29 @@ async fn read_timeout_attempts_and_source_address() {
     let m = ask(&running, port, "slow.example.", RecordType::A).await;
     assert_eq!(addresses(&m), ["192.0.2.1"]);
     running.close().await;
-    // 200 ms does not: each upstream tried twice (four attempts), then SERVFAIL.
-    let before = (a.state.queries(), b.state.queries());
-    let (running, port) = start(&format!(
-        ".:0 {{\n forward . {} {} {{\n  policy sequential\n  max_fails 0\n  read_timeout 200ms\n }}\n}}\n",
-        a.addr, b.addr
-    ))
-    .await;
-    let m = ask(&running, port, "slow2.example.", RecordType::A).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    assert_eq!(
-        (a.state.queries() - before.0, b.state.queries() - before.1),
-        (2, 2)
-    );
-    running.close().await;
+    // What a query for `name` asks of each upstream, with `extra` lines: SERVFAIL in the end.
+    let asked = |extra: &'static str, name: &'static str| {
+        let (a, b) = (&a, &b);
+        async move {
+            let before = (a.state.queries(), b.state.queries());
+            let (running, port) = start(&format!(
+                ".:0 {{\n forward . {} {} {{\n  policy sequential\n  max_fails 0\n  read_timeout 200ms\n{extra} }}\n}}\n",
+                a.addr, b.addr
+            ))
+            .await;
+            let m = ask(&running, port, name, RecordType::A).await;
+            assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+            running.close().await;
+            (a.state.queries() - before.0, b.state.queries() - before.1)
+        }
+    };
+    // 200 ms does not: each upstream tried twice (four attempts).
+    assert_eq!(asked("", "slow2.example.").await, (2, 2));
     // max_connect_attempts 1: one attempt, whatever the upstreams.
-    let before = (a.state.queries(), b.state.queries());
-    let (running, port) = start(&format!(
-        ".:0 {{\n forward . {} {} {{\n  policy sequential\n  max_fails 0\n  read_timeout 200ms\n  max_connect_attempts 1\n }}\n}}\n",
-        a.addr, b.addr
-    ))
-    .await;
-    let m = ask(&running, port, "slow3.example.", RecordType::A).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     assert_eq!(
-        (a.state.queries() - before.0, b.state.queries() - before.1),
+        asked("  max_connect_attempts 1\n", "slow3.example.").await,
         (1, 0)
     );
-    running.close().await;
     // source_address: queries over UDP and TCP, and health checks, come from 127.0.0.2.
     a.state.set_mode(Mode::Answer);
     a.state.from.lock().unwrap().clear();
