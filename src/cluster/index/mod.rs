@@ -34,8 +34,8 @@ mod node;
 mod writer;
 mod zone;
 
+use crate::cluster::change::diff;
 use crate::cluster::change::{Change, Kind, Snapshot};
-use crate::cluster::change::{diff, diff_map, diff_namespaces};
 pub use exposed::Exposed;
 use exposed::*;
 use node::*;
@@ -46,6 +46,18 @@ use zone::*;
 
 use super::records::{self, Owner, Part, RecordOptions, Zones};
 use super::slim::{External, Key, Ports, ServiceKind, SlimService, SlimSlice};
+
+/// Changed objects of a relist applied together.
+const RELIST_BATCH: usize = 1024;
+
+/// What a relist of one kind has listed so far ([`Index::relist_object`]).
+#[derive(Default)]
+pub struct Relist {
+    namespaces: std::collections::BTreeSet<Arc<str>>,
+    objects: std::collections::BTreeSet<Key>,
+    /// Changed objects not applied yet.
+    pending: Vec<Change>,
+}
 
 /// What one [`Index::apply`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -325,51 +337,95 @@ impl Index {
         applied
     }
 
-    /// Replaces every object of `kind` with `objects` (a relist), applying only the
-    /// differences: what the list no longer holds is deleted, what it holds unchanged costs
-    /// nothing. Changes of another kind in `objects` are ignored.
-    pub fn replace_kind(&self, kind: Kind, objects: Vec<Change>) -> Applied {
-        let changes = {
+    /// One object of a relist of `kind` (after 410 Gone, or a first list that failed midway):
+    /// remembered as listed, and applied (a batch at a time) where it differs from what is
+    /// held. Nothing is taken away before the list is over ([`Index::finish_relist`]), so a
+    /// reader never sees a half-empty cluster; an unchanged object costs a comparison; and the
+    /// relist holds the names it listed, not the objects, whose copies doubled the memory of a
+    /// large cluster while it ran.
+    pub fn relist_object(&self, relist: &mut Relist, change: Change) {
+        let differs = {
             let w = self.lock_writer();
-            let mut new = Snapshot::default();
-            for change in objects {
-                match change {
-                    Change::Namespace {
-                        name: ns,
-                        present: true,
-                    } if kind == Kind::Namespace => {
-                        new.namespaces.insert(ns);
-                    }
-                    Change::Service(k, Some(v)) if kind == Kind::Service => {
-                        new.services.insert(k, v);
-                    }
-                    Change::Slice(k, Some(v)) if kind == Kind::Slice => {
-                        new.slices.insert(k, v);
-                    }
-                    Change::Pod(k, Some(v)) if kind == Kind::Pod => {
-                        new.pods.insert(k, v);
-                    }
-                    Change::Import(k, Some(v)) if kind == Kind::Import => {
-                        new.imports.insert(k, v);
-                    }
-                    _ => {}
+            let s = &w.state;
+            match &change {
+                Change::Namespace {
+                    name,
+                    present: true,
+                } => {
+                    relist.namespaces.insert(name.clone());
+                    !s.namespaces.contains(name)
                 }
+                Change::Service(k, Some(v)) => {
+                    relist.objects.insert(k.clone());
+                    s.services.get(k) != Some(v)
+                }
+                Change::Slice(k, Some(v)) => {
+                    relist.objects.insert(k.clone());
+                    s.slices.get(k) != Some(v)
+                }
+                Change::Pod(k, Some(v)) => {
+                    relist.objects.insert(k.clone());
+                    s.pods.get(k) != Some(v)
+                }
+                Change::Import(k, Some(v)) => {
+                    relist.objects.insert(k.clone());
+                    s.imports.get(k) != Some(v)
+                }
+                // Listed but not wanted (the filters): as if not listed, gone at the end.
+                _ => false,
             }
-            let old = &w.state;
-            let mut changes = Vec::new();
-            match kind {
-                Kind::Namespace => {
-                    diff_namespaces(&old.namespaces, &new.namespaces, &mut changes);
-                }
-                Kind::Service => {
-                    diff_map(&old.services, new.services, &mut changes, Change::Service)
-                }
-                Kind::Slice => diff_map(&old.slices, new.slices, &mut changes, Change::Slice),
-                Kind::Pod => diff_map(&old.pods, new.pods, &mut changes, Change::Pod),
-                Kind::Import => diff_map(&old.imports, new.imports, &mut changes, Change::Import),
-            }
-            changes
         };
+        if differs {
+            relist.pending.push(change);
+            if relist.pending.len() >= RELIST_BATCH {
+                self.apply(relist.pending.drain(..));
+            }
+        }
+    }
+
+    /// The relist of `kind` is over: what it changed is in, and what it did not list goes.
+    pub fn finish_relist(&self, kind: Kind, mut relist: Relist) -> Applied {
+        let mut changes = std::mem::take(&mut relist.pending);
+        {
+            let w = self.lock_writer();
+            let s = &w.state;
+            let unseen = |k: &Key| !relist.objects.contains(k);
+            match kind {
+                Kind::Namespace => changes.extend(
+                    s.namespaces
+                        .iter()
+                        .filter(|ns| !relist.namespaces.contains(*ns))
+                        .map(|ns| Change::Namespace {
+                            name: ns.clone(),
+                            present: false,
+                        }),
+                ),
+                Kind::Service => changes.extend(
+                    s.services
+                        .keys()
+                        .filter(|k| unseen(k))
+                        .map(|k| Change::Service(k.clone(), None)),
+                ),
+                Kind::Slice => changes.extend(
+                    s.slices
+                        .keys()
+                        .filter(|k| unseen(k))
+                        .map(|k| Change::Slice(k.clone(), None)),
+                ),
+                Kind::Pod => changes.extend(
+                    s.pods
+                        .keys()
+                        .filter(|k| unseen(k))
+                        .map(|k| Change::Pod(k.clone(), None)),
+                ),
+                Kind::Import => changes.extend(
+                    s.imports
+                        .keys()
+                        .filter(|k| unseen(k))
+                        .map(|k| Change::Import(k.clone(), None)),
+                ),
+            }
+        }
         let applied = self.apply(changes);
         self.lock_writer().state.repack(Some(kind));
         applied

@@ -185,6 +185,39 @@ fn a_relist_swaps_in_whole() {
     assert!(has(&ix, "svc-2.ns.svc.cluster.local", RecordType::A));
 }
 
+#[test]
+fn a_relist_of_one_kind_applies_what_changed_and_removes_what_it_did_not_list() {
+    let ix = index();
+    ix.replace_all(big_cluster());
+    let kept = ix.generation();
+    let mut relist = Relist::default();
+    // svc-1 unchanged, svc-2 with a new address, svc-3 not listed, svc-new added.
+    let changed =
+        |name: &str, ip: &str| Change::Service(Key::new("ns", name), Some(svc("ns", name, ip)));
+    let snapshot = big_cluster();
+    for (k, v) in snapshot.services {
+        if k.name.as_ref() == "svc-3" {
+            continue;
+        }
+        let change = match k.name.as_ref() {
+            "svc-2" => changed("svc-2", "10.99.0.2"),
+            _ => Change::Service(k, Some(v)),
+        };
+        ix.relist_object(&mut relist, change);
+    }
+    ix.relist_object(&mut relist, changed("svc-new", "10.99.0.9"));
+    // Nothing is taken away before the list is over.
+    assert!(has(&ix, "svc-3.ns.svc.cluster.local", RecordType::A));
+    let applied = ix.finish_relist(Kind::Service, relist);
+    assert!(!has(&ix, "svc-3.ns.svc.cluster.local", RecordType::A));
+    assert!(has(&ix, "svc-new.ns.svc.cluster.local", RecordType::A));
+    assert!(has(&ix, "svc-1.ns.svc.cluster.local", RecordType::A));
+    // Only what changed was rebuilt: svc-2, svc-3 and svc-new, not the 2,000.
+    assert!(applied.owners <= 3, "{applied:?}");
+    assert!(ix.generation() > kept);
+    assert_eq!(ix.count(Kind::Service), 2000);
+}
+
 /// The PTR targets of `name`, sorted.
 fn ptrs(ix: &Index, name: &str) -> Vec<String> {
     let name = name::fqdn(name).unwrap();

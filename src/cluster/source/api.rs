@@ -2,9 +2,11 @@
 //! EndpointSlices, Pods when `pods verified` needs them, ServiceImports when `multicluster`
 //! does), each object slimmed as it arrives and applied to the [`Index`] as one change.
 //!
-//! A list, first or after trouble, is buffered and swapped in whole with
-//! [`Index::replace_kind`], so what was deleted while the watch was down disappears and what did
-//! not change costs nothing. When a watch fails the kind is *stale*: answers keep coming from the
+//! A list after the first (410 Gone, say) is compared object by object with what is held
+//! ([`Index::relist_object`]): what changed goes in, what did not costs a comparison, and what
+//! it did not list (deleted while the watch was down) goes at its end
+//! ([`Index::finish_relist`]); nothing is taken away before, so a reader never sees a
+//! half-empty cluster. When a watch fails the kind is *stale*: answers keep coming from the
 //! last data, one line is logged, and `clusterdns_kubernetes_stale_seconds` counts. One cheap
 //! probe then finds out when the API answers again ([`Reachability`]), and every kind resumes
 //! its watch from the last resourceVersion it saw at that moment; it lists again only where the
@@ -34,7 +36,7 @@ use crate::sync::lock;
 
 use super::Filters;
 use crate::cluster::change::{Change, Kind};
-use crate::cluster::index::Index;
+use crate::cluster::index::{Index, Relist};
 use crate::cluster::slim::{self, Key, ServiceImport, SlimError};
 use crate::cluster::source::SourceStatus;
 
@@ -640,11 +642,12 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
             wc.clone()
         };
         let mut stream = watcher::watcher(api.clone(), config).boxed();
+        // The first list of the kind: nothing can have gone, and what is listed goes in as it
+        // comes, a batch at a time.
         let mut listing: Option<Vec<Change>> = None;
-        // Whether the index holds nothing of this kind as the list starts: then nothing can
-        // have gone, and what is listed goes in as it comes, a batch at a time, instead of
-        // being held whole and compared with what was there.
-        let mut first = false;
+        // A list after that (410 Gone, say): each object compared with what is held as it
+        // comes, the names listed remembered, and what was not listed taken away at the end.
+        let mut relist: Option<Relist> = None;
         // After a failure, until the watcher shows it is back.
         let mut resuming = false;
         loop {
@@ -667,22 +670,32 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
                 Ok(Event::Init) => {
                     // A list after all: it says when it is done.
                     resuming = false;
-                    listing = Some(Vec::new());
-                    first = shared.index.count(kind) == 0;
+                    if shared.index.count(kind) == 0 {
+                        listing = Some(Vec::new());
+                        relist = None;
+                    } else {
+                        listing = None;
+                        relist = Some(Relist::default());
+                    }
                 }
                 Ok(Event::InitApply(obj)) => {
-                    let listed = listing.get_or_insert_with(Vec::new);
-                    listed.push(slimmed(&obj, &shared.filters));
-                    if first && listed.len() >= LISTED_PER_APPLY {
-                        shared.index.apply(listed.drain(..));
+                    let change = slimmed(&obj, &shared.filters);
+                    if let Some(r) = relist.as_mut() {
+                        shared.index.relist_object(r, change);
+                    } else {
+                        let listed = listing.get_or_insert_with(Vec::new);
+                        listed.push(change);
+                        if listed.len() >= LISTED_PER_APPLY {
+                            shared.index.apply(listed.drain(..));
+                        }
                     }
                 }
                 Ok(Event::InitDone) => {
-                    let objects = listing.take().unwrap_or_default();
-                    let applied = if first {
-                        shared.index.finish_first_list(kind, objects)
-                    } else {
-                        shared.index.replace_kind(kind, objects)
+                    let applied = match relist.take() {
+                        Some(r) => shared.index.finish_relist(kind, r),
+                        None => shared
+                            .index
+                            .finish_first_list(kind, listing.take().unwrap_or_default()),
                     };
                     crate::memory::release_freed();
                     tracing::debug!(
@@ -713,7 +726,12 @@ async fn run<K: Watched>(client: Client, shared: Arc<Shared>, mut streaming: boo
                     shared.index.apply([K::removal(obj.meta())]);
                     gauge.set(shared.index.count(kind) as i64);
                 }
-                Err(e) if streaming && listing.is_none() && refuses_streaming(&e) => {
+                Err(e)
+                    if streaming
+                        && listing.is_none()
+                        && relist.is_none()
+                        && refuses_streaming(&e) =>
+                {
                     // Not an outage: list at once, the way every server offers.
                     tracing::info!(
                         "plugin/kubernetes: the API server does not offer streaming lists ({e}); \
