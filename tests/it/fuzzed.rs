@@ -119,3 +119,57 @@ async fn an_upstream_answer_with_another_opcode_is_not_passed_on() {
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
     }
 }
+
+/// hosts: `fe80::1%eth0 link * c`, a line whose names include `*` (the root's wildcard), found
+/// once hosts learned wildcard owners. The fuzzer's property said every address answers its
+/// reverse name; a wildcard gives none (as CoreDNS 1.14), so the property now leaves wildcards
+/// out, and this holds what they do answer.
+#[test]
+fn a_wildcard_owner_in_a_hosts_file_answers_through_the_wildcard_and_has_no_ptr() {
+    use clusterdns::plugin::hosts::config::HostsConfig;
+    use clusterdns::plugin::hosts::{Table, parse_file};
+    use clusterdns::plugin::shared::fallthrough::Fallthrough;
+    use hickory_proto::rr::{LowerName, Name, RecordType};
+
+    let text = "127.0.0.1\tlo\u{1} c1lhnst\n::1 localhost ip6-localhost ip6-loopback\nfe80::1%eth0 link * c\n";
+    let (entries, _) = parse_file(text);
+    let cfg = HostsConfig {
+        path: "/etc/hosts".into(),
+        pos: clusterdns::corefile::Pos {
+            file: "fuzz".into(),
+            line: 1,
+            col: 1,
+        },
+        zones: vec![Name::root()],
+        inline: Vec::new(),
+        ttl: 60,
+        reload: std::time::Duration::ZERO,
+        reverse: true,
+        fallthrough: Fallthrough::Never,
+        fallthrough_unsupported: false,
+    };
+    let table = Table::build(&entries, &cfg);
+    let ask = |name: &str, qtype| {
+        table
+            .lookup(&LowerName::from(Name::from_ascii(name).unwrap()), qtype)
+            .flatten()
+            .map(|r| r.iter().map(|r| r.data.to_string()).collect::<Vec<_>>())
+    };
+    // `*` read as `*.`: one label below the root, `c.` and `link.` themselves explicit.
+    assert_eq!(
+        ask("anything.", RecordType::AAAA),
+        Some(vec!["fe80::1".to_string()])
+    );
+    assert_eq!(
+        ask("link.", RecordType::AAAA),
+        Some(vec!["fe80::1".to_string()])
+    );
+    assert_eq!(ask("deeper.name.", RecordType::AAAA), None);
+    // The address's reverse name names the explicit owners only.
+    let ptr = ask(
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.e.f.ip6.arpa.",
+        RecordType::PTR,
+    )
+    .expect("a PTR");
+    assert!(ptr.iter().all(|p| p != "*."), "{ptr:?}");
+}
