@@ -165,6 +165,12 @@ fn a_wildcard_owner_in_a_hosts_file_answers_through_the_wildcard_and_has_no_ptr(
         Some(vec!["fe80::1".to_string()])
     );
     assert_eq!(ask("deeper.name.", RecordType::AAAA), None);
+    // The wildcard owner itself, as the fuzzer asks it, and never the apex.
+    assert_eq!(
+        ask("*.", RecordType::AAAA),
+        Some(vec!["fe80::1".to_string()])
+    );
+    assert_eq!(ask(".", RecordType::AAAA), None);
     // The address's reverse name names the explicit owners only.
     let ptr = ask(
         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.e.f.ip6.arpa.",

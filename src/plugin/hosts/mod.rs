@@ -189,7 +189,10 @@ impl Table {
         if let Some(e) = self.names.get(name) {
             return Some(e.get(qtype).cloned());
         }
-        if name.num_labels() == 0 {
+        // Not the root itself (no wildcard matches its own apex). hickory does not count a
+        // leading `*` among a name's labels, so the wildcard owner written literally (`*.`,
+        // `*.example.com`) is looked for here too, one label above.
+        if name.is_root() {
             return None;
         }
         let e = self.wild.get(&name.base_name())?;
