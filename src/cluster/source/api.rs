@@ -224,8 +224,6 @@ pub(crate) struct Reachability {
     down: std::sync::atomic::AtomicBool,
     /// A probe is running.
     probing: std::sync::atomic::AtomicBool,
-    /// Probes sent (for tests and the benchmark).
-    probes: std::sync::atomic::AtomicU64,
 }
 
 impl Reachability {
@@ -235,7 +233,6 @@ impl Reachability {
             back: tokio::sync::watch::Sender::new(0),
             down: Default::default(),
             probing: Default::default(),
-            probes: Default::default(),
         })
     }
 
@@ -273,11 +270,10 @@ impl Reachability {
 
     /// Asks `GET /version` until it is answered; wakes the waiting kinds if it had failed.
     async fn probe(self: Arc<Self>) {
-        use std::sync::atomic::Ordering::{Relaxed, Release};
+        use std::sync::atomic::Ordering::Release;
         let mut delay = PROBE_FIRST;
         let mut failed = false;
         loop {
-            self.probes.fetch_add(1, Relaxed);
             let answered = matches!(
                 tokio::time::timeout(PROBE_TIMEOUT, self.client.apiserver_version()).await,
                 Ok(Ok(_))
