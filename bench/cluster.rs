@@ -101,6 +101,7 @@ pub fn index(objects: &Path, ttl: u32) -> Index {
             pods: PodMode::Insecure,
             endpoint_pod_names: false,
             ignore_empty_service: false,
+            zonal: false,
         },
     });
     index.replace_all(file::load(objects, &Filters::default()).expect("the objects load"));

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let filters = Filters {
         pods: true,
         imports: true,
+        zones: true,
         ..Filters::default()
     };
     let snap = match decode(Path::new("fuzz.yaml"), &text, &filters) {
@@ -47,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
             pods: PodMode::Verified,
             endpoint_pod_names: true,
             ignore_empty_service: false,
+            zonal: true,
         },
     });
     let empty = index.len();

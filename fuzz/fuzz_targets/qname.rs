@@ -36,14 +36,16 @@ fn handler() -> &'static Kubernetes {
                 pods: PodMode::Insecure,
                 endpoint_pod_names: false,
                 ignore_empty_service: false,
+                zonal: true,
             },
         }));
-        index.replace_all(load(Path::new(objects), &Filters::default()).unwrap());
+        index.replace_all(load(Path::new(objects), &Filters { zones: true, ..Filters::default() }).unwrap());
         Kubernetes::new(
             index,
             Fallthrough::Never,
             PodMode::Insecure,
             SourceStatus::loaded(),
+            true,
         )
     })
 }

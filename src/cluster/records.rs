@@ -136,6 +136,8 @@ pub struct RecordOptions {
     pub pods: PodMode,
     pub endpoint_pod_names: bool,
     pub ignore_empty_service: bool,
+    /// `zonal`: the zone-scoped names of headless Services.
+    pub zonal: bool,
 }
 
 /// Parts keyed by name, with every empty non-terminal between a name and its zone filled in.
@@ -275,12 +277,14 @@ struct EpAddr<'a> {
     cluster: Option<&'a str>,
     ip: IpAddr,
     ports: Option<&'a [SlimPort]>,
+    /// The endpoint's topology zone (kept only under `zonal`).
+    zone: Option<&'a str>,
 }
 
 impl<'a> EpAddr<'a> {
     fn new(
         slice: &'a SlimSlice,
-        e: &SlimEndpoint,
+        e: &'a SlimEndpoint,
         ip: IpAddr,
         cluster: Option<&'a str>,
         opts: &RecordOptions,
@@ -295,6 +299,7 @@ impl<'a> EpAddr<'a> {
             cluster,
             ip,
             ports: slice.ports.as_deref(),
+            zone: e.zone.as_deref(),
         }
     }
 
@@ -402,6 +407,9 @@ pub fn service_parts(
             }
             ServiceKind::Headless => {
                 headless_names(&mut parts, &eps, z, &base);
+                if opts.zonal {
+                    zonal_names(&mut parts, &eps, &base);
+                }
             }
         }
         endpoint_names(&mut parts, &eps, z, &base, primary, zones);
@@ -453,11 +461,7 @@ fn headless_names(parts: &mut Parts, eps: &[EpAddr], z: &Name, base: &Name) {
     if eps.is_empty() {
         return; // NXDOMAIN: a headless Service with no ready endpoints has no records.
     }
-    let mut part = addr_part(eps.iter().map(|e| e.ip));
-    let (srv, extra) = endpoint_srv(eps.iter(), base, |_| true);
-    part.srv = srv;
-    part.srv_extra = extra;
-    parts.add_in(z, base.clone(), part);
+    parts.add_in(z, base.clone(), endpoints_part(eps.iter(), base));
     // _port._proto.SERVICE for each named port any endpoint has.
     let mut named: Vec<&SlimPort> = Vec::new();
     for p in eps.iter().flat_map(|e| e.ports.into_iter().flatten()) {
@@ -485,6 +489,105 @@ fn headless_names(parts: &mut Parts, eps: &[EpAddr], z: &Name, base: &Name) {
                 ..Part::default()
             },
         );
+    }
+}
+
+/// What a headless Service's name answers for `eps`: their addresses, and SRV records to them.
+fn endpoints_part<'a>(eps: impl Iterator<Item = &'a EpAddr<'a>> + Clone, base: &Name) -> Part {
+    let mut part = addr_part(eps.clone().map(|e| e.ip));
+    let (srv, extra) = endpoint_srv(eps, base, |_| true);
+    part.srv = srv;
+    part.srv_extra = extra;
+    part
+}
+
+/// The label under a headless Service that zonal names hang from, and their directives.
+pub const ZONAL_LABEL: &str = "_zone";
+pub const ZONAL_DIRECTIVES: [&str; 2] = ["pin", "prefer"];
+
+/// The owner of the names a zone no endpoint is in is answered from: `*` is no topology
+/// zone's value (a label value has no `*`).
+pub const ZONAL_ANY: &str = "*";
+
+/// `ZONE.pin._zone.SERVICE` and `ZONE.prefer._zone.SERVICE` (`zonal`) for each topology zone
+/// the ready endpoints of a headless Service are in, answering those endpoints; and for any
+/// other zone `*.pin._zone.SERVICE` (nothing: NODATA) and `*.prefer._zone.SERVICE` (every
+/// endpoint), which the handler answers such a name from. They are added without their
+/// ancestors, so `pin._zone.SERVICE` and `_zone.SERVICE` stay NXDOMAIN, as in CoreDNS. A
+/// zone whose value is no DNS name (an empty label) is never matched.
+fn zonal_names(parts: &mut Parts, eps: &[EpAddr], base: &Name) {
+    let mut zones: Vec<&str> = eps.iter().filter_map(|e| e.zone).collect();
+    zones.sort_unstable();
+    zones.dedup();
+    for directive in ZONAL_DIRECTIVES {
+        let Some(under) = name::join(&[directive, ZONAL_LABEL], base) else {
+            continue;
+        };
+        if let Some(any) = name::child(&under, ZONAL_ANY) {
+            let part = if directive == "prefer" {
+                endpoints_part(eps.iter(), base)
+            } else {
+                Part::default()
+            };
+            parts.add(any, part);
+        }
+        for zone in &zones {
+            let labels: Vec<&str> = zone.split('.').collect();
+            if labels.iter().any(|l| l.is_empty()) {
+                continue;
+            }
+            if let Some(n) = name::join(&labels, &under) {
+                let here = eps.iter().filter(|e| e.zone == Some(zone));
+                parts.add(n, endpoints_part(here, base));
+            }
+        }
+    }
+}
+
+/// A zonal name read: `ZONE.DIRECTIVE._zone.SERVICE.NAMESPACE.svc.Z`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ZonalName {
+    /// The topology zone asked for: every label left of the directive, joined with dots.
+    pub zone: String,
+    pub directive: &'static str,
+    /// `SERVICE.NAMESPACE.svc.Z`.
+    pub service: Name,
+}
+
+impl ZonalName {
+    /// Reads `name` in the cluster zone `zone`; `None` when it is not shaped so.
+    pub fn read(name: &Name, zone: &Name) -> Option<ZonalName> {
+        // Counted by iterating: hickory does not count a leading `*` in `num_labels`.
+        let all: Vec<&[u8]> = name.iter().collect();
+        let depth = all.len().checked_sub(usize::from(zone.num_labels()))?;
+        if depth < 6 || !zone.zone_of(name) {
+            return None;
+        }
+        let labels = &all[..depth];
+        let lower = |l: &[u8]| l.to_ascii_lowercase();
+        if lower(labels[depth - 1]) != b"svc" || lower(labels[depth - 4]) != ZONAL_LABEL.as_bytes()
+        {
+            return None;
+        }
+        let directive = ZONAL_DIRECTIVES
+            .into_iter()
+            .find(|d| lower(labels[depth - 5]) == d.as_bytes())?;
+        let zone_value = labels[..depth - 5]
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(".");
+        Some(ZonalName {
+            zone: zone_value,
+            directive,
+            service: name.trim_to(usize::from(zone.num_labels()) + 3),
+        })
+    }
+
+    /// The name a zone no endpoint is in is answered from.
+    pub fn any_zone(&self) -> Option<Name> {
+        let under = name::join(&[self.directive, ZONAL_LABEL], &self.service)?;
+        name::child(&under, ZONAL_ANY)
     }
 }
 
@@ -653,4 +756,42 @@ pub enum Owner {
     Pod(Key),
     /// A ServiceImport.
     Import(Key),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(n: &str) -> Option<(String, &'static str, String)> {
+        let zone = Name::from_ascii("cluster.local.").unwrap();
+        ZonalName::read(&Name::from_ascii(n).unwrap(), &zone)
+            .map(|z| (z.zone, z.directive, z.service.to_string()))
+    }
+
+    #[test]
+    fn zonal_names_read_as_the_coredns_readme_writes_them() {
+        let db = "db.prod.svc.cluster.local.".to_string();
+        assert_eq!(
+            read("us-west-2a.pin._zone.db.prod.svc.cluster.local."),
+            Some(("us-west-2a".into(), "pin", db.clone()))
+        );
+        assert_eq!(
+            read("Corp.Example.COM.PREFER._Zone.db.prod.svc.cluster.local."),
+            Some(("corp.example.com".into(), "prefer", db.clone()))
+        );
+        assert_eq!(
+            read("*.pin._zone.db.prod.svc.cluster.local."),
+            Some(("*".into(), "pin", db))
+        );
+        for not in [
+            "pin._zone.db.prod.svc.cluster.local.",
+            "a.hint._zone.db.prod.svc.cluster.local.",
+            "a.pin._zone.db.prod.pod.cluster.local.",
+            "a.pin.zone.db.prod.svc.cluster.local.",
+            "a.pin._zone.db.prod.svc.example.org.",
+            "db.prod.svc.cluster.local.",
+        ] {
+            assert_eq!(read(not), None, "{not}");
+        }
+    }
 }

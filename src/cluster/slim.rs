@@ -84,6 +84,9 @@ pub struct SlimEndpoint {
     /// The name in `targetRef` when it points at a Pod, kept only where `endpoint_pod_names`
     /// names endpoints by it.
     pub pod_name: Option<Box<str>>,
+    /// The topology zone it is in (`zone`, lower case), kept only where `zonal` names select
+    /// by it.
+    pub zone: Option<Box<str>>,
     /// `conditions.ready`, where an absent value means ready (as the API defines it).
     pub ready: bool,
 }
@@ -317,13 +320,28 @@ pub fn service(svc: &Service) -> Result<SlimService, SlimError> {
     })
 }
 
+/// What of an EndpointSlice is kept beyond what every block needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SliceKeep {
+    /// The endpoints' pod names (`endpoint_pod_names`).
+    pub pod_names: bool,
+    /// The slices of ServiceImports (`multicluster`).
+    pub imports: bool,
+    /// The endpoints' topology zones (`zonal`).
+    pub zones: bool,
+}
+
 /// `Ok(None)` for slices DNS does not use (FQDN address type, no owning Service, nor with
-/// `imports` an owning ServiceImport). The endpoints' pod names are kept only with `pod_names`.
+/// `keep.imports` an owning ServiceImport).
 pub fn endpoint_slice(
     slice: &EndpointSlice,
-    pod_names: bool,
-    imports: bool,
+    keep: SliceKeep,
 ) -> Result<Option<SlimSlice>, SlimError> {
+    let SliceKeep {
+        pod_names,
+        imports,
+        zones,
+    } = keep;
     let key = meta_key("EndpointSlice", &slice.metadata)?;
     let what = format!("EndpointSlice {key}");
     if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
@@ -371,6 +389,12 @@ pub fn endpoint_slice(
                 .as_deref()
                 .map(|h| h.to_ascii_lowercase().into_boxed_str()),
             pod_name,
+            zone: e
+                .zone
+                .as_deref()
+                .filter(|_| zones)
+                .filter(|z| !z.is_empty())
+                .map(|z| z.to_ascii_lowercase().into_boxed_str()),
             ready: e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
         });
     }
@@ -621,8 +645,28 @@ mod tests {
         let only_import = slice(serde_json::json!({
             IMPORT_NAME_LABEL: "PG", SOURCE_CLUSTER_LABEL: "East"
         }));
-        assert_eq!(endpoint_slice(&only_import, false, false).unwrap(), None);
-        let kept = endpoint_slice(&only_import, false, true).unwrap().unwrap();
+        assert_eq!(
+            endpoint_slice(
+                &only_import,
+                SliceKeep {
+                    pod_names: false,
+                    imports: false,
+                    zones: false
+                }
+            )
+            .unwrap(),
+            None
+        );
+        let kept = endpoint_slice(
+            &only_import,
+            SliceKeep {
+                pod_names: false,
+                imports: true,
+                zones: false,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(&*kept.service, "");
         assert_eq!(
             kept.import.as_deref(),
@@ -637,9 +681,27 @@ mod tests {
             SERVICE_NAME_LABEL: "derived-pg", IMPORT_NAME_LABEL: "pg",
             SOURCE_CLUSTER_LABEL: "not a label"
         }));
-        let without = endpoint_slice(&both, false, false).unwrap().unwrap();
+        let without = endpoint_slice(
+            &both,
+            SliceKeep {
+                pod_names: false,
+                imports: false,
+                zones: false,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!((&*without.service, without.import), ("derived-pg", None));
-        let with = endpoint_slice(&both, false, true).unwrap().unwrap();
+        let with = endpoint_slice(
+            &both,
+            SliceKeep {
+                pod_names: false,
+                imports: true,
+                zones: false,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(with.import.and_then(|l| l.cluster), None);
     }
 
@@ -653,7 +715,16 @@ mod tests {
                            "targetRef": {"kind": "Pod", "name": "Web-7f9"}}],
         }))
         .unwrap();
-        let kept = endpoint_slice(&slice, true, false).unwrap().unwrap();
+        let kept = endpoint_slice(
+            &slice,
+            SliceKeep {
+                pod_names: true,
+                imports: false,
+                zones: false,
+            },
+        )
+        .unwrap()
+        .unwrap();
         let e = &kept.endpoints[0];
         assert_eq!(e.pod_name.as_deref(), Some("web-7f9"));
         assert_eq!(e.hostname.as_deref(), Some("db-0"));
@@ -662,7 +733,16 @@ mod tests {
             ["10.0.0.1".parse::<IpAddr>().unwrap()]
         );
         assert_eq!(kept.key, Key::new("shop", "web-x1"));
-        let dropped = endpoint_slice(&slice, false, false).unwrap().unwrap();
+        let dropped = endpoint_slice(
+            &slice,
+            SliceKeep {
+                pod_names: false,
+                imports: false,
+                zones: false,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(dropped.endpoints[0].pod_name, None);
         assert_eq!(dropped.endpoints[0].hostname.as_deref(), Some("db-0"));
     }

@@ -38,6 +38,7 @@ mod tls;
 mod transfer;
 mod upstream;
 mod view;
+mod zonal;
 
 /// Counts each thread's allocations for `allocations.rs`; otherwise the system allocator.
 #[global_allocator]

@@ -767,6 +767,38 @@ fn log_writes_the_metadata_kubernetes_publishes() {
     );
 }
 
+/// With `zonal`, `kubernetes` also publishes `kubernetes/zone`: the zone a zonal name asks
+/// for, empty for any other name.
+#[test]
+fn log_writes_the_zone_a_zonal_name_asks_for() {
+    let _serial = one_at_a_time();
+    let dns = free_port();
+    let extra =
+        "    metadata\n    log . \"{name} zone=[{/kubernetes/zone}] svc={/kubernetes/service}\"";
+    let (dir, core) = setup(dns, extra, 5);
+    let text = std::fs::read_to_string(&core).unwrap();
+    std::fs::write(
+        &core,
+        text.replace("pods insecure", "pods insecure\n        zonal"),
+    )
+    .unwrap();
+    let p = Proc::start(dir.path(), &[], dns);
+    for name in [
+        "us-west-2a.pin._zone.frontend.shop.svc.cluster.local.",
+        "frontend.shop.svc.cluster.local.",
+    ] {
+        let _ = query(dns, name, Duration::from_secs(2));
+    }
+    p.wait_for_line(
+        "us-west-2a.pin._zone.frontend.shop.svc.cluster.local. zone=[us-west-2a] svc=",
+        Duration::from_secs(5),
+    );
+    p.wait_for_line(
+        "frontend.shop.svc.cluster.local. zone=[] svc=frontend",
+        Duration::from_secs(5),
+    );
+}
+
 /// `{/log/class}` and `{/log/type}` (CoreDNS 1.14): what `log` publishes about each answer,
 /// with `metadata` in the block; `-` without it.
 #[test]

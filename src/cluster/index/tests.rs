@@ -23,6 +23,7 @@ fn index() -> Index {
             pods: PodMode::Insecure,
             endpoint_pod_names: false,
             ignore_empty_service: false,
+            zonal: false,
         },
     })
 }
@@ -53,6 +54,7 @@ fn slice(ns: &str, svc: &str, ips: &[&str]) -> SlimSlice {
                 addresses: smallvec::smallvec![ip.parse::<IpAddr>().unwrap()],
                 hostname: None,
                 pod_name: None,
+                zone: None,
                 ready: true,
             })
             .collect(),
@@ -576,6 +578,7 @@ fn multicluster_index() -> Index {
             pods: PodMode::Disabled,
             endpoint_pod_names: false,
             ignore_empty_service: false,
+            zonal: false,
         },
     })
 }

@@ -550,7 +550,7 @@ impl Watched for EndpointSlice {
         base(filters, true)
     }
     fn change(&self, filters: &Filters) -> Result<Change, SlimError> {
-        let s = slim::endpoint_slice(self, filters.pod_names, filters.imports)?.filter(|s| {
+        let s = slim::endpoint_slice(self, filters.keep())?.filter(|s| {
             filters.namespace_ok(&s.key.namespace)
                 && filters.labels_ok(self.metadata.labels.as_ref())
         });

@@ -134,9 +134,20 @@ pub struct Filters {
     pub pod_names: bool,
     /// ServiceImports are read only where `multicluster` names a zone.
     pub imports: bool,
+    /// Endpoints keep their topology zone only under `zonal`.
+    pub zones: bool,
 }
 
 impl Filters {
+    /// What an EndpointSlice keeps.
+    pub(crate) fn keep(&self) -> crate::cluster::slim::SliceKeep {
+        crate::cluster::slim::SliceKeep {
+            pod_names: self.pod_names,
+            imports: self.imports,
+            zones: self.zones,
+        }
+    }
+
     pub(crate) fn namespace_ok(&self, ns: &str) -> bool {
         self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
     }

@@ -68,6 +68,8 @@ pub struct KubernetesConfig {
     pub startup_timeout: Duration,
     /// `multicluster ZONES…`: the zones (of `zones`) answered from ServiceImports.
     pub multicluster: Vec<Name>,
+    /// `zonal`: headless Services also answer `ZONE.pin._zone.…` and `ZONE.prefer._zone.…`.
+    pub zonal: bool,
     /// Where the `objects` property stands, for errors in reading the file it names.
     pub objects_at: Option<Pos>,
 }
@@ -84,6 +86,7 @@ impl KubernetesConfig {
             pod_names: self.endpoint_pod_names,
             // Only where a multicluster zone is served: one that is not answers nothing.
             imports: self.multicluster.iter().any(|z| self.zones.contains(z)),
+            zones: self.zonal,
         }
     }
 
@@ -100,6 +103,7 @@ impl KubernetesConfig {
                         pods: self.pods,
                         endpoint_pod_names: self.endpoint_pod_names,
                         ignore_empty_service: self.ignore_empty_service,
+                        zonal: self.zonal,
                     },
                 },
                 filters: self.filters(),
@@ -117,7 +121,7 @@ impl KubernetesConfig {
 
 pub const DEFAULT_TTL: u32 = 5;
 
-const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, multicluster, upstream, apiserver_qps, apiserver_burst, apiserver_max_inflight";
+const PROPERTIES: &str = "kubeconfig, endpoint, tls, objects, pods, fallthrough, ttl, endpoint_pod_names, namespaces, labels, namespace_labels, noendpoints, ignore, startup_timeout, multicluster, zonal, upstream, apiserver_qps, apiserver_burst, apiserver_max_inflight";
 
 /// The zone of the MCS API's names (KEP-1645), which `multicluster` alone means.
 pub const CLUSTERSET_ZONE: &str = "clusterset.local.";
@@ -140,8 +144,10 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
         ignore_empty_service: false,
         startup_timeout: Duration::from_secs(5),
         multicluster: Vec::new(),
+        zonal: false,
         objects_at: None,
     };
+    let mut zonal_at = None;
     for p in d.block.iter().flatten() {
         let name = p.name.text.as_str();
         let args = Args::new(format!("kubernetes: {name}"), p);
@@ -149,7 +155,16 @@ pub fn parse(d: &Directive, ctx: &BlockContext) -> Result<KubernetesConfig, Vec<
             no_block(&args.what, p).and_then(|()| property(&mut cfg, &mut source, name, &args));
         if let Err(e) = result {
             errors.push(e);
+        } else if name == "zonal" {
+            zonal_at = Some(p.name.pos.clone());
         }
+    }
+    if let (Some(at), true) = (&zonal_at, cfg.noendpoints) {
+        errors.push(ConfigError::new(
+            at,
+            "kubernetes: zonal: cannot be used with 'noendpoints': zonal names are answered \
+             from the endpoints that noendpoints leaves out",
+        ));
     }
     cfg.objects_at = source.objects.as_ref().map(|(at, _)| at.clone());
     match source.finish(&d.name.pos) {
@@ -227,6 +242,10 @@ fn property(
         "endpoint_pod_names" => {
             args.none()?;
             cfg.endpoint_pod_names = true;
+        }
+        "zonal" => {
+            args.none()?;
+            cfg.zonal = true;
         }
         "namespaces" => {
             cfg.namespaces = args
@@ -389,7 +408,7 @@ fn selector(args: &Args) -> Result<Selector, ConfigError> {
 /// elsewhere, or a slip.
 fn not_a_property(name: &str, args: &Args) -> ConfigError {
     match name {
-        "resyncperiod" | "zonal" => args.err_here(format!(
+        "resyncperiod" => args.err_here(format!(
             "property '{name}' is not supported by clusterdns yet"
         )),
         "transfer" => args.err_here(
@@ -588,6 +607,14 @@ mod tests {
             (
                 ".:53 {\n kubernetes {\n  objects x\n  endpoint_pod_names yes\n }\n}",
                 "4:22: kubernetes: endpoint_pod_names: unexpected argument 'yes'; this takes none",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  zonal\n  objects x\n  noendpoints\n }\n}",
+                "3:3: kubernetes: zonal: cannot be used with 'noendpoints'",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  objects x\n  zonal on\n }\n}",
+                "4:9: kubernetes: zonal: unexpected argument 'on'; this takes none",
             ),
             (
                 ".:53 {\n kubernetes {\n  objects x\n  ignore everything\n }\n}",

@@ -11,6 +11,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 
 use crate::cluster::index::{Answer, Index, Node, Zone};
+use crate::cluster::records::ZonalName;
 use crate::cluster::source::{ClusterSource, SourceStatus};
 use crate::dns::name::{self, WireName};
 use crate::dns::wire::{NameKey, This};
@@ -29,6 +30,8 @@ pub struct Kubernetes {
     /// The `fallthrough` zones in lower-case wire form, for the fast path.
     fallthrough_keys: Vec<Box<[u8]>>,
     pods: PodMode,
+    /// `zonal`: headless Services answer `ZONE.pin._zone.…` and `ZONE.prefer._zone.…`.
+    zonal: bool,
     /// Until the source has listed everything (or `startup_timeout` passed), names in our zones
     /// answer SERVFAIL: an NXDOMAIN now would be cached by clients as the truth.
     status: Arc<SourceStatus>,
@@ -54,6 +57,7 @@ impl Kubernetes {
         fallthrough: Fallthrough,
         pods: PodMode,
         status: Arc<SourceStatus>,
+        zonal: bool,
     ) -> Self {
         let fallthrough_keys = match &fallthrough {
             Fallthrough::Zones(zones) => zones
@@ -67,6 +71,7 @@ impl Kubernetes {
             fallthrough,
             fallthrough_keys,
             pods,
+            zonal,
             status,
         }
     }
@@ -95,7 +100,14 @@ impl Kubernetes {
                 && !zone.multicluster
                 && name.label_count() == zone_labels(zone) + 3
                 && name.label(2) == b"pod";
-            if maybe_pod || self.fallthrough_covers(name) {
+            // `ZONE.DIRECTIVE._zone.SVC.NS.svc.ZONE` for a zone no endpoint is in, which
+            // `zonal_name` answers.
+            let maybe_zonal = self.zonal
+                && !zone.reverse
+                && !zone.multicluster
+                && name.label_count() >= zone_labels(zone) + 6
+                && name.label(name.label_count() - zone_labels(zone) - 4) == b"_zone";
+            if maybe_pod || maybe_zonal || self.fallthrough_covers(name) {
                 return None;
             }
             return Some(FastAnswer::Negative(
@@ -137,7 +149,11 @@ impl Kubernetes {
         let Some(zone) = self.index.zone_of(name) else {
             return Outcome::NotMine;
         };
-        let node = self.index.get(name).or_else(|| self.pod_name(name, zone));
+        let node = self
+            .index
+            .get(name)
+            .or_else(|| self.pod_name(name, zone))
+            .or_else(|| self.zonal_name(name, zone));
         let Some(node) = node else {
             return Outcome::NxDomain(negative(zone, ResponseCode::NXDomain));
         };
@@ -230,6 +246,19 @@ impl Kubernetes {
     }
 }
 
+impl Kubernetes {
+    /// A zonal name of a headless Service for a zone none of its endpoints is in (those that
+    /// are have names of their own): `pin` answers nothing, `prefer` every endpoint, both
+    /// prebuilt under the zone `*` when the Service changed.
+    fn zonal_name(&self, name: &LowerName, zone: &Zone) -> Option<Node> {
+        if !self.zonal || zone.reverse || zone.multicluster {
+            return None;
+        }
+        let read = ZonalName::read(&name.into(), &(&zone.name).into())?;
+        self.index.get(&LowerName::new(&read.any_zone()?))
+    }
+}
+
 /// Labels of a zone's name, the root's counted (as the fast path counts label starts).
 fn zone_labels(zone: &Zone) -> usize {
     usize::from(zone.name.num_labels()) + 1
@@ -278,6 +307,12 @@ impl Handler for Kubernetes {
             zone.multicluster,
         )
         .unwrap_or_default();
+        if self.zonal {
+            let zonal = (!zone.reverse && !zone.multicluster)
+                .then(|| ZonalName::read(&Name::from(name), &Name::from(&zone.name)))
+                .flatten();
+            out.push(("kubernetes/zone", zonal.map(|z| z.zone).unwrap_or_default()));
+        }
         for (label, value) in [
             ("kubernetes/endpoint", parts.endpoint),
             ("kubernetes/kind", parts.kind),
@@ -322,7 +357,10 @@ impl Handler for Kubernetes {
             .filter(|r| {
                 let apex_record = r.record_type() == RecordType::SOA
                     || (r.record_type() == RecordType::NS && r.name == *zone);
+                // Zonal names are answered, not transferred (as in CoreDNS).
+                let zonal = self.zonal && ZonalName::read(&r.name, zone).is_some();
                 !apex_record
+                    && !zonal
                     && self
                         .index
                         .zone_of(&LowerName::new(&r.name))
@@ -382,6 +420,7 @@ pub fn setup(cfg: &config::KubernetesConfig, s: &mut Setup<'_>) -> Result<(), Pl
         cfg.fallthrough.clone(),
         cfg.pods,
         k.status.clone(),
+        cfg.zonal,
     ));
     s.process.readiness.push(k.status.clone());
     Ok(())

@@ -168,7 +168,7 @@ impl<'f> Objects<'f> {
         if self.filters.noendpoints {
             return Ok(());
         }
-        if let Some(s) = slim::endpoint_slice(es, self.filters.pod_names, self.filters.imports)?
+        if let Some(s) = slim::endpoint_slice(es, self.filters.keep())?
             && self.filters.namespace_ok(&s.key.namespace)
             && self.filters.labels_ok(es.metadata.labels.as_ref())
         {
