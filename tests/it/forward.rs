@@ -14,7 +14,9 @@ use clusterdns::app::App;
 use clusterdns::plugin::Transport;
 
 use crate::support;
-use crate::upstream::{FakeUpstream, Knot, Mode, addresses, corefile_path, free_port, tls_server};
+use crate::upstream::{
+    DohRecorder, FakeUpstream, Knot, Mode, Unbound, addresses, corefile_path, free_port, tls_server,
+};
 
 async fn start(corefile: &str) -> (Arc<App>, u16) {
     let running = support::start(corefile_path(), corefile).await;
@@ -629,6 +631,20 @@ async fn except_next_and_failover_route_names_as_coredns_does() {
     .await;
     let m = ask(&running, port, "f.example.", RecordType::A).await;
     assert_eq!(addresses(&m), ["192.0.2.2"]);
+
+    // next_on_nodata (CoreDNS 1.14's README): NOERROR without records goes on to the next
+    // forward; without it, the NODATA is the answer.
+    first.state.set_mode(Mode::Rcode(ResponseCode::NoError));
+    for (line, want) in [("  next_on_nodata\n", vec!["192.0.2.2"]), ("", vec![])] {
+        let (running, port) = start(&format!(
+            ".:0 {{\n forward . {} {{\n{line} }}\n forward . {}\n}}\n",
+            first.addr, second.addr
+        ))
+        .await;
+        let m = ask(&running, port, "nd.example.", RecordType::A).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(addresses(&m), want, "{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,6 +677,106 @@ async fn dns_over_tls_with_a_server_name_and_a_ca() {
     let (running, port) = start(&wrong).await;
     let m = ask(&running, port, "u.example.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    drop(dir);
+}
+
+/// `https://` upstreams (CoreDNS 1.14's README): DNS over HTTPS to Unbound from Debian, with
+/// POST (the default) and `doh_method GET`, on one kept HTTP/2 connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_https_to_unbound_with_post_and_get() {
+    let (dir, ca, _) = tls_server();
+    let unbound = Unbound::start_doh(dir.path()).await;
+    for method in ["", "  doh_method GET\n"] {
+        let corefile = format!(
+            ".:0 {{\n forward . https://127.0.0.1:{} {{\n  tls {}\n  tls_servername dns.test\n{method} }}\n}}\n",
+            unbound.port,
+            ca.display()
+        );
+        let (running, port) = start(&corefile).await;
+        for how in [Transport::Udp, Transport::Tcp, Transport::Udp] {
+            let q = support::query("a.doh.test.", RecordType::A, None);
+            let m = ask_msg(&running, port, &q, how).await;
+            assert_eq!(addresses(&m), ["192.0.2.53"], "{method}");
+            assert_eq!(m.metadata.id, q.metadata.id);
+        }
+        let m = ask(&running, port, "nope.doh.test.", RecordType::A).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{method}");
+        // One connection, kept and used again.
+        let hits = metric(
+            &running,
+            "coredns_proxy_conn_cache_hits_total",
+            &["proto=\"https\""],
+        );
+        let misses = metric(
+            &running,
+            "coredns_proxy_conn_cache_misses_total",
+            &["proto=\"https\""],
+        );
+        assert_eq!((hits, misses), (3.0, 1.0), "{method}");
+    }
+}
+
+/// What a DNS over HTTPS upstream is sent, as RFC 8484 writes it: POST with the message as
+/// `application/dns-message`, or GET with `?dns=` in base64url; path `/dns-query`; ID 0; and
+/// queries at once share one HTTP/2 connection. A server without HTTP/2 is an error, not a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_https_requests_are_as_rfc_8484_writes_them() {
+    let (dir, ca, plain) = tls_server();
+    let doh = DohRecorder::start(dir.path()).await;
+    for (method, line) in [("POST", ""), ("GET", "  doh_method get\n")] {
+        let corefile = format!(
+            ".:0 {{\n forward . https://{}/dns-query {{\n  tls {}\n  tls_servername dns.test\n{line} }}\n}}\n",
+            doh.addr,
+            ca.display()
+        );
+        let (running, port) = start(&corefile).await;
+        let before = doh.requests().len();
+        let conns = doh.conns.load(Ordering::SeqCst);
+        let asks = (0..8).map(|i| {
+            let running = running.clone();
+            async move { ask(&running, port, &format!("q{i}.example."), RecordType::A).await }
+        });
+        for m in futures_util::future::join_all(asks).await {
+            assert_eq!(addresses(&m), ["192.0.2.80"], "{m:?}");
+        }
+        let seen = doh.requests()[before..].to_vec();
+        assert_eq!(seen.len(), 8);
+        for r in &seen {
+            assert_eq!(r.method, method);
+            assert_eq!(r.path, "/dns-query");
+            assert_eq!(r.accept.as_deref(), Some("application/dns-message"));
+            assert_eq!(
+                r.authority.as_deref(),
+                Some(&*format!("dns.test:{}", doh.addr.port()))
+            );
+            let q = Message::from_vec(&r.message).unwrap();
+            assert_eq!(q.metadata.id, 0);
+            match method {
+                "POST" => {
+                    assert_eq!(r.content_type.as_deref(), Some("application/dns-message"));
+                    assert_eq!(r.query, None);
+                }
+                _ => {
+                    let query = r.query.as_deref().unwrap();
+                    assert!(query.starts_with("dns="), "{query}");
+                    assert!(!query[4..].contains(['+', '/', '=']), "{query}");
+                }
+            }
+        }
+        assert_eq!(doh.conns.load(Ordering::SeqCst) - conns, 1, "{method}");
+    }
+
+    // A TLS server that does not offer h2 (the DNS over TLS one): SERVFAIL at once.
+    let up = FakeUpstream::start_on(0, A3, Some(plain)).await;
+    let corefile = format!(
+        ".:0 {{\n forward . https://{} {{\n  tls {}\n  tls_servername dns.test\n }}\n}}\n",
+        up.addr,
+        ca.display()
+    );
+    let (running, port) = start(&corefile).await;
+    let m = ask(&running, port, "h1.example.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(up.state.tcp.load(Ordering::SeqCst), 0);
     drop(dir);
 }
 

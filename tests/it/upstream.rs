@@ -527,3 +527,206 @@ pub fn addresses(m: &Message) -> Vec<String> {
 pub fn corefile_path() -> &'static Path {
     Path::new("/tmp/Corefile")
 }
+
+/// Unbound from Debian serving DNS over HTTPS (RFC 8484, HTTP/2 at `/dns-query`) with the
+/// `dns.test` certificate of [`tls_server`], authoritative for `doh.test.` from local data:
+/// `a.doh.test` is 192.0.2.53.
+pub struct Unbound {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Unbound {
+    /// `cert_dir` holds `leaf.pem` and `leaf.key` (from [`tls_server`]).
+    pub async fn start_doh(cert_dir: &Path) -> Unbound {
+        assert!(
+            crate::clients::have("unbound"),
+            "unbound is missing: install unbound (.ci/run does)"
+        );
+        let port = free_port().await;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let conf = format!(
+            "server:\n  interface: 127.0.0.1@{port}\n  https-port: {port}\n  tls-service-pem: {pem}\n  tls-service-key: {key}\n  do-daemonize: no\n  chroot: \"\"\n  username: \"\"\n  directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  do-ip6: no\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n  local-zone: \"doh.test.\" static\n  local-data: \"a.doh.test. 60 IN A 192.0.2.53\"\nremote-control:\n  control-enable: no\n",
+            pem = cert_dir.join("leaf.pem").display(),
+            key = cert_dir.join("leaf.key").display(),
+            dir = d.display(),
+        );
+        std::fs::write(d.join("unbound.conf"), conf).unwrap();
+        let child = Command::new("unbound")
+            .args(["-d", "-c", &d.join("unbound.conf").display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unbound starts");
+        let unbound = Unbound {
+            port,
+            child,
+            _dir: dir,
+        };
+        // Up once its port takes connections (it reads its certificate before it listens).
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect((LOCALHOST, port))
+                .await
+                .is_ok()
+            {
+                return unbound;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("unbound did not listen on port {port}");
+    }
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request a [`DohRecorder`] was sent.
+#[derive(Clone, Debug)]
+pub struct DohRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub authority: Option<String>,
+    /// The DNS query, from the body or from `?dns=`.
+    pub message: Vec<u8>,
+}
+
+/// A DNS over HTTPS server of our own, over HTTP/2 with the `dns.test` certificate: it
+/// records every request and answers A 192.0.2.80 for any name.
+pub struct DohRecorder {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<DohRequest>>>,
+    /// TLS connections accepted.
+    pub conns: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl DohRecorder {
+    pub async fn start(cert_dir: &Path) -> DohRecorder {
+        use base64::Engine;
+        use http_body_util::BodyExt;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert_dir.join("leaf.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(cert_dir.join("leaf.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (reqs, count) = (requests.clone(), conns.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let reqs = reqs.clone();
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let reqs = reqs.clone();
+                        async move {
+                            let header = |name: hyper::header::HeaderName| {
+                                req.headers()
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_string)
+                            };
+                            let mut seen = DohRequest {
+                                method: req.method().to_string(),
+                                path: req.uri().path().to_string(),
+                                query: req.uri().query().map(str::to_string),
+                                content_type: header(hyper::header::CONTENT_TYPE),
+                                accept: header(hyper::header::ACCEPT),
+                                authority: req.uri().authority().map(|a| a.to_string()),
+                                message: Vec::new(),
+                            };
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            seen.message =
+                                match seen.query.as_deref().and_then(|q| q.strip_prefix("dns=")) {
+                                    Some(b64) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                        .decode(b64)
+                                        .unwrap_or_default(),
+                                    None => body.to_vec(),
+                                };
+                            let answer = Message::from_vec(&seen.message).ok().map(|q| {
+                                let mut m = Message::new(
+                                    q.metadata.id,
+                                    MessageType::Response,
+                                    OpCode::Query,
+                                );
+                                m.metadata.recursion_desired = q.metadata.recursion_desired;
+                                m.metadata.recursion_available = true;
+                                for question in &q.queries {
+                                    m.add_query(question.clone());
+                                    m.add_answer(Record::from_rdata(
+                                        question.name().clone(),
+                                        60,
+                                        RData::A(A(Ipv4Addr::new(192, 0, 2, 80))),
+                                    ));
+                                }
+                                m.to_vec().unwrap()
+                            });
+                            reqs.lock().unwrap().push(seen);
+                            let response = match answer {
+                                Some(bytes) => hyper::Response::builder()
+                                    .header(hyper::header::CONTENT_TYPE, "application/dns-message")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(bytes))),
+                                None => hyper::Response::builder()
+                                    .status(400)
+                                    .body(http_body_util::Full::new(bytes::Bytes::new())),
+                            };
+                            Ok::<_, std::convert::Infallible>(response.unwrap())
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        DohRecorder {
+            addr,
+            requests,
+            conns,
+            task,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<DohRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DohRecorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -96,6 +96,7 @@ impl MessageTap for Tap {
                 TapWire::Udp => proto::SocketProtocol::Udp,
                 TapWire::Tcp => proto::SocketProtocol::Tcp,
                 TapWire::Tls => proto::SocketProtocol::Dot,
+                TapWire::Https => proto::SocketProtocol::Doh,
             } as i32),
             query_address: e.query_from.map(|a| ip_bytes(a.ip())),
             query_port: e.query_from.map(|a| u32::from(a.port())),

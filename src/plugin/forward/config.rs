@@ -1,7 +1,8 @@
 //! `forward FROM TO… { … }`: names under FROM go to the upstreams TO, as CoreDNS's `forward`
 //! sends them.
 //!
-//! TO is `IP[:PORT]`, `[IPv6]:PORT`, `dns://…`, `tls://IP[:PORT]` (DNS over TLS, port 853), or
+//! TO is `IP[:PORT]`, `[IPv6]:PORT`, `dns://…`, `tls://IP[:PORT]` (DNS over TLS, port 853),
+//! `https://IP[:PORT]` (DNS over HTTPS, port 443, path `/dns-query`), a host name, or
 //! a resolv.conf file whose `nameserver` lines are the upstreams (`forward . /etc/resolv.conf`).
 //! The file is read here, when the Corefile is, so a missing file is an error at its position.
 
@@ -22,13 +23,27 @@ use crate::corefile::keys::BlockContext;
 /// CoreDNS's limit on upstreams per `forward`.
 pub const MAX_UPSTREAMS: usize = 15;
 
-/// How an upstream is spoken to: plain DNS (`dns://`, or no scheme) or DNS over TLS
-/// (`tls://`).
+/// How an upstream is spoken to: plain DNS (`dns://`, or no scheme), DNS over TLS
+/// (`tls://`) or DNS over HTTPS (`https://`, RFC 8484).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     Dns,
     Tls,
+    Https,
 }
+
+/// The HTTP method of DNS over HTTPS queries (`doh_method`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DohMethod {
+    /// The query as the body (CoreDNS's default).
+    #[default]
+    Post,
+    /// The query in the URL, `?dns=` and base64url (cacheable by HTTP caches).
+    Get,
+}
+
+/// The path DNS over HTTPS queries go to: CoreDNS's, which has no other.
+pub const DOH_PATH: &str = "/dns-query";
 
 /// One upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +114,10 @@ pub struct ForwardConfig {
     /// Where host names among the upstreams are resolved (`resolver`); `/etc/resolv.conf`'s
     /// name servers where empty.
     pub resolver: Vec<SocketAddr>,
+    /// `doh_method`: how `https://` upstreams are asked.
+    pub doh_method: DohMethod,
+    /// `next_on_nodata`: a NOERROR answer without records goes on to the next plugin.
+    pub next_on_nodata: bool,
 }
 
 pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(10);
@@ -106,7 +125,7 @@ pub const DEFAULT_HEALTH_CHECK: Duration = Duration::from_millis(500);
 
 const PROPERTIES: &str = "except, force_tcp, prefer_udp, expire, max_fails, policy, health_check, \
 max_concurrent, next, failover, failfast_all_unhealthy_upstreams, tls, tls_servername, max_idle_conns, \
-read_timeout, max_connect_attempts, source_address, resolver";
+read_timeout, max_connect_attempts, source_address, resolver, doh_method, next_on_nodata";
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<ConfigError>> {
     let args = Args::new("forward", d);
@@ -167,6 +186,8 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<ForwardConfig, Vec<Confi
         max_connect_attempts: None,
         source_address: None,
         resolver: Vec::new(),
+        doh_method: DohMethod::Post,
+        next_on_nodata: false,
     };
     for p in d.block.iter().flatten() {
         if let Err(e) = property(&mut cfg, p) {
@@ -328,11 +349,22 @@ fn property(cfg: &mut ForwardConfig, p: &Directive) -> Result<(), ConfigError> {
                 );
             }
         }
-        "doh_method" | "next_on_nodata" => {
-            return Err(a.err_here(format!(
-                "'{}' is not supported by clusterdns; supported: {PROPERTIES}",
-                p.name.text
-            )));
+        "doh_method" => {
+            let t = a.one("GET or POST")?;
+            cfg.doh_method = match t.text.to_ascii_uppercase().as_str() {
+                "GET" => DohMethod::Get,
+                "POST" => DohMethod::Post,
+                _ => {
+                    return Err(a.err(
+                        t,
+                        format!("unknown method '{}'; expected GET or POST", t.text),
+                    ));
+                }
+            };
+        }
+        "next_on_nodata" => {
+            a.none()?;
+            cfg.next_on_nodata = true;
         }
         other => {
             return Err(ConfigError::new(
@@ -376,14 +408,28 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
     let (transport, rest) = match text.split_once("://") {
         Some(("dns", rest)) => (Scheme::Dns, rest),
         Some(("tls", rest)) => (Scheme::Tls, rest),
-        Some((scheme @ ("https" | "grpc" | "quic" | "h3"), _)) => {
+        Some(("https", rest)) => {
+            // The path is always /dns-query (CoreDNS has no other); writing it is allowed.
+            let (host, path) = match rest.find('/') {
+                Some(at) => rest.split_at(at),
+                None => (rest, DOH_PATH),
+            };
+            if path != DOH_PATH && path != "/dns-query/" {
+                return Err(format!(
+                    "upstream '{text}': DNS over HTTPS goes to {DOH_PATH}, as in CoreDNS; \
+                     other paths are not supported"
+                ));
+            }
+            (Scheme::Https, host)
+        }
+        Some((scheme @ ("grpc" | "quic" | "h3"), _)) => {
             return Err(format!(
-                "upstream '{text}': {scheme}:// is not supported by clusterdns; use dns:// or tls://"
+                "upstream '{text}': {scheme}:// is not supported by clusterdns; use dns://, tls:// or https://"
             ));
         }
         Some((scheme, _)) => {
             return Err(format!(
-                "upstream '{text}': unknown scheme '{scheme}://'; expected dns:// or tls://"
+                "upstream '{text}': unknown scheme '{scheme}://'; expected dns://, tls:// or https://"
             ));
         }
         None => (Scheme::Dns, text),
@@ -391,6 +437,7 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
     let default_port = match transport {
         Scheme::Dns => 53,
         Scheme::Tls => 853,
+        Scheme::Https => 443,
     };
     // tls://IP%NAME[:PORT]
     let (rest, server_name) = match (transport, rest.split_once('%')) {
@@ -452,9 +499,9 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
         Some(name) if host.contains('.') && !host.starts_with('/') => Ok(vec![To {
             addr: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port),
             scheme: transport,
-            // Over TLS the certificate is checked against the name written.
+            // Over TLS and HTTPS the certificate is checked against the name written.
             server_name: server_name.or_else(|| {
-                (transport == Scheme::Tls).then(|| host.trim_end_matches('.').to_string())
+                (transport != Scheme::Dns).then(|| host.trim_end_matches('.').to_string())
             }),
             host: Some(name),
         }]),
@@ -464,8 +511,8 @@ fn parse_to(t: &Token) -> Result<Vec<To>, String> {
 
 fn not_an_upstream(text: &str) -> String {
     format!(
-        "upstream '{text}' is not an IP[:PORT], tls://IP[:PORT], a readable resolv.conf file, \
-         or a host name"
+        "upstream '{text}' is not an IP[:PORT], tls://IP[:PORT], https://IP[:PORT], a readable \
+         resolv.conf file, or a host name"
     )
 }
 
@@ -554,6 +601,29 @@ mod tests {
         assert_eq!(f.max_fails, 2);
         assert_eq!(f.expire, Duration::from_secs(10));
         assert_eq!(f.health_check.interval, Duration::from_millis(500));
+        assert_eq!(f.doh_method, super::DohMethod::Post);
+
+        // DNS over HTTPS: port 443, /dns-query written or not, a host name checked as written.
+        let f = forward(
+            ".:53 {\n forward . https://9.9.9.9 https://[2620:fe::fe]:8443/dns-query https://dns.quad9.net {\n  doh_method get\n }\n}",
+        );
+        let to: Vec<(String, Scheme, Option<String>)> =
+            f.to.iter()
+                .map(|t| (t.addr.to_string(), t.scheme, t.server_name.clone()))
+                .collect();
+        assert_eq!(
+            to,
+            [
+                ("9.9.9.9:443".to_string(), Scheme::Https, None),
+                ("[2620:fe::fe]:8443".to_string(), Scheme::Https, None),
+                (
+                    "0.0.0.0:443".to_string(),
+                    Scheme::Https,
+                    Some("dns.quad9.net".into())
+                ),
+            ]
+        );
+        assert_eq!(f.doh_method, super::DohMethod::Get);
 
         let f = forward(
             "example.org {\n forward example.org tls://9.9.9.9%dns.quad9.net:10853 {\n  except a.example.org b.example.org\n  force_tcp\n  prefer_udp\n  expire 30s\n  max_fails 0\n  policy sequential\n  health_check 5s no_rec domain example.com\n  max_concurrent 1000\n  next NXDOMAIN servfail\n  failover REFUSED\n  failfast_all_unhealthy_upstreams\n  tls\n }\n}",
@@ -619,7 +689,7 @@ mod tests {
             ),
             (
                 ".:53 {\n forward . dns..google\n}",
-                "2:12: forward: upstream 'dns..google' is not an IP[:PORT], tls://IP[:PORT], a readable resolv.conf file, or a host name",
+                "2:12: forward: upstream 'dns..google' is not an IP[:PORT], tls://IP[:PORT], https://IP[:PORT], a readable resolv.conf file, or a host name",
             ),
             (
                 ".:53 {\n forward . /nonexistent/resolv.conf\n}",
@@ -630,8 +700,16 @@ mod tests {
                 "2:12: forward: cannot read resolv.conf file '/dev/zero'",
             ),
             (
-                ".:53 {\n forward . https://9.9.9.9\n}",
-                "2:12: forward: upstream 'https://9.9.9.9': https:// is not supported by clusterdns",
+                ".:53 {\n forward . https://9.9.9.9/resolve\n}",
+                "2:12: forward: upstream 'https://9.9.9.9/resolve': DNS over HTTPS goes to /dns-query",
+            ),
+            (
+                ".:53 {\n forward . quic://9.9.9.9\n}",
+                "2:12: forward: upstream 'quic://9.9.9.9': quic:// is not supported by clusterdns",
+            ),
+            (
+                ".:53 {\n forward . https://9.9.9.9 {\n  doh_method PUT\n }\n}",
+                "3:14: forward: doh_method: unknown method 'PUT'; expected GET or POST",
             ),
             (
                 ".:53 {\n forward . 1.1.1.1 {\n  policy fastest\n }\n}",

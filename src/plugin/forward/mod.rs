@@ -44,6 +44,7 @@ pub struct Forward {
     max_concurrent: Option<u64>,
     concurrent: AtomicU64,
     next: Vec<ResponseCode>,
+    next_on_nodata: bool,
     failover: Vec<ResponseCode>,
     failfast: bool,
     /// Upstream attempts a query may make; `None`: no cap.
@@ -63,7 +64,13 @@ impl Forward {
     ) -> Result<Self, String> {
         let tls = if cfg.to.iter().any(|t| t.scheme == Scheme::Tls) {
             let files = cfg.tls.clone().unwrap_or_default();
-            Some((tls_connector(&files)?, cfg.tls_servername.clone()))
+            Some((tls_connector(&files, false)?, cfg.tls_servername.clone()))
+        } else {
+            None
+        };
+        let doh = if cfg.to.iter().any(|t| t.scheme == Scheme::Https) {
+            let files = cfg.tls.clone().unwrap_or_default();
+            Some((tls_connector(&files, true)?, cfg.tls_servername.clone()))
         } else {
             None
         };
@@ -74,6 +81,8 @@ impl Forward {
             health: cfg.health_check.clone(),
             force_tcp: cfg.force_tcp,
             tls,
+            doh,
+            doh_method: cfg.doh_method,
             metrics: metrics.clone(),
             read_timeout: cfg.read_timeout,
             source: cfg.source_address,
@@ -94,6 +103,7 @@ impl Forward {
             max_concurrent: cfg.max_concurrent,
             concurrent: AtomicU64::new(0),
             next: cfg.next.clone(),
+            next_on_nodata: cfg.next_on_nodata,
             failover: cfg.failover.clone(),
             failfast: cfg.failfast_all_unhealthy_upstreams,
             max_attempts: match cfg.max_connect_attempts {
@@ -211,7 +221,8 @@ impl Forward {
                 failed_over = Some(reply);
                 continue;
             }
-            if self.next.contains(&rcode) {
+            let nodata = rcode == ResponseCode::NoError && reply.answers.is_empty();
+            if self.next.contains(&rcode) || (self.next_on_nodata && nodata) {
                 return Ok(Outcome::Next(reply));
             }
             return Ok(Outcome::Reply(reply));
@@ -259,6 +270,7 @@ impl Forward {
             Proto::Udp => TapWire::Udp,
             Proto::Tcp => TapWire::Tcp,
             Proto::Tls => TapWire::Tls,
+            Proto::Https => TapWire::Https,
         };
         let sent = std::time::SystemTime::now();
         let mut event = TapEvent {

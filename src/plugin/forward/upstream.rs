@@ -5,6 +5,9 @@
 //! connection the upstream has closed is noticed on use and replaced once. Health is CoreDNS's:
 //! a failed exchange starts a probe that asks `. IN NS` every `health_check` interval until
 //! it gets any answer; each failed probe counts, and past `max_fails` the upstream is down.
+//!
+//! DNS over HTTPS (RFC 8484) goes over one kept HTTP/2 connection per upstream, which carries
+//! every query at once; it is dialled again when the upstream closes it or `expire` passes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -21,7 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::observe::metrics::Metrics;
-use crate::plugin::forward::config::{HealthCheck, Scheme, To};
+use crate::plugin::forward::config::{DOH_PATH, DohMethod, HealthCheck, Scheme, To};
 
 /// How long one exchange may wait for its answer (CoreDNS's static read timeout).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,6 +41,7 @@ pub enum Proto {
     Udp,
     Tcp,
     Tls,
+    Https,
 }
 
 impl Proto {
@@ -47,6 +51,7 @@ impl Proto {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
             Proto::Tls => "tcp-tls",
+            Proto::Https => "https",
         }
     }
 }
@@ -61,12 +66,25 @@ pub enum ExchangeError {
     Closed,
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("HTTP: {0}")]
+    Http(String),
 }
 
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// An HTTP/2 connection: a handle that many queries may hold at once.
+    Https(Doh),
+}
+
+/// One HTTP/2 connection to a DNS over HTTPS upstream.
+#[derive(Clone)]
+struct Doh {
+    send: hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    /// `https://AUTHORITY/dns-query`, where queries go.
+    url: Arc<str>,
+    method: DohMethod,
 }
 
 struct Idle {
@@ -85,6 +103,9 @@ pub struct ProxyOptions {
     pub health: HealthCheck,
     pub force_tcp: bool,
     pub tls: Option<(TlsConnector, Option<String>)>,
+    /// The TLS client of `https://` upstreams (it offers `h2`), and `tls_servername`.
+    pub doh: Option<(TlsConnector, Option<String>)>,
+    pub doh_method: DohMethod,
     pub metrics: Arc<Metrics>,
     /// How long one exchange may wait for its answer (`read_timeout`).
     pub read_timeout: Duration,
@@ -102,17 +123,24 @@ pub struct Proxy {
     probing: AtomicBool,
     /// Kept connections, oldest first.
     idle: Mutex<VecDeque<Idle>>,
+    /// The kept HTTP/2 connection of an `https://` upstream, and when it was last used. Queries
+    /// that find none wait for the one being dialled rather than each dialling its own.
+    h2: tokio::sync::Mutex<Option<(Doh, Instant)>>,
 }
 
 impl Proxy {
     pub fn new(to: To, opts: ProxyOptions) -> Result<Self, String> {
         let server_name = match to.scheme {
             Scheme::Dns => None,
-            Scheme::Tls => {
+            Scheme::Tls | Scheme::Https => {
+                let client = match to.scheme {
+                    Scheme::Https => &opts.doh,
+                    _ => &opts.tls,
+                };
                 let name = to
                     .server_name
                     .clone()
-                    .or_else(|| opts.tls.as_ref().and_then(|t| t.1.clone()))
+                    .or_else(|| client.as_ref().and_then(|t| t.1.clone()))
                     .unwrap_or_else(|| to.addr.ip().to_string());
                 Some(
                     ServerName::try_from(name.clone())
@@ -128,6 +156,7 @@ impl Proxy {
             fails: AtomicU32::new(0),
             probing: AtomicBool::new(false),
             idle: Mutex::new(VecDeque::new()),
+            h2: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -136,10 +165,11 @@ impl Proxy {
         self.opts.max_fails != 0 && self.fails.load(Ordering::Relaxed) > self.opts.max_fails
     }
 
-    /// The transport for a query: TLS upstreams always use TLS.
+    /// The transport for a query: TLS and HTTPS upstreams always use theirs.
     pub fn proto_for(&self, wanted: Proto) -> Proto {
         match self.to.scheme {
             Scheme::Tls => Proto::Tls,
+            Scheme::Https => Proto::Https,
             Scheme::Dns => wanted,
         }
     }
@@ -149,10 +179,14 @@ impl Proxy {
         let id = [query[0], query[1]];
         for attempt in 0..2 {
             // A second attempt always dials: the other kept connections may be as stale.
-            let kept = if attempt == 0 { self.take(proto) } else { None };
-            let (mut conn, cached) = match kept {
-                Some(c) => (c, true),
-                None => (self.dial(proto).await?, false),
+            let (mut conn, cached) = if proto == Proto::Https {
+                self.https_conn(attempt > 0).await?
+            } else {
+                let kept = if attempt == 0 { self.take(proto) } else { None };
+                match kept {
+                    Some(c) => (c, true),
+                    None => (self.dial(proto).await?, false),
+                }
             };
             self.count_conn(proto, cached);
             let result =
@@ -170,6 +204,27 @@ impl Proxy {
             }
         }
         Err(ExchangeError::Closed)
+    }
+
+    /// The kept HTTP/2 connection (and `true`), unless it is closed, past `expire`, or
+    /// `fresh` is asked for; else a new one, kept.
+    async fn https_conn(&self, fresh: bool) -> Result<(Conn, bool), ExchangeError> {
+        let mut kept = self.h2.lock().await;
+        let now = Instant::now();
+        if !fresh
+            && let Some((doh, since)) = kept.as_mut()
+            && !doh.send.is_closed()
+            && now.duration_since(*since) < self.opts.expire
+        {
+            *since = now;
+            return Ok((Conn::Https(doh.clone()), true));
+        }
+        *kept = None;
+        let conn = self.dial_https().await?;
+        if let Conn::Https(doh) = &conn {
+            *kept = Some((doh.clone(), now));
+        }
+        Ok((conn, false))
     }
 
     fn count_conn(&self, proto: Proto, hit: bool) {
@@ -201,6 +256,9 @@ impl Proxy {
     }
 
     fn put(&self, conn: Conn, proto: Proto) {
+        if proto == Proto::Https {
+            return; // kept in `h2` from the start
+        }
         let mut idle = crate::sync::lock(&self.idle);
         if self.opts.max_idle != 0 && idle.len() >= self.opts.max_idle {
             return;
@@ -238,7 +296,50 @@ impl Proxy {
                         .map_err(|e| ExchangeError::Tls(e.to_string()))?;
                 Ok(Conn::Tls(Box::new(tls)))
             }
+            Proto::Https => self.dial_https().await,
         }
+    }
+
+    /// A TLS connection offering `h2`, and an HTTP/2 connection over it, whose driver runs
+    /// until every handle is dropped or the upstream closes it.
+    async fn dial_https(&self) -> Result<Conn, ExchangeError> {
+        let (Some((connector, _)), Some(name)) = (&self.opts.doh, &self.server_name) else {
+            return Err(ExchangeError::Tls("no TLS configuration".into()));
+        };
+        let stream = tcp(self.to.addr, self.opts.source).await?;
+        let dial = async {
+            let tls = connector
+                .connect(name.clone(), stream)
+                .await
+                .map_err(|e| ExchangeError::Tls(e.to_string()))?;
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                return Err(ExchangeError::Http(
+                    "the upstream does not speak HTTP/2 (no h2 in TLS's ALPN)".into(),
+                ));
+            }
+            let io = hyper_util::rt::TokioIo::new(tls);
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| ExchangeError::Http(e.to_string()))
+        };
+        let (send, driver) = tokio::time::timeout(DIAL_TIMEOUT, dial)
+            .await
+            .map_err(|_| ExchangeError::Timeout)??;
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!("plugin/forward: HTTP/2 connection ended: {e}");
+            }
+        });
+        let authority = match name {
+            ServerName::DnsName(n) if self.to.addr.port() == 443 => n.as_ref().to_string(),
+            ServerName::DnsName(n) => format!("{}:{}", n.as_ref(), self.to.addr.port()),
+            _ => self.to.addr.to_string(),
+        };
+        Ok(Conn::Https(Doh {
+            send,
+            url: Arc::from(format!("https://{authority}{DOH_PATH}")),
+            method: self.opts.doh_method,
+        }))
     }
 
     /// One health check: any answer is healthy, and resets the count of failures.
@@ -344,7 +445,64 @@ async fn roundtrip(conn: &mut Conn, query: &[u8], id: [u8; 2]) -> Result<Vec<u8>
         }
         Conn::Tcp(s) => stream_roundtrip(s, query, id).await,
         Conn::Tls(s) => stream_roundtrip(s.as_mut(), query, id).await,
+        Conn::Https(doh) => doh_roundtrip(doh, query, id).await,
     }
+}
+
+/// The type of a DNS message over HTTP (RFC 8484 section 6).
+const DNS_MESSAGE: &str = "application/dns-message";
+
+/// The largest answer read over HTTPS: a DNS message's largest.
+const DOH_MAX_ANSWER: usize = 65_535;
+
+/// One query over DNS over HTTPS. The query goes with ID 0, as RFC 8484 (section 4.1) asks so
+/// that HTTP caches can share answers; the answer gets the query's ID back.
+async fn doh_roundtrip(doh: &mut Doh, query: &[u8], id: [u8; 2]) -> Result<Vec<u8>, ExchangeError> {
+    use base64::Engine;
+    use http_body_util::BodyExt;
+    let mut q = query.to_vec();
+    q[..2].copy_from_slice(&[0, 0]);
+    let builder = hyper::Request::builder().header(hyper::header::ACCEPT, DNS_MESSAGE);
+    let request = match doh.method {
+        DohMethod::Post => builder
+            .method(hyper::Method::POST)
+            .uri(&*doh.url)
+            .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
+            .body(http_body_util::Full::new(bytes::Bytes::from(q))),
+        DohMethod::Get => {
+            let dns = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&q);
+            builder
+                .method(hyper::Method::GET)
+                .uri(format!("{}?dns={dns}", doh.url))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+        }
+    }
+    .map_err(|e| ExchangeError::Http(e.to_string()))?;
+    doh.send.ready().await.map_err(|_| ExchangeError::Closed)?;
+    let response = doh.send.send_request(request).await.map_err(|e| {
+        match e.is_closed() || e.is_canceled() {
+            true => ExchangeError::Closed,
+            false => ExchangeError::Http(e.to_string()),
+        }
+    })?;
+    let status = response.status();
+    if status != hyper::StatusCode::OK {
+        return Err(ExchangeError::Http(format!("status {status}")));
+    }
+    let body = http_body_util::Limited::new(response.into_body(), DOH_MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| ExchangeError::Http(e.to_string()))?
+        .to_bytes();
+    if body.len() < 12 {
+        return Err(ExchangeError::Http(format!(
+            "an answer of {} bytes is no DNS message",
+            body.len()
+        )));
+    }
+    let mut answer = body.to_vec();
+    answer[..2].copy_from_slice(&id);
+    Ok(answer)
 }
 
 async fn stream_roundtrip<S: AsyncRead + AsyncWrite + Unpin>(
@@ -381,8 +539,10 @@ fn closed(e: std::io::Error) -> ExchangeError {
 
 /// The TLS client of one `forward`: its roots (system, or `tls CA`), and a client certificate
 /// if `tls CERT KEY` gives one.
+/// With `h2`, it offers HTTP/2 (ALPN), for DNS over HTTPS.
 pub fn tls_connector(
     files: &crate::plugin::forward::config::TlsFiles,
+    h2: bool,
 ) -> Result<TlsConnector, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -410,7 +570,7 @@ pub fn tls_connector(
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
-    let config = match &files.cert_key {
+    let mut config = match &files.cert_key {
         Some((cert, key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
                 .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
@@ -424,5 +584,8 @@ pub fn tls_connector(
         }
         None => builder.with_no_client_auth(),
     };
+    if h2 {
+        config.alpn_protocols = vec![b"h2".to_vec()];
+    }
     Ok(TlsConnector::from(Arc::new(config)))
 }

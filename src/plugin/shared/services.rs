@@ -26,6 +26,7 @@ pub enum TapWire {
     Udp,
     Tcp,
     Tls,
+    Https,
 }
 
 /// One message seen, for a tap.
