@@ -196,3 +196,233 @@ async fn a_tcp_collector_and_an_absent_one() {
         .unwrap_or(0.0);
     assert!(dropped >= 40.0, "{dropped}\n{m}");
 }
+
+/// Asks `name` until every collector in `all` has a frame: a collector is sent the messages
+/// from the moment its handshake is done, which the test cannot see otherwise.
+async fn until_seen(running: &App, name: &str, all: &[&Mutex<Vec<Vec<u8>>>]) {
+    let port = running.listeners()[0].port;
+    let q = support::query(name, RecordType::A, None).to_vec().unwrap();
+    for _ in 0..100 {
+        assert!(
+            support::ask(running, port, &q, Transport::Udp)
+                .await
+                .is_some()
+        );
+        if all.iter().all(|f| !f.lock().unwrap().is_empty()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} did not reach every collector");
+}
+
+/// A collector connecting to `listen`ing clusterdns over `s`, collecting into the result.
+fn collector<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S) -> Arc<Mutex<Vec<Vec<u8>>>> {
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(collect(s, frames.clone()));
+    frames
+}
+
+/// A TLS client for a collector: trusting `ca`, showing `cert` if given.
+fn tls_client(ca: &Path, cert: Option<(&Path, &Path)>) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match cert {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap(),
+                PrivateKeyDer::from_pem_file(key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// `dnstap listen` (CoreDNS 1.14): collectors connect over TCP or a unix socket, and each
+/// gets every message from then on, with the wire messages under `full`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectors_connect_to_a_listening_tap() {
+    use prost::Message as _;
+    let dir = tempfile::tempdir().unwrap();
+    let up = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 99)).await;
+    let port = crate::support::free_port();
+    let running = serve(
+        dir.path(),
+        &format!("dnstap listen tcp://127.0.0.1:{port} full"),
+        &up,
+    )
+    .await;
+    let a = collector(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    );
+    let b = collector(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    );
+    until_seen(&running, "kubernetes.default.svc.cluster.local.", &[&a, &b]).await;
+    let before = (a.lock().unwrap().len(), b.lock().unwrap().len());
+    let q = support::query("www.example.org.", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let dns = running.listeners()[0].port;
+    assert!(
+        support::ask(&running, dns, &q, Transport::Tcp)
+            .await
+            .is_some()
+    );
+    // The client's query and answer, and the exchange with the upstream, to both.
+    wait_for(&a, before.0 + 4).await;
+    wait_for(&b, before.1 + 4).await;
+    for frames in [&a, &b] {
+        let kinds: Vec<i32> = frames.lock().unwrap()[before.0.min(before.1)..]
+            .iter()
+            .filter_map(|f| clusterdns::plugin::dnstap::proto::Dnstap::decode(f.as_slice()).ok())
+            .filter_map(|d| d.message)
+            .filter(|m| m.query_message.is_some())
+            .map(|m| m.r#type)
+            .collect();
+        assert!(kinds.len() >= 4, "{kinds:?}");
+    }
+    drop(running);
+
+    // A unix socket; a stale file of an earlier run is replaced.
+    let sock = dir.path().join("tap.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let running = serve(
+        dir.path(),
+        &format!("dnstap listen unix://{}", sock.display()),
+        &up,
+    )
+    .await;
+    let c = collector(tokio::net::UnixStream::connect(&sock).await.unwrap());
+    until_seen(&running, "kubernetes.default.svc.cluster.local.", &[&c]).await;
+}
+
+/// `dnstap listen tls://… { tls CERT KEY CA }`: only collectors with a certificate the CA
+/// signed get messages (mutual TLS); `skipverify` lets any collector in; and clusterdns's own
+/// `tls://` collectors are checked against the system's roots unless `skipverify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_collectors_in_both_directions() {
+    let (certs, ca, acceptor) = crate::upstream::tls_server();
+    let (leaf, key) = (certs.path().join("leaf.pem"), certs.path().join("leaf.key"));
+    let dir = tempfile::tempdir().unwrap();
+    let up = FakeUpstream::start(Ipv4Addr::new(192, 0, 2, 99)).await;
+    let name = rustls::pki_types::ServerName::try_from("dns.test").unwrap();
+    for skip in [false, true] {
+        let port = crate::support::free_port();
+        let running = serve(
+            dir.path(),
+            &format!(
+                "dnstap listen tls://127.0.0.1:{port} {{\n        tls {} {} {}\n{}    }}",
+                leaf.display(),
+                key.display(),
+                ca.display(),
+                if skip { "        skipverify\n" } else { "" }
+            ),
+            &up,
+        )
+        .await;
+        let connect = |cert: Option<(&Path, &Path)>| {
+            let connector = tls_client(&ca, cert);
+            let name = name.clone();
+            async move {
+                let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                connector.connect(name, s).await
+            }
+        };
+        let with_cert = collector(connect(Some((&leaf, &key))).await.unwrap());
+        until_seen(
+            &running,
+            "kubernetes.default.svc.cluster.local.",
+            &[&with_cert],
+        )
+        .await;
+        // Without a certificate: refused under the CA, let in with skipverify.
+        let frames = match connect(None).await {
+            Ok(s) => collector(s),
+            Err(_) => Arc::new(Mutex::new(Vec::new())),
+        };
+        let q = support::query("www.example.org.", RecordType::A, None)
+            .to_vec()
+            .unwrap();
+        let dns = running.listeners()[0].port;
+        for _ in 0..10 {
+            assert!(
+                support::ask(&running, dns, &q, Transport::Udp)
+                    .await
+                    .is_some()
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let got = frames.lock().unwrap().len();
+        assert_eq!(
+            got > 0,
+            skip,
+            "skipverify {skip}: {got} frames without a certificate"
+        );
+    }
+
+    // Outgoing: a tls:// collector with the test CA's certificate, which the system does not
+    // trust: nothing reaches it unless skipverify.
+    for skip in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        {
+            let (frames, acceptor) = (frames.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    if let Ok(s) = acceptor.accept(s).await {
+                        collect(s, frames.clone()).await;
+                    }
+                }
+            });
+        }
+        let line = if skip {
+            format!("dnstap tls://{at} {{\n        skipverify\n    }}")
+        } else {
+            format!("dnstap tls://{at}")
+        };
+        let running = serve(dir.path(), &line, &up).await;
+        if skip {
+            until_seen(
+                &running,
+                "kubernetes.default.svc.cluster.local.",
+                &[&frames],
+            )
+            .await;
+        } else {
+            let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
+                .to_vec()
+                .unwrap();
+            let dns = running.listeners()[0].port;
+            for _ in 0..10 {
+                assert!(
+                    support::ask(&running, dns, &q, Transport::Udp)
+                        .await
+                        .is_some()
+                );
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            assert_eq!(frames.lock().unwrap().len(), 0);
+        }
+    }
+}

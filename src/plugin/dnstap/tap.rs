@@ -1,8 +1,11 @@
 //! One collector: dnstap payloads queued without waiting, and a task that writes them as a
 //! Frame Streams bidirectional session (READY, ACCEPT, START, data frames; STOP and FINISH at
-//! the end) over a unix socket or TCP. A slow or absent collector never holds a query: the
+//! the end) over a unix socket, TCP or TLS. A slow or absent collector never holds a query: the
 //! queue is bounded, and what does not fit, or comes while there is no session, is dropped and
 //! counted (`clusterdns_dnstap_dropped_total`).
+//!
+//! With `listen`, collectors connect instead ([`super::listen`]), and each has a queue of its
+//! own.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use super::config::{DnstapConfig, Sink};
+use super::listen::Listener;
 use super::proto;
 use crate::plugin::shared::services::{MessageTap, TapEvent, TapKind, TapWire};
 
@@ -27,10 +31,10 @@ pub const FINISH: u32 = 5;
 /// The control field that carries a content type.
 const FIELD_CONTENT_TYPE: u32 = 1;
 
-/// Payloads waiting for the collector; beyond this they are dropped.
-const QUEUE: usize = 10_000;
+/// Payloads waiting for the collector, times QUEUE; beyond this they are dropped.
+pub const QUEUE: usize = 10_000;
 /// How long connecting and the handshake may take.
-const HANDSHAKE: Duration = Duration::from_secs(2);
+pub const HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// The dnstap message type of a tapped message.
 fn proto_type(kind: TapKind) -> proto::message::Type {
@@ -43,7 +47,7 @@ fn proto_type(kind: TapKind) -> proto::message::Type {
 }
 
 pub struct Tap {
-    tx: mpsc::Sender<Vec<u8>>,
+    out: Out,
     full: bool,
     identity: Vec<u8>,
     version: Vec<u8>,
@@ -63,27 +67,75 @@ fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     }
 }
 
-impl Tap {
-    /// A tap writing to `cfg`'s collector from a task of the current runtime.
-    pub fn start(cfg: &DnstapConfig, dropped: IntCounter) -> std::sync::Arc<Tap> {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(write_loop(cfg.sink.clone(), rx, dropped.clone()));
+/// Where a tap's payloads go.
+enum Out {
+    /// The queue of the one collector it connects to.
+    Collector(mpsc::Sender<bytes::Bytes>),
+    /// The collectors connected to it (`listen`).
+    Listening(Listener),
+}
+
+/// How the session's socket is set up: its send buffer (WRITEBUFFER MiB).
+#[derive(Clone, Copy)]
+pub struct SocketOptions {
+    pub send_buffer: Option<usize>,
+}
+
+impl SocketOptions {
+    pub fn apply<S: std::os::fd::AsFd>(&self, s: &S) {
+        if let Some(bytes) = self.send_buffer {
+            let _ = socket2::SockRef::from(s).set_send_buffer_size(bytes);
         }
-        std::sync::Arc::new(Tap {
-            tx,
+    }
+}
+
+impl Tap {
+    /// A tap writing to `cfg`'s collector from a task of the current runtime, or with
+    /// `listen` to the collectors that connect; an error where its socket cannot be bound.
+    pub fn start(cfg: &DnstapConfig, dropped: IntCounter) -> Result<std::sync::Arc<Tap>, String> {
+        let queue = QUEUE * cfg.queue as usize;
+        let opts = SocketOptions {
+            send_buffer: cfg.write_buffer_mib.map(|m| m as usize * 1024 * 1024),
+        };
+        let out = if cfg.listen {
+            Out::Listening(Listener::start(cfg, queue, opts)?)
+        } else {
+            let (tx, rx) = mpsc::channel(queue);
+            let tls = match cfg.sink {
+                Sink::Tls(_) => Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+                    crate::plugin::shared::tls::client_config(cfg.skip_verify)?,
+                ))),
+                _ => None,
+            };
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let to = Collector {
+                    sink: cfg.sink.clone(),
+                    tls,
+                    opts,
+                };
+                rt.spawn(write_loop(to, rx, dropped.clone()));
+            }
+            Out::Collector(tx)
+        };
+        Ok(std::sync::Arc::new(Tap {
+            out,
             full: cfg.full,
             identity: cfg.identity.clone().into_bytes(),
             version: cfg.version.clone().into_bytes(),
             extra: cfg.extra.clone().map(String::into_bytes),
             dropped,
-        })
+        }))
     }
 }
 
 impl MessageTap for Tap {
     /// Queues one message; never waits.
     fn emit(&self, e: &TapEvent) {
+        if let Out::Listening(l) = &self.out
+            && !l.has_collectors()
+        {
+            return; // nobody to send it to: nothing is lost either
+        }
         let family = e.query_from.or(e.response_from).map(|a| match a.ip() {
             IpAddr::V4(_) => proto::SocketFamily::Inet,
             IpAddr::V6(_) => proto::SocketFamily::Inet6,
@@ -122,8 +174,14 @@ impl MessageTap for Tap {
             r#type: proto::dnstap::Type::Message as i32,
             message: Some(m),
         };
-        if self.tx.try_send(frame.encode_to_vec()).is_err() {
-            self.dropped.inc();
+        let frame = bytes::Bytes::from(frame.encode_to_vec());
+        match &self.out {
+            Out::Collector(tx) => {
+                if tx.try_send(frame).is_err() {
+                    self.dropped.inc();
+                }
+            }
+            Out::Listening(l) => l.send(frame, &self.dropped),
         }
     }
 }
@@ -158,7 +216,7 @@ async fn read_control<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<u32> {
 }
 
 /// The Frame Streams handshake of a bidirectional writer.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<()> {
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<()> {
     s.write_all(&control(READY, true)).await?;
     s.flush().await?;
     if read_control(s).await? != ACCEPT {
@@ -170,9 +228,9 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> std::io::Res
 
 /// Writes payloads as data frames until the queue closes (a reload dropped the tap) or the
 /// session fails; `Ok` when the queue closed.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     s: S,
-    rx: &mut mpsc::Receiver<Vec<u8>>,
+    rx: &mut mpsc::Receiver<bytes::Bytes>,
 ) -> std::io::Result<()> {
     let mut w = BufWriter::new(s);
     loop {
@@ -194,30 +252,55 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn connect_and_run(sink: &Sink, rx: &mut mpsc::Receiver<Vec<u8>>) -> std::io::Result<()> {
-    match sink {
+/// The collector a tap connects to.
+struct Collector {
+    sink: Sink,
+    /// For a `tls://` collector.
+    tls: Option<tokio_rustls::TlsConnector>,
+    opts: SocketOptions,
+}
+
+async fn connect_and_run(
+    to: &Collector,
+    rx: &mut mpsc::Receiver<bytes::Bytes>,
+) -> std::io::Result<()> {
+    match &to.sink {
         Sink::Unix(path) => {
             let mut s =
                 tokio::time::timeout(HANDSHAKE, tokio::net::UnixStream::connect(path)).await??;
+            to.opts.apply(&s);
             tokio::time::timeout(HANDSHAKE, handshake(&mut s)).await??;
             session(s, rx).await
         }
-        Sink::Tcp(addr) => {
-            let mut s =
-                tokio::time::timeout(HANDSHAKE, tokio::net::TcpStream::connect(addr)).await??;
+        Sink::Tcp(addr) | Sink::Tls(addr) => {
+            let s = tokio::time::timeout(HANDSHAKE, tokio::net::TcpStream::connect(addr)).await??;
             let _ = s.set_nodelay(true);
-            tokio::time::timeout(HANDSHAKE, handshake(&mut s)).await??;
-            session(s, rx).await
+            to.opts.apply(&s);
+            match &to.tls {
+                None => {
+                    let mut s = s;
+                    tokio::time::timeout(HANDSHAKE, handshake(&mut s)).await??;
+                    session(s, rx).await
+                }
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                    let mut s =
+                        tokio::time::timeout(HANDSHAKE, connector.connect(name, s)).await??;
+                    tokio::time::timeout(HANDSHAKE, handshake(&mut s)).await??;
+                    session(s, rx).await
+                }
+            }
         }
     }
 }
 
 /// Keeps a session to the collector, reconnecting after a failure (1 s, doubling to 30 s);
 /// what is queued while there is none is dropped and counted.
-async fn write_loop(sink: Sink, mut rx: mpsc::Receiver<Vec<u8>>, dropped: IntCounter) {
+async fn write_loop(to: Collector, mut rx: mpsc::Receiver<bytes::Bytes>, dropped: IntCounter) {
+    let sink = &to.sink;
     let mut wait = Duration::from_secs(1);
     loop {
-        match connect_and_run(&sink, &mut rx).await {
+        match connect_and_run(&to, &mut rx).await {
             Ok(()) => return,
             Err(e) => tracing::warn!("plugin/dnstap: {sink}: {e}; retrying in {wait:?}"),
         }

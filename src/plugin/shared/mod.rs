@@ -2,6 +2,7 @@
 
 pub mod fallthrough;
 pub mod services;
+pub mod tls;
 
 use hickory_proto::op::ResponseCode;
 
