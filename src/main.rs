@@ -49,6 +49,20 @@ struct Cli {
     #[arg(long = "udp-per-source-qps", value_name = "N", default_value_t = 0)]
     udp_per_source_qps: u32,
 
+    /// TCP and TLS connections one listener keeps open; at the bound the longest-idle one is
+    /// closed to make room for a new one. Capped by the file descriptor limit.
+    #[arg(long = "tcp-connections", value_name = "N", default_value_t = 16_384)]
+    tcp_connections: usize,
+
+    /// TCP connections one source address may keep open on a listener; at the bound that
+    /// source's longest-idle one is closed to make room.
+    #[arg(
+        long = "tcp-connections-per-source",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    tcp_connections_per_source: usize,
+
     /// How log lines are written: `text` as CoreDNS writes them, or `json` (one object a line).
     #[arg(long = "log-format", value_enum, default_value = "text")]
     log_format: LogFormatArg,
@@ -124,9 +138,12 @@ fn main() -> ExitCode {
         },
         limits: clusterdns::server::listen::Limits {
             udp_per_source_qps: cli.udp_per_source_qps,
+            max_tcp_connections: cli.tcp_connections,
+            max_tcp_per_source: cli.tcp_connections_per_source,
             ..Default::default()
         },
     };
+    raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -241,3 +258,19 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8; 47] = b"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+/// Raises the soft limit on open files to the hard one, as Go's runtime does for CoreDNS:
+/// every TCP connection a client keeps open holds one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

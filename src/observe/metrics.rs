@@ -47,6 +47,11 @@ pub struct Metrics {
     /// because the port's queries in flight were at their bound (`query`), and answers that
     /// could not be written (`response`).
     pub shed_dropped: IntCounterVec,
+    /// `clusterdns_tcp_connections{server}`: TCP and TLS connections open on a listener.
+    pub tcp_connections: IntGaugeVec,
+    /// `clusterdns_tcp_evicted_total{server, reason}`: connections closed to make room for a
+    /// new one: the listener was `full`, or the new one's `source` had its share.
+    pub tcp_evicted: IntCounterVec,
     pub kubernetes: KubernetesMetrics,
     pub forward: ForwardMetrics,
     pub cache: CacheMetrics,
@@ -554,6 +559,18 @@ impl Metrics {
                 &r,
                 "coredns_shed_dropped_total",
                 "Counter of queries and responses dropped by shed.",
+                &["server", "reason"],
+            ),
+            tcp_connections: gauge_vec(
+                &r,
+                "clusterdns_tcp_connections",
+                "TCP and TLS connections open.",
+                &["server"],
+            ),
+            tcp_evicted: counter_vec(
+                &r,
+                "clusterdns_tcp_evicted_total",
+                "Idle TCP connections closed to make room for a new one, because the listener (full) or the new connection's source (source) had as many as it may.",
                 &["server", "reason"],
             ),
             kubernetes: KubernetesMetrics::new(&r),

@@ -9,7 +9,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +29,12 @@ pub struct Limits {
     pub tcp_idle: Duration,
     /// How long reading one TCP message (once its length arrived) or writing an answer may take.
     pub tcp_io: Duration,
-    /// TCP connections open at once; beyond this, new ones are closed at once.
+    /// TCP (and TLS) connections open at once on one listener; at the bound the longest-idle
+    /// one is closed to make room (see [`super::tcp`]).
     pub max_tcp_connections: usize,
+    /// TCP connections open at once from one source address; at the bound that source's
+    /// longest-idle one is closed to make room.
+    pub max_tcp_per_source: usize,
     /// UDP queries being answered at once; beyond this, new ones are dropped (the client retries),
     /// so a flood costs bounded memory.
     pub max_udp_inflight: usize,
@@ -46,7 +49,8 @@ impl Default for Limits {
         Self {
             tcp_idle: Duration::from_secs(10),
             tcp_io: Duration::from_secs(3),
-            max_tcp_connections: 1024,
+            max_tcp_connections: 16_384,
+            max_tcp_per_source: 1024,
             max_udp_inflight: 4096,
             udp_per_source_qps: 0,
         }
@@ -108,7 +112,7 @@ impl DnsListener {
 
     /// Takes connections on `tcp` (plain, or TLS where the router has a certificate).
     fn serve_tcp(&self, tcp: TcpListener, limits: Limits) {
-        self.tasks.spawn(tcp_loop(
+        self.tasks.spawn(super::tcp::tcp_loop(
             tcp,
             self.router.clone(),
             self.stop.clone(),
@@ -197,7 +201,7 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket
                 }
             };
             let bound = first.local_addr()?;
-            let tcp = match TcpListener::bind(bound).await {
+            let tcp = match tcp_listener(bound) {
                 Ok(tcp) => tcp,
                 Err(e) => {
                     last_err = Some(e);
@@ -225,12 +229,38 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket
 async fn bind_tcp(addr: Option<IpAddr>, port: u16) -> std::io::Result<TcpListener> {
     let mut last_err = None;
     for ip in candidates(addr) {
-        match TcpListener::bind(SocketAddr::new(ip, port)).await {
+        match tcp_listener(SocketAddr::new(ip, port)) {
             Ok(l) => return Ok(l),
             Err(e) => last_err = Some(e),
         }
     }
     Err(last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")))
+}
+
+/// The backlog a TCP listener asks for: the system's own bound (`net.core.somaxconn`), as Go
+/// (and so CoreDNS) asks. Rust's standard library asks for 128, which a burst of connections
+/// (a node-local cache rollout, a truncation storm) overflows: the kernel then drops SYNs, and
+/// each client waits a second before it sends another.
+fn backlog() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4096)
+}
+
+/// A TCP listener on `addr`, with the system's backlog.
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog())?;
+    TcpListener::from_std(socket.into())
 }
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -415,126 +445,5 @@ impl UdpPort {
                 drop(slot);
             });
         });
-    }
-}
-
-async fn tcp_loop(
-    listener: TcpListener,
-    router: Arc<ArcSwap<Router>>,
-    stop: CancellationToken,
-    tasks: TaskTracker,
-    limits: Limits,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max_tcp_connections));
-    loop {
-        let (stream, src) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!("tcp accept: {e}");
-                    // Out of file descriptors, say: do not spin.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(
-                "tcp: {} connections open, closing {src}",
-                limits.max_tcp_connections
-            );
-            continue;
-        };
-        let (router, stop) = (router.clone(), stop.clone());
-        tasks.spawn(async move {
-            let _ = stream.set_nodelay(true);
-            match router.load().tls() {
-                None => connection(stream, src, router, stop, limits).await,
-                Some(config) => {
-                    // The handshake is a read like any other: it must finish in time.
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    let shake = tokio::time::timeout(limits.tcp_io, acceptor.accept(stream));
-                    let session = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        s = shake => s,
-                    };
-                    match session {
-                        Ok(Ok(tls)) => connection(tls, src, router, stop, limits).await,
-                        Ok(Err(e)) => tracing::debug!("tls handshake with {src}: {e}"),
-                        Err(_) => tracing::debug!("tls handshake with {src}: timed out"),
-                    }
-                }
-            }
-            drop(slot);
-        });
-    }
-}
-
-/// One TCP (or TLS) connection: length-prefixed queries, answered in order.
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    src: SocketAddr,
-    router: Arc<ArcSwap<Router>>,
-    stop: CancellationToken,
-    limits: Limits,
-) {
-    let mut answered: u32 = 0;
-    loop {
-        // The port's `timeouts`, as of now: a reload may change them under an open connection.
-        let t = router.load().tcp_timeouts().unwrap_or_default();
-        // `maxtcpqueries`: the connection has carried its share; the client reconnects.
-        if t.max_queries.is_some_and(|max| answered >= max) {
-            return;
-        }
-        let (read_for, write_for, idle_for) = (
-            t.read.unwrap_or(limits.tcp_io),
-            t.write.unwrap_or(limits.tcp_io),
-            t.idle.unwrap_or(limits.tcp_idle),
-        );
-        let mut len = [0u8; 2];
-        let read_len = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = tokio::time::timeout(idle_for, stream.read_exact(&mut len)) => r,
-        };
-        if !matches!(read_len, Ok(Ok(_))) {
-            return; // idle too long, closed, or broken
-        }
-        let n = usize::from(u16::from_be_bytes(len));
-        if n == 0 {
-            return;
-        }
-        // Nothing that waits on the client holds a stopping server: a query not read in
-        // whole yet, or an answer the client does not read, is dropped at once (a query being
-        // answered is not: it finishes).
-        let mut query = vec![0u8; n];
-        let read = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = tokio::time::timeout(read_for, stream.read_exact(&mut query)) => r,
-        };
-        if !matches!(read, Ok(Ok(_))) {
-            return; // a length that lies, or a client gone quiet mid-message
-        }
-        let router = router.load_full();
-        let messages = router.handle_stream(&query, src).await;
-        if messages.is_empty() {
-            continue;
-        }
-        let mut framed = Vec::with_capacity(messages.iter().map(|m| m.len() + 2).sum());
-        for answer in &messages {
-            let Ok(alen) = u16::try_from(answer.len()) else {
-                return;
-            };
-            framed.extend_from_slice(&alen.to_be_bytes());
-            framed.extend_from_slice(answer);
-        }
-        let written = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = tokio::time::timeout(write_for, stream.write_all(&framed)) => r,
-        };
-        if !matches!(written, Ok(Ok(_))) {
-            return; // a client that does not read
-        }
-        answered = answered.saturating_add(1);
     }
 }

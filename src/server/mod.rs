@@ -8,6 +8,7 @@ pub mod fast;
 pub mod limit;
 pub mod listen;
 mod mmsg;
+mod tcp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Abusive TCP clients: idle, too many, pipelined, lying, never reading. The server closes what
+//! Abusive TCP clients: idle, too many, pipelined, lying, never reading; and a slow answer
+//! among fast ones on one connection. The server closes what
 //! it must and keeps answering everyone else.
 
 use std::sync::Arc;
@@ -87,49 +88,108 @@ async fn idle_connections_are_closed() {
     running.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_cap_are_closed_until_one_frees() {
-    let running = start(Limits {
-        max_tcp_connections: 4,
-        ..Limits::default()
-    })
-    .await;
-    let addr = running.listeners()[0].tcp;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let (_, q) = framed("kubernetes.default.svc.cluster.local.");
-        s.write_all(&q).await.unwrap();
-        assert!(read_answer(&mut s).await.is_some());
-        held.push(s);
-    }
-    let mut fifth = TcpStream::connect(addr).await.unwrap();
-    assert!(
-        closed_by_server(&mut fifth, Duration::from_secs(2)).await,
-        "the fifth connection stayed open"
-    );
-    drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
+/// A connection from `from` (a loopback address: each is a source of its own) that has been
+/// answered once.
+async fn answered_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((std::net::Ipv4Addr::from(from), 0).into())
+        .unwrap();
+    let mut s = sock.connect(to).await.unwrap();
     let (_, q) = framed("kubernetes.default.svc.cluster.local.");
     s.write_all(&q).await.unwrap();
     assert!(
         read_answer(&mut s).await.is_some(),
-        "a freed slot is usable again"
+        "not answered from {from:?}"
     );
-    // UDP is not affected by the TCP cap.
-    let port = running.listeners()[0].port;
-    let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None);
-    assert!(
-        support::ask(&running, port, &q.to_vec().unwrap(), Transport::Udp)
-            .await
-            .is_some()
-    );
+    s
+}
+
+fn evicted(running: &App, reason: &str) -> f64 {
+    let m = String::from_utf8(running.metrics().render()).unwrap();
+    m.lines()
+        .filter(|l| l.starts_with("clusterdns_tcp_evicted_total{") && l.contains(reason))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// At the bounds, the longest-idle connection is closed to make room, and the new one is
+/// answered: a client holding many idle connections recycles its own (per source) and the
+/// listener's (in all), and never denies TCP to another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_bounds_the_longest_idle_connection_makes_room() {
+    let running = start(Limits {
+        max_tcp_connections: 5,
+        max_tcp_per_source: 3,
+        ..Limits::default()
+    })
+    .await;
+    let addr = running.listeners()[0].tcp;
+    // One source, five connections: its own two longest-idle are closed for the last two.
+    let mut a = Vec::new();
+    for _ in 0..5 {
+        a.push(answered_from([127, 0, 0, 1], addr).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for s in &mut a[..2] {
+        assert!(closed_by_server(s, Duration::from_secs(2)).await);
+    }
+    assert_eq!(evicted(&running, "source"), 2.0);
+    // Another source fills the listener: the longest-idle of all goes, not the newcomer.
+    let mut b = Vec::new();
+    for _ in 0..3 {
+        b.push(answered_from([127, 0, 0, 2], addr).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(closed_by_server(&mut a[2], Duration::from_secs(2)).await);
+    assert_eq!(evicted(&running, "full"), 1.0);
+    // The ones still open are answered on.
+    for s in a[3..].iter_mut().chain(b.iter_mut()) {
+        let (_, q) = framed("frontend.shop.svc.cluster.local.");
+        s.write_all(&q).await.unwrap();
+        assert!(read_answer(s).await.is_some());
+    }
+    // UDP is not affected by the TCP bounds.
+    still_answers(&running).await;
     running.shutdown().await;
 }
 
+/// The case: one client holds 1,100 idle connections (more than the old fixed cap of
+/// 1,024); another client's TCP query is answered, and so is a new one from the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_queries_are_answered_in_order() {
+async fn one_client_with_1100_idle_connections_denies_nobody() {
+    raise_fd_limit(4096);
+    let running = start(Limits::default()).await;
+    let addr = running.listeners()[0].tcp;
+    let mut held = Vec::new();
+    for _ in 0..1100 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    answered_from([127, 0, 0, 3], addr).await;
+    answered_from([127, 0, 0, 1], addr).await;
+    // The first client's share is 1,024: its longest-idle ones were closed to make room.
+    assert!(evicted(&running, "source") >= 77.0);
+    drop(held);
+    running.shutdown().await;
+}
+
+/// Raises this process's soft limit on open files to at least `n` (within the hard limit).
+fn raise_fd_limit(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit touch only the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Pipelined queries on one connection are all answered, each with its own ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_queries_are_all_answered() {
     let running = start(Limits::default()).await;
     let mut s = TcpStream::connect(running.listeners()[0].tcp)
         .await
@@ -141,18 +201,72 @@ async fn pipelined_queries_are_answered_in_order() {
         "postgres.db.svc.cluster.local.",
     ];
     let mut all = Vec::new();
-    let mut ids = Vec::new();
-    for n in names {
-        let (id, q) = framed(n);
-        ids.push(id);
-        all.extend(q);
+    let mut want = std::collections::BTreeMap::new();
+    for (i, n) in names.iter().enumerate() {
+        let mut q = support::query(n, RecordType::A, None);
+        q.metadata.id = 100 + i as u16;
+        let bytes = q.to_vec().unwrap();
+        all.extend((bytes.len() as u16).to_be_bytes());
+        all.extend(bytes);
+        want.insert(100 + i as u16, n.to_string());
     }
     s.write_all(&all).await.unwrap(); // one write, four queries
-    for (id, name) in ids.iter().zip(names) {
+    let mut got = std::collections::BTreeMap::new();
+    for _ in names {
         let m = read_answer(&mut s).await.expect("an answer");
-        assert_eq!(m.metadata.id, *id);
-        assert_eq!(m.queries[0].name().to_ascii(), name);
+        got.insert(m.metadata.id, m.queries[0].name().to_ascii());
     }
+    assert_eq!(got, want);
+    running.shutdown().await;
+}
+
+/// RFC 7766 6.2.1.1: a query waiting on a slow upstream does not hold the answers behind it
+/// on the same connection. One connection: a name the upstream answers after a second, then
+/// 100 cluster names; the 100 arrive first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_does_not_hold_the_ones_behind_it() {
+    let up = crate::upstream::FakeUpstream::start(std::net::Ipv4Addr::new(192, 0, 2, 7)).await;
+    up.state
+        .set_mode(crate::upstream::Mode::Slow(Duration::from_secs(1)));
+    let objects = support::root().join("deploy/local/cluster.yaml");
+    let corefile = format!(
+        ".:0 {{\n    kubernetes cluster.local {{\n        objects {}\n    }}\n    forward . {}\n}}\n",
+        objects.display(),
+        up.addr
+    );
+    let running = support::start(&support::root().join("Corefile"), &corefile).await;
+    support::until_ready(&running).await;
+    let mut s = TcpStream::connect(running.listeners()[0].tcp)
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    let mut push = |name: &str, id: u16| {
+        let mut q = support::query(name, RecordType::A, None);
+        q.metadata.id = id;
+        let bytes = q.to_vec().unwrap();
+        all.extend((bytes.len() as u16).to_be_bytes());
+        all.extend(bytes);
+    };
+    push("slow.example.org.", 1);
+    for i in 0..100u16 {
+        push("kubernetes.default.svc.cluster.local.", 1000 + i);
+    }
+    s.write_all(&all).await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..101 {
+        let mut len = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.unwrap();
+        order.push(Message::from_vec(&buf).unwrap().metadata.id);
+    }
+    assert_eq!(order.last(), Some(&1), "{order:?}");
+    let mut cluster: Vec<u16> = order[..100].to_vec();
+    cluster.sort_unstable();
+    assert_eq!(cluster, (1000..1100).collect::<Vec<u16>>());
     running.shutdown().await;
 }
 
