@@ -2,7 +2,7 @@
 //! one connection's queries.
 //!
 //! Connections are bounded by what they cost, not by a small fixed count: a total that fits
-//! the process's file descriptors (16,384 by default, about 1 KiB of memory each while idle),
+//! the process's file descriptors (16,384 by default; an idle one costs about 3 KiB, measured),
 //! and a share per source address (1,024 by default). When either is reached, the longest-idle
 //! connection (of that source, for the share) is closed to make room, rather than the new one
 //! refused: a client holding many idle connections recycles its own, and cannot deny TCP to
@@ -262,23 +262,28 @@ pub(super) async fn tcp_loop(
             let tls = router.load().tls();
             match tls {
                 None => connection(stream, src, router, stop, limits, &conns, &state).await,
+                // Boxed: a TLS session's state is large, and plain connections (nearly all)
+                // should not carry room for it while they sit idle.
                 Some(config) => {
-                    // The handshake is a read like any other: it must finish in time.
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    let shake = tokio::time::timeout(limits.tcp_io, acceptor.accept(stream));
-                    let session = tokio::select! {
-                        _ = stop.cancelled() => None,
-                        _ = state.evicted.cancelled() => None,
-                        s = shake => Some(s),
-                    };
-                    match session {
-                        Some(Ok(Ok(tls))) => {
-                            connection(tls, src, router, stop, limits, &conns, &state).await
+                    Box::pin(async {
+                        // The handshake is a read like any other: it must finish in time.
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        let shake = tokio::time::timeout(limits.tcp_io, acceptor.accept(stream));
+                        let session = tokio::select! {
+                            _ = stop.cancelled() => None,
+                            _ = state.evicted.cancelled() => None,
+                            s = shake => Some(s),
+                        };
+                        match session {
+                            Some(Ok(Ok(tls))) => {
+                                connection(tls, src, router, stop, limits, &conns, &state).await
+                            }
+                            Some(Ok(Err(e))) => tracing::debug!("tls handshake with {src}: {e}"),
+                            Some(Err(_)) => tracing::debug!("tls handshake with {src}: timed out"),
+                            None => {}
                         }
-                        Some(Ok(Err(e))) => tracing::debug!("tls handshake with {src}: {e}"),
-                        Some(Err(_)) => tracing::debug!("tls handshake with {src}: timed out"),
-                        None => {}
-                    }
+                    })
+                    .await
                 }
             }
             drop(place);
@@ -316,7 +321,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     state: &ConnState,
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut buf = BytesMut::with_capacity(512);
+    // Empty until the client sends something: an idle connection holds no buffer.
+    let mut buf = BytesMut::new();
     let mut inflight = FuturesUnordered::new();
     let mut read: u32 = 0;
     let mut reading = true;
@@ -370,6 +376,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             None => active + idle_for,
         };
         let timed = can_read && (inflight.is_empty() || partial.is_some());
+        if can_read && buf.capacity() == buf.len() {
+            buf.reserve(128);
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = state.evicted.cancelled() => return,
