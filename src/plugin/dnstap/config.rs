@@ -87,17 +87,21 @@ fn sink(a: &Args, socket: &Token) -> Result<Sink, ConfigError> {
 }
 
 /// A positional number in `1..=max`.
+/// A word that is not a number is a slip for `full` or a stray word, and says so.
 fn multiplier(a: &Args, t: &Token, what: &str, max: u32) -> Result<u32, ConfigError> {
-    t.text
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| {
-            a.err(
-                t,
-                format!("'{}' is not a {what}: expected 1 to {max}", t.text),
-            )
-        })
+    let Ok(n) = t.text.parse::<u32>() else {
+        return Err(a.err(
+            t,
+            format!(
+                "unexpected argument '{}'; expected [full] [WRITEBUFFER] [QUEUE]",
+                t.text
+            ),
+        ));
+    };
+    if !(1..=max).contains(&n) {
+        return Err(a.err(t, format!("'{n}' is not a {what}: expected 1 to {max}")));
+    }
+    Ok(n)
 }
 
 pub fn parse(d: &Directive, _: &BlockContext) -> Result<DnstapConfig, Vec<ConfigError>> {
@@ -180,7 +184,7 @@ pub fn parse(d: &Directive, _: &BlockContext) -> Result<DnstapConfig, Vec<Config
                 _ => Err(pa.err_here("expected CERT KEY [CA]")),
             },
             "tls" => Err(pa.err_here(
-                "tls CERT KEY [CA] is for 'dnstap listen tls://…'; a tls:// collector is checked against the system's roots",
+                "only 'dnstap listen tls://…' takes a certificate; a tls:// collector is checked against the system's roots (not at all with skipverify)",
             )),
             other => Err(pa.err_here(format!(
                 "unknown property '{other}'; expected identity, version, extra, skipverify{}",
@@ -278,7 +282,7 @@ mod tests {
             ),
             (
                 ".:53 {\n dnstap /tap.sock partial\n}",
-                "2:19: dnstap: 'partial' is not a write buffer in MiB: expected 1 to 1024",
+                "2:19: dnstap: unexpected argument 'partial'; expected [full] [WRITEBUFFER] [QUEUE]",
             ),
             (
                 ".:53 {\n dnstap /tap.sock full 1 5000\n}",
@@ -298,7 +302,7 @@ mod tests {
             ),
             (
                 ".:53 {\n dnstap tls://127.0.0.1:6000 {\n  tls a b\n }\n}",
-                "3:3: dnstap: tls: tls CERT KEY [CA] is for 'dnstap listen tls://…'",
+                "3:3: dnstap: tls: only 'dnstap listen tls://…' takes a certificate",
             ),
             (
                 ".:53 {\n dnstap /tap.sock {\n  ident x\n }\n}",

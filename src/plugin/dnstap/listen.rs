@@ -151,7 +151,11 @@ impl Accept {
                         _ = this.stop.cancelled() => return,
                         a = l.accept() => a,
                     };
-                    let Ok((s, _)) = accepted else { continue };
+                    let Ok((s, _)) = accepted else {
+                        // Out of file descriptors, say: do not spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    };
                     let _ = s.set_nodelay(true);
                     this.opts.apply(&s);
                     let this = this.clone();
@@ -182,7 +186,11 @@ impl Accept {
                         _ = this.stop.cancelled() => return,
                         a = l.accept() => a,
                     };
-                    let Ok((s, _)) = accepted else { continue };
+                    let Ok((s, _)) = accepted else {
+                        // Out of file descriptors, say: do not spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    };
                     this.opts.apply(&s);
                     let this = this.clone();
                     tokio::spawn(async move { this.serve(s).await });

@@ -103,7 +103,10 @@ impl Tap {
             let (tx, rx) = mpsc::channel(queue);
             let tls = match cfg.sink {
                 Sink::Tls(_) => Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
-                    crate::plugin::shared::tls::client_config(cfg.skip_verify)?,
+                    // The system's roots are files: read them as setup reads files.
+                    crate::plugin::shared::blocking(|| {
+                        crate::plugin::shared::tls::client_config(cfg.skip_verify)
+                    })?,
                 ))),
                 _ => None,
             };
