@@ -216,6 +216,21 @@ async fn until_seen(running: &App, name: &str, all: &[&Mutex<Vec<Vec<u8>>>]) {
     panic!("{name} did not reach every collector");
 }
 
+/// Asks `name` ten times over 300 ms, each answered: time for messages to reach a collector
+/// that is going to get them.
+async fn ask_for_a_while(running: &App, name: &str) {
+    let q = support::query(name, RecordType::A, None).to_vec().unwrap();
+    let dns = running.listeners()[0].port;
+    for _ in 0..10 {
+        assert!(
+            support::ask(running, dns, &q, Transport::Udp)
+                .await
+                .is_some()
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
 /// A collector connecting to `listen`ing clusterdns over `s`, collecting into the result.
 fn collector<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(s: S) -> Arc<Mutex<Vec<Vec<u8>>>> {
     let frames = Arc::new(Mutex::new(Vec::new()));
@@ -360,18 +375,7 @@ async fn tls_collectors_in_both_directions() {
             Ok(s) => collector(s),
             Err(_) => Arc::new(Mutex::new(Vec::new())),
         };
-        let q = support::query("www.example.org.", RecordType::A, None)
-            .to_vec()
-            .unwrap();
-        let dns = running.listeners()[0].port;
-        for _ in 0..10 {
-            assert!(
-                support::ask(&running, dns, &q, Transport::Udp)
-                    .await
-                    .is_some()
-            );
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
+        ask_for_a_while(&running, "www.example.org.").await;
         let got = frames.lock().unwrap().len();
         assert_eq!(
             got > 0,
@@ -410,18 +414,7 @@ async fn tls_collectors_in_both_directions() {
             )
             .await;
         } else {
-            let q = support::query("kubernetes.default.svc.cluster.local.", RecordType::A, None)
-                .to_vec()
-                .unwrap();
-            let dns = running.listeners()[0].port;
-            for _ in 0..10 {
-                assert!(
-                    support::ask(&running, dns, &q, Transport::Udp)
-                        .await
-                        .is_some()
-                );
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
+            ask_for_a_while(&running, "kubernetes.default.svc.cluster.local.").await;
             assert_eq!(frames.lock().unwrap().len(), 0);
         }
     }
