@@ -102,19 +102,29 @@ impl Drop for HttpListener {
 
 async fn bind(at: &ListenAddr) -> std::io::Result<TcpListener> {
     match at.ip {
-        Some(ip) => TcpListener::bind(SocketAddr::new(ip, at.port)).await,
-        None => {
-            match TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), at.port))
-                .await
-            {
-                Ok(l) => Ok(l),
-                Err(_) => {
-                    TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), at.port))
-                        .await
-                }
-            }
-        }
+        Some(ip) => listen(SocketAddr::new(ip, at.port)),
+        None => match listen(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), at.port)) {
+            Ok(l) => Ok(l),
+            Err(_) => listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), at.port)),
+        },
     }
+}
+
+/// A listener with SO_REUSEPORT, as CoreDNS's health and metrics listeners: during an update
+/// with surge, the new node-local instance binds `/health` and `/metrics` beside the old one.
+/// Not on a port the kernel picks (port 0), which another listener could then share.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(addr.port() != 0)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn accept(

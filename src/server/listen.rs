@@ -201,7 +201,7 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket
                 }
             };
             let bound = first.local_addr()?;
-            let tcp = match tcp_listener(bound) {
+            let tcp = match tcp_listener(bound, port != 0) {
                 Ok(tcp) => tcp,
                 Err(e) => {
                     last_err = Some(e);
@@ -229,7 +229,7 @@ async fn bind(addr: Option<IpAddr>, port: u16) -> std::io::Result<(Vec<UdpSocket
 async fn bind_tcp(addr: Option<IpAddr>, port: u16) -> std::io::Result<TcpListener> {
     let mut last_err = None;
     for ip in candidates(addr) {
-        match tcp_listener(SocketAddr::new(ip, port)) {
+        match tcp_listener(SocketAddr::new(ip, port), port != 0) {
             Ok(l) => return Ok(l),
             Err(e) => last_err = Some(e),
         }
@@ -249,14 +249,18 @@ fn backlog() -> i32 {
         .unwrap_or(4096)
 }
 
-/// A TCP listener on `addr`, with the system's backlog.
-fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// A TCP listener on `addr`, with the system's backlog. `shared`: with SO_REUSEPORT, as
+/// CoreDNS binds, so that a second process (a node-local update with surge) binds beside this
+/// one. Not for a port the kernel picked: another server that also asked for any port could be
+/// given the same one and share it.
+fn tcp_listener(addr: SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(false)?;
     }
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(shared)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog())?;
