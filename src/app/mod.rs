@@ -50,6 +50,9 @@ pub struct StartOptions {
     pub load: LoadOptions,
     /// What one client may cost (timeouts, connection and in-flight caps).
     pub limits: Limits,
+    /// The metrics to count in; a new set when `None`. The node-local role passes its own,
+    /// which holds node-cache's setup errors too.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// One port's listeners.
@@ -125,7 +128,10 @@ impl App {
         opts: StartOptions,
     ) -> anyhow::Result<Arc<App>> {
         let shared = Arc::new(Shared {
-            metrics: Arc::new(Metrics::new()),
+            metrics: opts
+                .metrics
+                .clone()
+                .unwrap_or_else(|| Arc::new(Metrics::new())),
             readiness: ArcSwap::from_pointee(Vec::new()),
         });
         let app = Arc::new(App {

@@ -543,6 +543,12 @@ fn histogram_vec(
     register(r, HistogramVec::new(opts, labels).expect("valid metric"))
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();

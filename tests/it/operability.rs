@@ -266,6 +266,7 @@ async fn reload_swaps_configurations_and_keeps_the_old_one_on_errors() {
         path: Some(core.clone()),
         load: LoadOptions::default(),
         limits: Default::default(),
+        metrics: None,
     };
     let app = App::start_file(opts).await.unwrap();
     let name = "kubernetes.default.svc.cluster.local.";
