@@ -12,6 +12,7 @@ pub mod config;
 pub mod corefile;
 pub mod dns;
 pub mod memory;
+pub mod nodelocal;
 pub mod observe;
 pub mod plugin;
 pub mod server;

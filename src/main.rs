@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use clusterdns::cluster::source::Origin;
 use clusterdns::config::{self, LoadOptions};
 use clusterdns::plugin::registry;
-use clusterdns::{app, cluster, observe};
+use clusterdns::{app, cluster, nodelocal, observe};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -105,7 +105,11 @@ fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    let args: Vec<String> = std::env::args().collect();
+    if nodelocal::args::is_node_local(&args) {
+        return node_local(&args[1..]);
+    }
+    let cli = Cli::parse_from(normalize_args(args.into_iter()));
     if cli.version {
         println!("{}", clusterdns::version_line());
         println!("{}/{}, rust", std::env::consts::OS, std::env::consts::ARCH);
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
             max_tcp_per_source: cli.tcp_connections_per_source,
             ..Default::default()
         },
+        metrics: None,
     };
     raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -179,6 +184,75 @@ fn main() -> ExitCode {
         poller.abort();
         tracing::info!("shutting down");
         app.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The node-local role: started with node-cache's command line (it names `-localip`), as
+/// NodeLocal DNSCache's DaemonSet starts node-cache.
+fn node_local(args: &[String]) -> ExitCode {
+    let params = match nodelocal::Params::parse(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("Error parsing flags - {e}, Exiting");
+            return ExitCode::from(2);
+        }
+    };
+    let json = args.iter().any(|a| a.ends_with("log-format=json"))
+        || args
+            .windows(2)
+            .any(|w| w[0].ends_with("log-format") && w[1] == "json");
+    observe::init_logging(if json {
+        observe::LogFormat::Json
+    } else {
+        observe::LogFormat::Text
+    });
+    raise_fd_limit();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let quiet = params.quiet;
+        let node = match nodelocal::NodeLocal::start(params, Default::default()).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if !quiet {
+            for l in node.app().listeners() {
+                for z in &l.zones {
+                    println!("{}:{}", z, l.udp.port());
+                }
+            }
+            println!("{}", clusterdns::version_line());
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut usr1)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::user_defined1()),
+        ) else {
+            eprintln!("cannot handle signals");
+            return ExitCode::FAILURE;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = usr1.recv() => node.reload().await,
+            }
+        }
+        tracing::info!("shutting down");
+        node.stop().await;
         ExitCode::SUCCESS
     })
 }

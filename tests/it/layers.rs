@@ -26,6 +26,8 @@ const LAYERS: &[&[&str]] = &[
     &["server"],
     // Startup, reload, shutdown.
     &["app"],
+    // Roles built on `app`: the node-local cache.
+    &["nodelocal"],
 ];
 
 /// Inside `cluster`: the slim objects; the records built from them and the contract between

@@ -26,6 +26,7 @@ mod k8s_external;
 mod layers;
 mod live;
 mod multicluster;
+mod nodelocal;
 mod operability;
 mod packets;
 mod process;
