@@ -965,3 +965,98 @@ async fn the_multicluster_overlay_grants_what_multicluster_asks_for_and_no_more(
     // Namespaces, Services, EndpointSlices, Pods and ServiceImports, at least once each.
     assert!(asked >= 5, "{:?}", api.requests());
 }
+
+/// The node-local overlay: Kubernetes' nodelocaldns.yaml objects, node-cache's arguments
+/// unchanged, the node-local image, and the changes that make an update with surge possible.
+/// Its Corefile renders (as node-cache renders it) to one that loads.
+#[test]
+fn the_node_local_overlay_runs_node_caches_daemonset_with_our_image() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let objects = render("node-local");
+    let ds: DaemonSet = object(&objects, "DaemonSet", "node-local-dns");
+    let spec = ds.spec.unwrap();
+    let strategy = spec.update_strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(strategy.max_surge, Some(IntOrString::Int(1)));
+    assert_eq!(strategy.max_unavailable, Some(IntOrString::Int(0)));
+    assert_eq!(spec.min_ready_seconds, Some(5));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("Default"));
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-node-critical")
+    );
+    assert_eq!(pod.service_account_name.as_deref(), Some("node-local-dns"));
+    let c = &pod.containers[0];
+    assert_eq!(c.name, "node-cache");
+    assert_eq!(
+        c.image.as_deref(),
+        Some("registry.example/clusterdns-node-local:0.1.0")
+    );
+    // The stock arguments, as node-cache takes them, and as clusterdns reads them.
+    let args = c.args.clone().unwrap();
+    assert_eq!(
+        args,
+        [
+            "-localip",
+            "169.254.20.10,10.96.0.10",
+            "-conf",
+            "/etc/Corefile",
+            "-upstreamsvc",
+            "kube-dns-upstream",
+            "-pidfile",
+            "/tmp/node-cache.pid"
+        ]
+    );
+    let params = clusterdns::nodelocal::Params::parse(&args).unwrap();
+    assert_eq!(
+        params.local_ips,
+        [
+            "169.254.20.10".parse::<std::net::IpAddr>().unwrap(),
+            "10.96.0.10".parse().unwrap()
+        ]
+    );
+    assert!(
+        c.ports.is_none(),
+        "host ports would keep the surge pod off the node"
+    );
+    let caps = c.security_context.clone().unwrap().capabilities.unwrap();
+    assert_eq!(caps.add, Some(vec!["NET_ADMIN".to_string()]));
+    let mounts: Vec<&str> = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(
+        mounts,
+        ["/run/xtables.lock", "/etc/coredns", "/etc/kube-dns"]
+    );
+    assert_eq!(
+        params.base_corefile,
+        std::path::PathBuf::from("/etc/coredns/Corefile.base")
+    );
+
+    let upstream: Service = object(&objects, "Service", "kube-dns-upstream");
+    let selector = upstream.spec.unwrap().selector.unwrap();
+    assert_eq!(
+        selector.get("k8s-app").map(String::as_str),
+        Some("kube-dns")
+    );
+
+    let cm: ConfigMap = object(&objects, "ConfigMap", "node-local-dns");
+    let base = cm.data.unwrap()["Corefile"].clone();
+    let ips = params.local_ips.clone();
+    let rendered = clusterdns::nodelocal::render::render(&clusterdns::nodelocal::render::Inputs {
+        base: &base,
+        local_ips: &ips,
+        cluster_dns: "10.96.0.11".parse().unwrap(),
+        kube_dns: &Default::default(),
+        port: 53,
+    });
+    assert!(!rendered.contains("__PILLAR__"), "{rendered}");
+    if let Err(e) = config::from_str("Corefile", &rendered, &LoadOptions::default()) {
+        panic!("the rendered Corefile does not load: {e}\n{rendered}");
+    }
+}
