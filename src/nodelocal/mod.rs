@@ -98,39 +98,14 @@ impl NodeLocal {
         tokio::task::spawn_blocking(move || p.sync(true))
             .await
             .context("setting up the node's network")?;
-        let app = App::start_file(StartOptions {
-            bind: None,
-            path: Some(params.corefile.clone()),
-            load: LoadOptions {
-                default_port: params.port,
-            },
-            limits,
-            metrics: Some(metrics.clone()),
-        })
-        .await?;
-        let at = crate::corefile::args::parse_listen_addr(&params.metrics_listen).map_err(|e| {
-            anyhow::anyhow!("-metrics-listen-address {}: {e}", params.metrics_listen)
-        })?;
-        let shared = Arc::new(Shared {
-            metrics,
-            readiness: ArcSwap::from_pointee(Vec::new()),
-        });
-        let routes = Routes {
-            metrics: true,
-            ..Default::default()
+        // A start that fails from here on undoes the setup, as a SIGTERM would.
+        let (app, metrics_http) = match Self::serve(params, limits, metrics).await {
+            Ok(started) => started,
+            Err(e) => {
+                parts.leave(&presence).await;
+                return Err(e);
+            }
         };
-        let metrics_http = HttpListener::bind(&at, routes, shared)
-            .await
-            .with_context(|| {
-                format!(
-                    "listening on -metrics-listen-address {}",
-                    params.metrics_listen
-                )
-            })?;
-        if let Some(pid) = &params.pidfile {
-            std::fs::write(pid, format!("{}\n", std::process::id()))
-                .with_context(|| format!("writing the pidfile {}", pid.display()))?;
-        }
         let node = Arc::new(NodeLocal {
             parts: parts.clone(),
             app: app.clone(),
@@ -159,6 +134,51 @@ impl NodeLocal {
         }));
         *crate::sync::lock(&node.tasks) = tasks;
         Ok(node)
+    }
+
+    /// Starts answering with the Corefile written, and the metrics listener.
+    async fn serve(
+        params: &Params,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Arc<App>, HttpListener)> {
+        let app = App::start_file(StartOptions {
+            bind: None,
+            path: Some(params.corefile.clone()),
+            load: LoadOptions {
+                default_port: params.port,
+            },
+            limits,
+            metrics: Some(metrics.clone()),
+        })
+        .await?;
+        let listener = async {
+            let at = crate::corefile::args::parse_listen_addr(&params.metrics_listen)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let shared = Arc::new(Shared {
+                metrics,
+                readiness: ArcSwap::from_pointee(Vec::new()),
+            });
+            let routes = Routes {
+                metrics: true,
+                ..Default::default()
+            };
+            Ok::<_, anyhow::Error>(HttpListener::bind(&at, routes, shared).await?)
+        }
+        .await
+        .with_context(|| format!("-metrics-listen-address {}", params.metrics_listen));
+        let pidfile = match (&listener, &params.pidfile) {
+            (Ok(_), Some(pid)) => std::fs::write(pid, format!("{}\n", std::process::id()))
+                .with_context(|| format!("writing the pidfile {}", pid.display())),
+            _ => Ok(()),
+        };
+        match (listener, pidfile) {
+            (Ok(l), Ok(())) => Ok((app, l)),
+            (Err(e), _) | (_, Err(e)) => {
+                app.close().await;
+                Err(e)
+            }
+        }
     }
 
     pub fn app(&self) -> &Arc<App> {
@@ -197,21 +217,7 @@ impl NodeLocal {
         if let Some(pid) = &params.pidfile {
             let _ = std::fs::remove_file(pid);
         }
-        if params.skip_teardown {
-            tracing::info!(
-                "Leaving the link, the addresses and the rules in place (-skipteardown)"
-            );
-            return;
-        }
-        if self.presence.others() > 0 {
-            tracing::info!(
-                "Another instance serves on {}: leaving the link, the addresses and the rules to it",
-                params.interface
-            );
-            return;
-        }
-        let p = self.parts.clone();
-        let _ = tokio::task::spawn_blocking(move || p.teardown()).await;
+        self.parts.leave(&self.presence).await;
     }
 }
 
@@ -227,6 +233,26 @@ struct Parts {
 }
 
 impl Parts {
+    /// Removes what the setup added, unless `-skipteardown` or another instance on this
+    /// node (an update with surge) serves with it.
+    async fn leave(self: &Arc<Self>, presence: &presence::Presence) {
+        if self.params.skip_teardown {
+            tracing::info!(
+                "Leaving the link, the addresses and the rules in place (-skipteardown)"
+            );
+            return;
+        }
+        if presence.others() > 0 {
+            tracing::info!(
+                "Another instance serves on {}: leaving the link, the addresses and the rules to it",
+                self.params.interface
+            );
+            return;
+        }
+        let p = self.clone();
+        let _ = tokio::task::spawn_blocking(move || p.teardown()).await;
+    }
+
     fn spec(&self) -> rules::Spec {
         rules::Spec {
             ips: self.params.local_ips.clone(),

@@ -797,3 +797,26 @@ fn rules_that_cannot_be_written_are_counted() {
     assert!(cache.log_text().contains("nft: cannot run it"));
     cache.stop();
 }
+
+/// A Corefile that does not load: the start fails with the error at its `file:line:col`, and
+/// what the setup added is gone again.
+#[test]
+fn a_start_that_fails_leaves_the_node_as_it_was() {
+    let node = Node::new(Firewall::Nft);
+    let before = node.snapshot();
+    std::fs::create_dir_all(node.kubedns()).unwrap();
+    std::fs::write(
+        node.base(),
+        ".:53 {\n    bind __PILLAR__LOCAL__DNS__\n    nosuchdirective\n}\n",
+    )
+    .unwrap();
+    let mut cache = node.start("a", &[]);
+    let status = cache.child.take().unwrap().wait().unwrap();
+    assert!(!status.success());
+    let log = cache.log_text();
+    assert!(log.contains("a.Corefile:3:5"), "{log}");
+    // The rules were written, then taken out again.
+    assert!(log.contains("Writing the node's rules with nft"), "{log}");
+    assert!(log.contains("Tearing down"), "{log}");
+    assert_eq!(node.snapshot(), before);
+}
