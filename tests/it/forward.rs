@@ -1311,9 +1311,21 @@ async fn expire_closes_kept_connections_and_prefer_udp_uses_udp() {
     ))
     .await;
     ask(&running, port, "e1.example.", RecordType::A).await;
+    let kept = std::time::Instant::now();
     ask(&running, port, "e2.example.", RecordType::A).await;
     assert_eq!(up.state.conns.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Closed once expired, with no query after it to notice (as CoreDNS's connection manager
+    // closes them): the upstream sees the end of the connection, not before `expire`.
+    let deadline = kept + Duration::from_secs(5);
+    while up.state.ended.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        up.state.ended.load(Ordering::SeqCst),
+        1,
+        "closed when expired"
+    );
+    assert!(kept.elapsed() >= Duration::from_millis(300));
     ask(&running, port, "e3.example.", RecordType::A).await;
     assert_eq!(
         up.state.conns.load(Ordering::SeqCst),

@@ -46,6 +46,8 @@ pub struct State {
     pub tcp: AtomicUsize,
     /// TCP (or TLS) connections accepted.
     pub conns: AtomicUsize,
+    /// TCP (or TLS) connections that ended (the client closed them, or the server did).
+    pub ended: AtomicUsize,
     /// Health checks (NS queries).
     pub checks: AtomicUsize,
     /// The last health check: its name and its RD bit.
@@ -101,6 +103,7 @@ impl FakeUpstream {
             udp: AtomicUsize::new(0),
             tcp: AtomicUsize::new(0),
             conns: AtomicUsize::new(0),
+            ended: AtomicUsize::new(0),
             checks: AtomicUsize::new(0),
             last_check: Mutex::new(None),
             close_after_answer: Default::default(),
@@ -148,6 +151,7 @@ impl FakeUpstream {
                             }
                             None => serve_stream(stream, &state).await,
                         }
+                        state.ended.fetch_add(1, Ordering::SeqCst);
                     });
                 }
             }));

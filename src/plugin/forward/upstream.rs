@@ -93,6 +93,51 @@ struct Idle {
     since: Instant,
 }
 
+/// An upstream's kept connections.
+#[derive(Default)]
+struct Pool {
+    /// Oldest first.
+    conns: VecDeque<Idle>,
+    /// A [`sweep`] runs for this pool.
+    sweeping: bool,
+}
+
+impl Pool {
+    /// Closes the connections kept for `expire` or longer.
+    fn expire(&mut self, now: Instant, expire: Duration) {
+        while self
+            .conns
+            .front()
+            .is_some_and(|i| now.duration_since(i.since) >= expire)
+        {
+            self.conns.pop_front();
+        }
+    }
+}
+
+/// Closes a pool's connections as they pass `expire`, as CoreDNS's connection manager does,
+/// until none is left (the next kept one starts another) or the upstream is gone. Without it a
+/// connection past `expire` stayed open until the next query: after a burst of misses that a
+/// cache then answered, hundreds of them, each in CLOSE_WAIT once the upstream closed its side.
+async fn sweep(pool: Weak<Mutex<Pool>>, expire: Duration) {
+    loop {
+        let wait = {
+            let Some(pool) = pool.upgrade() else { return };
+            let mut pool = crate::sync::lock(&pool);
+            let now = Instant::now();
+            pool.expire(now, expire);
+            match pool.conns.front() {
+                Some(oldest) => (oldest.since + expire).saturating_duration_since(now),
+                None => {
+                    pool.sweeping = false;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// What every upstream of one `forward` shares.
 #[derive(Clone)]
 pub struct ProxyOptions {
@@ -121,8 +166,8 @@ pub struct Proxy {
     server_name: Option<ServerName<'static>>,
     fails: AtomicU32,
     probing: AtomicBool,
-    /// Kept connections, oldest first.
-    idle: Mutex<VecDeque<Idle>>,
+    /// Kept connections, oldest first, and whether a task is closing them as they expire.
+    idle: Arc<Mutex<Pool>>,
     /// The kept HTTP/2 connection of an `https://` upstream, and when it was last used. Queries
     /// that find none wait for the one being dialled rather than each dialling its own.
     h2: tokio::sync::Mutex<Option<(Doh, Instant)>>,
@@ -155,7 +200,7 @@ impl Proxy {
             server_name,
             fails: AtomicU32::new(0),
             probing: AtomicBool::new(false),
-            idle: Mutex::new(VecDeque::new()),
+            idle: Arc::default(),
             h2: tokio::sync::Mutex::new(None),
         })
     }
@@ -242,32 +287,30 @@ impl Proxy {
     }
 
     fn take(&self, proto: Proto) -> Option<Conn> {
-        let mut idle = crate::sync::lock(&self.idle);
-        let now = Instant::now();
-        while idle
-            .front()
-            .is_some_and(|i| now.duration_since(i.since) >= self.opts.expire)
-        {
-            idle.pop_front();
-        }
+        let mut pool = crate::sync::lock(&self.idle);
+        pool.expire(Instant::now(), self.opts.expire);
         // The most recently used: the least likely to have been closed by the upstream.
-        let at = idle.iter().rposition(|i| i.proto == proto)?;
-        idle.remove(at).map(|i| i.conn)
+        let at = pool.conns.iter().rposition(|i| i.proto == proto)?;
+        pool.conns.remove(at).map(|i| i.conn)
     }
 
     fn put(&self, conn: Conn, proto: Proto) {
         if proto == Proto::Https {
             return; // kept in `h2` from the start
         }
-        let mut idle = crate::sync::lock(&self.idle);
-        if self.opts.max_idle != 0 && idle.len() >= self.opts.max_idle {
+        let mut pool = crate::sync::lock(&self.idle);
+        if self.opts.max_idle != 0 && pool.conns.len() >= self.opts.max_idle {
             return;
         }
-        idle.push_back(Idle {
+        pool.conns.push_back(Idle {
             conn,
             proto,
             since: Instant::now(),
         });
+        if !pool.sweeping {
+            pool.sweeping = true;
+            tokio::spawn(sweep(Arc::downgrade(&self.idle), self.opts.expire));
+        }
     }
 
     async fn dial(&self, proto: Proto) -> Result<Conn, ExchangeError> {
