@@ -17,7 +17,6 @@
 
 pub mod config;
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use hickory_proto::op::{Edns, LowerQuery, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -97,6 +97,17 @@ impl Key {
         }
     }
 
+    fn hash(&self, hasher: &RandomState) -> u64 {
+        hash_of(
+            hasher,
+            &self.name,
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        )
+    }
+
     fn lower_name(&self) -> LowerName {
         // The bytes came from a valid name.
         let name = Name::read(&mut BinDecoder::new(&self.name));
@@ -104,7 +115,76 @@ impl Key {
     }
 }
 
+/// The one hash of a question, for a [`Key`] looked up and an [`Entry`] kept alike.
+fn hash_of(
+    hasher: &RandomState,
+    name: &[u8],
+    qtype: RecordType,
+    qclass: DNSClass,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+) -> u64 {
+    hasher.hash_one((
+        name,
+        u16::from(qtype),
+        u16::from(qclass),
+        dnssec_ok,
+        checking_disabled,
+    ))
+}
+
+/// The question an entry answers, kept in the entry: the store's map then holds a pointer per
+/// entry rather than a key with its name inline (104 bytes a slot, at a map's load about 170
+/// bytes an entry).
+struct Question {
+    name: Box<[u8]>,
+    qtype: RecordType,
+    qclass: DNSClass,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl Question {
+    fn of(key: &Key) -> Self {
+        Self {
+            name: key.name.as_slice().into(),
+            qtype: key.qtype,
+            qclass: key.qclass,
+            dnssec_ok: key.dnssec_ok,
+            checking_disabled: key.checking_disabled,
+        }
+    }
+
+    fn is(&self, key: &Key) -> bool {
+        *self.name == *key.name
+            && self.qtype == key.qtype
+            && self.qclass == key.qclass
+            && self.dnssec_ok == key.dnssec_ok
+            && self.checking_disabled == key.checking_disabled
+    }
+
+    fn same(&self, other: &Question) -> bool {
+        self.name == other.name
+            && self.qtype == other.qtype
+            && self.qclass == other.qclass
+            && self.dnssec_ok == other.dnssec_ok
+            && self.checking_disabled == other.checking_disabled
+    }
+
+    fn hash(&self, hasher: &RandomState) -> u64 {
+        hash_of(
+            hasher,
+            &self.name,
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        )
+    }
+}
+
 struct Entry {
+    question: Question,
     kind: Kind,
     rcode: ResponseCode,
     authoritative: bool,
@@ -113,9 +193,9 @@ struct Entry {
     /// The sections as kept: prepared runs that share one TTL stay as they are (so a hit is
     /// written, and truncated, to the same bytes as the answer it keeps); the rest are prepared
     /// here, when they can be (see [`prepare`]), else kept as records.
-    answers: Vec<Rrs>,
-    authority: Vec<Rrs>,
-    additionals: Vec<Rrs>,
+    answers: Box<[Rrs]>,
+    authority: Box<[Rrs]>,
+    additionals: Box<[Rrs]>,
     /// Every section is prepared runs: the fast path may send the entry.
     prepared: bool,
     stored: Instant,
@@ -124,7 +204,7 @@ struct Entry {
     /// The watched index behind the name, and its generation when the answer was asked for.
     generation: Option<(usize, u64)>,
     /// What a background refresh needs to ask again as the client did.
-    edns: Option<Edns>,
+    edns: Option<Box<Edns>>,
     /// Hits within `prefetch`'s window, and the last one (ms after `stored`).
     hits: AtomicU32,
     last_hit_ms: AtomicU64,
@@ -199,7 +279,7 @@ impl Entry {
 
 struct Store {
     kind: Kind,
-    shards: Vec<Mutex<HashMap<Key, Arc<Entry>, RandomState>>>,
+    shards: Vec<Mutex<HashTable<Arc<Entry>>>>,
     /// The one hash of the store: its bits 32..38 pick the shard, which leaves the low bits
     /// (where a map looks) and the top ones (its tags) varied within a shard.
     hasher: RandomState,
@@ -213,44 +293,54 @@ impl Store {
         let hasher = RandomState::default();
         Self {
             kind,
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             hasher,
             per_shard: capacity.div_ceil(SHARDS).max(1),
             len: AtomicUsize::new(0),
         }
     }
 
-    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Entry>, RandomState>> {
-        let at = (self.hasher.hash_one(key) >> 32) as usize % SHARDS;
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, HashTable<Arc<Entry>>> {
+        let at = (hash >> 32) as usize % SHARDS;
         crate::sync::lock(&self.shards[at])
     }
 
     fn get(&self, key: &Key) -> Option<Arc<Entry>> {
-        self.shard(key).get(key).cloned()
+        let hash = key.hash(&self.hasher);
+        self.shard(hash).find(hash, |e| e.question.is(key)).cloned()
     }
 
     /// Inserts; returns whether an entry was evicted to make room.
-    fn insert(&self, key: Key, entry: Arc<Entry>) -> bool {
-        let mut shard = self.shard(&key);
+    fn insert(&self, entry: Arc<Entry>) -> bool {
+        let hasher = &self.hasher;
+        let hash = entry.question.hash(hasher);
+        let mut shard = self.shard(hash);
+        if let Some(old) = shard.find_mut(hash, |e| e.question.same(&entry.question)) {
+            *old = entry;
+            return false;
+        }
         let mut evicted = false;
-        if !shard.contains_key(&key) && shard.len() >= self.per_shard {
-            // Random eviction, as CoreDNS's: the map's iteration order is seeded per map.
-            if let Some(victim) = shard.keys().next().cloned() {
-                shard.remove(&victim);
-                self.len.fetch_sub(1, Ordering::Relaxed);
-                evicted = true;
+        if shard.len() >= self.per_shard {
+            // Random eviction, as CoreDNS's: the order of a shard is that of the hashes, which
+            // are seeded per process.
+            if let Some(victim) = shard.iter().next().cloned() {
+                let at = victim.question.hash(hasher);
+                if let Ok(found) = shard.find_entry(at, |e| Arc::ptr_eq(e, &victim)) {
+                    found.remove();
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                    evicted = true;
+                }
             }
         }
-        if shard.insert(key, entry).is_none() {
-            self.len.fetch_add(1, Ordering::Relaxed);
-        }
+        shard.insert_unique(hash, entry, |e| e.question.hash(hasher));
+        self.len.fetch_add(1, Ordering::Relaxed);
         evicted
     }
 
     fn remove(&self, key: &Key) {
-        if self.shard(key).remove(key).is_some() {
+        let hash = key.hash(&self.hasher);
+        if let Ok(found) = self.shard(hash).find_entry(hash, |e| e.question.is(key)) {
+            found.remove();
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -488,7 +578,7 @@ impl Inner {
             return;
         }
         let owner = Name::from(&name);
-        let records = |sets: &[Rrs]| -> Vec<Rrs> {
+        let records = |sets: &[Rrs]| -> Box<[Rrs]> {
             let mut kept = Vec::with_capacity(sets.len());
             let mut loose: Vec<Record> = Vec::new();
             let flush = |loose: &mut Vec<Record>, kept: &mut Vec<Rrs>| {
@@ -524,7 +614,7 @@ impl Inner {
                 }
             }
             flush(&mut loose, &mut kept);
-            kept
+            kept.into_boxed_slice()
         };
         let (answers, authority, additionals) = (
             records(&reply.answers),
@@ -535,6 +625,7 @@ impl Inner {
             .iter()
             .all(|sets| sets.iter().all(|s| matches!(s, Rrs::Prepared(_))));
         let entry = Arc::new(Entry {
+            question: Question::of(&key),
             kind,
             rcode: reply.rcode,
             authoritative: reply.authoritative,
@@ -547,7 +638,7 @@ impl Inner {
             stored: Instant::now(),
             ttl,
             generation,
-            edns: edns.cloned(),
+            edns: edns.cloned().map(Box::new),
             hits: AtomicU32::new(0),
             last_hit_ms: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
@@ -572,7 +663,7 @@ impl Inner {
         } else {
             other.remove(&key);
         }
-        if store.insert(key, entry) {
+        if store.insert(entry) {
             self.metrics
                 .cache
                 .evictions
@@ -807,7 +898,7 @@ impl Handler for Cache {
             let now = Instant::now();
             let refresh = |key: &Key, e: &Entry| Refresh {
                 key: key.clone(),
-                edns: e.edns.clone(),
+                edns: e.edns.as_deref().cloned(),
                 src: req.src,
                 transport: req.transport,
                 server: req.server.to_string(),
