@@ -97,9 +97,8 @@ impl Key {
         }
     }
 
-    fn hash(&self, hasher: &RandomState) -> u64 {
-        hash_of(
-            hasher,
+    fn parts(&self) -> Parts<'_> {
+        (
             &self.name,
             self.qtype,
             self.qclass,
@@ -115,22 +114,12 @@ impl Key {
     }
 }
 
-/// The one hash of a question, for a [`Key`] looked up and an [`Entry`] kept alike.
-fn hash_of(
-    hasher: &RandomState,
-    name: &[u8],
-    qtype: RecordType,
-    qclass: DNSClass,
-    dnssec_ok: bool,
-    checking_disabled: bool,
-) -> u64 {
-    hasher.hash_one((
-        name,
-        u16::from(qtype),
-        u16::from(qclass),
-        dnssec_ok,
-        checking_disabled,
-    ))
+/// What tells one question from another: the name in lower-case wire form, the type, the class,
+/// DO and CD. A [`Key`] looked up and an [`Entry`]'s [`Question`] are compared and hashed as these.
+type Parts<'a> = (&'a [u8], RecordType, DNSClass, bool, bool);
+
+fn hash_of(hasher: &RandomState, (name, qtype, qclass, dnssec_ok, cd): Parts<'_>) -> u64 {
+    hasher.hash_one((name, u16::from(qtype), u16::from(qclass), dnssec_ok, cd))
 }
 
 /// The question an entry answers, kept in the entry: the store's map then holds a pointer per
@@ -155,25 +144,8 @@ impl Question {
         }
     }
 
-    fn is(&self, key: &Key) -> bool {
-        *self.name == *key.name
-            && self.qtype == key.qtype
-            && self.qclass == key.qclass
-            && self.dnssec_ok == key.dnssec_ok
-            && self.checking_disabled == key.checking_disabled
-    }
-
-    fn same(&self, other: &Question) -> bool {
-        self.name == other.name
-            && self.qtype == other.qtype
-            && self.qclass == other.qclass
-            && self.dnssec_ok == other.dnssec_ok
-            && self.checking_disabled == other.checking_disabled
-    }
-
-    fn hash(&self, hasher: &RandomState) -> u64 {
-        hash_of(
-            hasher,
+    fn parts(&self) -> Parts<'_> {
+        (
             &self.name,
             self.qtype,
             self.qclass,
@@ -306,16 +278,18 @@ impl Store {
     }
 
     fn get(&self, key: &Key) -> Option<Arc<Entry>> {
-        let hash = key.hash(&self.hasher);
-        self.shard(hash).find(hash, |e| e.question.is(key)).cloned()
+        let hash = hash_of(&self.hasher, key.parts());
+        self.shard(hash)
+            .find(hash, |e| e.question.parts() == key.parts())
+            .cloned()
     }
 
     /// Inserts; returns whether an entry was evicted to make room.
     fn insert(&self, entry: Arc<Entry>) -> bool {
         let hasher = &self.hasher;
-        let hash = entry.question.hash(hasher);
+        let hash = hash_of(hasher, entry.question.parts());
         let mut shard = self.shard(hash);
-        if let Some(old) = shard.find_mut(hash, |e| e.question.same(&entry.question)) {
+        if let Some(old) = shard.find_mut(hash, |e| e.question.parts() == entry.question.parts()) {
             *old = entry;
             return false;
         }
@@ -324,7 +298,7 @@ impl Store {
             // Random eviction, as CoreDNS's: the order of a shard is that of the hashes, which
             // are seeded per process.
             if let Some(victim) = shard.iter().next().cloned() {
-                let at = victim.question.hash(hasher);
+                let at = hash_of(hasher, victim.question.parts());
                 if let Ok(found) = shard.find_entry(at, |e| Arc::ptr_eq(e, &victim)) {
                     found.remove();
                     self.len.fetch_sub(1, Ordering::Relaxed);
@@ -332,14 +306,17 @@ impl Store {
                 }
             }
         }
-        shard.insert_unique(hash, entry, |e| e.question.hash(hasher));
+        shard.insert_unique(hash, entry, |e| hash_of(hasher, e.question.parts()));
         self.len.fetch_add(1, Ordering::Relaxed);
         evicted
     }
 
     fn remove(&self, key: &Key) {
-        let hash = key.hash(&self.hasher);
-        if let Ok(found) = self.shard(hash).find_entry(hash, |e| e.question.is(key)) {
+        let hash = hash_of(&self.hasher, key.parts());
+        if let Ok(found) = self
+            .shard(hash)
+            .find_entry(hash, |e| e.question.parts() == key.parts())
+        {
             found.remove();
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
