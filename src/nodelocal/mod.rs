@@ -152,9 +152,11 @@ impl NodeLocal {
             metrics: Some(metrics.clone()),
         })
         .await?;
-        let listener = async {
+        // The metrics listener and the pidfile; the server stops again if either fails.
+        let rest = async {
             let at = crate::corefile::args::parse_listen_addr(&params.metrics_listen)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("-metrics-listen-address {}", params.metrics_listen))?;
             let shared = Arc::new(Shared {
                 metrics,
                 readiness: ArcSwap::from_pointee(Vec::new()),
@@ -163,18 +165,19 @@ impl NodeLocal {
                 metrics: true,
                 ..Default::default()
             };
-            Ok::<_, anyhow::Error>(HttpListener::bind(&at, routes, shared).await?)
+            let listener = HttpListener::bind(&at, routes, shared)
+                .await
+                .with_context(|| format!("-metrics-listen-address {}", params.metrics_listen))?;
+            if let Some(pid) = &params.pidfile {
+                std::fs::write(pid, format!("{}\n", std::process::id()))
+                    .with_context(|| format!("writing the pidfile {}", pid.display()))?;
+            }
+            Ok::<_, anyhow::Error>(listener)
         }
-        .await
-        .with_context(|| format!("-metrics-listen-address {}", params.metrics_listen));
-        let pidfile = match (&listener, &params.pidfile) {
-            (Ok(_), Some(pid)) => std::fs::write(pid, format!("{}\n", std::process::id()))
-                .with_context(|| format!("writing the pidfile {}", pid.display())),
-            _ => Ok(()),
-        };
-        match (listener, pidfile) {
-            (Ok(l), Ok(())) => Ok((app, l)),
-            (Err(e), _) | (_, Err(e)) => {
+        .await;
+        match rest {
+            Ok(listener) => Ok((app, listener)),
+            Err(e) => {
                 app.close().await;
                 Err(e)
             }

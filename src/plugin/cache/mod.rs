@@ -64,7 +64,8 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A question as asked, looked up without an allocation; compared and hashed as its [`Parts`].
+#[derive(Clone, Debug)]
 struct Key {
     /// The name in lower-case wire form, inline up to 64 bytes: the fast path looks a name
     /// up as it read it, with no allocation.
