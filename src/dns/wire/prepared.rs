@@ -19,10 +19,21 @@ pub struct Prepared {
     end: u32,
     count: u16,
     this: This,
-    /// `Some`: the records are compact, and this is their TTL.
-    ttl: Option<u32>,
-    /// `Some`: the records hold their own TTLs, and this is written in place of each.
-    set_ttl: Option<u32>,
+    /// What `ttl` is. Two fields rather than an enum with a TTL in two of its variants: the
+    /// tag packs beside `count`, and a run is 48 bytes rather than 56 (a cache keeps one per
+    /// section of each answer).
+    ttl_is: TtlIs,
+    ttl: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TtlIs {
+    /// The records hold their own TTLs; `ttl` is unused.
+    Own,
+    /// The records hold their own TTLs, and `ttl` is written in place of each.
+    Set,
+    /// The records are compact, and `ttl` is their TTL.
+    Compact,
 }
 
 /// One record of a run, as read from its bytes.
@@ -58,8 +69,8 @@ impl Prepared {
             end,
             count,
             this,
-            ttl: None,
-            set_ttl: None,
+            ttl_is: TtlIs::Own,
+            ttl: 0,
         }
     }
 
@@ -74,7 +85,8 @@ impl Prepared {
         ttl: u32,
     ) -> Self {
         Self {
-            ttl: Some(ttl),
+            ttl_is: TtlIs::Compact,
+            ttl,
             ..Self::new(data, start, end, count, this)
         }
     }
@@ -84,17 +96,17 @@ impl Prepared {
         let owner = held(bytes.get(at..)?)?;
         let head = at + owner.1;
         let mut fixed = [0u8; 8];
-        let (rdlen_at, rdata_at) = match self.ttl {
-            Some(ttl) => {
+        let (rdlen_at, rdata_at) = match self.ttl_is {
+            TtlIs::Compact => {
                 fixed[..2].copy_from_slice(bytes.get(head..head + 2)?);
                 fixed[2..4].copy_from_slice(&1u16.to_be_bytes()); // IN
-                fixed[4..].copy_from_slice(&ttl.to_be_bytes());
+                fixed[4..].copy_from_slice(&self.ttl.to_be_bytes());
                 (head + 2, head + 4)
             }
-            None => {
+            TtlIs::Own | TtlIs::Set => {
                 fixed.copy_from_slice(bytes.get(head..head + 8)?);
-                if let Some(ttl) = self.set_ttl {
-                    fixed[4..].copy_from_slice(&ttl.to_be_bytes());
+                if self.ttl_is == TtlIs::Set {
+                    fixed[4..].copy_from_slice(&self.ttl.to_be_bytes());
                 }
                 (head + 8, head + 10)
             }
@@ -206,20 +218,18 @@ impl Prepared {
 
     /// Whether the records share one TTL, held once ([`Prepared::compact`]).
     pub fn is_compact(&self) -> bool {
-        self.ttl.is_some()
+        self.ttl_is == TtlIs::Compact
     }
 
     /// The same records with every TTL `ttl` (what `cache` answers with: the time left).
     pub fn with_ttl(&self, ttl: u32) -> Self {
-        match self.ttl {
-            Some(_) => Self {
-                ttl: Some(ttl),
-                ..self.clone()
+        Self {
+            ttl_is: match self.ttl_is {
+                TtlIs::Compact => TtlIs::Compact,
+                TtlIs::Own | TtlIs::Set => TtlIs::Set,
             },
-            None => Self {
-                set_ttl: Some(ttl),
-                ..self.clone()
-            },
+            ttl,
+            ..self.clone()
         }
     }
 
