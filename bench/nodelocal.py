@@ -158,7 +158,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     m.need([("dnsperf", "dnsperf"), ("knotd", "knot"), ("unbound", "unbound"),
-            ("taskset", "util-linux")])
+            ("taskset", "util-linux"), ("setcap", "libcap2-bin")])  # setcap: build-static.sh
     m.LATENCY = m.bench_binary("latency")
     work = tempfile.mkdtemp(prefix="clusterdns-nodelocal-")
     # The image's binary: linked statically, so its resident memory holds no shared library.
