@@ -48,7 +48,7 @@ CAPACITY = 9984
 BASE = """cluster.local:{port} {{
     errors
     cache {{
-            success 9984 30
+            success {capacity} 30
             denial 9984 5
     }}
     reload
@@ -88,7 +88,8 @@ def node_local(work, port, upstream, binary):
     base = os.path.join(work, "Corefile.base")
     prom = m.free_port()
     with open(base, "w") as f:
-        f.write(BASE.format(port=port, upstream=upstream, prom=prom, health=m.free_port()))
+        f.write(BASE.format(port=port, upstream=upstream, prom=prom, health=m.free_port(),
+                            capacity=CAPACITY))
     kubedns = os.path.join(work, "kube-dns")
     os.makedirs(kubedns, exist_ok=True)
     with open(os.path.join(kubedns, "upstreamNameservers"), "w") as f:
